@@ -1,0 +1,181 @@
+//! The command line: the only place that knows clap and terminals. Each subcommand
+//! calls the library stages and maps outcomes to the exit codes of the contract.
+
+use crate::diag::Diagnostics;
+use crate::error::Error;
+use crate::spec::{self, SourceFile};
+use crate::validate::{self, Options, ValidPipeline};
+use crate::{plan, runtime, sources};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::{Path, PathBuf};
+
+/// flowctl runs stream and batch pipelines described in YAML files: sources, steps
+/// (filter, map, set, drop, flat_map, key_by, window, reduce) and sinks.
+///
+/// Start with `flowctl validate pipeline.yaml`, then `flowctl run pipeline.yaml`.
+#[derive(Debug, Parser)]
+#[command(name = "flowctl", version, about, long_about, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+const EXIT_CODES: &str = "Exit codes: 0 done, 1 runtime failure (bad data, I/O), 2 invalid pipeline or usage, 3 internal error.";
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate a pipeline, then run it until its input ends.
+    ///
+    /// Prints the run summary on stderr at the end; data goes to stdout only through a
+    /// `stdout` sink.
+    Run {
+        /// The pipeline file.
+        pipeline: PathBuf,
+        /// Print nothing but errors (no run summary).
+        #[arg(short, long)]
+        quiet: bool,
+        /// Records per batch (output is the same at any batch size).
+        #[arg(long, default_value_t = 1024, hide = true)]
+        batch_size: usize,
+    },
+    /// Check pipeline files and report every error at once, with line and column.
+    ///
+    /// Opens no inputs. Exit 0 when all files are valid, 2 otherwise.
+    Validate {
+        /// One or more pipeline files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// `text` (rustc-like, with source excerpts) or `json` (one array on stdout).
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Print the operator chains and edges a pipeline runs as.
+    Plan {
+        /// The pipeline file.
+        pipeline: PathBuf,
+    },
+    /// Print the JSON Schema of the pipeline format (for editor completion).
+    Schema,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// Runs a parsed command line; returns the process exit code.
+pub fn run(cli: Cli) -> i32 {
+    match cli.command {
+        Command::Run { pipeline, quiet, batch_size } => run_pipeline(&pipeline, quiet, batch_size),
+        Command::Validate { files, format } => validate_files(&files, format),
+        Command::Plan { pipeline } => match load_valid(&pipeline, true) {
+            Ok(valid) => {
+                print!("{}", plan::plan(valid).describe());
+                0
+            }
+            Err(code) => code,
+        },
+        Command::Schema => {
+            match serde_json::to_string_pretty(&spec::schema::json_schema()) {
+                Ok(text) => println!("{text}"),
+                Err(e) => return report(&Error::Internal(e.to_string())),
+            }
+            0
+        }
+    }
+}
+
+fn report(e: &Error) -> i32 {
+    eprintln!("flowctl: error: {e}");
+    e.exit_code()
+}
+
+fn no_peek(_: &spec::PipelineSpec, _: &spec::SourceSpec) -> Option<Vec<String>> {
+    None
+}
+
+fn read(path: &Path) -> Result<SourceFile, i32> {
+    SourceFile::read(path).map_err(|e| report(&Error::Usage(format!("cannot read {}: {e}", path.display()))))
+}
+
+/// Reads and validates a pipeline, printing diagnostics; Err is the exit code.
+fn load_valid(path: &Path, peek_inputs: bool) -> Result<ValidPipeline, i32> {
+    let file = read(path)?;
+    let peek: &dyn Fn(&spec::PipelineSpec, &spec::SourceSpec) -> Option<Vec<String>> = if peek_inputs { &sources::peek_csv_header } else { &no_peek };
+    let options = Options { env: &spec::process_env, peek_fields: peek };
+    validate::validate_file(&file, &options).map_err(|diags| print_diagnostics(&file, &diags))
+}
+
+fn print_diagnostics(file: &SourceFile, diags: &Diagnostics) -> i32 {
+    eprint!("{}", diags.render(&file.display(), &file.text));
+    let n = diags.len();
+    eprintln!("flowctl: {} has {n} error{}", file.display(), if n == 1 { "" } else { "s" });
+    2
+}
+
+fn validate_files(files: &[PathBuf], format: Format) -> i32 {
+    let mut code = 0;
+    let mut all_json = Vec::new();
+    for path in files {
+        let file = match SourceFile::read(path) {
+            Ok(f) => f,
+            Err(e) => {
+                let mut d = Diagnostics::default();
+                d.error(spec::node::Span::new(1, 1, 1), format!("cannot read the file: {e}"), None);
+                code = 2;
+                match format {
+                    Format::Json => all_json.extend(d.to_json(&path.display().to_string())),
+                    Format::Text => eprintln!("{}: error: cannot read the file: {e}", path.display()),
+                }
+                continue;
+            }
+        };
+        let options = Options { env: &spec::process_env, peek_fields: &no_peek };
+        match validate::validate_file(&file, &options) {
+            Ok(_) => {
+                if format == Format::Text {
+                    println!("{}: ok", file.display());
+                }
+            }
+            Err(diags) => {
+                code = 2;
+                match format {
+                    Format::Json => all_json.extend(diags.to_json(&file.display())),
+                    Format::Text => {
+                        print_diagnostics(&file, &diags);
+                    }
+                }
+            }
+        }
+    }
+    if format == Format::Json {
+        println!("{}", serde_json::Value::Array(all_json));
+    }
+    code
+}
+
+fn run_pipeline(path: &Path, quiet: bool, batch_size: usize) -> i32 {
+    let valid = match load_valid(path, true) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    let unsupported = runtime::support::unsupported(&valid.spec);
+    if !unsupported.is_empty() {
+        return match read(path) {
+            Ok(file) => print_diagnostics(&file, &unsupported),
+            Err(code) => code,
+        };
+    }
+    let plan = plan::plan(valid);
+    let options = runtime::RunOptions { batch_size: batch_size.max(1), ..runtime::RunOptions::default() };
+    match runtime::run(&plan, &options) {
+        Ok(summary) => {
+            if !quiet {
+                eprintln!("{}", summary.line());
+            }
+            0
+        }
+        Err(e) => report(&e),
+    }
+}

@@ -1,0 +1,115 @@
+//! Spec diagnostics: collected (never stop at the first), sorted by position, and
+//! rendered like rustc (`file:line:col: error: message`, an excerpt with a caret, a
+//! help line) or as JSON for tools.
+
+use crate::spec::node::Span;
+use std::fmt::Write as _;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub span: Span,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Diagnostics {
+    items: Vec<Diagnostic>,
+}
+
+impl Diagnostics {
+    pub fn error(&mut self, span: Span, message: impl Into<String>, hint: Option<String>) {
+        self.items.push(Diagnostic { span, message: message.into(), hint });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn items(&self) -> &[Diagnostic] {
+        &self.items
+    }
+
+    pub fn extend(&mut self, other: Diagnostics) {
+        self.items.extend(other.items);
+    }
+
+    /// Sorted by position; exact duplicates (the same message at the same place,
+    /// reached by two rules) are reported once.
+    pub fn sorted(mut self) -> Diagnostics {
+        self.items.sort_by(|a, b| (a.span, &a.message).cmp(&(b.span, &b.message)));
+        self.items.dedup();
+        self
+    }
+
+    /// Renders every diagnostic as text with source excerpts.
+    pub fn render(&self, file: &str, source: &str) -> String {
+        let lines: Vec<&str> = source.lines().collect();
+        let mut out = String::new();
+        for d in &self.items {
+            let _ = writeln!(out, "{file}:{}:{}: error: {}", d.span.line, d.span.col, d.message);
+            if let Some(line) = d.span.line.checked_sub(1).and_then(|i| lines.get(i)) {
+                let number = d.span.line.to_string();
+                let pad = " ".repeat(number.len());
+                let indent: String = line.chars().take(d.span.col.saturating_sub(1)).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+                let _ = writeln!(out, "{pad} |");
+                let _ = writeln!(out, "{number} | {line}");
+                let _ = writeln!(out, "{pad} | {indent}{}", "^".repeat(d.span.len.max(1)));
+                if let Some(hint) = &d.hint {
+                    let _ = writeln!(out, "{pad} = help: {hint}");
+                }
+            } else if let Some(hint) = &d.hint {
+                let _ = writeln!(out, "  = help: {hint}");
+            }
+        }
+        out
+    }
+
+    /// The diagnostics as JSON objects `{file, line, column, message, hint}`.
+    pub fn to_json(&self, file: &str) -> Vec<serde_json::Value> {
+        self.items
+            .iter()
+            .map(|d| {
+                serde_json::json!({
+                    "file": file,
+                    "line": d.span.line,
+                    "column": d.span.col,
+                    "message": d.message,
+                    "hint": d.hint,
+                })
+            })
+            .collect()
+    }
+}
+
+/// ``did you mean `X`?`` for the closest candidate, when one is close enough.
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(word, c), c))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| format!("did you mean `{c}`?"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_excerpt_with_caret_and_help() {
+        let mut d = Diagnostics::default();
+        d.error(Span::new(2, 3, 3), "unknown field `pth`", did_you_mean("pth", ["path", "format"]));
+        let text = d.render("p.yaml", "a:\n  pth: x\n");
+        assert_eq!(text, "p.yaml:2:3: error: unknown field `pth`\n  |\n2 |   pth: x\n  |   ^^^\n  = help: did you mean `path`?\n");
+    }
+
+    #[test]
+    fn no_hint_for_distant_words() {
+        assert_eq!(did_you_mean("zzz", ["path", "format"]), None);
+    }
+}

@@ -1,0 +1,174 @@
+//! `CAST(x AS type)` / `TRY_CAST`: the SQL type names accepted, the conversions between
+//! values, and timestamp text parsing (shared with `to_timestamp`).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use sqlparser::ast::DataType;
+
+use super::EvalError;
+use crate::record::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CastTarget {
+    Int,
+    Float,
+    Str,
+    Bool,
+    Timestamp,
+}
+
+impl CastTarget {
+    /// Maps a SQL type name; `None` for types flowctl has no value for.
+    pub(crate) fn from_sql(t: &DataType) -> Option<CastTarget> {
+        use DataType as D;
+        Some(match t {
+            D::BigInt(_) | D::Int(_) | D::Integer(_) | D::SmallInt(_) | D::TinyInt(_) => CastTarget::Int,
+            D::Int2(_) | D::Int4(_) | D::Int8(_) | D::Int16 | D::Int32 | D::Int64 => CastTarget::Int,
+            D::Double(_) | D::DoublePrecision | D::Float(_) | D::Real | D::Float4 | D::Float8 => {
+                CastTarget::Float
+            }
+            D::Float32 | D::Float64 | D::Decimal(_) | D::Numeric(_) | D::Dec(_) => CastTarget::Float,
+            D::Varchar(_) | D::String(_) | D::Text | D::Char(_) | D::Character(_) => CastTarget::Str,
+            D::CharacterVarying(_) | D::CharVarying(_) | D::Nvarchar(_) => CastTarget::Str,
+            D::Boolean | D::Bool => CastTarget::Bool,
+            D::Timestamp(_, _) | D::TimestampNtz(_) | D::Datetime(_) => CastTarget::Timestamp,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            CastTarget::Int => "BIGINT",
+            CastTarget::Float => "DOUBLE",
+            CastTarget::Str => "VARCHAR",
+            CastTarget::Bool => "BOOLEAN",
+            CastTarget::Timestamp => "TIMESTAMP",
+        }
+    }
+}
+
+fn cannot(v: &Value, t: CastTarget) -> EvalError {
+    let shown = match v {
+        Value::Str(s) => format!("string '{s}'"),
+        other => other.type_name().to_string(),
+    };
+    EvalError::new(format!("cannot cast {shown} to {}", t.name()))
+}
+
+/// Converts `v`; NULL stays NULL, a value that does not convert is an error.
+pub(crate) fn cast(v: &Value, t: CastTarget) -> Result<Value, EvalError> {
+    let out = match (t, v) {
+        (_, Value::Null) => Some(Value::Null),
+        (CastTarget::Int, Value::Int(_)) => Some(v.clone()),
+        (CastTarget::Int, Value::Float(f)) => float_to_int(*f).map(Value::Int),
+        (CastTarget::Int, Value::Str(s)) => s.trim().parse::<i64>().ok().map(Value::Int),
+        (CastTarget::Int, Value::Bool(b)) => Some(Value::Int(i64::from(*b))),
+        (CastTarget::Int, Value::Timestamp(ms)) => Some(Value::Int(*ms)),
+        (CastTarget::Float, Value::Int(i)) => Some(Value::Float(*i as f64)),
+        (CastTarget::Float, Value::Float(_)) => Some(v.clone()),
+        (CastTarget::Float, Value::Str(s)) => s.trim().parse::<f64>().ok().map(Value::Float),
+        (CastTarget::Float, Value::Bool(b)) => Some(Value::Float(if *b { 1.0 } else { 0.0 })),
+        (CastTarget::Float, Value::Timestamp(ms)) => Some(Value::Float(*ms as f64)),
+        (CastTarget::Str, Value::Str(_)) => Some(v.clone()),
+        (CastTarget::Str, other) => Some(Value::Str(Arc::from(other.to_text()))),
+        (CastTarget::Bool, Value::Bool(_)) => Some(v.clone()),
+        (CastTarget::Bool, Value::Int(i)) => Some(Value::Bool(*i != 0)),
+        (CastTarget::Bool, Value::Float(f)) => Some(Value::Bool(*f != 0.0)),
+        (CastTarget::Bool, Value::Str(s)) => parse_bool(s).map(Value::Bool),
+        (CastTarget::Timestamp, Value::Timestamp(_)) => Some(v.clone()),
+        (CastTarget::Timestamp, Value::Int(ms)) => Some(Value::Timestamp(*ms)),
+        (CastTarget::Timestamp, Value::Float(f)) => float_to_int(*f).map(Value::Timestamp),
+        (CastTarget::Timestamp, Value::Str(s)) => parse_timestamp(s).map(Value::Timestamp),
+        _ => None,
+    };
+    out.ok_or_else(|| cannot(v, t))
+}
+
+/// Truncates toward zero, as SQL `CAST(1.9 AS BIGINT)` = 1; NaN and out-of-range fail.
+fn float_to_int(f: f64) -> Option<i64> {
+    // i64::MAX as f64 rounds up to 2^63, which is itself out of range, hence `<`.
+    (f.is_finite() && f >= i64::MIN as f64 && f < i64::MAX as f64).then_some(f.trunc() as i64)
+}
+
+fn parse_bool(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "t" | "1" | "yes" | "y" => Some(true),
+        "false" | "f" | "0" | "no" | "n" => Some(false),
+        _ => None,
+    }
+}
+
+/// Parses RFC 3339 (`2024-01-02T03:04:05Z`, with offset) or the SQL form
+/// `2024-01-02 03:04:05[.fff]` / `2024-01-02` (naive, read as UTC) to epoch millis.
+pub(crate) fn parse_timestamp(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.timestamp_millis());
+    }
+    for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
+            return Some(t.and_utc().timestamp_millis());
+        }
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc().timestamp_millis())
+}
+
+/// Parses with a strftime pattern: with an offset (`%z`) when the pattern has one,
+/// otherwise as a naive time in UTC, or a bare date at midnight.
+pub(crate) fn parse_timestamp_with(s: &str, fmt: &str) -> Option<i64> {
+    if let Ok(t) = DateTime::parse_from_str(s, fmt) {
+        return Some(t.timestamp_millis());
+    }
+    if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
+        return Some(t.and_utc().timestamp_millis());
+    }
+    NaiveDate::parse_from_str(s, fmt)
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc().timestamp_millis())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn casts_between_scalars() {
+        assert_eq!(cast(&Value::str(" 42 "), CastTarget::Int).unwrap(), Value::Int(42));
+        assert_eq!(cast(&Value::Float(-1.9), CastTarget::Int).unwrap(), Value::Int(-1));
+        assert_eq!(cast(&Value::Int(3), CastTarget::Float).unwrap(), Value::Float(3.0));
+        assert_eq!(cast(&Value::Float(2.5), CastTarget::Str).unwrap(), Value::str("2.5"));
+        assert_eq!(cast(&Value::str("TRUE"), CastTarget::Bool).unwrap(), Value::Bool(true));
+        assert_eq!(cast(&Value::Int(0), CastTarget::Bool).unwrap(), Value::Bool(false));
+        assert_eq!(cast(&Value::Null, CastTarget::Int).unwrap(), Value::Null);
+        assert_eq!(cast(&Value::Int(1500), CastTarget::Timestamp).unwrap(), Value::Timestamp(1500));
+        assert_eq!(cast(&Value::Timestamp(1500), CastTarget::Int).unwrap(), Value::Int(1500));
+        assert_eq!(
+            cast(&Value::Timestamp(0), CastTarget::Str).unwrap(),
+            Value::str("1970-01-01T00:00:00.000Z")
+        );
+    }
+
+    #[test]
+    fn failed_casts_name_the_value() {
+        assert_eq!(cast(&Value::str("abc"), CastTarget::Int).unwrap_err().message, "cannot cast string 'abc' to BIGINT");
+        assert!(cast(&Value::Float(f64::NAN), CastTarget::Int).is_err());
+        assert!(cast(&Value::Float(1e30), CastTarget::Int).is_err());
+        assert!(cast(&Value::List(Arc::new(vec![])), CastTarget::Float).is_err());
+    }
+
+    #[test]
+    fn timestamps_parse_in_sql_and_rfc3339_forms() {
+        assert_eq!(parse_timestamp("1970-01-01T00:00:01Z"), Some(1000));
+        assert_eq!(parse_timestamp("1970-01-01T01:00:00+01:00"), Some(0));
+        assert_eq!(parse_timestamp("1970-01-01 00:00:01.250"), Some(1250));
+        assert_eq!(parse_timestamp("1970-01-02"), Some(86_400_000));
+        assert_eq!(parse_timestamp("yesterday"), None);
+        assert_eq!(parse_timestamp_with("02/01/1970 00:00", "%d/%m/%Y %H:%M"), Some(86_400_000));
+        assert_eq!(parse_timestamp_with("1970-01-01 00:00:00 +0100", "%Y-%m-%d %H:%M:%S %z"), Some(-3_600_000));
+    }
+}

@@ -1,0 +1,251 @@
+//! SQL expressions over records (Flink SQL's SELECT-list / WHERE syntax): the public
+//! API — compile text once against a [`Scope`], then evaluate per [`Record`].
+//!
+//! Text is parsed with `sqlparser`, then compiled into a tree of boxed closures
+//! (`compile.rs`) so that evaluation does no name lookups: fields resolve to schema
+//! indexes, functions to function pointers, literal patterns to matchers.
+
+mod cast;
+mod compile;
+mod functions;
+mod like;
+mod node;
+mod ops;
+mod parse;
+
+use std::fmt;
+use std::sync::Arc;
+
+use sqlparser::ast::{self, FunctionArg, FunctionArgExpr, FunctionArguments, ObjectNamePart};
+
+use crate::record::{Record, Schema, Value};
+use compile::Compiler;
+use node::Node;
+
+/// What a compiled expression may refer to.
+pub struct Scope<'a> {
+    /// When Some: the exact top-level fields the input records can have (CSV header / declared schema).
+    /// Referencing any other top-level field is a compile error "unknown field `x`" with a did-you-mean hint.
+    /// When None: any field may be referenced; a missing field reads as NULL at run time.
+    pub fields: Option<&'a [Arc<str>]>,
+    /// When Some: records will usually have exactly this schema (Arc pointer); field references
+    /// resolve to indexes at compile time, checked per record with `Arc::ptr_eq`, falling back
+    /// to a lookup by name for records of another shape.
+    pub schema: Option<Arc<Schema>>,
+}
+
+impl Scope<'_> {
+    /// Any field, no schema.
+    pub fn open() -> Scope<'static> {
+        Scope { fields: None, schema: None }
+    }
+}
+
+/// A problem in the expression text, at a byte offset into it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompileError {
+    pub message: String,
+    /// Byte offset into the expression text where the problem is.
+    pub offset: usize,
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for CompileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(h) = &self.hint {
+            write!(f, " ({h})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for CompileError {}
+
+/// A failure while evaluating an expression on one record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalError {
+    pub message: String,
+}
+
+impl EvalError {
+    pub fn new(message: impl Into<String>) -> EvalError {
+        EvalError { message: message.into() }
+    }
+}
+
+impl fmt::Display for EvalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for EvalError {}
+
+/// A compiled expression; cheap to clone and share between threads.
+#[derive(Clone)]
+pub struct Expr {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    text: Box<str>,
+    node: Node,
+    path: Option<Vec<Arc<str>>>,
+}
+
+impl fmt::Debug for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Expr").field(&self.text()).finish()
+    }
+}
+
+/// Compiles `text`, reporting every error found (sorted by offset), not just the first.
+pub fn compile(text: &str, scope: &Scope) -> Result<Expr, Vec<CompileError>> {
+    let ast = parse::parse_expr(text).map_err(|e| vec![e])?;
+    let mut c = Compiler::new(text, scope);
+    let node = c.expr(&ast);
+    finish(c)?;
+    Ok(Expr::from_parts(text, node, field_path_of(&ast)))
+}
+
+fn finish(c: Compiler) -> Result<(), Vec<CompileError>> {
+    let mut errors = c.errors;
+    if errors.is_empty() {
+        return Ok(());
+    }
+    errors.sort_by_key(|e| e.offset);
+    Err(errors)
+}
+
+impl Expr {
+    fn from_parts(text: &str, node: Node, path: Option<Vec<Arc<str>>>) -> Expr {
+        Expr { inner: Arc::new(Inner { text: text.into(), node, path }) }
+    }
+
+    pub fn eval(&self, record: &Record) -> Result<Value, EvalError> {
+        self.inner.node.eval(record)
+    }
+
+    /// Filter semantics: true keeps; NULL and false drop; a non-bool result is an error.
+    pub fn eval_predicate(&self, record: &Record) -> Result<bool, EvalError> {
+        match &self.inner.node {
+            Node::Bool(f) => Ok(f(record)? == Some(true)),
+            Node::Const(v) => predicate(v),
+            Node::Field(f) => predicate(f.get(record)),
+            Node::Val(f) => predicate(&f(record)?),
+        }
+    }
+
+    pub fn text(&self) -> &str {
+        &self.inner.text
+    }
+
+    /// Some(path) when the expression is a bare (possibly nested) field reference:
+    /// `a` -> ["a"], `a.b.c` -> ["a","b","c"], `a['b']` -> ["a","b"]; otherwise None.
+    pub fn field_path(&self) -> Option<&[Arc<str>]> {
+        self.inner.path.as_deref()
+    }
+}
+
+fn predicate(v: &Value) -> Result<bool, EvalError> {
+    match v {
+        Value::Bool(b) => Ok(*b),
+        Value::Null => Ok(false),
+        other => Err(EvalError::new(format!("a filter must be a bool, got {}", other.type_name()))),
+    }
+}
+
+fn field_path_of(e: &ast::Expr) -> Option<Vec<Arc<str>>> {
+    let ident = |i: &ast::Ident| Arc::<str>::from(i.value.as_str());
+    match e {
+        ast::Expr::Identifier(id) => Some(vec![ident(id)]),
+        ast::Expr::CompoundIdentifier(ids) => Some(ids.iter().map(ident).collect()),
+        ast::Expr::Nested(inner) => field_path_of(inner),
+        ast::Expr::CompoundFieldAccess { root, access_chain } => {
+            let mut path = field_path_of(root)?;
+            for a in access_chain {
+                path.push(match a {
+                    ast::AccessExpr::Dot(ast::Expr::Identifier(id)) => ident(id),
+                    ast::AccessExpr::Subscript(ast::Subscript::Index {
+                        index: ast::Expr::Value(ast::ValueWithSpan { value: ast::Value::SingleQuotedString(s), .. }),
+                    }) => Arc::from(s.as_str()),
+                    _ => return None,
+                });
+            }
+            Some(path)
+        }
+        _ => None,
+    }
+}
+
+/// A top-level call whose function name is not looked up in the library (aggregates in
+/// `reduce: {n: count(), s: sum(bytes * 2)}`).
+pub struct Call {
+    /// Lower-cased.
+    pub name: String,
+    pub name_offset: usize,
+    pub args: Vec<Expr>,
+}
+
+/// Parses `name(arg, ...)` and compiles each argument as a normal expression (its
+/// `text()` is the argument's own text); `count()` and `count(*)` have no arguments.
+pub fn compile_call(text: &str, scope: &Scope) -> Result<Call, Vec<CompileError>> {
+    let ast = parse::parse_expr(text).map_err(|e| vec![e])?;
+    let not_a_call = || {
+        let offset = text.len() - text.trim_start().len();
+        vec![CompileError { message: "expected an aggregate call like `sum(x)`".into(), offset, hint: None }]
+    };
+    let ast::Expr::Function(f) = &ast else { return Err(not_a_call()) };
+    let [ObjectNamePart::Identifier(id)] = f.name.0.as_slice() else { return Err(not_a_call()) };
+    if matches!(f.args, FunctionArguments::None) {
+        return Err(not_a_call());
+    }
+    let name = id.value.to_lowercase();
+    let mut c = Compiler::new(text, scope);
+    let name_offset = c.at(id.span);
+    if f.over.is_some() || f.filter.is_some() || !f.within_group.is_empty() || f.null_treatment.is_some() {
+        return Err(vec![CompileError {
+            message: format!("`{name}` with OVER/FILTER/WITHIN GROUP is not supported"),
+            offset: name_offset,
+            hint: None,
+        }]);
+    }
+    let star = match &f.args {
+        FunctionArguments::List(l) => {
+            l.duplicate_treatment.is_none()
+                && l.clauses.is_empty()
+                && matches!(l.args.as_slice(), [FunctionArg::Unnamed(FunctionArgExpr::Wildcard)])
+        }
+        _ => false,
+    };
+    let exprs = if star { Vec::new() } else { c.function_args(&f.args, &name, name_offset).unwrap_or_default() };
+    let ranges = parse::split_call_args(text).filter(|r| r.len() == exprs.len());
+    let mut args = Vec::with_capacity(exprs.len());
+    for (i, e) in exprs.iter().enumerate() {
+        let node = c.expr(e);
+        let arg_text = match &ranges {
+            Some(r) => text[r[i].0..r[i].1].to_string(),
+            None => e.to_string(),
+        };
+        args.push(Expr::from_parts(&arg_text, node, field_path_of(e)));
+    }
+    finish(c)?;
+    Ok(Call { name, name_offset, args })
+}
+
+/// Documentation of one library function (reference docs, arity checks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FunctionDoc {
+    pub name: &'static str,
+    /// e.g. "substr(s, start[, len])"
+    pub signature: &'static str,
+    pub min_args: usize,
+    pub max_args: Option<usize>,
+    pub doc: &'static str,
+}
+
+/// The function library, in documentation order.
+pub fn functions() -> &'static [FunctionDoc] {
+    functions::docs()
+}

@@ -1,0 +1,157 @@
+//! The planner: a [`ValidPipeline`] becomes chains of fused operators joined by
+//! forward or partition edges. The fusion rule lives in [`plan`].
+
+use crate::spec::{duration::format_duration, ErrorPolicy, SinkKind, SourceKind, StepKind};
+use crate::validate::{NodeRef, ValidPipeline};
+use std::fmt::Write as _;
+
+/// How records reach a chain.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Edge {
+    /// In order, on the same thread as the producer.
+    Forward,
+    /// Hash-partitioned by the key the named `key_by` step computes.
+    Partition { key_by: usize },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Chain {
+    /// Step indexes, in execution order.
+    pub steps: Vec<usize>,
+    pub edge: Edge,
+}
+
+#[derive(Debug)]
+pub struct Plan {
+    pub pipeline: ValidPipeline,
+    pub chains: Vec<Chain>,
+}
+
+/// Fusion rule: every step joins the chain of its first input, so stateless steps run
+/// as direct calls on the producer's thread, except that a step reading a `key_by`
+/// starts a new chain behind a partition edge (records move to the instance that owns
+/// their key).
+pub fn plan(pipeline: ValidPipeline) -> Plan {
+    let mut chains: Vec<Chain> = Vec::new();
+    let mut chain_of: Vec<Option<usize>> = vec![None; pipeline.spec.steps.len()];
+    for &i in &pipeline.graph.step_order {
+        let inputs = &pipeline.graph.step_inputs[i];
+        let key_by = inputs.iter().find_map(|r| match r {
+            NodeRef::Step(j) if matches!(pipeline.spec.steps[*j].kind, StepKind::KeyBy(_)) => Some(*j),
+            _ => None,
+        });
+        let upstream = inputs.iter().find_map(|r| match r {
+            NodeRef::Step(j) => chain_of[*j],
+            _ => None,
+        });
+        let chain = match (key_by, upstream) {
+            (Some(k), _) => {
+                chains.push(Chain { steps: Vec::new(), edge: Edge::Partition { key_by: k } });
+                chains.len() - 1
+            }
+            (None, Some(c)) => c,
+            (None, None) => match chains.iter().position(|c| c.edge == Edge::Forward) {
+                Some(c) => c,
+                None => {
+                    chains.push(Chain { steps: Vec::new(), edge: Edge::Forward });
+                    chains.len() - 1
+                }
+            },
+        };
+        chains[chain].steps.push(i);
+        chain_of[i] = Some(chain);
+    }
+    Plan { pipeline, chains }
+}
+
+impl Plan {
+    /// The text `flowctl plan` prints.
+    pub fn describe(&self) -> String {
+        let spec = &self.pipeline.spec;
+        let mut out = String::new();
+        let _ = writeln!(out, "pipeline `{}` ({})", spec.name, spec.path.display());
+        let _ = writeln!(out, "sources:");
+        for s in &spec.sources {
+            let what = match &s.kind {
+                SourceKind::File { path, decoding, follow } => {
+                    format!("file {} ({}{})", path.value, decoding.format.value.name(), if follow.value { ", follow" } else { "" })
+                }
+                SourceKind::Stdin { decoding } => format!("stdin ({})", decoding.format.value.name()),
+                other => other.type_name().to_string(),
+            };
+            let _ = writeln!(out, "  {}: {what}", s.id.value);
+        }
+        for (n, chain) in self.chains.iter().enumerate() {
+            let input = match &chain.edge {
+                Edge::Forward => "sources".to_string(),
+                Edge::Partition { key_by } => format!("partition by key of `{}`", spec.steps[*key_by].label(*key_by)),
+            };
+            let _ = writeln!(out, "chain {} <- {input}", n + 1);
+            for &i in &chain.steps {
+                let step = &spec.steps[i];
+                let _ = writeln!(out, "  {}: {}", step.label(i), describe_step(&step.kind));
+            }
+        }
+        let _ = writeln!(out, "sinks:");
+        for (i, sink) in spec.sinks.iter().enumerate() {
+            let what = match &sink.kind {
+                SinkKind::Stdout { format } => format!("stdout ({})", format!("{format:?}").to_lowercase()),
+                SinkKind::File { path, format, .. } => format!("file {} ({})", path.value, format.value.name()),
+                other => other.kind_label(),
+            };
+            let inputs: Vec<String> = self.pipeline.graph.sink_inputs[i].iter().map(|r| self.node_name(*r)).collect();
+            let mut reads = if inputs.is_empty() { String::new() } else { format!(" <- {}", inputs.join(", ")) };
+            if self.pipeline.graph.error_sink == Some(i) {
+                reads.push_str(" (bad records)");
+            }
+            if self.pipeline.graph.late_sinks.values().any(|s| *s == i) {
+                reads.push_str(" (late records)");
+            }
+            let _ = writeln!(out, "  {}: {what}{reads}", sink.id.value);
+        }
+        let policy = match &spec.on_error.value {
+            ErrorPolicy::Fail => "fail".to_string(),
+            ErrorPolicy::Skip => "skip".to_string(),
+            ErrorPolicy::Sink(s) => format!("send to sink `{s}`"),
+        };
+        let _ = writeln!(out, "on_error: {policy}");
+        out
+    }
+
+    fn node_name(&self, r: NodeRef) -> String {
+        let spec = &self.pipeline.spec;
+        match r {
+            NodeRef::Source(i) => spec.sources[i].id.value.clone(),
+            NodeRef::Step(i) => spec.steps[i].label(i),
+            NodeRef::Sink(i) => spec.sinks[i].id.value.clone(),
+        }
+    }
+}
+
+impl SinkKind {
+    fn kind_label(&self) -> String {
+        self.type_name().to_string()
+    }
+}
+
+fn describe_step(kind: &StepKind) -> String {
+    let names = |fields: &[(crate::spec::Spanned<String>, crate::spec::ExprSpec)]| fields.iter().map(|(n, e)| format!("{} = {}", n.value, e.text)).collect::<Vec<_>>().join(", ");
+    match kind {
+        StepKind::Filter(e) => e.text.clone(),
+        StepKind::Map(f) | StepKind::Set(f) => names(f),
+        StepKind::Reduce(f) => names(f),
+        StepKind::Drop(f) => f.iter().map(|n| n.value.clone()).collect::<Vec<_>>().join(", "),
+        StepKind::FlatMap { each, as_field } => format!("each {} as {}", each.text, as_field.value),
+        StepKind::KeyBy(k) => match k {
+            crate::spec::KeySpec::Exprs(e) => e.iter().map(|e| e.text.clone()).collect::<Vec<_>>().join(", "),
+            crate::spec::KeySpec::Named(f) => names(f),
+        },
+        StepKind::Window(w) => {
+            let mut s = w.kind.value.describe();
+            if !w.allowed_lateness.is_zero() {
+                let _ = write!(s, ", allowed lateness {}", format_duration(w.allowed_lateness));
+            }
+            s
+        }
+    }
+}

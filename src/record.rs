@@ -1,0 +1,351 @@
+//! Record and Value: the one data type that flows between operators.
+//!
+//! A [`Record`] is an ordered map of fields stored as a shared [`Schema`] (field
+//! names, shared by every record of the same shape) plus a vector of values. Records
+//! move between operators in batches ([`Batch`]); strings, lists and maps are
+//! reference counted so that copying a record (fan-out, windows) never copies text.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+/// A field value. Equality between variants is *structural* (`Int(1) != Float(1.0)`,
+/// `Int(1) != Str("1")`), which is what keys need; SQL comparison with numeric
+/// promotion lives in the expression evaluator.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub enum Value {
+    #[default]
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(Arc<str>),
+    /// Milliseconds since the Unix epoch, UTC.
+    Timestamp(i64),
+    List(Arc<Vec<Value>>),
+    /// A nested object (from JSON), fields in their original order.
+    Map(Arc<Vec<(Arc<str>, Value)>>),
+}
+
+impl Value {
+    pub fn str(s: &str) -> Value {
+        Value::Str(Arc::from(s))
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+
+    /// The name of this value's type, as used in error messages and schemas.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "bool",
+            Value::Int(_) => "int",
+            Value::Float(_) => "float",
+            Value::Str(_) => "string",
+            Value::Timestamp(_) => "timestamp",
+            Value::List(_) => "list",
+            Value::Map(_) => "map",
+        }
+    }
+
+    /// A nested field of a map value.
+    pub fn get_field(&self, name: &str) -> Option<&Value> {
+        match self {
+            Value::Map(fields) => fields.iter().find(|(k, _)| &**k == name).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// Appends the JSON text of this value to `out`.
+    pub fn write_json(&self, out: &mut String) {
+        match self {
+            Value::Null => out.push_str("null"),
+            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Value::Int(i) => out.push_str(itoa::Buffer::new().format(*i)),
+            Value::Float(f) => write_float(*f, out, true),
+            Value::Str(s) => write_json_string(s, out),
+            Value::Timestamp(ms) => {
+                out.push('"');
+                write_timestamp(*ms, out);
+                out.push('"');
+            }
+            Value::List(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    item.write_json(out);
+                }
+                out.push(']');
+            }
+            Value::Map(fields) => write_json_object(fields.iter().map(|(k, v)| (&**k, v)), out),
+        }
+    }
+
+    /// Appends the plain text form of this value (CSV cells, string conversion):
+    /// strings unquoted, null as the empty string, lists and maps as JSON.
+    pub fn write_text(&self, out: &mut String) {
+        match self {
+            Value::Null => {}
+            Value::Str(s) => out.push_str(s),
+            Value::Float(f) => write_float(*f, out, false),
+            Value::Timestamp(ms) => write_timestamp(*ms, out),
+            other => other.write_json(out),
+        }
+    }
+
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        self.write_text(&mut s);
+        s
+    }
+
+    pub fn to_json(&self) -> String {
+        let mut s = String::new();
+        self.write_json(&mut s);
+        s
+    }
+
+    /// Converts a parsed JSON value, keeping its types (integers that fit i64 stay ints).
+    pub fn from_json(v: serde_json::Value) -> Value {
+        match v {
+            serde_json::Value::Null => Value::Null,
+            serde_json::Value::Bool(b) => Value::Bool(b),
+            serde_json::Value::Number(n) => match n.as_i64() {
+                Some(i) => Value::Int(i),
+                None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            serde_json::Value::String(s) => Value::Str(Arc::from(s)),
+            serde_json::Value::Array(items) => {
+                Value::List(Arc::new(items.into_iter().map(Value::from_json).collect()))
+            }
+            serde_json::Value::Object(map) => Value::Map(Arc::new(
+                map.into_iter().map(|(k, v)| (Arc::from(k), Value::from_json(v))).collect(),
+            )),
+        }
+    }
+}
+
+fn write_float(f: f64, out: &mut String, json: bool) {
+    if f.is_finite() {
+        out.push_str(ryu::Buffer::new().format_finite(f));
+    } else if json {
+        out.push_str("null");
+    } else {
+        let _ = write!(out, "{f}");
+    }
+}
+
+/// Writes epoch milliseconds as RFC 3339 UTC with millisecond precision.
+pub fn write_timestamp(ms: i64, out: &mut String) {
+    match chrono::DateTime::from_timestamp_millis(ms) {
+        Some(t) => {
+            let _ = write!(out, "{}", t.format("%Y-%m-%dT%H:%M:%S%.3fZ"));
+        }
+        None => out.push_str(itoa::Buffer::new().format(ms)),
+    }
+}
+
+pub fn write_json_string(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn write_json_object<'a>(fields: impl Iterator<Item = (&'a str, &'a Value)>, out: &mut String) {
+    out.push('{');
+    for (i, (k, v)) in fields.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_json_string(k, out);
+        out.push(':');
+        v.write_json(out);
+    }
+    out.push('}');
+}
+
+/// The field names of a record shape. Shared (`Arc`) by all records of that shape, so
+/// compiled expressions can resolve a field to an index once and check the shape by
+/// pointer.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Schema {
+    names: Vec<Arc<str>>,
+    index: ahash::HashMap<Arc<str>, usize>,
+}
+
+impl Schema {
+    pub fn new(names: Vec<Arc<str>>) -> Arc<Schema> {
+        let index = names.iter().enumerate().map(|(i, n)| (n.clone(), i)).collect();
+        Arc::new(Schema { names, index })
+    }
+
+    pub fn from_names<S: AsRef<str>>(names: &[S]) -> Arc<Schema> {
+        Schema::new(names.iter().map(|n| Arc::from(n.as_ref())).collect())
+    }
+
+    pub fn names(&self) -> &[Arc<str>] {
+        &self.names
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// Position of a field. Small schemas are scanned linearly: faster than hashing.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        if self.names.len() <= 8 {
+            self.names.iter().position(|n| &**n == name)
+        } else {
+            self.index.get(name).copied()
+        }
+    }
+}
+
+/// Where a record came from: the source (index in the pipeline's source list), the
+/// file (index in that source's file list) and the 1-based line number (0 = unknown).
+/// Used to name the place of a bad record in errors.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Origin {
+    pub source: u32,
+    pub file: u32,
+    pub line: u64,
+}
+
+/// One record: field values laid out as its schema says, plus its event time (epoch
+/// ms, carried like Flink's StreamRecord timestamp so that steps may drop the field)
+/// and its origin.
+#[derive(Clone, Debug)]
+pub struct Record {
+    schema: Arc<Schema>,
+    values: Vec<Value>,
+    pub event_time: Option<i64>,
+    pub origin: Origin,
+}
+
+impl PartialEq for Record {
+    /// Records are equal when they have the same fields in the same order with equal values.
+    fn eq(&self, other: &Self) -> bool {
+        (Arc::ptr_eq(&self.schema, &other.schema) || self.schema.names == other.schema.names)
+            && self.values == other.values
+    }
+}
+
+impl Record {
+    /// Builds a record; `values` must have one value per schema field.
+    pub fn new(schema: Arc<Schema>, values: Vec<Value>) -> Record {
+        debug_assert_eq!(schema.len(), values.len(), "record values do not match its schema");
+        Record { schema, values, event_time: None, origin: Origin::default() }
+    }
+
+    /// Builds a record from name/value pairs (tests, small outputs).
+    pub fn from_pairs<S: AsRef<str>>(pairs: Vec<(S, Value)>) -> Record {
+        let names: Vec<Arc<str>> = pairs.iter().map(|(n, _)| Arc::from(n.as_ref())).collect();
+        let values = pairs.into_iter().map(|(_, v)| v).collect();
+        Record::new(Schema::new(names), values)
+    }
+
+    /// The same metadata (event time, origin) with other fields.
+    pub fn with_fields(&self, schema: Arc<Schema>, values: Vec<Value>) -> Record {
+        debug_assert_eq!(schema.len(), values.len(), "record values do not match its schema");
+        Record { schema, values, event_time: self.event_time, origin: self.origin }
+    }
+
+    pub fn schema(&self) -> &Arc<Schema> {
+        &self.schema
+    }
+
+    pub fn values(&self) -> &[Value] {
+        &self.values
+    }
+
+    pub fn into_values(self) -> Vec<Value> {
+        self.values
+    }
+
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.schema.index_of(name).map(|i| &self.values[i])
+    }
+
+    pub fn fields(&self) -> impl Iterator<Item = (&Arc<str>, &Value)> {
+        self.schema.names.iter().zip(self.values.iter())
+    }
+
+    /// Appends the record as one JSON object (no newline).
+    pub fn write_json(&self, out: &mut String) {
+        write_json_object(self.fields().map(|(k, v)| (&**k, v)), out);
+    }
+
+    pub fn to_json(&self) -> String {
+        let mut s = String::new();
+        self.write_json(&mut s);
+        s
+    }
+
+    /// The record as a map value (for an error sink's `input` field, nesting).
+    pub fn to_map_value(&self) -> Value {
+        Value::Map(Arc::new(self.fields().map(|(k, v)| (k.clone(), v.clone())).collect()))
+    }
+}
+
+/// Records travel between operators in batches.
+pub type Batch = Vec<Record>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_output_keeps_field_order_and_types() {
+        let r = Record::from_pairs(vec![
+            ("b", Value::Int(1)),
+            ("a", Value::Float(2.5)),
+            ("s", Value::str("x\"y")),
+            ("n", Value::Null),
+            ("t", Value::Timestamp(0)),
+        ]);
+        assert_eq!(r.to_json(), r#"{"b":1,"a":2.5,"s":"x\"y","n":null,"t":"1970-01-01T00:00:00.000Z"}"#);
+    }
+
+    #[test]
+    fn keys_keep_their_types() {
+        assert_ne!(Value::Int(1), Value::str("1"));
+        assert_ne!(Value::Int(1), Value::Float(1.0));
+    }
+
+    #[test]
+    fn schema_lookup_small_and_large() {
+        let small = Schema::from_names(&["a", "b"]);
+        assert_eq!(small.index_of("b"), Some(1));
+        let names: Vec<String> = (0..20).map(|i| format!("f{i}")).collect();
+        let large = Schema::from_names(&names);
+        assert_eq!(large.index_of("f17"), Some(17));
+        assert_eq!(large.index_of("zz"), None);
+    }
+}

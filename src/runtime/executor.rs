@@ -1,0 +1,201 @@
+//! Runs the steps of a plan on one thread: each batch from a source is pushed through
+//! the operators that read it (direct calls, in topological order; fan-out clones the
+//! batch, which shares its strings) and on to the sink channels.
+
+use super::errors::{OriginNames, RecordFailure};
+use super::merge::Merge;
+use super::{Message, RunSummary, SinkMessage};
+use crate::error::{Error, Result};
+use crate::plan::Plan;
+use crate::record::{Batch, Record, Value};
+use crate::sinks::SinkError;
+use crate::spec::ErrorPolicy;
+use crate::steps::{self, Operator};
+use crate::validate::NodeRef;
+use crossbeam_channel::Sender;
+use std::thread::JoinHandle;
+
+type SinkThread = JoinHandle<Result<(), SinkError>>;
+
+pub struct Executor {
+    operators: Vec<Box<dyn Operator>>,
+    labels: Vec<String>,
+    order: Vec<usize>,
+    source_consumers: Vec<Vec<NodeRef>>,
+    step_consumers: Vec<Vec<NodeRef>>,
+    sinks: Vec<Option<Sender<SinkMessage>>>,
+    threads: Vec<Option<SinkThread>>,
+    /// Sinks counted in "out" (not the error sink).
+    counted: Vec<bool>,
+    policy: ErrorPolicy,
+    error_sink: Option<usize>,
+    names: OriginNames,
+    summary: RunSummary,
+    /// A sink failed: the error to report.
+    sink_failure: Option<Error>,
+}
+
+impl Executor {
+    pub fn new(plan: &Plan, names: OriginNames, sinks: Vec<Option<Sender<SinkMessage>>>, threads: Vec<Option<SinkThread>>) -> Result<Executor> {
+        let p = &plan.pipeline;
+        let operators = p
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| steps::build(s).ok_or_else(|| Error::Internal(format!("step `{}` has no runtime", p.spec.steps[i].label(i)))))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Executor {
+            operators,
+            labels: p.spec.steps.iter().enumerate().map(|(i, s)| s.label(i)).collect(),
+            order: p.graph.step_order.clone(),
+            source_consumers: (0..p.spec.sources.len()).map(|i| p.graph.consumers(NodeRef::Source(i))).collect(),
+            step_consumers: (0..p.spec.steps.len()).map(|i| p.graph.consumers(NodeRef::Step(i))).collect(),
+            counted: (0..p.spec.sinks.len()).map(|i| p.graph.error_sink != Some(i)).collect(),
+            sinks,
+            threads,
+            policy: p.spec.on_error.value.clone(),
+            error_sink: p.graph.error_sink,
+            names,
+            summary: RunSummary::default(),
+            sink_failure: None,
+        })
+    }
+
+    /// Processes every message until the sources end, a record fails under `fail`, a
+    /// source or sink fails, or every sink has closed.
+    pub fn run(&mut self, mut merge: Merge) -> Result<()> {
+        while let Some((source, message)) = merge.next() {
+            match message {
+                Message::Batch(batch) => {
+                    self.summary.records_in += batch.len() as u64;
+                    let consumers = self.source_consumers[source].clone();
+                    self.deliver(&consumers, batch)?;
+                }
+                Message::Bad(bad) => {
+                    self.summary.records_in += bad.len() as u64;
+                    for b in bad {
+                        self.failure(RecordFailure { origin: b.origin, step: None, input: Value::str(&b.raw), error: b.error })?;
+                    }
+                }
+                Message::End => {}
+                Message::Failed(e) => return Err(e),
+            }
+            if self.sink_failure.is_some() || self.all_closed() {
+                return Ok(());
+            }
+        }
+        for i in self.order.clone() {
+            let mut out = Vec::new();
+            self.operators[i].on_end(&mut out);
+            if !out.is_empty() {
+                let consumers = self.step_consumers[i].clone();
+                self.deliver(&consumers, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn all_closed(&self) -> bool {
+        self.sinks.iter().enumerate().all(|(i, s)| s.is_none() || !self.counted[i])
+    }
+
+    fn deliver(&mut self, consumers: &[NodeRef], batch: Batch) -> Result<()> {
+        let Some((last, rest)) = consumers.split_last() else { return Ok(()) };
+        for c in rest {
+            self.deliver_one(*c, batch.clone())?;
+        }
+        self.deliver_one(*last, batch)
+    }
+
+    fn deliver_one(&mut self, node: NodeRef, batch: Batch) -> Result<()> {
+        match node {
+            NodeRef::Step(i) => {
+                let mut out = Vec::with_capacity(batch.len());
+                for record in batch {
+                    if let Err(e) = self.operators[i].process(record, &mut out) {
+                        let failure = RecordFailure { origin: e.record.origin, step: Some(self.labels[i].clone()), input: e.record.to_map_value(), error: e.error.message };
+                        self.failure(failure)?;
+                    }
+                }
+                if !out.is_empty() {
+                    let consumers = self.step_consumers[i].clone();
+                    self.deliver(&consumers, out)?;
+                }
+                Ok(())
+            }
+            NodeRef::Sink(i) => {
+                self.send(i, batch);
+                Ok(())
+            }
+            NodeRef::Source(_) => Ok(()),
+        }
+    }
+
+    fn send(&mut self, sink: usize, batch: Batch) {
+        let n = batch.len() as u64;
+        let Some(tx) = &self.sinks[sink] else { return };
+        if tx.send(SinkMessage::Batch(batch)).is_ok() {
+            if self.counted[sink] {
+                self.summary.records_out += n;
+            }
+            return;
+        }
+        // The sink thread has ended: closed reader or failure.
+        self.sinks[sink] = None;
+        if let Some(handle) = self.threads[sink].take() {
+            match handle.join() {
+                Ok(Ok(())) | Ok(Err(SinkError::Closed)) => {}
+                Ok(Err(SinkError::Failed(e))) => self.sink_failure = Some(e),
+                Err(_) => self.sink_failure = Some(Error::Internal("a sink thread panicked".into())),
+            }
+        }
+    }
+
+    fn failure(&mut self, f: RecordFailure) -> Result<()> {
+        match &self.policy {
+            ErrorPolicy::Fail => Err(self.names.fail(&f)),
+            ErrorPolicy::Skip => {
+                self.summary.skipped += 1;
+                Ok(())
+            }
+            ErrorPolicy::Sink(_) => {
+                self.summary.failed += 1;
+                let record: Record = self.names.to_record(f);
+                if let Some(s) = self.error_sink {
+                    self.send(s, vec![record]);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Ends the run: on success every sink commits; on failure every sink aborts.
+    pub fn finish(mut self, outcome: Result<()>) -> Result<RunSummary> {
+        let failure = outcome.err().or(self.sink_failure.take());
+        for tx in self.sinks.iter_mut() {
+            if let Some(tx) = tx.take() {
+                if failure.is_none() {
+                    let _ = tx.send(SinkMessage::End);
+                }
+            }
+        }
+        let mut first_error = failure;
+        for handle in self.threads.iter_mut().filter_map(Option::take) {
+            match handle.join() {
+                Ok(Ok(())) | Ok(Err(SinkError::Closed)) => {}
+                Ok(Err(SinkError::Failed(e))) => {
+                    if first_error.is_none() {
+                        first_error = Some(e);
+                    }
+                }
+                Err(_) => {
+                    first_error.get_or_insert(Error::Internal("a sink thread panicked".into()));
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(self.summary),
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! Executes a [`Plan`]: source threads decode batches into bounded channels, the
+//! executor runs the fused operators, sink threads write. Knows nothing of YAML or
+//! the command line.
+//!
+//! Data and control share one channel per edge, in order (batches, then `End`), so
+//! later watermarks and checkpoint barriers can travel in-band. Channels are bounded:
+//! a slow sink holds back the executor, which holds back the sources (backpressure,
+//! bounded memory on any input size).
+
+mod errors;
+mod executor;
+mod merge;
+pub mod support;
+
+use crate::error::{Error, Result};
+use crate::plan::Plan;
+use crate::record::{Batch, Schema};
+use crate::sinks::{self, SinkError};
+use crate::sources::{self, BadRecord};
+use crossbeam_channel::{bounded, Receiver};
+use errors::OriginNames;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What travels from a source to the executor.
+pub enum Message {
+    Batch(Batch),
+    Bad(Vec<BadRecord>),
+    /// The source is exhausted.
+    End,
+    /// The source failed (I/O); the run fails with this error.
+    Failed(Error),
+}
+
+/// What travels from the executor to a sink.
+pub enum SinkMessage {
+    Batch(Batch),
+    /// Every input ended: commit.
+    End,
+}
+
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Records per batch read by a source.
+    pub batch_size: usize,
+    /// Batches buffered per channel.
+    pub channel_capacity: usize,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions { batch_size: 1024, channel_capacity: 16 }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunSummary {
+    pub records_in: u64,
+    pub records_out: u64,
+    pub late: u64,
+    pub skipped: u64,
+    /// Records sent to the `on_error` sink.
+    pub failed: u64,
+    pub elapsed: Duration,
+}
+
+impl RunSummary {
+    /// The one-line summary of the contract.
+    pub fn line(&self) -> String {
+        let secs = self.elapsed.as_secs_f64();
+        let rate = if secs > 0.0 { self.records_in as f64 / secs } else { 0.0 };
+        format!(
+            "flowctl: {} in, {} out, {} late, {} skipped, {} failed in {:.2} s ({} records/s)",
+            self.records_in,
+            self.records_out,
+            self.late,
+            self.skipped,
+            self.failed,
+            secs,
+            human(rate)
+        )
+    }
+}
+
+fn human(rate: f64) -> String {
+    match rate {
+        r if r >= 1e6 => format!("{:.1}M", r / 1e6),
+        r if r >= 1e3 => format!("{:.1}k", r / 1e3),
+        r => format!("{r:.0}"),
+    }
+}
+
+/// Runs the plan to completion (bounded input) or until it fails.
+pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary> {
+    let started = Instant::now();
+    let pipeline = &plan.pipeline;
+    let spec = &pipeline.spec;
+    let stop = Arc::new(AtomicBool::new(false));
+
+    let mut opened = Vec::new();
+    for (i, source) in spec.sources.iter().enumerate() {
+        let schema = pipeline.source_fields[i].clone().map(Schema::new);
+        opened.push(sources::build(spec, source, i, schema)?);
+    }
+    let names = OriginNames {
+        sources: spec.sources.iter().map(|s| s.id.value.clone()).collect(),
+        files: opened.iter().map(|s| s.files()).collect(),
+    };
+    let bounded_inputs = opened.iter().all(|s| s.bounded());
+    let mut sink_writers = Vec::new();
+    for sink in &spec.sinks {
+        sink_writers.push(sinks::build(spec, sink)?);
+    }
+
+    let receivers: Vec<Receiver<Message>> = opened
+        .into_iter()
+        .map(|mut source| {
+            let (tx, rx) = bounded(options.channel_capacity);
+            let stop = stop.clone();
+            let batch_size = options.batch_size;
+            // Detached: a source blocked reading stdin must not keep the process alive.
+            std::thread::spawn(move || loop {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                let mut batch = Vec::with_capacity(batch_size);
+                let mut bad = Vec::new();
+                let message = match source.read_batch(batch_size, &mut batch, &mut bad) {
+                    Ok(more) => {
+                        if !bad.is_empty() && tx.send(Message::Bad(bad)).is_err() {
+                            return;
+                        }
+                        if !batch.is_empty() && tx.send(Message::Batch(batch)).is_err() {
+                            return;
+                        }
+                        if more {
+                            continue;
+                        }
+                        Message::End
+                    }
+                    Err(e) => Message::Failed(e),
+                };
+                let _ = tx.send(message);
+                return;
+            });
+            rx
+        })
+        .collect();
+
+    let mut sink_threads = Vec::new();
+    let mut sink_senders = Vec::new();
+    for (i, mut sink) in sink_writers.into_iter().enumerate() {
+        let (tx, rx) = bounded::<SinkMessage>(options.channel_capacity);
+        let name = format!("sink-{}", spec.sinks[i].id.value);
+        let handle = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || -> Result<(), SinkError> {
+                loop {
+                    match rx.recv() {
+                        Ok(SinkMessage::Batch(batch)) => {
+                            if let Err(e) = sink.write(&batch) {
+                                sink.abort();
+                                return Err(e);
+                            }
+                        }
+                        Ok(SinkMessage::End) => return sink.commit(),
+                        Err(_) => {
+                            sink.abort();
+                            return Err(SinkError::Failed(Error::Internal("the run stopped before the end".into())));
+                        }
+                    }
+                }
+            })
+            .map_err(|e| Error::Internal(format!("cannot start a sink thread: {e}")))?;
+        sink_threads.push(Some(handle));
+        sink_senders.push(Some(tx));
+    }
+
+    let mut exec = executor::Executor::new(plan, names, sink_senders, sink_threads)?;
+    let outcome = exec.run(merge::Merge::new(receivers, bounded_inputs));
+    stop.store(true, Ordering::Relaxed);
+    let mut summary = exec.finish(outcome)?;
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}

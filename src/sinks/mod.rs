@@ -1,0 +1,51 @@
+//! Sinks: where records go. One file per sink kind; this module holds the trait and
+//! the `build` registry.
+
+pub mod encode;
+mod file;
+mod stdout;
+
+use crate::error::{Error, Result};
+use crate::record::Record;
+use crate::spec::{PipelineSpec, SinkKind, SinkSpec};
+
+/// What a failed write means for the run.
+#[derive(Debug)]
+pub enum SinkError {
+    /// The reader went away (stdout closed by `head`): stop writing, not a failure.
+    Closed,
+    Failed(Error),
+}
+
+/// A running sink, on its own thread.
+pub trait Sink: Send {
+    /// Writes records; may block (that is backpressure).
+    fn write(&mut self, records: &[Record]) -> Result<(), SinkError>;
+
+    /// Makes everything written visible (files are renamed to their final name).
+    /// Called once, after the last write of a successful run.
+    fn commit(&mut self) -> Result<(), SinkError>;
+
+    /// Called instead of `commit` when the run fails: leave nothing half-written
+    /// under a final name.
+    fn abort(&mut self) {}
+}
+
+pub fn build(spec: &PipelineSpec, sink: &SinkSpec) -> Result<Box<dyn Sink>> {
+    match &sink.kind {
+        SinkKind::Stdout { format } => Ok(Box::new(stdout::StdoutSink::new(*format))),
+        SinkKind::File { path, format, header, delimiter } => {
+            Ok(Box::new(file::FileSink::create(&sink.id.value, spec.resolve(&path.value), format.value, *header, *delimiter)?))
+        }
+        other => Err(Error::Internal(format!("sink type `{}` has no runtime yet", other.type_name()))),
+    }
+}
+
+/// Maps an I/O error of a sink: a broken pipe closes it, anything else fails the run.
+pub(crate) fn io_error(context: &str, e: std::io::Error) -> SinkError {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        SinkError::Closed
+    } else {
+        SinkError::Failed(Error::io(context, e))
+    }
+}

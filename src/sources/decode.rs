@@ -1,0 +1,308 @@
+//! Decoding bytes into records: CSV (typed by `schema:` or inferred per value),
+//! JSON lines (types kept) and text (one `{line}` record per line). Shared by every
+//! source that reads bytes.
+
+use super::BadRecord;
+use crate::record::{Batch, Origin, Record, Schema, Value};
+use crate::spec::{DataFormat, Decoding, ValueType};
+use std::io::{BufRead, BufReader, Read};
+use std::sync::Arc;
+
+/// Reads records of one input stream (a file, stdin) in the source's format.
+pub enum Decoder<R: Read> {
+    Csv(CsvDecoder<R>),
+    Lines(LineDecoder<BufReader<R>>),
+}
+
+impl<R: Read> Decoder<R> {
+    /// `buffer` is the read buffer size in bytes.
+    pub fn new(reader: R, buffer: usize, decoding: &Decoding, origin: Origin, known_schema: Option<Arc<Schema>>) -> Decoder<R> {
+        match decoding.format.value {
+            DataFormat::Csv => Decoder::Csv(CsvDecoder::new(reader, buffer, decoding, origin, known_schema)),
+            format => Decoder::Lines(LineDecoder { reader: BufReader::with_capacity(buffer, reader), json: format == DataFormat::Jsonl, origin, buf: String::new(), schema_cache: None, line_schema: Schema::from_names(&["line"]) }),
+        }
+    }
+
+    /// Appends up to `max` records (bad ones to `bad`); false once the input is exhausted.
+    pub fn read(&mut self, max: usize, out: &mut Batch, bad: &mut Vec<BadRecord>) -> std::io::Result<bool> {
+        match self {
+            Decoder::Csv(d) => d.read(max, out, bad),
+            Decoder::Lines(d) => d.read(max, out, bad),
+        }
+    }
+}
+
+pub struct LineDecoder<R> {
+    reader: R,
+    json: bool,
+    origin: Origin,
+    buf: String,
+    /// JSON lines usually share their keys: reuse the last schema when they match.
+    schema_cache: Option<Arc<Schema>>,
+    line_schema: Arc<Schema>,
+}
+
+impl<R: Read> LineDecoder<BufReader<R>> {
+    fn read(&mut self, max: usize, out: &mut Batch, bad: &mut Vec<BadRecord>) -> std::io::Result<bool> {
+        let mut produced = 0;
+        while produced < max {
+            self.buf.clear();
+            let n = match self.reader.read_line(&mut self.buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                    self.origin.line += 1;
+                    // read_line consumed the line before rejecting it.
+                    bad.push(BadRecord { origin: self.origin, raw: String::new(), error: "the line is not valid UTF-8".into() });
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if n == 0 {
+                return Ok(false);
+            }
+            self.origin.line += 1;
+            let line = self.buf.trim_end_matches(['\n', '\r']);
+            if self.json {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                match parse_json_object(line, &mut self.schema_cache) {
+                    Ok(mut record) => {
+                        record.origin = self.origin;
+                        out.push(record);
+                    }
+                    Err(error) => bad.push(BadRecord { origin: self.origin, raw: line.to_string(), error }),
+                }
+            } else {
+                let mut record = Record::new(self.line_schema.clone(), vec![Value::str(line)]);
+                record.origin = self.origin;
+                out.push(record);
+            }
+            produced += 1;
+            // Hand on what we have rather than wait for input that may come slowly
+            // (stdin, sockets): record-at-a-time latency for streams.
+            if self.reader.buffer().is_empty() {
+                break;
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// Parses one JSON object into a record, reusing `cache` when the keys are the same.
+pub fn parse_json_object(line: &str, cache: &mut Option<Arc<Schema>>) -> Result<Record, String> {
+    let value: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
+    let serde_json::Value::Object(map) = value else {
+        return Err(format!("expected a JSON object, found {}", json_kind(&value)));
+    };
+    let same = cache.as_ref().is_some_and(|s| s.len() == map.len() && s.names().iter().zip(map.keys()).all(|(a, b)| **a == **b));
+    if !same {
+        *cache = Some(Schema::new(map.keys().map(|k| Arc::from(k.as_str())).collect()));
+    }
+    let schema = cache.clone().unwrap_or_else(|| Schema::new(Vec::new()));
+    let values = map.into_iter().map(|(_, v)| Value::from_json(v)).collect();
+    Ok(Record::new(schema, values))
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a bool",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+pub struct CsvDecoder<R: Read> {
+    reader: csv::Reader<R>,
+    header: bool,
+    origin: Origin,
+    declared: Vec<(String, ValueType)>,
+    /// Schema and per-column declared types, once known (after the header).
+    layout: Option<(Arc<Schema>, Vec<Option<ValueType>>)>,
+    known_schema: Option<Arc<Schema>>,
+    row: csv::ByteRecord,
+}
+
+impl<R: Read> CsvDecoder<R> {
+    fn new(reader: R, buffer: usize, decoding: &Decoding, origin: Origin, known_schema: Option<Arc<Schema>>) -> Self {
+        let reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .delimiter(decoding.csv.delimiter)
+            .quote(decoding.csv.quote)
+            .buffer_capacity(buffer)
+            .from_reader(reader);
+        CsvDecoder {
+            reader,
+            header: decoding.csv.header,
+            origin,
+            declared: decoding.schema.iter().map(|(n, t)| (n.value.clone(), *t)).collect(),
+            layout: None,
+            known_schema,
+            row: csv::ByteRecord::new(),
+        }
+    }
+
+    fn make_layout(&self, names: Vec<String>) -> (Arc<Schema>, Vec<Option<ValueType>>) {
+        let types = names.iter().map(|n| self.declared.iter().find(|(d, _)| d == n).map(|(_, t)| *t)).collect();
+        let schema = match &self.known_schema {
+            Some(s) if s.names().iter().map(|n| &**n).eq(names.iter().map(String::as_str)) => s.clone(),
+            _ => Schema::from_names(&names),
+        };
+        (schema, types)
+    }
+
+    fn read(&mut self, max: usize, out: &mut Batch, bad: &mut Vec<BadRecord>) -> std::io::Result<bool> {
+        let mut produced = 0;
+        while produced < max {
+            let more = match self.reader.read_byte_record(&mut self.row) {
+                Ok(more) => more,
+                Err(e) => match e.kind() {
+                    csv::ErrorKind::Io(_) => return Err(std::io::Error::other(e.to_string())),
+                    _ => {
+                        self.origin.line = e.position().map(|p| p.line()).unwrap_or(self.origin.line + 1);
+                        bad.push(BadRecord { origin: self.origin, raw: String::new(), error: format!("invalid CSV: {e}") });
+                        continue;
+                    }
+                },
+            };
+            if !more {
+                return Ok(false);
+            }
+            self.origin.line = self.row.position().map(|p| p.line()).unwrap_or(self.origin.line + 1);
+            if self.layout.is_none() {
+                let names: Vec<String> = if self.header {
+                    let names = self.row.iter().map(|f| String::from_utf8_lossy(f).trim().to_string()).collect();
+                    self.layout = Some(self.make_layout(names));
+                    continue;
+                } else if !self.declared.is_empty() {
+                    self.declared.iter().map(|(n, _)| n.clone()).collect()
+                } else {
+                    (1..=self.row.len()).map(|i| format!("c{i}")).collect()
+                };
+                self.layout = Some(self.make_layout(names));
+            }
+            let Some((schema, types)) = &self.layout else { continue };
+            if self.row.len() != schema.len() {
+                if self.row.len() == 1 && self.row.get(0).is_some_and(|f| f.is_empty()) {
+                    continue;
+                }
+                bad.push(BadRecord { origin: self.origin, raw: raw_row(&self.row), error: format!("expected {} fields, found {}", schema.len(), self.row.len()) });
+                continue;
+            }
+            match decode_row(&self.row, schema, types) {
+                Ok(values) => {
+                    let mut record = Record::new(schema.clone(), values);
+                    record.origin = self.origin;
+                    out.push(record);
+                    produced += 1;
+                }
+                Err(error) => bad.push(BadRecord { origin: self.origin, raw: raw_row(&self.row), error }),
+            }
+        }
+        Ok(true)
+    }
+}
+
+fn raw_row(row: &csv::ByteRecord) -> String {
+    row.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect::<Vec<_>>().join(",")
+}
+
+fn decode_row(row: &csv::ByteRecord, schema: &Schema, types: &[Option<ValueType>]) -> Result<Vec<Value>, String> {
+    let mut values = Vec::with_capacity(row.len());
+    for (i, field) in row.iter().enumerate() {
+        let text = std::str::from_utf8(field).map_err(|_| format!("column `{}` is not valid UTF-8", schema.names()[i]))?;
+        let value = match types[i] {
+            None => infer(text),
+            Some(t) => convert(text, t).map_err(|e| format!("column `{}`: {e}", schema.names()[i]))?,
+        };
+        values.push(value);
+    }
+    Ok(values)
+}
+
+/// Types an untyped CSV value: empty is NULL, then int, float, bool, else string.
+pub fn infer(text: &str) -> Value {
+    if text.is_empty() {
+        return Value::Null;
+    }
+    let first = text.as_bytes()[0];
+    if first.is_ascii_digit() || first == b'-' || first == b'+' || first == b'.' {
+        if let Ok(i) = text.parse::<i64>() {
+            return Value::Int(i);
+        }
+        if text.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E')) {
+            if let Ok(f) = text.parse::<f64>() {
+                return Value::Float(f);
+            }
+        }
+    }
+    if text.eq_ignore_ascii_case("true") {
+        return Value::Bool(true);
+    }
+    if text.eq_ignore_ascii_case("false") {
+        return Value::Bool(false);
+    }
+    Value::str(text)
+}
+
+/// Converts a CSV value to a declared type; empty is NULL for every type.
+pub fn convert(text: &str, ty: ValueType) -> Result<Value, String> {
+    if text.is_empty() {
+        return Ok(Value::Null);
+    }
+    let bad = |what: &str| format!("`{text}` is not {what}");
+    Ok(match ty {
+        ValueType::String => Value::str(text),
+        ValueType::Int => Value::Int(text.trim().parse().map_err(|_| bad("an int"))?),
+        ValueType::Float => Value::Float(text.trim().parse().map_err(|_| bad("a float"))?),
+        ValueType::Bool => match text.trim().to_ascii_lowercase().as_str() {
+            "true" => Value::Bool(true),
+            "false" => Value::Bool(false),
+            _ => return Err(bad("a bool (true or false)")),
+        },
+        ValueType::Timestamp => match text.trim().parse::<i64>() {
+            Ok(ms) => Value::Timestamp(ms),
+            Err(_) => Value::Timestamp(
+                chrono::DateTime::parse_from_rfc3339(text.trim()).map_err(|_| bad("a timestamp (epoch ms or RFC 3339)"))?.timestamp_millis(),
+            ),
+        },
+        ValueType::Json => Value::from_json(serde_json::from_str(text).map_err(|e| format!("`{text}` is not JSON: {e}"))?),
+    })
+}
+
+/// The header of a CSV input, for validation (`flowctl run` checks field names
+/// against it before starting).
+pub fn read_csv_header(reader: impl Read, decoding: &Decoding) -> Option<Vec<String>> {
+    let mut r = csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(decoding.csv.delimiter).quote(decoding.csv.quote).from_reader(reader);
+    let mut row = csv::StringRecord::new();
+    r.read_record(&mut row).ok()?;
+    Some(row.iter().map(|f| f.trim().to_string()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inference_order() {
+        assert_eq!(infer("42"), Value::Int(42));
+        assert_eq!(infer("-4.5"), Value::Float(-4.5));
+        assert_eq!(infer("TRUE"), Value::Bool(true));
+        assert_eq!(infer("inf"), Value::str("inf"));
+        assert_eq!(infer("1-2"), Value::str("1-2"));
+        assert_eq!(infer(""), Value::Null);
+    }
+
+    #[test]
+    fn json_lines_share_schemas() {
+        let mut cache = None;
+        let a = parse_json_object(r#"{"a":1,"b":"x"}"#, &mut cache).expect("valid");
+        let b = parse_json_object(r#"{"a":2,"b":"y"}"#, &mut cache).expect("valid");
+        assert!(Arc::ptr_eq(a.schema(), b.schema()));
+        assert!(parse_json_object("[1]", &mut cache).unwrap_err().contains("expected a JSON object"));
+    }
+}

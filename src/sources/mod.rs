@@ -1,0 +1,60 @@
+//! Sources: where records come from. One file per source kind; this module holds the
+//! trait and the `build` registry.
+
+pub mod decode;
+mod file;
+mod stdin;
+
+use crate::error::{Error, Result};
+use crate::record::{Batch, Origin, Schema};
+use crate::spec::{PipelineSpec, SourceKind, SourceSpec};
+use std::sync::Arc;
+
+/// A record that could not be decoded, with where it was and why.
+#[derive(Clone, Debug)]
+pub struct BadRecord {
+    pub origin: Origin,
+    /// The raw input text (empty when it was not text).
+    pub raw: String,
+    pub error: String,
+}
+
+/// A running source. Each runs on its own thread and may block while reading.
+pub trait Source: Send {
+    /// Appends up to `max` records to `out` and any undecodable input to `bad`.
+    /// Returns false once the input is exhausted (bounded sources only).
+    fn read_batch(&mut self, max: usize, out: &mut Batch, bad: &mut Vec<BadRecord>) -> Result<bool>;
+
+    /// Display names of the inputs, indexed by `Origin::file`.
+    fn files(&self) -> Vec<Arc<str>>;
+
+    /// Whether the source ends by itself.
+    fn bounded(&self) -> bool {
+        true
+    }
+}
+
+/// Opens a source. `index` is the source's position in the pipeline (for origins);
+/// `schema` is the record layout known at validation, reused for speed.
+pub fn build(spec: &PipelineSpec, source: &SourceSpec, index: usize, schema: Option<Arc<Schema>>) -> Result<Box<dyn Source>> {
+    let origin = Origin { source: index as u32, file: 0, line: 0 };
+    match &source.kind {
+        SourceKind::File { path, decoding, .. } => {
+            let files = file::expand(spec, &path.value).map_err(|e| Error::External(format!("source `{}`: {e}", source.id.value)))?;
+            Ok(Box::new(file::FileSource::open(files, decoding.clone(), origin, schema, &source.id.value)?))
+        }
+        SourceKind::Stdin { decoding } => Ok(Box::new(stdin::StdinSource::new(decoding, origin, schema))),
+        other => Err(Error::Internal(format!("source type `{}` has no runtime yet", other.type_name()))),
+    }
+}
+
+/// The CSV header of a source's first input, if it is a CSV file with a header.
+pub fn peek_csv_header(spec: &PipelineSpec, source: &SourceSpec) -> Option<Vec<String>> {
+    match &source.kind {
+        SourceKind::File { path, decoding, .. } if decoding.format.value == crate::spec::DataFormat::Csv && decoding.csv.header => {
+            let first = file::expand(spec, &path.value).ok()?.into_iter().next()?;
+            decode::read_csv_header(std::fs::File::open(first).ok()?, decoding)
+        }
+        _ => None,
+    }
+}

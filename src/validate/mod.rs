@@ -1,0 +1,85 @@
+//! Pure checks over a [`PipelineSpec`], all appending to one diagnostics list, and the
+//! only way to build a [`ValidPipeline`] ("parse, don't validate"): the planner and
+//! runtime never re-check configuration.
+
+pub mod graph;
+pub mod order;
+pub mod steps;
+
+pub use graph::{Graph, NodeRef};
+pub use steps::{AggFunc, Aggregate, CompiledEventTime, CompiledStep};
+
+use crate::diag::Diagnostics;
+use crate::spec::{self, PipelineSpec, SourceFile, SourceSpec};
+use std::sync::Arc;
+
+/// A pipeline that passed every check, with its graph resolved and its expressions
+/// compiled.
+#[derive(Debug)]
+pub struct ValidPipeline {
+    pub spec: PipelineSpec,
+    pub graph: Graph,
+    /// One per `spec.steps`.
+    pub steps: Vec<CompiledStep>,
+    /// One per `spec.sources`.
+    pub event_times: Vec<Option<CompiledEventTime>>,
+    /// The fields each source is known to produce (declared schema or CSV header).
+    pub source_fields: Vec<Option<Vec<Arc<str>>>>,
+}
+
+/// What validation may look at besides the file itself.
+pub struct Options<'a> {
+    /// Reads `${VAR}`.
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+    /// Fields a source produces that only its input can tell (a CSV header); `flowctl
+    /// validate` opens no inputs, `flowctl run` does.
+    pub peek_fields: &'a dyn Fn(&PipelineSpec, &SourceSpec) -> Option<Vec<String>>,
+}
+
+/// Fields a source declares in the spec itself.
+fn declared_fields(source: &SourceSpec) -> Option<Vec<Arc<str>>> {
+    let decoding = source.kind.decoding()?;
+    match decoding.format.value {
+        spec::DataFormat::Text | spec::DataFormat::Raw => Some(vec![Arc::from("line")]),
+        spec::DataFormat::Csv if !decoding.schema.is_empty() => Some(decoding.schema.iter().map(|(n, _)| Arc::from(n.value.as_str())).collect()),
+        _ => None,
+    }
+}
+
+/// Validates a parsed spec.
+pub fn validate(spec: PipelineSpec, options: &Options) -> Result<ValidPipeline, Diagnostics> {
+    let mut diags = Diagnostics::default();
+    let graph = graph::resolve(&spec, &mut diags);
+    order::check_order(&spec, &graph, &mut diags);
+    let source_fields: Vec<Option<Vec<Arc<str>>>> = spec
+        .sources
+        .iter()
+        .map(|s| declared_fields(s).or_else(|| (options.peek_fields)(&spec, s).map(|f| f.iter().map(|n| Arc::from(n.as_str())).collect())))
+        .collect();
+    let compiled = steps::compile(&spec, &graph, &source_fields, &mut diags);
+    if !diags.is_empty() {
+        return Err(diags.sorted());
+    }
+    let steps = compiled.steps.into_iter().flatten().collect::<Vec<_>>();
+    if steps.len() != spec.steps.len() {
+        // Every failed compilation added a diagnostic, so this is unreachable; stay safe.
+        let mut d = Diagnostics::default();
+        d.error(spec.steps_span, "internal error: a step failed to compile without a diagnostic", None);
+        return Err(d);
+    }
+    Ok(ValidPipeline { spec, graph, steps, event_times: compiled.event_times, source_fields })
+}
+
+/// Loads, checks and validates one file: every diagnostic of every stage at once.
+pub fn validate_file(file: &SourceFile, options: &Options) -> Result<ValidPipeline, Diagnostics> {
+    let (spec, mut diags) = spec::parse(file, options.env);
+    let Some(spec) = spec else { return Err(diags.sorted()) };
+    match validate(spec, options) {
+        Ok(valid) if diags.is_empty() => Ok(valid),
+        Ok(_) => Err(diags.sorted()),
+        Err(more) => {
+            diags.extend(more);
+            Err(diags.sorted())
+        }
+    }
+}

@@ -1,0 +1,311 @@
+//! Expression rules and compilation: every expression in the file is parsed and
+//! compiled here, against the fields its input can have, so that a typo in a field or
+//! a function is a validation error at its line and column, and the runtime receives
+//! ready-to-run [`CompiledStep`]s.
+
+use super::graph::{Graph, NodeRef};
+use crate::diag::{did_you_mean, Diagnostics};
+use crate::expr::{self, Expr, Scope};
+use crate::record::Schema;
+use crate::spec::{ExprSpec, KeySpec, PipelineSpec, StepKind, TimeFormat, TimeSource, WindowSpec};
+use std::sync::Arc;
+
+/// Aggregate functions of `reduce`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AggFunc {
+    Count,
+    CountDistinct,
+    Sum,
+    Min,
+    Max,
+    Avg,
+    First,
+    Last,
+    Collect,
+}
+
+impl AggFunc {
+    pub const ALL: &'static [(&'static str, AggFunc, &'static str)] = &[
+        ("count", AggFunc::Count, "count() counts records; count(x) counts non-null x"),
+        ("count_distinct", AggFunc::CountDistinct, "count_distinct(x): distinct non-null values"),
+        ("sum", AggFunc::Sum, "sum(x): int when all inputs are ints, else float; null when none"),
+        ("min", AggFunc::Min, "min(x): smallest non-null value"),
+        ("max", AggFunc::Max, "max(x): largest non-null value"),
+        ("avg", AggFunc::Avg, "avg(x): float mean of non-null values"),
+        ("first", AggFunc::First, "first(x): value of the first record (arrival order)"),
+        ("last", AggFunc::Last, "last(x): value of the last record (arrival order)"),
+        ("collect", AggFunc::Collect, "collect(x): list of the values in arrival order"),
+    ];
+
+    pub fn parse(name: &str) -> Option<AggFunc> {
+        AggFunc::ALL.iter().find(|(n, _, _)| *n == name).map(|(_, f, _)| *f)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Aggregate {
+    pub name: Arc<str>,
+    pub func: AggFunc,
+    /// None for `count()`.
+    pub arg: Option<Expr>,
+}
+
+/// A step ready to run.
+#[derive(Clone, Debug)]
+pub enum CompiledStep {
+    Filter(Expr),
+    /// Output records have exactly `schema`'s fields, computed by `exprs` in order.
+    Map { schema: Arc<Schema>, exprs: Vec<Expr> },
+    Set { assignments: Vec<(Arc<str>, Expr)> },
+    Drop(Vec<Arc<str>>),
+    FlatMap { each: Expr, as_field: Arc<str> },
+    KeyBy { names: Vec<Arc<str>>, exprs: Vec<Expr> },
+    Window(WindowSpec),
+    Reduce { aggregates: Vec<Aggregate>, keys: Vec<Arc<str>>, windowed: bool },
+}
+
+/// How a source's records get their event time.
+#[derive(Clone, Debug)]
+pub struct CompiledEventTime {
+    pub expr: Expr,
+    pub format: Option<TimeFormat>,
+}
+
+/// What is known about the records on an edge.
+#[derive(Clone, Debug, Default)]
+struct Stream {
+    /// The exact top-level fields, when known.
+    fields: Option<Vec<Arc<str>>>,
+    /// The shared schema records will usually have, for index resolution.
+    schema: Option<Arc<Schema>>,
+    keys: Option<Vec<Arc<str>>>,
+    windowed: bool,
+}
+
+impl Stream {
+    fn of_fields(fields: Vec<Arc<str>>) -> Stream {
+        Stream { schema: Some(Schema::new(fields.clone())), fields: Some(fields), keys: None, windowed: false }
+    }
+}
+
+pub struct Compiled {
+    pub steps: Vec<Option<CompiledStep>>,
+    pub event_times: Vec<Option<CompiledEventTime>>,
+}
+
+/// Compiles every expression; `source_fields` gives the known fields per source.
+pub fn compile(spec: &PipelineSpec, graph: &Graph, source_fields: &[Option<Vec<Arc<str>>>], diags: &mut Diagnostics) -> Compiled {
+    let source_streams: Vec<Stream> = source_fields.iter().map(|f| f.clone().map(Stream::of_fields).unwrap_or_default()).collect();
+    let event_times = spec
+        .sources
+        .iter()
+        .zip(&source_streams)
+        .map(|(source, stream)| {
+            let et = source.event_time.as_ref()?;
+            let expr = match &et.source {
+                TimeSource::Expr(e) => compile_expr(e, stream, diags)?,
+                TimeSource::Field(f) => {
+                    let quoted = format!("\"{}\"", f.value.replace('"', "\"\"").replace('.', "\".\""));
+                    match expr::compile(&quoted, &scope(stream)) {
+                        Ok(e) => e,
+                        Err(errors) => {
+                            for e in errors {
+                                diags.error(f.span, format!("event_time: {}", e.message), e.hint);
+                            }
+                            return None;
+                        }
+                    }
+                }
+            };
+            Some(CompiledEventTime { expr, format: et.format.clone() })
+        })
+        .collect();
+
+    let mut outputs: Vec<Stream> = vec![Stream::default(); spec.steps.len()];
+    let mut steps: Vec<Option<CompiledStep>> = vec![None; spec.steps.len()];
+    for &i in &graph.step_order {
+        let input = merge(graph.step_inputs[i].iter().map(|r| match r {
+            NodeRef::Source(s) => source_streams[*s].clone(),
+            NodeRef::Step(s) => outputs[*s].clone(),
+            NodeRef::Sink(_) => Stream::default(),
+        }));
+        let (step, out) = compile_step(&spec.steps[i].kind, &input, diags);
+        steps[i] = step;
+        outputs[i] = out;
+    }
+    Compiled { steps, event_times }
+}
+
+fn merge(mut streams: impl Iterator<Item = Stream>) -> Stream {
+    let Some(first) = streams.next() else { return Stream::default() };
+    streams.fold(first, |acc, s| {
+        let fields = match (acc.fields, s.fields) {
+            (Some(mut a), Some(b)) => {
+                for f in b {
+                    if !a.contains(&f) {
+                        a.push(f);
+                    }
+                }
+                Some(a)
+            }
+            _ => None,
+        };
+        Stream { fields, schema: None, keys: acc.keys.or(s.keys), windowed: acc.windowed || s.windowed }
+    })
+}
+
+fn scope(stream: &Stream) -> Scope<'_> {
+    Scope { fields: stream.fields.as_deref(), schema: stream.schema.clone() }
+}
+
+fn compile_expr(e: &ExprSpec, input: &Stream, diags: &mut Diagnostics) -> Option<Expr> {
+    match expr::compile(&e.text, &scope(input)) {
+        Ok(x) => Some(x),
+        Err(errors) => {
+            for err in errors {
+                let len = 1;
+                diags.error(e.span_at(err.offset, len), err.message, err.hint);
+            }
+            None
+        }
+    }
+}
+
+fn compile_all<'a>(items: impl Iterator<Item = &'a ExprSpec>, input: &Stream, diags: &mut Diagnostics) -> Option<Vec<Expr>> {
+    let compiled: Vec<Option<Expr>> = items.map(|e| compile_expr(e, input, diags)).collect();
+    compiled.into_iter().collect()
+}
+
+fn name(s: &str) -> Arc<str> {
+    Arc::from(s)
+}
+
+/// The output field name of a key expression: a field keeps its (last) name.
+fn key_name(e: &Expr, i: usize, count: usize) -> Arc<str> {
+    match e.field_path().and_then(|p| p.last()) {
+        Some(last) => last.clone(),
+        None if count == 1 => name("key"),
+        None => name(&format!("key{}", i + 1)),
+    }
+}
+
+fn compile_step(kind: &StepKind, input: &Stream, diags: &mut Diagnostics) -> (Option<CompiledStep>, Stream) {
+    let passthrough = input.clone();
+    match kind {
+        StepKind::Filter(e) => (compile_expr(e, input, diags).map(CompiledStep::Filter), passthrough),
+        StepKind::Map(fields) => {
+            let names: Vec<Arc<str>> = fields.iter().map(|(n, _)| name(&n.value)).collect();
+            let out = Stream::of_fields(names);
+            let step = compile_all(fields.iter().map(|(_, e)| e), input, diags)
+                .map(|exprs| CompiledStep::Map { schema: out.schema.clone().unwrap_or_else(|| Schema::new(Vec::new())), exprs });
+            (step, out)
+        }
+        StepKind::Set(fields) => {
+            let mut out = passthrough;
+            if let Some(f) = &mut out.fields {
+                for (n, _) in fields {
+                    if !f.iter().any(|x| **x == *n.value) {
+                        f.push(name(&n.value));
+                    }
+                }
+            }
+            out.schema = out.fields.clone().map(Schema::new);
+            let step = compile_all(fields.iter().map(|(_, e)| e), input, diags)
+                .map(|exprs| CompiledStep::Set { assignments: fields.iter().map(|(n, _)| name(&n.value)).zip(exprs).collect() });
+            (step, out)
+        }
+        StepKind::Drop(names) => {
+            let mut out = passthrough;
+            if let Some(f) = &mut out.fields {
+                for n in names {
+                    if !f.iter().any(|x| **x == *n.value) {
+                        diags.error(n.span, format!("`drop` names unknown field `{}`", n.value), did_you_mean(&n.value, f.iter().map(|x| &**x)));
+                    }
+                }
+                f.retain(|x| !names.iter().any(|n| *n.value == **x));
+            }
+            out.schema = out.fields.clone().map(Schema::new);
+            (Some(CompiledStep::Drop(names.iter().map(|n| name(&n.value)).collect())), out)
+        }
+        StepKind::FlatMap { each, as_field } => {
+            let mut out = passthrough;
+            if let Some(f) = &mut out.fields {
+                if !f.iter().any(|x| **x == *as_field.value) {
+                    f.push(name(&as_field.value));
+                }
+            }
+            out.schema = out.fields.clone().map(Schema::new);
+            let step = compile_expr(each, input, diags).map(|each| CompiledStep::FlatMap { each, as_field: name(&as_field.value) });
+            (step, out)
+        }
+        StepKind::KeyBy(keys) => {
+            let (names, exprs) = match keys {
+                KeySpec::Exprs(list) => match compile_all(list.iter(), input, diags) {
+                    Some(exprs) => (exprs.iter().enumerate().map(|(i, e)| key_name(e, i, exprs.len())).collect::<Vec<_>>(), exprs),
+                    None => return (None, passthrough),
+                },
+                KeySpec::Named(list) => match compile_all(list.iter().map(|(_, e)| e), input, diags) {
+                    Some(exprs) => (list.iter().map(|(n, _)| name(&n.value)).collect(), exprs),
+                    None => return (None, passthrough),
+                },
+            };
+            let mut out = passthrough;
+            out.keys = Some(names.clone());
+            (Some(CompiledStep::KeyBy { names, exprs }), out)
+        }
+        StepKind::Window(w) => {
+            let mut out = passthrough;
+            out.windowed = true;
+            (Some(CompiledStep::Window(w.clone())), out)
+        }
+        StepKind::Reduce(aggs) => {
+            let keys = input.keys.clone().unwrap_or_default();
+            let mut fields = keys.clone();
+            if input.windowed {
+                fields.push(name("window_start"));
+                fields.push(name("window_end"));
+            }
+            let mut aggregates = Vec::new();
+            let mut ok = true;
+            for (out_name, e) in aggs {
+                fields.push(name(&out_name.value));
+                match compile_aggregate(out_name.value.as_str(), e, input, diags) {
+                    Some(a) => aggregates.push(a),
+                    None => ok = false,
+                }
+            }
+            let step = ok.then(|| CompiledStep::Reduce { aggregates, keys, windowed: input.windowed });
+            (step, Stream::of_fields(fields))
+        }
+    }
+}
+
+fn compile_aggregate(out_name: &str, e: &ExprSpec, input: &Stream, diags: &mut Diagnostics) -> Option<Aggregate> {
+    let call = match expr::compile_call(&e.text, &scope(input)) {
+        Ok(c) => c,
+        Err(errors) => {
+            for err in errors {
+                diags.error(e.span_at(err.offset, 1), err.message, err.hint);
+            }
+            return None;
+        }
+    };
+    let name_span = e.span_at(call.name_offset, call.name.len());
+    let Some(func) = AggFunc::parse(&call.name) else {
+        let names = AggFunc::ALL.iter().map(|(n, _, _)| *n);
+        diags.error(
+            name_span,
+            format!("unknown aggregate `{}`", call.name),
+            did_you_mean(&call.name, names).or_else(|| Some(format!("aggregates are: {}", AggFunc::ALL.iter().map(|(n, _, _)| *n).collect::<Vec<_>>().join(", ")))),
+        );
+        return None;
+    };
+    let max_args = 1;
+    let min_args = if func == AggFunc::Count { 0 } else { 1 };
+    if call.args.len() < min_args || call.args.len() > max_args {
+        let wanted = if min_args == 0 { "0 or 1 argument".to_string() } else { "1 argument".to_string() };
+        diags.error(name_span, format!("aggregate `{}` takes {wanted}, got {}", call.name, call.args.len()), None);
+        return None;
+    }
+    Some(Aggregate { name: name(out_name), func, arg: call.args.into_iter().next() })
+}
