@@ -55,7 +55,11 @@ impl Diagnostics {
             if let Some(line) = d.span.line.checked_sub(1).and_then(|i| lines.get(i)) {
                 let number = d.span.line.to_string();
                 let pad = " ".repeat(number.len());
-                let indent: String = line.chars().take(d.span.col.saturating_sub(1)).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+                let indent: String = line
+                    .chars()
+                    .take(d.span.col.saturating_sub(1))
+                    .map(|c| if c == '\t' { '\t' } else { ' ' })
+                    .collect();
                 let _ = writeln!(out, "{pad} |");
                 let _ = writeln!(out, "{number} | {line}");
                 let _ = writeln!(out, "{pad} | {indent}{}", "^".repeat(d.span.len.max(1)));
@@ -105,7 +109,10 @@ mod tests {
         let mut d = Diagnostics::default();
         d.error(Span::new(2, 3, 3), "unknown field `pth`", did_you_mean("pth", ["path", "format"]));
         let text = d.render("p.yaml", "a:\n  pth: x\n");
-        assert_eq!(text, "p.yaml:2:3: error: unknown field `pth`\n  |\n2 |   pth: x\n  |   ^^^\n  = help: did you mean `path`?\n");
+        assert_eq!(
+            text,
+            "p.yaml:2:3: error: unknown field `pth`\n  |\n2 |   pth: x\n  |   ^^^\n  = help: did you mean `path`?\n"
+        );
     }
 
     #[test]

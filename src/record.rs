@@ -118,12 +118,10 @@ impl Value {
                 None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
             },
             serde_json::Value::String(s) => Value::Str(Arc::from(s)),
-            serde_json::Value::Array(items) => {
-                Value::List(Arc::new(items.into_iter().map(Value::from_json).collect()))
+            serde_json::Value::Array(items) => Value::List(Arc::new(items.into_iter().map(Value::from_json).collect())),
+            serde_json::Value::Object(map) => {
+                Value::Map(Arc::new(map.into_iter().map(|(k, v)| (Arc::from(k), Value::from_json(v))).collect()))
             }
-            serde_json::Value::Object(map) => Value::Map(Arc::new(
-                map.into_iter().map(|(k, v)| (Arc::from(k), Value::from_json(v))).collect(),
-            )),
         }
     }
 }

@@ -20,7 +20,8 @@ pub struct Cli {
     pub command: Command,
 }
 
-const EXIT_CODES: &str = "Exit codes: 0 done, 1 runtime failure (bad data, I/O), 2 invalid pipeline or usage, 3 internal error.";
+const EXIT_CODES: &str =
+    "Exit codes: 0 done, 1 runtime failure (bad data, I/O), 2 invalid pipeline or usage, 3 internal error.";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -102,7 +103,8 @@ fn read(path: &Path) -> Result<SourceFile, i32> {
 /// Reads and validates a pipeline, printing diagnostics; Err is the exit code.
 fn load_valid(path: &Path, peek_inputs: bool) -> Result<ValidPipeline, i32> {
     let file = read(path)?;
-    let peek: &dyn Fn(&spec::PipelineSpec, &spec::SourceSpec) -> Option<Vec<String>> = if peek_inputs { &sources::peek_csv_header } else { &no_peek };
+    let peek: &dyn Fn(&spec::PipelineSpec, &spec::SourceSpec) -> Option<Vec<String>> =
+        if peek_inputs { &sources::peek_csv_header } else { &no_peek };
     let options = Options { env: &spec::process_env, peek_fields: peek };
     validate::validate_file(&file, &options).map_err(|diags| print_diagnostics(&file, &diags))
 }

@@ -25,9 +25,7 @@ impl CastTarget {
         Some(match t {
             D::BigInt(_) | D::Int(_) | D::Integer(_) | D::SmallInt(_) | D::TinyInt(_) => CastTarget::Int,
             D::Int2(_) | D::Int4(_) | D::Int8(_) | D::Int16 | D::Int32 | D::Int64 => CastTarget::Int,
-            D::Double(_) | D::DoublePrecision | D::Float(_) | D::Real | D::Float4 | D::Float8 => {
-                CastTarget::Float
-            }
+            D::Double(_) | D::DoublePrecision | D::Float(_) | D::Real | D::Float4 | D::Float8 => CastTarget::Float,
             D::Float32 | D::Float64 | D::Decimal(_) | D::Numeric(_) | D::Dec(_) => CastTarget::Float,
             D::Varchar(_) | D::String(_) | D::Text | D::Char(_) | D::Character(_) => CastTarget::Str,
             D::CharacterVarying(_) | D::CharVarying(_) | D::Nvarchar(_) => CastTarget::Str,
@@ -126,10 +124,7 @@ pub(crate) fn parse_timestamp_with(s: &str, fmt: &str) -> Option<i64> {
     if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
         return Some(t.and_utc().timestamp_millis());
     }
-    NaiveDate::parse_from_str(s, fmt)
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc().timestamp_millis())
+    NaiveDate::parse_from_str(s, fmt).ok().and_then(|d| d.and_hms_opt(0, 0, 0)).map(|t| t.and_utc().timestamp_millis())
 }
 
 #[cfg(test)]
@@ -147,15 +142,15 @@ mod tests {
         assert_eq!(cast(&Value::Null, CastTarget::Int).unwrap(), Value::Null);
         assert_eq!(cast(&Value::Int(1500), CastTarget::Timestamp).unwrap(), Value::Timestamp(1500));
         assert_eq!(cast(&Value::Timestamp(1500), CastTarget::Int).unwrap(), Value::Int(1500));
-        assert_eq!(
-            cast(&Value::Timestamp(0), CastTarget::Str).unwrap(),
-            Value::str("1970-01-01T00:00:00.000Z")
-        );
+        assert_eq!(cast(&Value::Timestamp(0), CastTarget::Str).unwrap(), Value::str("1970-01-01T00:00:00.000Z"));
     }
 
     #[test]
     fn failed_casts_name_the_value() {
-        assert_eq!(cast(&Value::str("abc"), CastTarget::Int).unwrap_err().message, "cannot cast string 'abc' to BIGINT");
+        assert_eq!(
+            cast(&Value::str("abc"), CastTarget::Int).unwrap_err().message,
+            "cannot cast string 'abc' to BIGINT"
+        );
         assert!(cast(&Value::Float(f64::NAN), CastTarget::Int).is_err());
         assert!(cast(&Value::Float(1e30), CastTarget::Int).is_err());
         assert!(cast(&Value::List(Arc::new(vec![])), CastTarget::Float).is_err());

@@ -428,7 +428,11 @@ impl<'a> Compiler<'a> {
             },
             Node::Const(Value::Null) => return Node::Const(Value::Null),
             Node::Const(other) => {
-                return self.error(pat_at, format!("{what} pattern must be a string, found {}", other.type_name()), None)
+                return self.error(
+                    pat_at,
+                    format!("{what} pattern must be a string, found {}", other.type_name()),
+                    None,
+                )
             }
             dynamic => {
                 let p = dynamic.into_operand();
@@ -440,7 +444,9 @@ impl<'a> Compiler<'a> {
                             let m = cache.get(ps, escape_char, ci).map_err(EvalError::new)?;
                             subject.with(r, |v| test(&m, v))
                         }
-                        other => Err(EvalError::new(format!("{what} pattern must be a string, got {}", other.type_name()))),
+                        other => {
+                            Err(EvalError::new(format!("{what} pattern must be a string, got {}", other.type_name())))
+                        }
                     })
                 }))
             }
@@ -489,7 +495,8 @@ impl<'a> Compiler<'a> {
 
     fn cast_node(&mut self, inner: Node, data_type: &ast::DataType, lenient: bool, at: usize) -> Node {
         let Some(target) = CastTarget::from_sql(data_type) else {
-            let hint = Some("supported types: BIGINT, INT, DOUBLE, DECIMAL, VARCHAR, STRING, BOOLEAN, TIMESTAMP".into());
+            let hint =
+                Some("supported types: BIGINT, INT, DOUBLE, DECIMAL, VARCHAR, STRING, BOOLEAN, TIMESTAMP".into());
             return self.error(at, format!("cannot cast to `{data_type}`"), hint);
         };
         let c = inner.is_const();
@@ -589,12 +596,17 @@ impl<'a> Compiler<'a> {
                             Ok(re) => regex = Some(re),
                             Err(e) => {
                                 let at = self.at(args[1].span());
-                                return self.error(at, format!("invalid regular expression: {}", first_line(&e.to_string())), None);
+                                return self.error(
+                                    at,
+                                    format!("invalid regular expression: {}", first_line(&e.to_string())),
+                                    None,
+                                );
                             }
                         },
                         other => {
                             let at = self.at(args[1].span());
-                            let msg = format!("function `{name}` expects a string pattern, found {}", other.type_name());
+                            let msg =
+                                format!("function `{name}` expects a string pattern, found {}", other.type_name());
                             return self.error(at, msg, None);
                         }
                     }
@@ -608,7 +620,10 @@ impl<'a> Compiler<'a> {
 
 fn first_line(s: &str) -> String {
     // regex errors are multi-line drawings of the pattern; keep the gist.
-    s.lines().rev().find(|l| l.starts_with("error:")).map_or_else(|| s.to_string(), |l| l.trim_start_matches("error: ").to_string())
+    s.lines()
+        .rev()
+        .find(|l| l.starts_with("error:"))
+        .map_or_else(|| s.to_string(), |l| l.trim_start_matches("error: ").to_string())
 }
 
 fn arity(min: usize, max: Option<usize>) -> String {

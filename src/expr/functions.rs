@@ -340,10 +340,7 @@ fn regexp_extract(re: &Regex, text: &str, group: &Value) -> R {
         .ok()
         .filter(|g| *g < re.captures_len())
         .ok_or_else(|| EvalError::new(format!("function `regexp_extract`: the pattern has no group {g}")))?;
-    Ok(re
-        .captures(text)
-        .and_then(|c| c.get(g))
-        .map_or(Value::Null, |m| Value::Str(Arc::from(m.as_str()))))
+    Ok(re.captures(text).and_then(|c| c.get(g)).map_or(Value::Null, |m| Value::Str(Arc::from(m.as_str()))))
 }
 
 pub(crate) fn now_millis() -> i64 {
@@ -691,10 +688,7 @@ mod tests {
         assert_eq!(replace(&s("ab"), &s(""), &s("-")).unwrap(), s("ab"));
         assert_eq!(position(&s("l"), &s("héllo")).unwrap(), Value::Int(3));
         assert_eq!(position(&s("z"), &s("hello")).unwrap(), Value::Int(0));
-        assert_eq!(
-            split(&s("a,b"), &s(",")).unwrap(),
-            Value::List(Arc::new(vec![s("a"), s("b")]))
-        );
+        assert_eq!(split(&s("a,b"), &s(",")).unwrap(), Value::List(Arc::new(vec![s("a"), s("b")])));
         assert_eq!(length(&s("héllo")).unwrap(), Value::Int(5));
         assert!(lower(&Value::Int(1)).unwrap_err().message.contains("expects a string, got int"));
     }

@@ -36,10 +36,7 @@ impl Step {
 
 /// SQL lists are 1-based; anything out of range reads as NULL.
 pub(crate) fn list_item(items: &[Value], i: i64) -> &Value {
-    i.checked_sub(1)
-        .and_then(|i| usize::try_from(i).ok())
-        .and_then(|i| items.get(i))
-        .unwrap_or(&NULL)
+    i.checked_sub(1).and_then(|i| usize::try_from(i).ok()).and_then(|i| items.get(i)).unwrap_or(&NULL)
 }
 
 /// A (possibly nested) field reference resolved as far as compile time allows.
@@ -120,11 +117,7 @@ pub(crate) enum Operand {
 impl Operand {
     /// Runs `k` on this operand's value without cloning constants or fields.
     #[inline]
-    pub(crate) fn with<R>(
-        &self,
-        r: &Record,
-        k: impl FnOnce(&Value) -> Result<R, EvalError>,
-    ) -> Result<R, EvalError> {
+    pub(crate) fn with<R>(&self, r: &Record, k: impl FnOnce(&Value) -> Result<R, EvalError>) -> Result<R, EvalError> {
         match self {
             Operand::Const(v) => k(v),
             Operand::Field(f) => k(f.get(r)),

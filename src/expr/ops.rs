@@ -57,9 +57,7 @@ pub(crate) fn cmp_values(op: CmpOp, a: &Value, b: &Value) -> Result<Option<bool>
         (Value::Int(x), Value::Int(y)) => Ok(Some(op.test(x.cmp(y)))),
         (Value::Null, _) | (_, Value::Null) => Ok(None),
         // Lists and maps only have equality; they compare structurally.
-        (Value::List(_), Value::List(_)) | (Value::Map(_), Value::Map(_))
-            if matches!(op, CmpOp::Eq | CmpOp::NotEq) =>
-        {
+        (Value::List(_), Value::List(_)) | (Value::Map(_), Value::Map(_)) if matches!(op, CmpOp::Eq | CmpOp::NotEq) => {
             Ok(Some((a == b) == (op == CmpOp::Eq)))
         }
         _ => Ok(Some(match compare(a, b)? {
@@ -116,18 +114,9 @@ pub(crate) fn arith(op: ArithOp, a: &Value, b: &Value) -> Result<Value, EvalErro
         (Value::Timestamp(t), Value::Int(d)) if matches!(op, ArithOp::Add | ArithOp::Sub) => {
             int_arith(op, *t, *d).map(Value::Timestamp)
         }
-        (Value::Int(d), Value::Timestamp(t)) if op == ArithOp::Add => {
-            int_arith(op, *d, *t).map(Value::Timestamp)
-        }
-        (Value::Timestamp(x), Value::Timestamp(y)) if op == ArithOp::Sub => {
-            int_arith(op, *x, *y).map(Value::Int)
-        }
-        _ => Err(EvalError::new(format!(
-            "cannot apply `{}` to {} and {}",
-            op.symbol(),
-            a.type_name(),
-            b.type_name()
-        ))),
+        (Value::Int(d), Value::Timestamp(t)) if op == ArithOp::Add => int_arith(op, *d, *t).map(Value::Timestamp),
+        (Value::Timestamp(x), Value::Timestamp(y)) if op == ArithOp::Sub => int_arith(op, *x, *y).map(Value::Int),
+        _ => Err(EvalError::new(format!("cannot apply `{}` to {} and {}", op.symbol(), a.type_name(), b.type_name()))),
     }
 }
 
@@ -178,7 +167,10 @@ pub(crate) fn concat(a: &Value, b: &Value) -> Result<Value, EvalError> {
 
 /// Three-valued `AND` of an already evaluated left side and a lazily evaluated right.
 #[inline]
-pub(crate) fn and3(a: Option<bool>, b: impl FnOnce() -> Result<Option<bool>, EvalError>) -> Result<Option<bool>, EvalError> {
+pub(crate) fn and3(
+    a: Option<bool>,
+    b: impl FnOnce() -> Result<Option<bool>, EvalError>,
+) -> Result<Option<bool>, EvalError> {
     if a == Some(false) {
         return Ok(Some(false));
     }
@@ -191,7 +183,10 @@ pub(crate) fn and3(a: Option<bool>, b: impl FnOnce() -> Result<Option<bool>, Eva
 
 /// Three-valued `OR`, lazily evaluating the right side.
 #[inline]
-pub(crate) fn or3(a: Option<bool>, b: impl FnOnce() -> Result<Option<bool>, EvalError>) -> Result<Option<bool>, EvalError> {
+pub(crate) fn or3(
+    a: Option<bool>,
+    b: impl FnOnce() -> Result<Option<bool>, EvalError>,
+) -> Result<Option<bool>, EvalError> {
     if a == Some(true) {
         return Ok(Some(true));
     }
@@ -226,7 +221,10 @@ mod tests {
         assert_eq!(arith(ArithOp::Mul, &Value::Int(2), &Value::Float(1.5)).unwrap(), Value::Float(3.0));
         assert_eq!(arith(ArithOp::Add, &Value::Null, &Value::Int(1)).unwrap(), Value::Null);
         assert_eq!(arith(ArithOp::Div, &Value::Int(1), &Value::Int(0)).unwrap_err().message, "division by zero");
-        assert_eq!(arith(ArithOp::Rem, &Value::Float(1.0), &Value::Float(0.0)).unwrap_err().message, "division by zero");
+        assert_eq!(
+            arith(ArithOp::Rem, &Value::Float(1.0), &Value::Float(0.0)).unwrap_err().message,
+            "division by zero"
+        );
         assert!(arith(ArithOp::Add, &Value::Int(i64::MAX), &Value::Int(1)).is_err());
         assert!(arith(ArithOp::Div, &Value::Int(i64::MIN), &Value::Int(-1)).is_err());
         assert_eq!(arith(ArithOp::Add, &Value::Timestamp(1000), &Value::Int(5)).unwrap(), Value::Timestamp(1005));

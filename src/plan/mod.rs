@@ -74,7 +74,12 @@ impl Plan {
         for s in &spec.sources {
             let what = match &s.kind {
                 SourceKind::File { path, decoding, follow } => {
-                    format!("file {} ({}{})", path.value, decoding.format.value.name(), if follow.value { ", follow" } else { "" })
+                    format!(
+                        "file {} ({}{})",
+                        path.value,
+                        decoding.format.value.name(),
+                        if follow.value { ", follow" } else { "" }
+                    )
                 }
                 SourceKind::Stdin { decoding } => format!("stdin ({})", decoding.format.value.name()),
                 other => other.type_name().to_string(),
@@ -135,7 +140,9 @@ impl SinkKind {
 }
 
 fn describe_step(kind: &StepKind) -> String {
-    let names = |fields: &[(crate::spec::Spanned<String>, crate::spec::ExprSpec)]| fields.iter().map(|(n, e)| format!("{} = {}", n.value, e.text)).collect::<Vec<_>>().join(", ");
+    let names = |fields: &[(crate::spec::Spanned<String>, crate::spec::ExprSpec)]| {
+        fields.iter().map(|(n, e)| format!("{} = {}", n.value, e.text)).collect::<Vec<_>>().join(", ")
+    };
     match kind {
         StepKind::Filter(e) => e.text.clone(),
         StepKind::Map(f) | StepKind::Set(f) => names(f),

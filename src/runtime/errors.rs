@@ -41,7 +41,10 @@ impl OriginNames {
             Some(step) => format!("step `{step}` failed on a record of source `{}` ({place})", self.source(&f.origin)),
             None => format!("bad record in source `{}` ({place})", self.source(&f.origin)),
         };
-        Error::Data(format!("{what}: {}\n  = help: set `on_error: skip` to drop such records, or `on_error: <sink id>` to collect them", f.error))
+        Error::Data(format!(
+            "{what}: {}\n  = help: set `on_error: skip` to drop such records, or `on_error: <sink id>` to collect them",
+            f.error
+        ))
     }
 
     /// The record an `on_error` sink receives.

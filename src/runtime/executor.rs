@@ -36,13 +36,21 @@ pub struct Executor {
 }
 
 impl Executor {
-    pub fn new(plan: &Plan, names: OriginNames, sinks: Vec<Option<Sender<SinkMessage>>>, threads: Vec<Option<SinkThread>>) -> Result<Executor> {
+    pub fn new(
+        plan: &Plan,
+        names: OriginNames,
+        sinks: Vec<Option<Sender<SinkMessage>>>,
+        threads: Vec<Option<SinkThread>>,
+    ) -> Result<Executor> {
         let p = &plan.pipeline;
         let operators = p
             .steps
             .iter()
             .enumerate()
-            .map(|(i, s)| steps::build(s).ok_or_else(|| Error::Internal(format!("step `{}` has no runtime", p.spec.steps[i].label(i)))))
+            .map(|(i, s)| {
+                steps::build(s)
+                    .ok_or_else(|| Error::Internal(format!("step `{}` has no runtime", p.spec.steps[i].label(i))))
+            })
             .collect::<Result<Vec<_>>>()?;
         Ok(Executor {
             operators,
@@ -74,7 +82,12 @@ impl Executor {
                 Message::Bad(bad) => {
                     self.summary.records_in += bad.len() as u64;
                     for b in bad {
-                        self.failure(RecordFailure { origin: b.origin, step: None, input: Value::str(&b.raw), error: b.error })?;
+                        self.failure(RecordFailure {
+                            origin: b.origin,
+                            step: None,
+                            input: Value::str(&b.raw),
+                            error: b.error,
+                        })?;
                     }
                 }
                 Message::End => {}
@@ -113,7 +126,12 @@ impl Executor {
                 let mut out = Vec::with_capacity(batch.len());
                 for record in batch {
                     if let Err(e) = self.operators[i].process(record, &mut out) {
-                        let failure = RecordFailure { origin: e.record.origin, step: Some(self.labels[i].clone()), input: e.record.to_map_value(), error: e.error.message };
+                        let failure = RecordFailure {
+                            origin: e.record.origin,
+                            step: Some(self.labels[i].clone()),
+                            input: e.record.to_map_value(),
+                            error: e.error.message,
+                        };
                         self.failure(failure)?;
                     }
                 }

@@ -38,7 +38,12 @@ impl Merge {
                 Ok(Message::End) | Err(_) => {
                     self.ended[index] = true;
                     if received.is_err() {
-                        return Some((index, Message::Failed(crate::error::Error::Internal("a source thread stopped without a reason".into()))));
+                        return Some((
+                            index,
+                            Message::Failed(crate::error::Error::Internal(
+                                "a source thread stopped without a reason".into(),
+                            )),
+                        ));
                     }
                 }
                 Ok(message) => return Some((index, message)),

@@ -8,11 +8,19 @@ use crate::spec::{PipelineSpec, SinkKind, SourceKind, StepKind};
 pub fn unsupported(spec: &PipelineSpec) -> Diagnostics {
     let mut d = Diagnostics::default();
     let mut refuse = |span, feature: String| {
-        d.error(span, format!("not supported yet: {feature}"), Some("this part of the format is specified and validated, but this version of flowctl cannot run it".into()))
+        d.error(
+            span,
+            format!("not supported yet: {feature}"),
+            Some(
+                "this part of the format is specified and validated, but this version of flowctl cannot run it".into(),
+            ),
+        )
     };
     for s in &spec.sources {
         match &s.kind {
-            SourceKind::File { follow, .. } if follow.value => refuse(follow.span, "`follow: true` on file sources".into()),
+            SourceKind::File { follow, .. } if follow.value => {
+                refuse(follow.span, "`follow: true` on file sources".into())
+            }
             SourceKind::File { .. } | SourceKind::Stdin { .. } => {}
             other => refuse(s.type_span, format!("`{}` sources", other.type_name())),
         }

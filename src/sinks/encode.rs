@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 pub enum Encoder<W: Write> {
     Jsonl { out: W, line: String },
-    Csv { out: csv::Writer<W>, header: bool, columns: Option<Arc<Schema>>, cells: Vec<String> },
+    Csv { out: Box<csv::Writer<W>>, header: bool, columns: Option<Arc<Schema>>, cells: Vec<String> },
 }
 
 impl<W: Write> Encoder<W> {
@@ -16,7 +16,7 @@ impl<W: Write> Encoder<W> {
     }
 
     pub fn csv(out: W, header: bool, delimiter: u8) -> Self {
-        let out = csv::WriterBuilder::new().delimiter(delimiter).buffer_capacity(64 * 1024).from_writer(out);
+        let out = Box::new(csv::WriterBuilder::new().delimiter(delimiter).buffer_capacity(64 * 1024).from_writer(out));
         Encoder::Csv { out, header, columns: None, cells: Vec::new() }
     }
 

@@ -20,11 +20,17 @@ pub struct FileSink {
 
 impl FileSink {
     pub fn create(id: &str, path: PathBuf, format: DataFormat, header: bool, delimiter: u8) -> Result<FileSink, Error> {
-        let dir = path.parent().map(PathBuf::from).filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| PathBuf::from("."));
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("sink `{id}`: cannot create directory {}", dir.display()), e))?;
+        let dir = path
+            .parent()
+            .map(PathBuf::from)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(format!("sink `{id}`: cannot create directory {}", dir.display()), e))?;
         let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "out".into());
         let temp = dir.join(format!(".{name}.{}.inprogress", std::process::id()));
-        let file = File::create(&temp).map_err(|e| Error::io(format!("sink `{id}`: cannot create {}", temp.display()), e))?;
+        let file =
+            File::create(&temp).map_err(|e| Error::io(format!("sink `{id}`: cannot create {}", temp.display()), e))?;
         let out = BufWriter::with_capacity(256 * 1024, file);
         let encoder = match format {
             DataFormat::Csv => Encoder::csv(out, header, delimiter),
@@ -51,7 +57,10 @@ impl Sink for FileSink {
         encoder.flush().map_err(|e| self.failed("write", e))?;
         let writer = match encoder {
             Encoder::Jsonl { out, .. } => out.into_inner().map_err(|e| e.into_error()),
-            Encoder::Csv { out, .. } => out.into_inner().map_err(|e| std::io::Error::other(e.to_string())).and_then(|w| w.into_inner().map_err(|e| e.into_error())),
+            Encoder::Csv { out, .. } => (*out)
+                .into_inner()
+                .map_err(|e| std::io::Error::other(e.to_string()))
+                .and_then(|w| w.into_inner().map_err(|e| e.into_error())),
         };
         let file = writer.map_err(|e| self.failed("write", e))?;
         file.sync_all().map_err(|e| self.failed("sync", e))?;

@@ -34,9 +34,13 @@ pub trait Sink: Send {
 pub fn build(spec: &PipelineSpec, sink: &SinkSpec) -> Result<Box<dyn Sink>> {
     match &sink.kind {
         SinkKind::Stdout { format } => Ok(Box::new(stdout::StdoutSink::new(*format))),
-        SinkKind::File { path, format, header, delimiter } => {
-            Ok(Box::new(file::FileSink::create(&sink.id.value, spec.resolve(&path.value), format.value, *header, *delimiter)?))
-        }
+        SinkKind::File { path, format, header, delimiter } => Ok(Box::new(file::FileSink::create(
+            &sink.id.value,
+            spec.resolve(&path.value),
+            format.value,
+            *header,
+            *delimiter,
+        )?)),
         other => Err(Error::Internal(format!("sink type `{}` has no runtime yet", other.type_name()))),
     }
 }

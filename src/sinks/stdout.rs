@@ -12,7 +12,7 @@ pub struct StdoutSink {
 }
 
 enum Mode {
-    Encoded(Encoder<Stdout>),
+    Encoded(Box<Encoder<Stdout>>),
     /// Tables need every row to size their columns, so they print at the end.
     Table(Vec<Record>),
 }
@@ -21,8 +21,8 @@ impl StdoutSink {
     pub fn new(format: StdoutFormat) -> StdoutSink {
         let out = std::io::stdout();
         let mode = match format {
-            StdoutFormat::Jsonl => Mode::Encoded(Encoder::jsonl(out)),
-            StdoutFormat::Csv => Mode::Encoded(Encoder::csv(out, true, b',')),
+            StdoutFormat::Jsonl => Mode::Encoded(Box::new(Encoder::jsonl(out))),
+            StdoutFormat::Csv => Mode::Encoded(Box::new(Encoder::csv(out, true, b','))),
             StdoutFormat::Table => Mode::Table(Vec::new()),
         };
         StdoutSink { mode }

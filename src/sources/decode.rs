@@ -16,10 +16,23 @@ pub enum Decoder<R: Read> {
 
 impl<R: Read> Decoder<R> {
     /// `buffer` is the read buffer size in bytes.
-    pub fn new(reader: R, buffer: usize, decoding: &Decoding, origin: Origin, known_schema: Option<Arc<Schema>>) -> Decoder<R> {
+    pub fn new(
+        reader: R,
+        buffer: usize,
+        decoding: &Decoding,
+        origin: Origin,
+        known_schema: Option<Arc<Schema>>,
+    ) -> Decoder<R> {
         match decoding.format.value {
             DataFormat::Csv => Decoder::Csv(CsvDecoder::new(reader, buffer, decoding, origin, known_schema)),
-            format => Decoder::Lines(LineDecoder { reader: BufReader::with_capacity(buffer, reader), json: format == DataFormat::Jsonl, origin, buf: String::new(), schema_cache: None, line_schema: Schema::from_names(&["line"]) }),
+            format => Decoder::Lines(LineDecoder {
+                reader: BufReader::with_capacity(buffer, reader),
+                json: format == DataFormat::Jsonl,
+                origin,
+                buf: String::new(),
+                schema_cache: None,
+                line_schema: Schema::from_names(&["line"]),
+            }),
         }
     }
 
@@ -52,7 +65,11 @@ impl<R: Read> LineDecoder<BufReader<R>> {
                 Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
                     self.origin.line += 1;
                     // read_line consumed the line before rejecting it.
-                    bad.push(BadRecord { origin: self.origin, raw: String::new(), error: "the line is not valid UTF-8".into() });
+                    bad.push(BadRecord {
+                        origin: self.origin,
+                        raw: String::new(),
+                        error: "the line is not valid UTF-8".into(),
+                    });
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -95,7 +112,9 @@ pub fn parse_json_object(line: &str, cache: &mut Option<Arc<Schema>>) -> Result<
     let serde_json::Value::Object(map) = value else {
         return Err(format!("expected a JSON object, found {}", json_kind(&value)));
     };
-    let same = cache.as_ref().is_some_and(|s| s.len() == map.len() && s.names().iter().zip(map.keys()).all(|(a, b)| **a == **b));
+    let same = cache
+        .as_ref()
+        .is_some_and(|s| s.len() == map.len() && s.names().iter().zip(map.keys()).all(|(a, b)| **a == **b));
     if !same {
         *cache = Some(Schema::new(map.keys().map(|k| Arc::from(k.as_str())).collect()));
     }
@@ -164,7 +183,11 @@ impl<R: Read> CsvDecoder<R> {
                     csv::ErrorKind::Io(_) => return Err(std::io::Error::other(e.to_string())),
                     _ => {
                         self.origin.line = e.position().map(|p| p.line()).unwrap_or(self.origin.line + 1);
-                        bad.push(BadRecord { origin: self.origin, raw: String::new(), error: format!("invalid CSV: {e}") });
+                        bad.push(BadRecord {
+                            origin: self.origin,
+                            raw: String::new(),
+                            error: format!("invalid CSV: {e}"),
+                        });
                         continue;
                     }
                 },
@@ -190,7 +213,11 @@ impl<R: Read> CsvDecoder<R> {
                 if self.row.len() == 1 && self.row.get(0).is_some_and(|f| f.is_empty()) {
                     continue;
                 }
-                bad.push(BadRecord { origin: self.origin, raw: raw_row(&self.row), error: format!("expected {} fields, found {}", schema.len(), self.row.len()) });
+                bad.push(BadRecord {
+                    origin: self.origin,
+                    raw: raw_row(&self.row),
+                    error: format!("expected {} fields, found {}", schema.len(), self.row.len()),
+                });
                 continue;
             }
             match decode_row(&self.row, schema, types) {
@@ -214,7 +241,8 @@ fn raw_row(row: &csv::ByteRecord) -> String {
 fn decode_row(row: &csv::ByteRecord, schema: &Schema, types: &[Option<ValueType>]) -> Result<Vec<Value>, String> {
     let mut values = Vec::with_capacity(row.len());
     for (i, field) in row.iter().enumerate() {
-        let text = std::str::from_utf8(field).map_err(|_| format!("column `{}` is not valid UTF-8", schema.names()[i]))?;
+        let text =
+            std::str::from_utf8(field).map_err(|_| format!("column `{}` is not valid UTF-8", schema.names()[i]))?;
         let value = match types[i] {
             None => infer(text),
             Some(t) => convert(text, t).map_err(|e| format!("column `{}`: {e}", schema.names()[i]))?,
@@ -267,17 +295,26 @@ pub fn convert(text: &str, ty: ValueType) -> Result<Value, String> {
         ValueType::Timestamp => match text.trim().parse::<i64>() {
             Ok(ms) => Value::Timestamp(ms),
             Err(_) => Value::Timestamp(
-                chrono::DateTime::parse_from_rfc3339(text.trim()).map_err(|_| bad("a timestamp (epoch ms or RFC 3339)"))?.timestamp_millis(),
+                chrono::DateTime::parse_from_rfc3339(text.trim())
+                    .map_err(|_| bad("a timestamp (epoch ms or RFC 3339)"))?
+                    .timestamp_millis(),
             ),
         },
-        ValueType::Json => Value::from_json(serde_json::from_str(text).map_err(|e| format!("`{text}` is not JSON: {e}"))?),
+        ValueType::Json => {
+            Value::from_json(serde_json::from_str(text).map_err(|e| format!("`{text}` is not JSON: {e}"))?)
+        }
     })
 }
 
 /// The header of a CSV input, for validation (`flowctl run` checks field names
 /// against it before starting).
 pub fn read_csv_header(reader: impl Read, decoding: &Decoding) -> Option<Vec<String>> {
-    let mut r = csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(decoding.csv.delimiter).quote(decoding.csv.quote).from_reader(reader);
+    let mut r = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(decoding.csv.delimiter)
+        .quote(decoding.csv.quote)
+        .from_reader(reader);
     let mut row = csv::StringRecord::new();
     r.read_record(&mut row).ok()?;
     Some(row.iter().map(|f| f.trim().to_string()).collect())

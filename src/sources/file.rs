@@ -44,8 +44,15 @@ pub struct FileSource {
 }
 
 impl FileSource {
-    pub fn open(paths: Vec<PathBuf>, decoding: Decoding, origin: Origin, schema: Option<Arc<Schema>>, id: &str) -> Result<FileSource> {
-        let mut source = FileSource { paths, next_file: 0, current: None, decoding, origin, schema, id: id.to_string() };
+    pub fn open(
+        paths: Vec<PathBuf>,
+        decoding: Decoding,
+        origin: Origin,
+        schema: Option<Arc<Schema>>,
+        id: &str,
+    ) -> Result<FileSource> {
+        let mut source =
+            FileSource { paths, next_file: 0, current: None, decoding, origin, schema, id: id.to_string() };
         source.open_next()?;
         Ok(source)
     }
@@ -56,7 +63,8 @@ impl FileSource {
             self.current = None;
             return Ok(false);
         };
-        let file = File::open(path).map_err(|e| Error::io(format!("source `{}`: cannot open {}", self.id, path.display()), e))?;
+        let file = File::open(path)
+            .map_err(|e| Error::io(format!("source `{}`: cannot open {}", self.id, path.display()), e))?;
         let origin = Origin { file: self.next_file as u32, line: 0, ..self.origin };
         self.current = Some(Decoder::new(file, READ_BUFFER, &self.decoding, origin, self.schema.clone()));
         self.next_file += 1;

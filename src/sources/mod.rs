@@ -36,11 +36,17 @@ pub trait Source: Send {
 
 /// Opens a source. `index` is the source's position in the pipeline (for origins);
 /// `schema` is the record layout known at validation, reused for speed.
-pub fn build(spec: &PipelineSpec, source: &SourceSpec, index: usize, schema: Option<Arc<Schema>>) -> Result<Box<dyn Source>> {
+pub fn build(
+    spec: &PipelineSpec,
+    source: &SourceSpec,
+    index: usize,
+    schema: Option<Arc<Schema>>,
+) -> Result<Box<dyn Source>> {
     let origin = Origin { source: index as u32, file: 0, line: 0 };
     match &source.kind {
         SourceKind::File { path, decoding, .. } => {
-            let files = file::expand(spec, &path.value).map_err(|e| Error::External(format!("source `{}`: {e}", source.id.value)))?;
+            let files = file::expand(spec, &path.value)
+                .map_err(|e| Error::External(format!("source `{}`: {e}", source.id.value)))?;
             Ok(Box::new(file::FileSource::open(files, decoding.clone(), origin, schema, &source.id.value)?))
         }
         SourceKind::Stdin { decoding } => Ok(Box::new(stdin::StdinSource::new(decoding, origin, schema))),
@@ -51,7 +57,9 @@ pub fn build(spec: &PipelineSpec, source: &SourceSpec, index: usize, schema: Opt
 /// The CSV header of a source's first input, if it is a CSV file with a header.
 pub fn peek_csv_header(spec: &PipelineSpec, source: &SourceSpec) -> Option<Vec<String>> {
     match &source.kind {
-        SourceKind::File { path, decoding, .. } if decoding.format.value == crate::spec::DataFormat::Csv && decoding.csv.header => {
+        SourceKind::File { path, decoding, .. }
+            if decoding.format.value == crate::spec::DataFormat::Csv && decoding.csv.header =>
+        {
             let first = file::expand(spec, &path.value).ok()?.into_iter().next()?;
             decode::read_csv_header(std::fs::File::open(first).ok()?, decoding)
         }

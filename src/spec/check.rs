@@ -10,7 +10,11 @@ use crate::diag::{did_you_mean, Diagnostics};
 /// Checks a whole pipeline document.
 pub fn check_pipeline(root: &Node, diags: &mut Diagnostics) {
     if !matches!(root.kind, NodeKind::Map(_)) {
-        diags.error(root.span, format!("a pipeline file must be a mapping with `sources:` and `sinks:`, found {}", root.describe()), None);
+        diags.error(
+            root.span,
+            format!("a pipeline file must be a mapping with `sources:` and `sinks:`, found {}", root.describe()),
+            None,
+        );
         return;
     }
     check_object(root, PIPELINE, "the pipeline", diags);
@@ -51,7 +55,16 @@ fn check_object(node: &Node, fields: &[Field], what: &str, diags: &mut Diagnosti
     for (key, value) in entries {
         let name = key.scalar().unwrap_or_default();
         match fields.iter().find(|f| f.name == name) {
-            Some(field) => check_value(value, &field.ty, &format!("`{name}` in {what}"), diags),
+            Some(field) => match &field.ty {
+                // `sources:` and `sinks:` entries are named "source `id`", "sink `id`".
+                Ty::Map(inner @ Ty::Tagged { .. }) if matches!(value.kind, NodeKind::Map(_)) => {
+                    let singular = name.trim_end_matches('s');
+                    for (k, v) in value.entries() {
+                        check_value(v, inner, &format!("{singular} `{}`", k.scalar().unwrap_or_default()), diags);
+                    }
+                }
+                _ => check_value(value, &field.ty, &field_of(name, what), diags),
+            },
             None => diags.error(
                 key.span,
                 format!("unknown field `{name}` in {what}"),
@@ -64,6 +77,15 @@ fn check_object(node: &Node, fields: &[Field], what: &str, diags: &mut Diagnosti
         if node.get(field.name).is_none() {
             diags.error(node.span, format!("missing required field `{}` in {what}", field.name), None);
         }
+    }
+}
+
+/// How a field is named in messages: `csv` of source `clicks`; top-level fields by name.
+fn field_of(name: &str, what: &str) -> String {
+    if what == "the pipeline" {
+        format!("`{name}`")
+    } else {
+        format!("`{name}` of {what}")
     }
 }
 
@@ -128,7 +150,7 @@ pub fn check_value(node: &Node, ty: &Ty, what: &str, diags: &mut Diagnostics) {
             }
         }
         Ty::PosInt => {
-            if !scalar_int(node).is_some_and(|v| v >= 1) {
+            if scalar_int(node).is_none_or(|v| v < 1) {
                 diags.error(node.span, format!("{what} must be a positive integer, found `{text}`"), None);
             }
         }
@@ -139,7 +161,11 @@ pub fn check_value(node: &Node, ty: &Ty, what: &str, diags: &mut Diagnostics) {
         }
         Ty::Duration => {
             if let Err(message) = parse_duration(text) {
-                diags.error(node.span, format!("{message} for {what}"), Some("durations look like 500ms, 10s, 5m, 1h, 1d".into()));
+                diags.error(
+                    node.span,
+                    format!("{message} for {what}"),
+                    Some("durations look like 500ms, 10s, 5m, 1h, 1d".into()),
+                );
             }
         }
         Ty::Enum(options) => {
@@ -154,7 +180,7 @@ pub fn check_value(node: &Node, ty: &Ty, what: &str, diags: &mut Diagnostics) {
         Ty::List(item) => node.items().iter().for_each(|i| check_value(i, item, what, diags)),
         Ty::Map(value) => {
             for (key, v) in node.entries() {
-                check_value(v, value, &format!("`{}` in {what}", key.scalar().unwrap_or_default()), diags);
+                check_value(v, value, &field_of(key.scalar().unwrap_or_default(), what), diags);
             }
         }
         Ty::Object(fields) => check_object(node, fields, what, diags),
@@ -171,7 +197,11 @@ pub fn check_value(node: &Node, ty: &Ty, what: &str, diags: &mut Diagnostics) {
 fn check_id(node: &Node, what: &str, diags: &mut Diagnostics) {
     let text = node.scalar().unwrap_or_default();
     if !is_valid_id(text) {
-        diags.error(node.span, format!("invalid id `{text}` for {what}"), Some("ids are lower case: a letter, then letters, digits or `_`".into()));
+        diags.error(
+            node.span,
+            format!("invalid id `{text}` for {what}"),
+            Some("ids are lower case: a letter, then letters, digits or `_`".into()),
+        );
     }
 }
 
@@ -183,27 +213,32 @@ fn check_tagged(node: &Node, tag: &str, variants: &[super::fields::Variant], wha
     };
     let name = tag_node.scalar().unwrap_or_default();
     match variants.iter().find(|v| v.name == name) {
-        Some(variant) => check_object(node, variant.fields, &format!("{what} (type {name})"), diags),
+        Some(variant) => check_object(node, variant.fields, what, diags),
         None => diags.error(
             tag_node.span,
             format!("unknown {tag} `{name}` for {what}"),
-            did_you_mean(name, variants.iter().map(|v| v.name))
-                .or_else(|| Some(format!("one of: {}", variants.iter().map(|v| v.name).collect::<Vec<_>>().join(", ")))),
+            did_you_mean(name, variants.iter().map(|v| v.name)).or_else(|| {
+                Some(format!("one of: {}", variants.iter().map(|v| v.name).collect::<Vec<_>>().join(", ")))
+            }),
         ),
     }
 }
 
-/// The key of a step item that names its kind (`filter`, `map`, ...), if exactly one.
+/// The key and value of a step item that name its kind (`filter`, `map`, ...). With
+/// several kinds (an error the check reports) the first one is used, so that later
+/// rules still see the step.
 pub fn step_kind(item: &Node) -> Option<(&Node, &Node)> {
-    let mut kinds = item.entries().iter().filter(|(k, _)| STEP_KINDS.iter().any(|f| Some(f.name) == k.scalar()));
-    let first = kinds.next()?;
-    kinds.next().is_none().then_some((&first.0, &first.1))
+    item.entries().iter().find(|(k, _)| STEP_KINDS.iter().any(|f| Some(f.name) == k.scalar())).map(|(k, v)| (k, v))
 }
 
 fn check_step(item: &Node, index: usize, diags: &mut Diagnostics) {
     let what = format!("step {}", index + 1);
     if !matches!(item.kind, NodeKind::Map(_)) {
-        diags.error(item.span, format!("{what} must be a mapping such as `- filter: x > 1`, found {}", item.describe()), None);
+        diags.error(
+            item.span,
+            format!("{what} must be a mapping such as `- filter: x > 1`, found {}", item.describe()),
+            None,
+        );
         return;
     }
     let mut kinds = 0;
@@ -212,20 +247,29 @@ fn check_step(item: &Node, index: usize, diags: &mut Diagnostics) {
         if let Some(kind) = STEP_KINDS.iter().find(|f| f.name == name) {
             kinds += 1;
             if kinds > 1 {
-                diags.error(key.span, format!("{what} has more than one kind (`{name}`)"), Some("write each step as its own list item".into()));
+                diags.error(
+                    key.span,
+                    format!("{what} has more than one kind (`{name}`)"),
+                    Some("write each step as its own list item".into()),
+                );
             }
-            check_value(value, &kind.ty, &format!("`{name}` in {what}"), diags);
+            check_value(value, &kind.ty, &field_of(name, &what), diags);
         } else if let Some(common) = STEP_COMMON.iter().find(|f| f.name == name) {
-            check_value(value, &common.ty, &format!("`{name}` in {what}"), diags);
+            check_value(value, &common.ty, &field_of(name, &what), diags);
         } else {
             let candidates = STEP_KINDS.iter().chain(STEP_COMMON).map(|f| f.name);
-            let hint = did_you_mean(name, candidates)
-                .or_else(|| Some(format!("steps are: {}", STEP_KINDS.iter().map(|f| f.name).collect::<Vec<_>>().join(", "))));
+            let hint = did_you_mean(name, candidates).or_else(|| {
+                Some(format!("steps are: {}", STEP_KINDS.iter().map(|f| f.name).collect::<Vec<_>>().join(", ")))
+            });
             diags.error(key.span, format!("unknown step `{name}` in {what}"), hint);
             kinds += 1;
         }
     }
     if kinds == 0 {
-        diags.error(item.span, format!("{what} has no kind"), Some(format!("add one of: {}", STEP_KINDS.iter().map(|f| f.name).collect::<Vec<_>>().join(", "))));
+        diags.error(
+            item.span,
+            format!("{what} has no kind"),
+            Some(format!("add one of: {}", STEP_KINDS.iter().map(|f| f.name).collect::<Vec<_>>().join(", "))),
+        );
     }
 }

@@ -51,7 +51,10 @@ pub enum Ty {
     Object(&'static [Field]),
     /// The first alternative whose YAML kind matches (scalar / list / mapping) applies.
     AnyOf(&'static [Ty]),
-    Tagged { tag: &'static str, variants: &'static [Variant] },
+    Tagged {
+        tag: &'static str,
+        variants: &'static [Variant],
+    },
     /// The `steps:` list: each item has exactly one step key plus `id`/`from`.
     Steps,
 }
@@ -83,7 +86,11 @@ const EVENT_TIME: &[Field] = &[
 
 const WATERMARK: &[Field] = &[
     f("max_out_of_orderness", Ty::Duration, "Watermark = largest event time seen minus this (default 0s)."),
-    f("idle_timeout", Ty::Duration, "A source silent this long stops holding the watermark back (default 30s for unbounded sources)."),
+    f(
+        "idle_timeout",
+        Ty::Duration,
+        "A source silent this long stops holding the watermark back (default 30s for unbounded sources).",
+    ),
 ];
 
 macro_rules! source_fields {
@@ -103,12 +110,21 @@ const SCHEMA: Ty = Ty::Map(&Ty::Enum(VALUE_TYPES));
 pub const SOURCE_TYPES: &[Variant] = &[
     Variant {
         name: "file",
-        doc: "Reads files (a path or a glob). Bounded unless `follow: true`; resumes from byte offsets after a restart.",
+        doc:
+            "Reads files (a path or a glob). Bounded unless `follow: true`; resumes from byte offsets after a restart.",
         fields: source_fields![
             req("path", Ty::Str, "File path or glob; relative paths resolve against the pipeline file."),
-            f("format", Ty::Enum(SOURCE_FORMATS), "csv | jsonl | text. Default: from the extension (.csv, .jsonl/.ndjson, .txt)."),
+            f(
+                "format",
+                Ty::Enum(SOURCE_FORMATS),
+                "csv | jsonl | text. Default: from the extension (.csv, .jsonl/.ndjson, .txt)."
+            ),
             f("csv", Ty::Object(CSV_OPTIONS), "CSV options."),
-            f("schema", SCHEMA, "Field types for CSV columns ({ts: int, url: string}); without it, types are inferred per value."),
+            f(
+                "schema",
+                SCHEMA,
+                "Field types for CSV columns ({ts: int, url: string}); without it, types are inferred per value."
+            ),
             f("follow", Ty::Bool, "Keep reading as the file grows, like `tail -F` (unbounded)."),
         ],
     },
@@ -139,7 +155,11 @@ pub const SOURCE_TYPES: &[Variant] = &[
             f("topic", Ty::Str, "The topic to read."),
             f("topics", Ty::List(&Ty::Str), "Several topics to read."),
             f("group", Ty::Str, "Consumer group id (default: flowctl-<pipeline>-<source>)."),
-            f("start", Ty::Enum(&["earliest", "latest", "committed"]), "Where a run without a checkpoint starts (default committed, then earliest)."),
+            f(
+                "start",
+                Ty::Enum(&["earliest", "latest", "committed"]),
+                "Where a run without a checkpoint starts (default committed, then earliest)."
+            ),
             f("bounded", Ty::Bool, "Stop at the end offsets the partitions had at start-up (cron mode)."),
             f("format", Ty::Enum(KAFKA_FORMATS), "jsonl | csv | text | raw (default jsonl)."),
             f("csv", Ty::Object(CSV_OPTIONS), "CSV options."),
@@ -170,7 +190,11 @@ pub const SOURCE_TYPES: &[Variant] = &[
 ];
 
 const GENERATOR: &[Field] = &[
-    req("type", Ty::Enum(&["sequence", "uniform_int", "uniform_float", "choice", "timestamp", "constant"]), "The generator."),
+    req(
+        "type",
+        Ty::Enum(&["sequence", "uniform_int", "uniform_float", "choice", "timestamp", "constant"]),
+        "The generator.",
+    ),
     f("start", Ty::Int, "sequence: first value (default 0); timestamp: first epoch ms (default now)."),
     f("step", Ty::Int, "sequence / timestamp: increment per record (default 1)."),
     f("min", Ty::Any, "uniform_*: smallest value."),
@@ -214,12 +238,24 @@ pub const SINK_TYPES: &[Variant] = &[
             f("key", Ty::Expr, "Message key: a field or expression."),
             f("format", Ty::Enum(&["jsonl", "csv"]), "Value format (default jsonl)."),
             f("partition_by", Ty::Expr, "Partitioning expression (default: hash of the key)."),
-            f("delivery", Ty::Enum(&["exactly_once", "at_least_once"]), "exactly_once: transactions committed with checkpoints (default at_least_once)."),
+            f(
+                "delivery",
+                Ty::Enum(&["exactly_once", "at_least_once"]),
+                "exactly_once: transactions committed with checkpoints (default at_least_once)."
+            ),
             f("options", Ty::Map(&Ty::Str), "librdkafka settings passed through."),
         ],
     },
-    Variant { name: "mysql", doc: "Writes rows to a MySQL/MariaDB table; exactly-once with checkpoints.", fields: SQL_SINK },
-    Variant { name: "postgres", doc: "Writes rows to a PostgreSQL table; exactly-once with checkpoints.", fields: SQL_SINK },
+    Variant {
+        name: "mysql",
+        doc: "Writes rows to a MySQL/MariaDB table; exactly-once with checkpoints.",
+        fields: SQL_SINK,
+    },
+    Variant {
+        name: "postgres",
+        doc: "Writes rows to a PostgreSQL table; exactly-once with checkpoints.",
+        fields: SQL_SINK,
+    },
     Variant {
         name: "socket",
         doc: "Sends lines to host:port.",
@@ -246,7 +282,11 @@ pub const STEP_KINDS: &[Field] = &[
     f("set", Ty::Map(&Ty::Expr), "Add or overwrite fields, keep the rest."),
     f("drop", Ty::NameList, "Remove fields."),
     f("flat_map", Ty::Object(FLAT_MAP), "One output per element of a list: the input record plus `as` = the element."),
-    f("key_by", Ty::AnyOf(&[Ty::Expr, Ty::List(&Ty::Expr), Ty::Map(&Ty::Expr)]), "Partition by key: a field, an expression, a list, or {name: expr}."),
+    f(
+        "key_by",
+        Ty::AnyOf(&[Ty::Expr, Ty::List(&Ty::Expr), Ty::Map(&Ty::Expr)]),
+        "Partition by key: a field, an expression, a list, or {name: expr}.",
+    ),
     f("window", Ty::Object(WINDOW), "Assign records to event-time windows; a later `reduce` aggregates them."),
     f("reduce", Ty::Map(&Ty::Aggregate), "Aggregate per key (and window): {out_field: agg(expr)}."),
 ];
@@ -258,17 +298,26 @@ pub const STEP_COMMON: &[Field] = &[
     f("parallelism", Ty::PosInt, "Parallel instances of this step."),
 ];
 
-const FLAT_MAP: &[Field] = &[
-    req("each", Ty::Expr, "An expression giving a list."),
-    req("as", Ty::Str, "The field receiving each element."),
-];
+const FLAT_MAP: &[Field] =
+    &[req("each", Ty::Expr, "An expression giving a list."), req("as", Ty::Str, "The field receiving each element.")];
 
 pub const WINDOW_KINDS: &[&str] = &["tumbling", "sliding", "session", "count"];
 
 const WINDOW: &[Field] = &[
     f("tumbling", Ty::Duration, "Fixed, non-overlapping windows of this size, aligned to the epoch."),
-    f("sliding", Ty::Object(&[req("size", Ty::Duration, "Window size."), req("slide", Ty::Duration, "Distance between window starts.")]), "Overlapping windows."),
-    f("session", Ty::Object(&[req("gap", Ty::Duration, "Inactivity that closes a session.")]), "Sessions per key separated by a gap."),
+    f(
+        "sliding",
+        Ty::Object(&[
+            req("size", Ty::Duration, "Window size."),
+            req("slide", Ty::Duration, "Distance between window starts."),
+        ]),
+        "Overlapping windows.",
+    ),
+    f(
+        "session",
+        Ty::Object(&[req("gap", Ty::Duration, "Inactivity that closes a session.")]),
+        "Sessions per key separated by a gap.",
+    ),
     f("count", Ty::PosInt, "Windows of this many records per key."),
     f("allowed_lateness", Ty::Duration, "Late records within this are added and re-emit the window (default 0s)."),
     f("late", Ty::Str, "`drop` (default, counted) or the id of a sink receiving late records."),

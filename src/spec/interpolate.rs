@@ -18,13 +18,17 @@ pub fn interpolate(text: &str, span: Span, env: &dyn Fn(&str) -> Option<String>,
         out.push_str(&rest[..pos]);
         consumed_chars += rest[..pos].chars().count();
         let after = &rest[pos..];
-        if after.starts_with("$${") {
+        if let Some(escaped) = after.strip_prefix("$${") {
             out.push_str("${");
-            rest = &after[3..];
+            rest = escaped;
             consumed_chars += 3;
         } else if let Some(body) = after.strip_prefix("${") {
             let Some(end) = body.find('}') else {
-                diags.error(span.shifted(consumed_chars, 2), "unterminated `${` in variable reference", Some("write `${NAME}` or `${NAME:-default}`; `$${` is a literal `${`".into()));
+                diags.error(
+                    span.shifted(consumed_chars, 2),
+                    "unterminated `${` in variable reference",
+                    Some("write `${NAME}` or `${NAME:-default}`; `$${` is a literal `${`".into()),
+                );
                 out.push_str(after);
                 return out;
             };
@@ -36,7 +40,11 @@ pub fn interpolate(text: &str, span: Span, env: &dyn Fn(&str) -> Option<String>,
             let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             let len = end + 3;
             if !valid {
-                diags.error(span.shifted(consumed_chars, len), format!("invalid variable name `{name}`"), Some("variable names use letters, digits and `_`".into()));
+                diags.error(
+                    span.shifted(consumed_chars, len),
+                    format!("invalid variable name `{name}`"),
+                    Some("variable names use letters, digits and `_`".into()),
+                );
             } else {
                 match env(name).or_else(|| default.map(str::to_string)) {
                     Some(v) => out.push_str(&v),

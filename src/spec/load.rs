@@ -73,7 +73,9 @@ impl Builder<'_> {
                 false
             }
             Event::SequenceEnd => match self.stack.pop() {
-                Some(Frame::Seq { span, items, anchor }) => self.finish(Node { kind: NodeKind::Seq(items), span }, anchor),
+                Some(Frame::Seq { span, items, anchor }) => {
+                    self.finish(Node { kind: NodeKind::Seq(items), span }, anchor)
+                }
                 _ => false,
             },
             Event::MappingEnd => match self.stack.pop() {

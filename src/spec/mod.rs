@@ -42,7 +42,11 @@ pub fn parse(file: &SourceFile, env: &dyn Fn(&str) -> Option<String>) -> (Option
     let mut diags = Diagnostics::default();
     let Some(root) = load::parse_yaml(&file.text, env, &mut diags) else {
         if diags.is_empty() {
-            diags.error(node::Span::new(1, 1, 1), "the pipeline file is empty", Some("a pipeline needs at least `sources:` and `sinks:`".into()));
+            diags.error(
+                node::Span::new(1, 1, 1),
+                "the pipeline file is empty",
+                Some("a pipeline needs at least `sources:` and `sinks:`".into()),
+            );
         }
         return (None, diags);
     };

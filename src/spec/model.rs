@@ -36,11 +36,12 @@ pub struct ExprSpec {
 }
 
 impl ExprSpec {
-    /// The file position of a byte offset inside the expression text.
+    /// The file position of a byte offset inside the expression text, `len`
+    /// characters long (0: the length of the word or operator found there).
     pub fn span_at(&self, offset: usize, len: usize) -> Span {
         let offset = offset.min(self.text.len());
         let before = &self.text[..offset];
-        let len = len.max(1);
+        let len = if len > 0 { len } else { token_len(&self.text[offset..]) };
         match self.style {
             ScalarStyle::Block => {
                 let line_in_block = before.matches('\n').count();
@@ -52,6 +53,15 @@ impl ExprSpec {
             ScalarStyle::Plain => self.span.shifted(before.chars().count(), len),
         }
     }
+}
+
+/// Characters of the identifier, number or operator at the start of `text`.
+fn token_len(text: &str) -> usize {
+    let word = text.chars().take_while(|c| c.is_alphanumeric() || *c == '_').count();
+    if word > 0 {
+        return word;
+    }
+    text.chars().take_while(|c| "=<>!|".contains(*c)).count().max(1)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -185,9 +195,18 @@ pub struct Generator {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum SourceKind {
-    File { path: Spanned<String>, decoding: Decoding, follow: Spanned<bool> },
-    Stdin { decoding: Decoding },
-    Socket { address: Spanned<String>, decoding: Decoding },
+    File {
+        path: Spanned<String>,
+        decoding: Decoding,
+        follow: Spanned<bool>,
+    },
+    Stdin {
+        decoding: Decoding,
+    },
+    Socket {
+        address: Spanned<String>,
+        decoding: Decoding,
+    },
     Kafka {
         brokers: Spanned<String>,
         topics: Vec<Spanned<String>>,
@@ -198,8 +217,17 @@ pub enum SourceKind {
         key_field: Option<String>,
         options: Vec<(String, String)>,
     },
-    Datagen { fields: Vec<Generator>, rate: Option<u64>, count: Option<u64>, seed: u64 },
-    Nexmark { events: Option<u64>, rate: Option<u64>, seed: u64 },
+    Datagen {
+        fields: Vec<Generator>,
+        rate: Option<u64>,
+        count: Option<u64>,
+        seed: u64,
+    },
+    Nexmark {
+        events: Option<u64>,
+        rate: Option<u64>,
+        seed: u64,
+    },
 }
 
 impl SourceKind {
@@ -339,8 +367,15 @@ pub enum SqlDialect {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum SinkKind {
-    Stdout { format: StdoutFormat },
-    File { path: Spanned<String>, format: Spanned<DataFormat>, header: bool, delimiter: u8 },
+    Stdout {
+        format: StdoutFormat,
+    },
+    File {
+        path: Spanned<String>,
+        format: Spanned<DataFormat>,
+        header: bool,
+        delimiter: u8,
+    },
     Kafka {
         brokers: Spanned<String>,
         topic: Spanned<String>,
@@ -358,7 +393,10 @@ pub enum SinkKind {
         create_table: bool,
         batch_size: u64,
     },
-    Socket { address: Spanned<String>, format: DataFormat },
+    Socket {
+        address: Spanned<String>,
+        format: DataFormat,
+    },
 }
 
 impl SinkKind {
@@ -430,8 +468,29 @@ impl PipelineSpec {
         if p.is_absolute() {
             p.to_path_buf()
         } else {
-            self.base_dir.join(p)
+            normalize(&self.base_dir.join(p))
         }
+    }
+}
+
+/// Removes `.` and resolvable `..` components without touching the file system, so
+/// messages say `fixtures/a.csv` rather than `pipelines/../fixtures/a.csv`.
+pub fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out: Vec<Component> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    if out.is_empty() {
+        PathBuf::from(".")
+    } else {
+        out.iter().collect()
     }
 }
 
@@ -445,10 +504,23 @@ pub fn build(root: &Node, path: &Path, source_text: &str, diags: &mut Diagnostic
         .and_then(Node::scalar)
         .map(str::to_string)
         .unwrap_or_else(|| path.file_stem().and_then(|s| s.to_str()).unwrap_or("pipeline").to_string());
-    let sources = root.get("sources").map(|n| n.entries()).unwrap_or_default().iter().map(|(k, v)| b.source(k, v, diags)).collect();
+    let sources = root
+        .get("sources")
+        .map(|n| n.entries())
+        .unwrap_or_default()
+        .iter()
+        .map(|(k, v)| b.source(k, v, diags))
+        .collect();
     let steps_node = root.get("steps");
-    let steps = steps_node.map(|n| n.items()).unwrap_or_default().iter().filter_map(|item| b.step(item, diags)).collect();
-    let sinks = root.get("sinks").map(|n| n.entries()).unwrap_or_default().iter().filter_map(|(k, v)| b.sink(k, v, &base_dir, diags)).collect();
+    let steps =
+        steps_node.map(|n| n.items()).unwrap_or_default().iter().filter_map(|item| b.step(item, diags)).collect();
+    let sinks = root
+        .get("sinks")
+        .map(|n| n.entries())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|(k, v)| b.sink(k, v, &base_dir, diags))
+        .collect();
     let on_error = match root.get("on_error") {
         Some(n) => Spanned::new(
             match n.scalar().unwrap_or("fail") {
@@ -461,7 +533,11 @@ pub fn build(root: &Node, path: &Path, source_text: &str, diags: &mut Diagnostic
         None => Spanned::new(ErrorPolicy::Fail, root.span),
     };
     let checkpoint = root.get("checkpoint").map(|n| CheckpointSpec {
-        dir: n.get("dir").and_then(Node::scalar).map(|d| base_dir.join(d)).unwrap_or_else(|| base_dir.join(".flowctl").join(&name)),
+        dir: n
+            .get("dir")
+            .and_then(Node::scalar)
+            .map(|d| base_dir.join(d))
+            .unwrap_or_else(|| base_dir.join(".flowctl").join(&name)),
         interval: duration(n.get("interval")).unwrap_or(Duration::from_secs(10)),
         keep: n.get("keep").and_then(scalar_int).unwrap_or(3).max(1) as u64,
         span: root.key_node("checkpoint").map(|k| k.span).unwrap_or(n.span),
@@ -488,6 +564,11 @@ fn duration(node: Option<&Node>) -> Option<Duration> {
 
 fn text(node: &Node) -> Spanned<String> {
     Spanned::new(node.scalar().unwrap_or_default().to_string(), node.span)
+}
+
+/// A required string field; the shape check reports it when missing.
+fn required(node: &Node, key: &str) -> Spanned<String> {
+    node.get(key).map(text).unwrap_or_else(|| Spanned::new(String::new(), node.span))
 }
 
 fn positive(node: Option<&Node>) -> Option<Spanned<u64>> {
@@ -518,23 +599,32 @@ impl ModelBuilder<'_> {
             _ => ScalarStyle::Plain,
         };
         let block_indent = match style {
-            ScalarStyle::Block => self
-                .lines
-                .get(node.span.line)
-                .map(|l| l.len() - l.trim_start().len())
-                .unwrap_or(0),
+            ScalarStyle::Block => self.lines.get(node.span.line).map(|l| l.len() - l.trim_start().len()).unwrap_or(0),
             _ => 0,
         };
-        ExprSpec { text: node.scalar().unwrap_or_default().trim_end().to_string(), span: node.span, style, block_indent }
+        ExprSpec {
+            text: node.scalar().unwrap_or_default().trim_end().to_string(),
+            span: node.span,
+            style,
+            block_indent,
+        }
     }
 
     fn named_exprs(&self, node: &Node) -> Vec<(Spanned<String>, ExprSpec)> {
         node.entries().iter().map(|(k, v)| (text(k), self.expr(v))).collect()
     }
 
-    fn decoding(&self, node: &Node, default: Option<DataFormat>, path: Option<&Node>, diags: &mut Diagnostics) -> Decoding {
+    fn decoding(
+        &self,
+        node: &Node,
+        default: Option<DataFormat>,
+        path: Option<&Node>,
+        diags: &mut Diagnostics,
+    ) -> Decoding {
         let format = match node.get("format") {
-            Some(f) => Spanned::new(DataFormat::parse(f.scalar().unwrap_or_default()).unwrap_or(DataFormat::Jsonl), f.span),
+            Some(f) => {
+                Spanned::new(DataFormat::parse(f.scalar().unwrap_or_default()).unwrap_or(DataFormat::Jsonl), f.span)
+            }
             None => {
                 let from_path = path.and_then(|p| DataFormat::from_extension(p.scalar().unwrap_or_default()));
                 match (from_path.or(default), path) {
@@ -542,7 +632,10 @@ impl ModelBuilder<'_> {
                     (None, Some(p)) => {
                         diags.error(
                             p.span,
-                            format!("cannot tell the format of `{}` from its extension", p.scalar().unwrap_or_default()),
+                            format!(
+                                "cannot tell the format of `{}` from its extension",
+                                p.scalar().unwrap_or_default()
+                            ),
                             Some("add `format: csv`, `format: jsonl` or `format: text`".into()),
                         );
                         Spanned::new(DataFormat::Text, p.span)
@@ -575,16 +668,20 @@ impl ModelBuilder<'_> {
         let kind = match kind_name {
             "stdin" => SourceKind::Stdin { decoding: self.decoding(node, Some(DataFormat::Jsonl), None, diags) },
             "socket" => SourceKind::Socket {
-                address: node.get("address").map(text).unwrap_or_else(|| Spanned::new(String::new(), node.span)),
+                address: required(node, "address"),
                 decoding: self.decoding(node, Some(DataFormat::Text), None, diags),
             },
             "kafka" => SourceKind::Kafka {
-                brokers: node.get("brokers").map(text).unwrap_or_else(|| Spanned::new(String::new(), node.span)),
+                brokers: required(node, "brokers"),
                 topics: {
                     let mut topics = name_list(node.get("topic"));
                     topics.extend(name_list(node.get("topics")));
                     if topics.is_empty() {
-                        diags.error(node.span, format!("kafka source `{}` needs `topic` or `topics`", key.scalar().unwrap_or_default()), None);
+                        diags.error(
+                            node.span,
+                            format!("kafka source `{}` needs `topic` or `topics`", key.scalar().unwrap_or_default()),
+                            None,
+                        );
                     }
                     topics
                 },
@@ -623,9 +720,12 @@ impl ModelBuilder<'_> {
             _ => {
                 let path = node.get("path");
                 SourceKind::File {
-                    path: path.map(text).unwrap_or_else(|| Spanned::new(String::new(), node.span)),
+                    path: required(node, "path"),
                     decoding: self.decoding(node, None, path, diags),
-                    follow: node.get("follow").map(|f| Spanned::new(scalar_bool(f).unwrap_or(false), f.span)).unwrap_or(Spanned::new(false, node.span)),
+                    follow: node
+                        .get("follow")
+                        .map(|f| Spanned::new(scalar_bool(f).unwrap_or(false), f.span))
+                        .unwrap_or(Spanned::new(false, node.span)),
                 }
             }
         };
@@ -635,7 +735,11 @@ impl ModelBuilder<'_> {
                     (_, Some(e)) => TimeSource::Expr(self.expr(e)),
                     (Some(f), None) => TimeSource::Field(text(f)),
                     (None, None) => {
-                        diags.error(et.span, "event_time needs `field` or `expr`", Some("for example `event_time: {field: ts, format: epoch_millis}`".into()));
+                        diags.error(
+                            et.span,
+                            "event_time needs `field` or `expr`",
+                            Some("for example `event_time: {field: ts, format: epoch_millis}`".into()),
+                        );
                         TimeSource::Field(Spanned::new(String::new(), et.span))
                     }
                 },
@@ -672,10 +776,7 @@ impl ModelBuilder<'_> {
             "map" => StepKind::Map(self.named_exprs(body)),
             "set" => StepKind::Set(self.named_exprs(body)),
             "drop" => StepKind::Drop(name_list(Some(body))),
-            "flat_map" => StepKind::FlatMap {
-                each: self.expr(body.get("each")?),
-                as_field: text(body.get("as")?),
-            },
+            "flat_map" => StepKind::FlatMap { each: self.expr(body.get("each")?), as_field: text(body.get("as")?) },
             "key_by" => StepKind::KeyBy(match &body.kind {
                 NodeKind::Map(_) => KeySpec::Named(self.named_exprs(body)),
                 NodeKind::Seq(items) => KeySpec::Exprs(items.iter().map(|i| self.expr(i)).collect()),
@@ -703,7 +804,14 @@ impl ModelBuilder<'_> {
                     let size = duration(v.get("size"))?;
                     let slide = duration(v.get("slide"))?;
                     if slide.is_zero() || slide > size {
-                        diags.error(v.span, "a sliding window's `slide` must be more than 0 and at most its `size`", Some("for windows with gaps between them, use a filter; for size = slide, use `tumbling`".into()));
+                        diags.error(
+                            v.span,
+                            "a sliding window's `slide` must be more than 0 and at most its `size`",
+                            Some(
+                                "for windows with gaps between them, use a filter; for size = slide, use `tumbling`"
+                                    .into(),
+                            ),
+                        );
                     }
                     WindowKind::Sliding { size, slide }
                 }
@@ -717,7 +825,11 @@ impl ModelBuilder<'_> {
             kinds.push(Spanned::new(kind, k.span));
         }
         if kinds.len() > 1 {
-            diags.error(kinds[1].span, "a window has exactly one kind; found more than one", Some("keep one of: tumbling, sliding, session, count".into()));
+            diags.error(
+                kinds[1].span,
+                "a window has exactly one kind; found more than one",
+                Some("keep one of: tumbling, sliding, session, count".into()),
+            );
         }
         let Some(kind) = kinds.into_iter().next() else {
             diags.error(key.span, "a window needs a kind", Some("add one of: `tumbling: 10s`, `sliding: {size: 1m, slide: 10s}`, `session: {gap: 30s}`, `count: 100`".into()));
@@ -739,7 +851,9 @@ impl ModelBuilder<'_> {
     fn sink(&self, key: &Node, node: &Node, base_dir: &Path, diags: &mut Diagnostics) -> Option<SinkSpec> {
         let type_node = node.get("type")?;
         let _ = base_dir;
-        let format_of = |default: DataFormat| node.get("format").and_then(Node::scalar).and_then(DataFormat::parse).unwrap_or(default);
+        let format_of = |default: DataFormat| {
+            node.get("format").and_then(Node::scalar).and_then(DataFormat::parse).unwrap_or(default)
+        };
         let kind = match type_node.scalar().unwrap_or_default() {
             "stdout" => SinkKind::Stdout {
                 format: match node.get("format").and_then(Node::scalar) {
@@ -749,7 +863,21 @@ impl ModelBuilder<'_> {
                 },
             },
             "file" => {
-                let path = node.get("path")?;
+                let Some(path) = node.get("path") else {
+                    // The shape check reported the missing path; keep the sink for later rules.
+                    let kind = SinkKind::File {
+                        path: required(node, "path"),
+                        format: Spanned::new(DataFormat::Jsonl, node.span),
+                        header: true,
+                        delimiter: b',',
+                    };
+                    return Some(SinkSpec {
+                        id: text(key),
+                        type_span: type_node.span,
+                        from: node.get("from").map(|f| name_list(Some(f))),
+                        kind,
+                    });
+                };
                 let format = match node.get("format") {
                     Some(f) => Spanned::new(format_of(DataFormat::Jsonl), f.span),
                     None => match DataFormat::from_extension(path.scalar().unwrap_or_default()) {
@@ -757,7 +885,10 @@ impl ModelBuilder<'_> {
                         _ => {
                             diags.error(
                                 path.span,
-                                format!("cannot tell the output format of `{}` from its extension", path.scalar().unwrap_or_default()),
+                                format!(
+                                    "cannot tell the output format of `{}` from its extension",
+                                    path.scalar().unwrap_or_default()
+                                ),
                                 Some("add `format: csv` or `format: jsonl`".into()),
                             );
                             Spanned::new(DataFormat::Jsonl, path.span)
@@ -772,8 +903,8 @@ impl ModelBuilder<'_> {
                 }
             }
             "kafka" => SinkKind::Kafka {
-                brokers: text(node.get("brokers")?),
-                topic: text(node.get("topic")?),
+                brokers: required(node, "brokers"),
+                topic: required(node, "topic"),
                 key: node.get("key").map(|k| self.expr(k)),
                 format: format_of(DataFormat::Jsonl),
                 exactly_once: node.get("delivery").and_then(Node::scalar) == Some("exactly_once"),
@@ -781,22 +912,32 @@ impl ModelBuilder<'_> {
             },
             kind @ ("mysql" | "postgres") => SinkKind::Sql {
                 dialect: if kind == "mysql" { SqlDialect::Mysql } else { SqlDialect::Postgres },
-                url: text(node.get("url")?),
-                table: text(node.get("table")?),
+                url: required(node, "url"),
+                table: required(node, "table"),
                 key: name_list(node.get("key")),
                 columns: name_list(node.get("columns")),
                 create_table: node.get("create_table").and_then(scalar_bool).unwrap_or(false),
                 batch_size: node.get("batch_size").and_then(scalar_int).unwrap_or(500).max(1) as u64,
             },
-            "socket" => SinkKind::Socket { address: text(node.get("address")?), format: format_of(DataFormat::Jsonl) },
+            "socket" => SinkKind::Socket { address: required(node, "address"), format: format_of(DataFormat::Jsonl) },
             _ => return None,
         };
-        Some(SinkSpec { id: text(key), type_span: type_node.span, from: node.get("from").map(|f| name_list(Some(f))), kind })
+        Some(SinkSpec {
+            id: text(key),
+            type_span: type_node.span,
+            from: node.get("from").map(|f| name_list(Some(f))),
+            kind,
+        })
     }
 
     fn test_case(&self, node: &Node) -> TestCaseSpec {
         let records = |key: &str| -> Vec<(Spanned<String>, Vec<Node>)> {
-            node.get(key).map(|n| n.entries()).unwrap_or_default().iter().map(|(k, v)| (text(k), v.items().to_vec())).collect()
+            node.get(key)
+                .map(|n| n.entries())
+                .unwrap_or_default()
+                .iter()
+                .map(|(k, v)| (text(k), v.items().to_vec()))
+                .collect()
         };
         TestCaseSpec {
             name: node.get("name").map(text).unwrap_or_else(|| Spanned::new(String::new(), node.span)),
@@ -813,7 +954,11 @@ fn single_byte(node: Option<&Node>, default: u8, what: &str, diags: &mut Diagnos
     if s.len() == 1 {
         s.as_bytes()[0]
     } else {
-        diags.error(n.span, format!("the CSV {what} must be exactly one character, found `{s}`"), Some("write `\\t` for a tab".into()));
+        diags.error(
+            n.span,
+            format!("the CSV {what} must be exactly one character, found `{s}`"),
+            Some("write `\\t` for a tab".into()),
+        );
         default
     }
 }
@@ -828,8 +973,12 @@ fn time_format(node: &Node, diags: &mut Diagnostics) -> TimeFormat {
             diags.error(
                 node.span,
                 format!("unknown event time format `{other}`"),
-                crate::diag::did_you_mean(other, ["epoch_millis", "epoch_seconds", "rfc3339"])
-                    .or_else(|| Some("use epoch_millis, epoch_seconds, rfc3339 or a strftime pattern such as `%Y-%m-%d %H:%M:%S`".into())),
+                crate::diag::did_you_mean(other, ["epoch_millis", "epoch_seconds", "rfc3339"]).or_else(|| {
+                    Some(
+                        "use epoch_millis, epoch_seconds, rfc3339 or a strftime pattern such as `%Y-%m-%d %H:%M:%S`"
+                            .into(),
+                    )
+                }),
             );
             TimeFormat::EpochMillis
         }

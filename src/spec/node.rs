@@ -34,7 +34,10 @@ pub enum ScalarStyle {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum NodeKind {
-    Scalar { text: Arc<str>, style: ScalarStyle },
+    Scalar {
+        text: Arc<str>,
+        style: ScalarStyle,
+    },
     Seq(Vec<Node>),
     /// Mapping entries in file order; keys are scalars (checked by the loader).
     Map(Vec<(Node, Node)>),

@@ -1,7 +1,7 @@
 //! The JSON Schema of the pipeline format (`flowctl schema`), generated from the same
 //! table (`fields.rs`) the shape check uses, so editor completion and validation agree.
 
-use super::fields::{Field, Ty, WINDOW_KINDS, PIPELINE, STEP_COMMON, STEP_KINDS};
+use super::fields::{Field, Ty, PIPELINE, STEP_COMMON, STEP_KINDS, WINDOW_KINDS};
 use serde_json::{json, Map, Value};
 
 pub fn json_schema() -> Value {

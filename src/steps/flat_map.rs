@@ -24,7 +24,8 @@ impl Operator for FlatMap {
             Ok(Value::List(items)) => items,
             Ok(Value::Null) => return Ok(()),
             Ok(other) => {
-                let error = EvalError { message: format!("flat_map `each` must give a list, got {}", other.type_name()) };
+                let error =
+                    EvalError { message: format!("flat_map `each` must give a list, got {}", other.type_name()) };
                 return Err(StepError { error, record });
             }
             Err(error) => return Err(StepError { error, record }),

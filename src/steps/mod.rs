@@ -55,7 +55,11 @@ impl<L> Default for LayoutCache<L> {
 }
 
 impl<L> LayoutCache<L> {
-    pub(crate) fn get(&mut self, input: &std::sync::Arc<crate::record::Schema>, make: impl FnOnce(&std::sync::Arc<crate::record::Schema>) -> L) -> &L {
+    pub(crate) fn get(
+        &mut self,
+        input: &std::sync::Arc<crate::record::Schema>,
+        make: impl FnOnce(&std::sync::Arc<crate::record::Schema>) -> L,
+    ) -> &L {
         let hit = matches!(&self.last, Some((s, _)) if std::sync::Arc::ptr_eq(s, input));
         if !hit {
             self.last = Some((input.clone(), make(input)));

@@ -31,8 +31,10 @@ pub struct Graph {
 impl Graph {
     /// The nodes that read `node`.
     pub fn consumers(&self, node: NodeRef) -> Vec<NodeRef> {
-        let steps = self.step_inputs.iter().enumerate().filter(|(_, ins)| ins.contains(&node)).map(|(i, _)| NodeRef::Step(i));
-        let sinks = self.sink_inputs.iter().enumerate().filter(|(_, ins)| ins.contains(&node)).map(|(i, _)| NodeRef::Sink(i));
+        let steps =
+            self.step_inputs.iter().enumerate().filter(|(_, ins)| ins.contains(&node)).map(|(i, _)| NodeRef::Step(i));
+        let sinks =
+            self.sink_inputs.iter().enumerate().filter(|(_, ins)| ins.contains(&node)).map(|(i, _)| NodeRef::Sink(i));
         steps.chain(sinks).collect()
     }
 }
@@ -53,7 +55,11 @@ pub fn resolve(spec: &PipelineSpec, diags: &mut Diagnostics) -> Graph {
     }
     for (_, id, what) in &all {
         if *what != "step" && !is_valid_id(&id.value) {
-            diags.error(id.span, format!("invalid {what} id `{}`", id.value), Some("ids are lower case: a letter, then letters, digits or `_`".into()));
+            diags.error(
+                id.span,
+                format!("invalid {what} id `{}`", id.value),
+                Some("ids are lower case: a letter, then letters, digits or `_`".into()),
+            );
         }
     }
     for (node, id, what) in all {
@@ -69,10 +75,18 @@ pub fn resolve(spec: &PipelineSpec, diags: &mut Diagnostics) -> Graph {
         }
     }
     if spec.sources.is_empty() {
-        diags.error(spec.steps_span, "the pipeline has no sources", Some("add one under `sources:`, e.g. `input: {type: stdin}`".into()));
+        diags.error(
+            spec.steps_span,
+            "the pipeline has no sources",
+            Some("add one under `sources:`, e.g. `input: {type: stdin}`".into()),
+        );
     }
     if spec.sinks.is_empty() {
-        diags.error(spec.steps_span, "the pipeline has no sinks", Some("add one under `sinks:`, e.g. `out: {type: stdout}`".into()));
+        diags.error(
+            spec.steps_span,
+            "the pipeline has no sinks",
+            Some("add one under `sinks:`, e.g. `out: {type: stdout}`".into()),
+        );
     }
 
     let candidates: Vec<&str> = ids.keys().copied().collect();
@@ -84,7 +98,11 @@ pub fn resolve(spec: &PipelineSpec, diags: &mut Diagnostics) -> Graph {
             }
             Some((node, _)) => Some(*node),
             None => {
-                diags.error(r.span, format!("`from:` names `{}`, which is not a source or a step id", r.value), did_you_mean(&r.value, candidates.iter().copied()));
+                diags.error(
+                    r.span,
+                    format!("`from:` names `{}`, which is not a source or a step id", r.value),
+                    did_you_mean(&r.value, candidates.iter().copied()),
+                );
                 None
             }
         }
@@ -110,7 +128,12 @@ pub fn resolve(spec: &PipelineSpec, diags: &mut Diagnostics) -> Graph {
                 Some(i)
             }
             None => {
-                diags.error(spec.on_error.span, format!("`on_error` names `{name}`, which is not a sink"), did_you_mean(name, spec.sinks.iter().map(|s| s.id.value.as_str())).or_else(|| Some("use `fail`, `skip` or a sink id".into())));
+                diags.error(
+                    spec.on_error.span,
+                    format!("`on_error` names `{name}`, which is not a sink"),
+                    did_you_mean(name, spec.sinks.iter().map(|s| s.id.value.as_str()))
+                        .or_else(|| Some("use `fail`, `skip` or a sink id".into())),
+                );
                 None
             }
         },
@@ -125,7 +148,12 @@ pub fn resolve(spec: &PipelineSpec, diags: &mut Diagnostics) -> Graph {
                         special_sinks.push(s);
                         late_sinks.insert(i, s);
                     }
-                    None => diags.error(w.late.span, format!("`late` names `{name}`, which is not a sink"), did_you_mean(name, spec.sinks.iter().map(|s| s.id.value.as_str())).or_else(|| Some("use `drop` or a sink id".into()))),
+                    None => diags.error(
+                        w.late.span,
+                        format!("`late` names `{name}`, which is not a sink"),
+                        did_you_mean(name, spec.sinks.iter().map(|s| s.id.value.as_str()))
+                            .or_else(|| Some("use `drop` or a sink id".into())),
+                    ),
                 }
             }
         }
@@ -166,8 +194,13 @@ fn topological_order(spec: &PipelineSpec, inputs: &[Vec<NodeRef>], diags: &mut D
         }
     }
     if let Some(first) = (0..n).find(|&i| !done[i]) {
-        let members: Vec<String> = (0..n).filter(|&i| !done[i]).map(|i| format!("`{}`", spec.steps[i].label(i))).collect();
-        diags.error(spec.steps[first].span, format!("the steps form a cycle: {}", members.join(" -> ")), Some("a step's `from:` must name an earlier step or a source".into()));
+        let members: Vec<String> =
+            (0..n).filter(|&i| !done[i]).map(|i| format!("`{}`", spec.steps[i].label(i))).collect();
+        diags.error(
+            spec.steps[first].span,
+            format!("the steps form a cycle: {}", members.join(" -> ")),
+            Some("a step's `from:` must name an earlier step or a source".into()),
+        );
     }
     order
 }
@@ -188,7 +221,11 @@ fn check_reachable(spec: &PipelineSpec, graph: &Graph, special_sinks: &[usize], 
             NodeRef::Sink(_) => false,
         });
         if !reached && !special_sinks.contains(&i) && !spec.sources.is_empty() {
-            diags.error(sink.id.span, format!("sink `{}` receives no records: no source reaches it", sink.id.value), Some("check its `from:` and the steps it names".into()));
+            diags.error(
+                sink.id.span,
+                format!("sink `{}` receives no records: no source reaches it", sink.id.value),
+                Some("check its `from:` and the steps it names".into()),
+            );
         }
     }
 }

@@ -41,7 +41,9 @@ fn declared_fields(source: &SourceSpec) -> Option<Vec<Arc<str>>> {
     let decoding = source.kind.decoding()?;
     match decoding.format.value {
         spec::DataFormat::Text | spec::DataFormat::Raw => Some(vec![Arc::from("line")]),
-        spec::DataFormat::Csv if !decoding.schema.is_empty() => Some(decoding.schema.iter().map(|(n, _)| Arc::from(n.value.as_str())).collect()),
+        spec::DataFormat::Csv if !decoding.schema.is_empty() => {
+            Some(decoding.schema.iter().map(|(n, _)| Arc::from(n.value.as_str())).collect())
+        }
         _ => None,
     }
 }
@@ -54,7 +56,10 @@ pub fn validate(spec: PipelineSpec, options: &Options) -> Result<ValidPipeline, 
     let source_fields: Vec<Option<Vec<Arc<str>>>> = spec
         .sources
         .iter()
-        .map(|s| declared_fields(s).or_else(|| (options.peek_fields)(&spec, s).map(|f| f.iter().map(|n| Arc::from(n.as_str())).collect())))
+        .map(|s| {
+            declared_fields(s)
+                .or_else(|| (options.peek_fields)(&spec, s).map(|f| f.iter().map(|n| Arc::from(n.as_str())).collect()))
+        })
         .collect();
     let compiled = steps::compile(&spec, &graph, &source_fields, &mut diags);
     if !diags.is_empty() {

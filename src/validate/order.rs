@@ -25,16 +25,29 @@ pub fn check_order(spec: &PipelineSpec, graph: &Graph, diags: &mut Diagnostics) 
             }
             StepKind::Window(_) => {
                 if consumers.is_empty() || consumers.iter().any(|c| kind_of(c) != Some("reduce")) {
-                    diags.error(step.span, "`window` must be followed by `reduce`", Some("add a step such as `- reduce: {n: count()}` after the window".into()));
+                    diags.error(
+                        step.span,
+                        "`window` must be followed by `reduce`",
+                        Some("add a step such as `- reduce: {n: count()}` after the window".into()),
+                    );
                 }
             }
-            StepKind::Reduce(_) | StepKind::Filter(_) | StepKind::Map(_) | StepKind::Set(_) | StepKind::Drop(_) | StepKind::FlatMap { .. } => {}
+            StepKind::Reduce(_)
+            | StepKind::Filter(_)
+            | StepKind::Map(_)
+            | StepKind::Set(_)
+            | StepKind::Drop(_)
+            | StepKind::FlatMap { .. } => {}
         }
         let inputs = &graph.step_inputs[i];
         if matches!(step.kind, StepKind::Window(_) | StepKind::Reduce(_)) && inputs.len() > 1 {
             let keyed = |r: &NodeRef| matches!(kind_of(r), Some("key_by" | "window"));
             if inputs.iter().any(keyed) {
-                diags.error(step.span, format!("`{}` reads a keyed stream and must have exactly one input", step.kind.name()), Some("union the inputs before `key_by`".into()));
+                diags.error(
+                    step.span,
+                    format!("`{}` reads a keyed stream and must have exactly one input", step.kind.name()),
+                    Some("union the inputs before `key_by`".into()),
+                );
             }
         }
     }

@@ -55,13 +55,28 @@ pub struct Aggregate {
 pub enum CompiledStep {
     Filter(Expr),
     /// Output records have exactly `schema`'s fields, computed by `exprs` in order.
-    Map { schema: Arc<Schema>, exprs: Vec<Expr> },
-    Set { assignments: Vec<(Arc<str>, Expr)> },
+    Map {
+        schema: Arc<Schema>,
+        exprs: Vec<Expr>,
+    },
+    Set {
+        assignments: Vec<(Arc<str>, Expr)>,
+    },
     Drop(Vec<Arc<str>>),
-    FlatMap { each: Expr, as_field: Arc<str> },
-    KeyBy { names: Vec<Arc<str>>, exprs: Vec<Expr> },
+    FlatMap {
+        each: Expr,
+        as_field: Arc<str>,
+    },
+    KeyBy {
+        names: Vec<Arc<str>>,
+        exprs: Vec<Expr>,
+    },
     Window(WindowSpec),
-    Reduce { aggregates: Vec<Aggregate>, keys: Vec<Arc<str>>, windowed: bool },
+    Reduce {
+        aggregates: Vec<Aggregate>,
+        keys: Vec<Arc<str>>,
+        windowed: bool,
+    },
 }
 
 /// How a source's records get their event time.
@@ -94,8 +109,14 @@ pub struct Compiled {
 }
 
 /// Compiles every expression; `source_fields` gives the known fields per source.
-pub fn compile(spec: &PipelineSpec, graph: &Graph, source_fields: &[Option<Vec<Arc<str>>>], diags: &mut Diagnostics) -> Compiled {
-    let source_streams: Vec<Stream> = source_fields.iter().map(|f| f.clone().map(Stream::of_fields).unwrap_or_default()).collect();
+pub fn compile(
+    spec: &PipelineSpec,
+    graph: &Graph,
+    source_fields: &[Option<Vec<Arc<str>>>],
+    diags: &mut Diagnostics,
+) -> Compiled {
+    let source_streams: Vec<Stream> =
+        source_fields.iter().map(|f| f.clone().map(Stream::of_fields).unwrap_or_default()).collect();
     let event_times = spec
         .sources
         .iter()
@@ -163,7 +184,7 @@ fn compile_expr(e: &ExprSpec, input: &Stream, diags: &mut Diagnostics) -> Option
         Ok(x) => Some(x),
         Err(errors) => {
             for err in errors {
-                let len = 1;
+                let len = 0;
                 diags.error(e.span_at(err.offset, len), err.message, err.hint);
             }
             None
@@ -171,7 +192,11 @@ fn compile_expr(e: &ExprSpec, input: &Stream, diags: &mut Diagnostics) -> Option
     }
 }
 
-fn compile_all<'a>(items: impl Iterator<Item = &'a ExprSpec>, input: &Stream, diags: &mut Diagnostics) -> Option<Vec<Expr>> {
+fn compile_all<'a>(
+    items: impl Iterator<Item = &'a ExprSpec>,
+    input: &Stream,
+    diags: &mut Diagnostics,
+) -> Option<Vec<Expr>> {
     let compiled: Vec<Option<Expr>> = items.map(|e| compile_expr(e, input, diags)).collect();
     compiled.into_iter().collect()
 }
@@ -196,8 +221,10 @@ fn compile_step(kind: &StepKind, input: &Stream, diags: &mut Diagnostics) -> (Op
         StepKind::Map(fields) => {
             let names: Vec<Arc<str>> = fields.iter().map(|(n, _)| name(&n.value)).collect();
             let out = Stream::of_fields(names);
-            let step = compile_all(fields.iter().map(|(_, e)| e), input, diags)
-                .map(|exprs| CompiledStep::Map { schema: out.schema.clone().unwrap_or_else(|| Schema::new(Vec::new())), exprs });
+            let step = compile_all(fields.iter().map(|(_, e)| e), input, diags).map(|exprs| CompiledStep::Map {
+                schema: out.schema.clone().unwrap_or_else(|| Schema::new(Vec::new())),
+                exprs,
+            });
             (step, out)
         }
         StepKind::Set(fields) => {
@@ -210,8 +237,9 @@ fn compile_step(kind: &StepKind, input: &Stream, diags: &mut Diagnostics) -> (Op
                 }
             }
             out.schema = out.fields.clone().map(Schema::new);
-            let step = compile_all(fields.iter().map(|(_, e)| e), input, diags)
-                .map(|exprs| CompiledStep::Set { assignments: fields.iter().map(|(n, _)| name(&n.value)).zip(exprs).collect() });
+            let step = compile_all(fields.iter().map(|(_, e)| e), input, diags).map(|exprs| CompiledStep::Set {
+                assignments: fields.iter().map(|(n, _)| name(&n.value)).zip(exprs).collect(),
+            });
             (step, out)
         }
         StepKind::Drop(names) => {
@@ -219,7 +247,11 @@ fn compile_step(kind: &StepKind, input: &Stream, diags: &mut Diagnostics) -> (Op
             if let Some(f) = &mut out.fields {
                 for n in names {
                     if !f.iter().any(|x| **x == *n.value) {
-                        diags.error(n.span, format!("`drop` names unknown field `{}`", n.value), did_you_mean(&n.value, f.iter().map(|x| &**x)));
+                        diags.error(
+                            n.span,
+                            format!("`drop` names unknown field `{}`", n.value),
+                            did_you_mean(&n.value, f.iter().map(|x| &**x)),
+                        );
                     }
                 }
                 f.retain(|x| !names.iter().any(|n| *n.value == **x));
@@ -235,13 +267,16 @@ fn compile_step(kind: &StepKind, input: &Stream, diags: &mut Diagnostics) -> (Op
                 }
             }
             out.schema = out.fields.clone().map(Schema::new);
-            let step = compile_expr(each, input, diags).map(|each| CompiledStep::FlatMap { each, as_field: name(&as_field.value) });
+            let step = compile_expr(each, input, diags)
+                .map(|each| CompiledStep::FlatMap { each, as_field: name(&as_field.value) });
             (step, out)
         }
         StepKind::KeyBy(keys) => {
             let (names, exprs) = match keys {
                 KeySpec::Exprs(list) => match compile_all(list.iter(), input, diags) {
-                    Some(exprs) => (exprs.iter().enumerate().map(|(i, e)| key_name(e, i, exprs.len())).collect::<Vec<_>>(), exprs),
+                    Some(exprs) => {
+                        (exprs.iter().enumerate().map(|(i, e)| key_name(e, i, exprs.len())).collect::<Vec<_>>(), exprs)
+                    }
                     None => return (None, passthrough),
                 },
                 KeySpec::Named(list) => match compile_all(list.iter().map(|(_, e)| e), input, diags) {
@@ -285,7 +320,7 @@ fn compile_aggregate(out_name: &str, e: &ExprSpec, input: &Stream, diags: &mut D
         Ok(c) => c,
         Err(errors) => {
             for err in errors {
-                diags.error(e.span_at(err.offset, 1), err.message, err.hint);
+                diags.error(e.span_at(err.offset, 0), err.message, err.hint);
             }
             return None;
         }
@@ -296,7 +331,12 @@ fn compile_aggregate(out_name: &str, e: &ExprSpec, input: &Stream, diags: &mut D
         diags.error(
             name_span,
             format!("unknown aggregate `{}`", call.name),
-            did_you_mean(&call.name, names).or_else(|| Some(format!("aggregates are: {}", AggFunc::ALL.iter().map(|(n, _, _)| *n).collect::<Vec<_>>().join(", ")))),
+            did_you_mean(&call.name, names).or_else(|| {
+                Some(format!(
+                    "aggregates are: {}",
+                    AggFunc::ALL.iter().map(|(n, _, _)| *n).collect::<Vec<_>>().join(", ")
+                ))
+            }),
         );
         return None;
     };

@@ -1,0 +1,164 @@
+//! The command line: exit codes, several files, JSON diagnostics, plan, schema,
+//! broken pipes and refused features.
+
+use super::common::{flowctl, summary_counts, write_pipeline};
+
+const TWO_MISTAKES: &str = "sources:\n  in:\n    type: file\n    pth: x.csv\nsinks:\n  out:\n    type: stdot\n";
+
+#[test]
+fn valid_file_exits_0_and_says_ok() {
+    let out = flowctl(&["validate", "pipelines/quickstart.yaml"], None, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "pipelines/quickstart.yaml: ok\n");
+}
+
+#[test]
+fn several_mistakes_are_all_reported_with_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_pipeline(dir.path(), "bad.yaml", TWO_MISTAKES);
+    let out = flowctl(&["validate", &path], None, &[]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains(&format!("{path}:4:5: error: unknown field `pth`")), "{}", out.stderr);
+    assert!(out.stderr.contains("did you mean `path`?"), "{}", out.stderr);
+    assert!(out.stderr.contains(&format!("{path}:3:5: error: missing required field `path`")), "{}", out.stderr);
+    assert!(out.stderr.contains(&format!("{path}:7:11: error: unknown type `stdot`")), "{}", out.stderr);
+    assert!(out.stderr.contains("did you mean `stdout`?"), "{}", out.stderr);
+}
+
+#[test]
+fn json_format_prints_one_array_for_all_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write_pipeline(dir.path(), "bad.yaml", TWO_MISTAKES);
+    let out = flowctl(&["validate", "--format", "json", "pipelines/quickstart.yaml", &bad], None, &[]);
+    assert_eq!(out.code, 2);
+    let items: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON on stdout");
+    let items = items.as_array().expect("array");
+    assert_eq!(items.len(), 3, "{}", out.stdout);
+    let first = &items[0];
+    assert_eq!(first["file"], bad.as_str());
+    assert_eq!(first["line"], 3);
+    assert_eq!(first["column"], 5);
+    assert!(first["message"].as_str().unwrap().contains("missing required field `path`"));
+    assert!(first["hint"].is_null());
+    assert_eq!(items[1]["hint"], "did you mean `path`?");
+}
+
+#[test]
+fn valid_files_in_json_give_an_empty_array() {
+    let out = flowctl(&["validate", "--format", "json", "pipelines/quickstart.yaml"], None, &[]);
+    assert_eq!((out.code, out.stdout.trim()), (0, "[]"));
+}
+
+#[test]
+fn missing_file_is_a_usage_error() {
+    let out = flowctl(&["run", "does/not/exist.yaml"], None, &[]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("cannot read does/not/exist.yaml"), "{}", out.stderr);
+}
+
+#[test]
+fn missing_input_file_is_a_runtime_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_pipeline(
+        dir.path(),
+        "p.yaml",
+        "sources:\n  in: {type: file, path: nowhere.csv}\nsinks:\n  out: {type: stdout}\n",
+    );
+    let out = flowctl(&["run", &path], None, &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("source `in`") && out.stderr.contains("nowhere.csv"), "{}", out.stderr);
+}
+
+#[test]
+fn unknown_command_line_options_exit_2() {
+    assert_eq!(flowctl(&["run", "--nope", "x.yaml"], None, &[]).code, 2);
+    assert_eq!(flowctl(&["frobnicate"], None, &[]).code, 2);
+}
+
+#[test]
+fn help_explains_the_commands() {
+    let out = flowctl(&["--help"], None, &[]);
+    assert_eq!(out.code, 0);
+    for word in ["run", "validate", "plan", "schema", "Exit codes"] {
+        assert!(out.stdout.contains(word), "help lacks {word}:\n{}", out.stdout);
+    }
+}
+
+#[test]
+fn plan_shows_chains_and_sinks() {
+    let out = flowctl(&["plan", "pipelines/fan_out.yaml"], None, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    insta::assert_snapshot!("plan_fan_out", out.stdout);
+}
+
+#[test]
+fn schema_is_json_schema_covering_the_format() {
+    let out = flowctl(&["schema"], None, &[]);
+    assert_eq!(out.code, 0);
+    let schema: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON");
+    assert_eq!(schema["type"], "object");
+    for key in ["sources", "steps", "sinks", "checkpoint", "on_error"] {
+        assert!(schema["properties"][key].is_object(), "schema lacks {key}");
+    }
+    let sources = schema["properties"]["sources"]["additionalProperties"]["oneOf"].as_array().expect("source variants");
+    let kinds: Vec<&str> = sources.iter().map(|v| v["properties"]["type"]["const"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["file", "stdin", "socket", "kafka", "datagen", "nexmark"]);
+}
+
+#[test]
+fn stdin_pipeline_reads_standard_input() {
+    let out =
+        flowctl(&["run", "pipelines/log_errors.yaml"], Some("2024-01-01 00:00:00 ERROR boom on db-9\nfine\n"), &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "{\"time\":\"2024-01-01T00:00:00.000Z\",\"message\":\"boom on db-9\",\"host\":\"db-9\"}\n");
+    assert_eq!(summary_counts(&out.stderr), "2 in, 1 out, 0 late, 0 skipped, 0 failed");
+}
+
+#[test]
+fn broken_pipe_on_stdout_ends_the_run_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data: String = (0..200_000).map(|i| format!("line {i}\n")).collect();
+    std::fs::write(dir.path().join("big.txt"), data).unwrap();
+    let path = write_pipeline(
+        dir.path(),
+        "p.yaml",
+        "sources:\n  in: {type: file, path: big.txt}\nsinks:\n  out: {type: stdout}\n",
+    );
+    let script = format!("{} run {path} | head -n 1; exit ${{PIPESTATUS[0]}}", env!("CARGO_BIN_EXE_flowctl"));
+    let out = std::process::Command::new("bash").arg("-c").arg(script).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "{\"line\":\"line 0\"}\n");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn features_not_built_yet_are_refused_at_their_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "sources:\n  in: {type: stdin}\nsteps:\n  - key_by: user\n  - reduce: {n: count()}\nsinks:\n  out: {type: stdout}\n";
+    let path = write_pipeline(dir.path(), "p.yaml", yaml);
+    assert_eq!(flowctl(&["validate", &path], None, &[]).code, 0);
+    let out = flowctl(&["run", &path], Some(""), &[]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains(&format!("{path}:4:5: error: not supported yet: the `key_by` step")), "{}", out.stderr);
+}
+
+#[test]
+fn file_sink_leaves_nothing_under_the_final_name_when_the_run_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.jsonl"), "{\"a\": 1}\n{\"a\": 0}\n").unwrap();
+    let yaml = "sources:\n  in: {type: file, path: in.jsonl}\nsteps:\n  - map: {x: 10 / a}\nsinks:\n  out: {type: file, path: out.csv}\n";
+    let path = write_pipeline(dir.path(), "p.yaml", yaml);
+    let out = flowctl(&["run", &path], None, &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let names: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
+    assert!(!names.iter().any(|n| n.contains("out.csv")), "left behind: {names:?}");
+}
+
+#[test]
+fn env_variables_are_interpolated_with_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "sources:\n  in: {type: stdin, format: text}\nsteps:\n  - map: {tag: \"'${TAG:-none}'\", line: line}\nsinks:\n  out: {type: stdout}\n";
+    let path = write_pipeline(dir.path(), "p.yaml", yaml);
+    assert_eq!(flowctl(&["run", &path], Some("x\n"), &[]).stdout, "{\"tag\":\"none\",\"line\":\"x\"}\n");
+    assert_eq!(flowctl(&["run", &path], Some("x\n"), &[("TAG", "blue")]).stdout, "{\"tag\":\"blue\",\"line\":\"x\"}\n");
+}

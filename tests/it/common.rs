@@ -1,0 +1,49 @@
+//! Helpers shared by the integration tests: running the binary and locating files.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs flowctl with `args` in the repository root, optional stdin, extra env vars.
+pub fn flowctl(args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_flowctl"));
+    cmd.args(args).current_dir(root()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("flowctl starts");
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin is piped");
+        pipe.write_all(input.as_bytes()).expect("write stdin");
+    }
+    let out = child.wait_with_output().expect("flowctl ends");
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Writes a pipeline file into `dir` and returns its path as a string.
+pub fn write_pipeline(dir: &Path, name: &str, yaml: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, yaml).expect("write pipeline");
+    path.display().to_string()
+}
+
+/// The run summary line with the timing part removed (it varies).
+pub fn summary_counts(stderr: &str) -> String {
+    let line = stderr.lines().rev().find(|l| l.starts_with("flowctl: ") && l.contains(" in, ")).unwrap_or_default();
+    line.split(" in ").take(2).collect::<Vec<_>>().join(" in ").trim_start_matches("flowctl: ").to_string()
+}
