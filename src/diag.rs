@@ -90,14 +90,16 @@ impl Diagnostics {
     }
 }
 
-/// ``did you mean `X`?`` for the closest candidate, when one is close enough.
+/// ``did you mean `X`?`` for the closest candidate (case-insensitive edit distance,
+/// transpositions counted once), when it is close enough to be a typo.
 pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
-    candidates
+    let lower = word.to_lowercase();
+    let (distance, best) = candidates
         .into_iter()
-        .map(|c| (strsim::jaro_winkler(word, c), c))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| format!("did you mean `{c}`?"))
+        .map(|c| (strsim::damerau_levenshtein(&lower, &c.to_lowercase()), c))
+        .min_by_key(|(d, _)| *d)?;
+    let limit = (word.chars().count() / 3).max(1);
+    (distance <= limit).then(|| format!("did you mean `{best}`?"))
 }
 
 #[cfg(test)]

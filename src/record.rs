@@ -228,14 +228,19 @@ pub struct Origin {
     pub line: u64,
 }
 
+/// The watermark before any record: nothing is known about event time yet.
+pub const NO_WATERMARK: i64 = i64::MIN;
+
 /// One record: field values laid out as its schema says, plus its event time (epoch
-/// ms, carried like Flink's StreamRecord timestamp so that steps may drop the field)
-/// and its origin.
+/// ms, carried like Flink's StreamRecord timestamp so that steps may drop the field),
+/// the watermark as it stood before the record entered the pipeline (so windows decide
+/// lateness per record, whatever the batch size) and its origin.
 #[derive(Clone, Debug)]
 pub struct Record {
     schema: Arc<Schema>,
     values: Vec<Value>,
     pub event_time: Option<i64>,
+    pub watermark: i64,
     pub origin: Origin,
 }
 
@@ -251,7 +256,7 @@ impl Record {
     /// Builds a record; `values` must have one value per schema field.
     pub fn new(schema: Arc<Schema>, values: Vec<Value>) -> Record {
         debug_assert_eq!(schema.len(), values.len(), "record values do not match its schema");
-        Record { schema, values, event_time: None, origin: Origin::default() }
+        Record { schema, values, event_time: None, watermark: NO_WATERMARK, origin: Origin::default() }
     }
 
     /// Builds a record from name/value pairs (tests, small outputs).
@@ -264,7 +269,7 @@ impl Record {
     /// The same metadata (event time, origin) with other fields.
     pub fn with_fields(&self, schema: Arc<Schema>, values: Vec<Value>) -> Record {
         debug_assert_eq!(schema.len(), values.len(), "record values do not match its schema");
-        Record { schema, values, event_time: self.event_time, origin: self.origin }
+        Record { schema, values, event_time: self.event_time, watermark: self.watermark, origin: self.origin }
     }
 
     pub fn schema(&self) -> &Arc<Schema> {

@@ -273,7 +273,9 @@ fn build_special(s: Special, args: Vec<Node>, regex: Option<Regex>) -> Node {
                         return Ok(Value::Null);
                     }
                     let text = want_str(name, sv)?;
-                    let Some(re) = pattern.get(r, name)? else { return Ok(Value::Null) };
+                    let Some(re) = pattern.get(r, name)? else {
+                        return Ok(Value::Null);
+                    };
                     let third = match &third {
                         Some(o) => o.eval(r)?,
                         None => Value::Int(0),

@@ -101,8 +101,11 @@ impl LikeMatcher {
 /// usually few).
 #[derive(Default)]
 pub(crate) struct LikeCache {
-    map: Mutex<ahash::HashMap<(String, Option<char>), std::sync::Arc<LikeMatcher>>>,
+    map: Mutex<ahash::HashMap<CacheKey, std::sync::Arc<LikeMatcher>>>,
 }
+
+/// Pattern and escape character (case sensitivity is fixed per expression).
+type CacheKey = (String, Option<char>);
 
 const CACHE_LIMIT: usize = 256;
 

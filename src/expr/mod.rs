@@ -162,6 +162,13 @@ fn field_path_of(e: &ast::Expr) -> Option<Vec<Arc<str>>> {
         ast::Expr::Identifier(id) => Some(vec![ident(id)]),
         ast::Expr::CompoundIdentifier(ids) => Some(ids.iter().map(ident).collect()),
         ast::Expr::Nested(inner) => field_path_of(inner),
+        // Keywords such as `user` parse as calls without parentheses (see compile.rs).
+        ast::Expr::Function(f) if matches!(f.args, ast::FunctionArguments::None) => match f.name.0.as_slice() {
+            [ast::ObjectNamePart::Identifier(id)] if !id.value.eq_ignore_ascii_case("current_timestamp") => {
+                Some(vec![ident(id)])
+            }
+            _ => None,
+        },
         ast::Expr::CompoundFieldAccess { root, access_chain } => {
             let mut path = field_path_of(root)?;
             for a in access_chain {
@@ -181,6 +188,7 @@ fn field_path_of(e: &ast::Expr) -> Option<Vec<Arc<str>>> {
 
 /// A top-level call whose function name is not looked up in the library (aggregates in
 /// `reduce: {n: count(), s: sum(bytes * 2)}`).
+#[derive(Debug, Clone)]
 pub struct Call {
     /// Lower-cased.
     pub name: String,
@@ -196,8 +204,12 @@ pub fn compile_call(text: &str, scope: &Scope) -> Result<Call, Vec<CompileError>
         let offset = text.len() - text.trim_start().len();
         vec![CompileError { message: "expected an aggregate call like `sum(x)`".into(), offset, hint: None }]
     };
-    let ast::Expr::Function(f) = &ast else { return Err(not_a_call()) };
-    let [ObjectNamePart::Identifier(id)] = f.name.0.as_slice() else { return Err(not_a_call()) };
+    let ast::Expr::Function(f) = &ast else {
+        return Err(not_a_call());
+    };
+    let [ObjectNamePart::Identifier(id)] = f.name.0.as_slice() else {
+        return Err(not_a_call());
+    };
     if matches!(f.args, FunctionArguments::None) {
         return Err(not_a_call());
     }

@@ -18,6 +18,17 @@ pub(crate) enum CmpOp {
 }
 
 impl CmpOp {
+    /// The operator with its operands swapped (`1 < x` is `x > 1`).
+    pub(crate) fn flip(self) -> CmpOp {
+        match self {
+            CmpOp::Lt => CmpOp::Gt,
+            CmpOp::LtEq => CmpOp::GtEq,
+            CmpOp::Gt => CmpOp::Lt,
+            CmpOp::GtEq => CmpOp::LtEq,
+            other => other,
+        }
+    }
+
     #[inline]
     pub(crate) fn test(self, o: Ordering) -> bool {
         match self {

@@ -92,16 +92,7 @@ fn lower_first(s: &str) -> String {
     }
 }
 
-/// "did you mean `x`?" for the closest candidate, when one is close enough to be a typo.
-pub(crate) fn did_you_mean<'c>(name: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<String> {
-    let lower = name.to_lowercase();
-    let best = candidates
-        .into_iter()
-        .map(|c| (strsim::damerau_levenshtein(&lower, &c.to_lowercase()), c))
-        .min_by_key(|(d, _)| *d)?;
-    let limit = (name.chars().count() / 3).max(1);
-    (best.0 <= limit).then(|| format!("did you mean `{}`?", best.1))
-}
+pub(crate) use crate::diag::did_you_mean;
 
 /// Byte ranges of the top-level arguments of the first call in `text`
 /// (`f(a, g(b, c))` gives `a` and `g(b, c)`), trimmed; `None` if it cannot tell.

@@ -128,10 +128,11 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary> {
                 let mut bad = Vec::new();
                 let message = match source.read_batch(batch_size, &mut batch, &mut bad) {
                     Ok(more) => {
-                        if !bad.is_empty() && tx.send(Message::Bad(bad)).is_err() {
+                        // Bad input comes after the records read before it: input order.
+                        if !batch.is_empty() && tx.send(Message::Batch(batch)).is_err() {
                             return;
                         }
-                        if !batch.is_empty() && tx.send(Message::Batch(batch)).is_err() {
+                        if !bad.is_empty() && tx.send(Message::Bad(bad)).is_err() {
                             return;
                         }
                         if more {

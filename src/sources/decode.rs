@@ -36,7 +36,9 @@ impl<R: Read> Decoder<R> {
         }
     }
 
-    /// Appends up to `max` records (bad ones to `bad`); false once the input is exhausted.
+    /// Appends up to `max` records; false once the input is exhausted. Reading stops
+    /// after a record that cannot be decoded (put in `bad`), so that it is handled in
+    /// input order, after the good records before it.
     pub fn read(&mut self, max: usize, out: &mut Batch, bad: &mut Vec<BadRecord>) -> std::io::Result<bool> {
         match self {
             Decoder::Csv(d) => d.read(max, out, bad),
@@ -70,7 +72,7 @@ impl<R: Read> LineDecoder<BufReader<R>> {
                         raw: String::new(),
                         error: "the line is not valid UTF-8".into(),
                     });
-                    continue;
+                    return Ok(true);
                 }
                 Err(e) => return Err(e),
             };
@@ -88,7 +90,10 @@ impl<R: Read> LineDecoder<BufReader<R>> {
                         record.origin = self.origin;
                         out.push(record);
                     }
-                    Err(error) => bad.push(BadRecord { origin: self.origin, raw: line.to_string(), error }),
+                    Err(error) => {
+                        bad.push(BadRecord { origin: self.origin, raw: line.to_string(), error });
+                        return Ok(true);
+                    }
                 }
             } else {
                 let mut record = Record::new(self.line_schema.clone(), vec![Value::str(line)]);
@@ -188,7 +193,7 @@ impl<R: Read> CsvDecoder<R> {
                             raw: String::new(),
                             error: format!("invalid CSV: {e}"),
                         });
-                        continue;
+                        return Ok(true);
                     }
                 },
             };
@@ -218,7 +223,7 @@ impl<R: Read> CsvDecoder<R> {
                     raw: raw_row(&self.row),
                     error: format!("expected {} fields, found {}", schema.len(), self.row.len()),
                 });
-                continue;
+                return Ok(true);
             }
             match decode_row(&self.row, schema, types) {
                 Ok(values) => {
@@ -227,7 +232,10 @@ impl<R: Read> CsvDecoder<R> {
                     out.push(record);
                     produced += 1;
                 }
-                Err(error) => bad.push(BadRecord { origin: self.origin, raw: raw_row(&self.row), error }),
+                Err(error) => {
+                    bad.push(BadRecord { origin: self.origin, raw: raw_row(&self.row), error });
+                    return Ok(true);
+                }
             }
         }
         Ok(true)

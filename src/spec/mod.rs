@@ -11,6 +11,7 @@ pub mod interpolate;
 pub mod load;
 pub mod model;
 pub mod node;
+pub mod reference;
 pub mod schema;
 
 pub use model::*;

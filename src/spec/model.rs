@@ -454,6 +454,9 @@ pub struct PipelineSpec {
     pub steps: Vec<StepSpec>,
     /// Where `steps:` was written (or the top of the file).
     pub steps_span: Span,
+    /// Where the `sources:` and `sinks:` keys were written, when they were.
+    pub sources_span: Option<Span>,
+    pub sinks_span: Option<Span>,
     pub sinks: Vec<SinkSpec>,
     pub on_error: Spanned<ErrorPolicy>,
     pub parallelism: Option<Spanned<u64>>,
@@ -519,7 +522,7 @@ pub fn build(root: &Node, path: &Path, source_text: &str, diags: &mut Diagnostic
         .map(|n| n.entries())
         .unwrap_or_default()
         .iter()
-        .filter_map(|(k, v)| b.sink(k, v, &base_dir, diags))
+        .filter_map(|(k, v)| b.sink(k, v, diags))
         .collect();
     let on_error = match root.get("on_error") {
         Some(n) => Spanned::new(
@@ -550,6 +553,8 @@ pub fn build(root: &Node, path: &Path, source_text: &str, diags: &mut Diagnostic
         sources,
         steps,
         steps_span: root.key_node("steps").map(|k| k.span).unwrap_or(root.span),
+        sources_span: root.key_node("sources").map(|k| k.span),
+        sinks_span: root.key_node("sinks").map(|k| k.span),
         sinks,
         on_error,
         parallelism: positive(root.get("parallelism")),
@@ -848,9 +853,8 @@ impl ModelBuilder<'_> {
         Some(WindowSpec { kind, allowed_lateness: duration(body.get("allowed_lateness")).unwrap_or_default(), late })
     }
 
-    fn sink(&self, key: &Node, node: &Node, base_dir: &Path, diags: &mut Diagnostics) -> Option<SinkSpec> {
-        let type_node = node.get("type")?;
-        let _ = base_dir;
+    fn sink(&self, key: &Node, node: &Node, diags: &mut Diagnostics) -> Option<SinkSpec> {
+        let type_node = node.get("type").unwrap_or(node);
         let format_of = |default: DataFormat| {
             node.get("format").and_then(Node::scalar).and_then(DataFormat::parse).unwrap_or(default)
         };
@@ -920,7 +924,9 @@ impl ModelBuilder<'_> {
                 batch_size: node.get("batch_size").and_then(scalar_int).unwrap_or(500).max(1) as u64,
             },
             "socket" => SinkKind::Socket { address: required(node, "address"), format: format_of(DataFormat::Jsonl) },
-            _ => return None,
+            // An unknown or missing type was reported by the shape check; a placeholder
+            // keeps the sink visible to the graph rules.
+            _ => SinkKind::Stdout { format: StdoutFormat::Jsonl },
         };
         Some(SinkSpec {
             id: text(key),

@@ -74,16 +74,17 @@ pub fn resolve(spec: &PipelineSpec, diags: &mut Diagnostics) -> Graph {
             }
         }
     }
-    if spec.sources.is_empty() {
+    // A missing `sources:` or `sinks:` key was reported by the shape check.
+    if let (true, Some(span)) = (spec.sources.is_empty(), spec.sources_span) {
         diags.error(
-            spec.steps_span,
+            span,
             "the pipeline has no sources",
             Some("add one under `sources:`, e.g. `input: {type: stdin}`".into()),
         );
     }
-    if spec.sinks.is_empty() {
+    if let (true, Some(span)) = (spec.sinks.is_empty(), spec.sinks_span) {
         diags.error(
-            spec.steps_span,
+            span,
             "the pipeline has no sinks",
             Some("add one under `sinks:`, e.g. `out: {type: stdout}`".into()),
         );

@@ -45,5 +45,6 @@ pub fn write_pipeline(dir: &Path, name: &str, yaml: &str) -> String {
 /// The run summary line with the timing part removed (it varies).
 pub fn summary_counts(stderr: &str) -> String {
     let line = stderr.lines().rev().find(|l| l.starts_with("flowctl: ") && l.contains(" in, ")).unwrap_or_default();
-    line.split(" in ").take(2).collect::<Vec<_>>().join(" in ").trim_start_matches("flowctl: ").to_string()
+    let counts = line.rsplit_once(" in ").map(|(counts, _)| counts).unwrap_or(line);
+    counts.trim_start_matches("flowctl: ").to_string()
 }

@@ -1,7 +1,10 @@
 //! Integration tests: every test drives the `flowctl` binary end to end.
 
+#![allow(clippy::unwrap_used)]
+
 mod cli;
 mod common;
+mod docs;
 mod examples;
 mod invalid;
 mod on_error;

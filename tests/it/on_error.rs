@@ -14,8 +14,9 @@ fn setup(policy: &str, format: &str) -> (tempfile::TempDir, String) {
         _ => ("in.jsonl", ""),
     };
     std::fs::write(dir.path().join(file), if format == "csv" { CSV } else { JSONL }).unwrap();
+    let error_sink = if policy == "errors" { "\n  errors: {type: file, path: errors.jsonl}" } else { "" };
     let yaml = format!(
-        "on_error: {policy}\nsources:\n  data:\n    type: file\n    path: {file}{schema}\nsteps:\n  - id: ratio\n    map: {{id: id, r: 100 / amount}}\nsinks:\n  out: {{type: stdout}}\n  errors: {{type: file, path: errors.jsonl}}\n"
+        "on_error: {policy}\nsources:\n  data:\n    type: file\n    path: {file}{schema}\nsteps:\n  - id: ratio\n    map: {{id: id, r: 100 / amount}}\nsinks:\n  out: {{type: stdout}}{error_sink}\n"
     );
     let path = write_pipeline(dir.path(), "p.yaml", &yaml);
     (dir, path)

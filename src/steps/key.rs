@@ -1,0 +1,104 @@
+//! Keys of `key_by`: the values of the key expressions, hashed and compared by type
+//! and value (int 1, float 1.0 and string "1" are three different keys), with a fixed
+//! hash seed so that a key maps to the same partition on every run and machine.
+
+use crate::record::Value;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::Arc;
+
+/// A key: one value per key expression (empty for a global aggregate).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Key(pub Arc<[Value]>);
+
+impl Eq for Key {}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_usize(self.0.len());
+        for v in self.0.iter() {
+            hash_value(v, state);
+        }
+    }
+}
+
+/// Hashes a value structurally; floats by their bits (so NaN keys are stable).
+pub fn hash_value<H: Hasher>(v: &Value, state: &mut H) {
+    std::mem::discriminant(v).hash(state);
+    match v {
+        Value::Null => {}
+        Value::Bool(b) => b.hash(state),
+        Value::Int(i) | Value::Timestamp(i) => i.hash(state),
+        Value::Float(f) => f.to_bits().hash(state),
+        Value::Str(s) => s.hash(state),
+        Value::List(items) => {
+            state.write_usize(items.len());
+            items.iter().for_each(|i| hash_value(i, state));
+        }
+        Value::Map(fields) => {
+            state.write_usize(fields.len());
+            for (k, v) in fields.iter() {
+                k.hash(state);
+                hash_value(v, state);
+            }
+        }
+    }
+}
+
+/// A `Value` usable as a hash-map key (for `count_distinct`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct HashableValue(pub Value);
+
+impl Eq for HashableValue {}
+
+impl Hash for HashableValue {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        hash_value(&self.0, state);
+    }
+}
+
+/// The hasher for keys: fast, and seeded with constants rather than per process, so
+/// partition assignment is reproducible.
+#[derive(Clone, Default)]
+pub struct FixedState;
+
+impl BuildHasher for FixedState {
+    type Hasher = ahash::AHasher;
+    fn build_hasher(&self) -> ahash::AHasher {
+        ahash::RandomState::with_seeds(0x243f_6a88_85a3_08d3, 0x1319_8a2e_0370_7344, 0xa409_3822_299f_31d0, 0x082e_fa98_ec4e_6c89)
+            .build_hasher()
+    }
+}
+
+pub type KeyMap<V> = std::collections::HashMap<Key, V, FixedState>;
+
+impl Key {
+    /// The partition (0..n) this key belongs to.
+    pub fn partition(&self, n: usize) -> usize {
+        (FixedState.hash_one(self) % n.max(1) as u64) as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_keep_their_types() {
+        let a = Key(Arc::from(vec![Value::Int(1)]));
+        let b = Key(Arc::from(vec![Value::str("1")]));
+        let c = Key(Arc::from(vec![Value::Float(1.0)]));
+        let mut m: KeyMap<u8> = KeyMap::default();
+        m.insert(a.clone(), 1);
+        m.insert(b, 2);
+        m.insert(c, 3);
+        assert_eq!(m.len(), 3);
+        assert_eq!(m[&a], 1);
+    }
+
+    #[test]
+    fn partitions_are_stable() {
+        let k = Key(Arc::from(vec![Value::str("user-42")]));
+        assert_eq!(k.partition(8), k.clone().partition(8));
+        assert!(k.partition(8) < 8);
+    }
+}
