@@ -13,6 +13,9 @@ mod node;
 mod ops;
 mod parse;
 
+pub(crate) use cast::{parse_timestamp, parse_timestamp_with};
+pub(crate) use ops::compare;
+
 use std::fmt;
 use std::sync::Arc;
 

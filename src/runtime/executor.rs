@@ -3,15 +3,15 @@
 //! batch, which shares its strings) and on to the sink channels.
 
 use super::errors::{OriginNames, RecordFailure};
-use super::merge::Merge;
-use super::{Message, RunSummary, SinkMessage};
+use super::merge::{Merge, Merged};
+use super::{RunSummary, SinkMessage};
 use crate::error::{Error, Result};
 use crate::plan::Plan;
-use crate::record::{Batch, Record, Value};
+use crate::record::{Batch, Record, Value, NO_WATERMARK};
 use crate::sinks::SinkError;
 use crate::spec::ErrorPolicy;
 use crate::steps::{self, Operator};
-use crate::validate::NodeRef;
+use crate::validate::{CompiledStep, NodeRef};
 use crossbeam_channel::Sender;
 use std::thread::JoinHandle;
 
@@ -25,8 +25,10 @@ pub struct Executor {
     step_consumers: Vec<Vec<NodeRef>>,
     sinks: Vec<Option<Sender<SinkMessage>>>,
     threads: Vec<Option<SinkThread>>,
-    /// Sinks counted in "out" (not the error sink).
+    /// Sinks counted in "out" (not the error or late sinks).
     counted: Vec<bool>,
+    /// Per step: the sink receiving its late records.
+    late_sinks: Vec<Option<usize>>,
     policy: ErrorPolicy,
     error_sink: Option<usize>,
     names: OriginNames,
@@ -58,7 +60,17 @@ impl Executor {
             order: p.graph.step_order.clone(),
             source_consumers: (0..p.spec.sources.len()).map(|i| p.graph.consumers(NodeRef::Source(i))).collect(),
             step_consumers: (0..p.spec.steps.len()).map(|i| p.graph.consumers(NodeRef::Step(i))).collect(),
-            counted: (0..p.spec.sinks.len()).map(|i| p.graph.error_sink != Some(i)).collect(),
+            counted: (0..p.spec.sinks.len())
+                .map(|i| p.graph.error_sink != Some(i) && !p.graph.late_sinks.values().any(|s| *s == i))
+                .collect(),
+            late_sinks: p
+                .steps
+                .iter()
+                .map(|s| match s {
+                    CompiledStep::Reduce { window_step: Some(w), .. } => p.graph.late_sinks.get(w).copied(),
+                    _ => None,
+                })
+                .collect(),
             sinks,
             threads,
             policy: p.spec.on_error.value.clone(),
@@ -70,40 +82,63 @@ impl Executor {
     }
 
     /// Processes every message until the sources end, a record fails under `fail`, a
-    /// source or sink fails, or every sink has closed.
+    /// source or sink fails, or every sink has closed. At the end of input the
+    /// watermark jumps to +infinity so every open window fires.
     pub fn run(&mut self, mut merge: Merge) -> Result<()> {
-        while let Some((source, message)) = merge.next() {
-            match message {
-                Message::Batch(batch) => {
+        let mut watermark = NO_WATERMARK;
+        while let Some(merged) = merge.next()? {
+            match merged {
+                Merged::Batch(source, batch) => {
                     self.summary.records_in += batch.len() as u64;
                     let consumers = self.source_consumers[source].clone();
                     self.deliver(&consumers, batch)?;
                 }
-                Message::Bad(bad) => {
+                Merged::Bad(bad) => {
                     self.summary.records_in += bad.len() as u64;
                     for b in bad {
-                        self.failure(RecordFailure {
-                            origin: b.origin,
-                            step: None,
-                            input: Value::str(&b.raw),
-                            error: b.error,
-                        })?;
+                        self.failure(RecordFailure { origin: b.origin, step: None, input: Value::str(&b.raw), error: b.error })?;
                     }
                 }
-                Message::End => {}
-                Message::Failed(e) => return Err(e),
+            }
+            if merge.watermark() > watermark {
+                watermark = merge.watermark();
+                self.advance_watermark(watermark)?;
             }
             if self.sink_failure.is_some() || self.all_closed() {
                 return Ok(());
             }
         }
+        self.advance_watermark(i64::MAX)?;
         for i in self.order.clone() {
             let mut out = Vec::new();
             self.operators[i].on_end(&mut out);
-            if !out.is_empty() {
-                let consumers = self.step_consumers[i].clone();
-                self.deliver(&consumers, out)?;
+            self.emit(i, out)?;
+        }
+        Ok(())
+    }
+
+    /// Tells every step, in topological order, how far event time has progressed.
+    fn advance_watermark(&mut self, watermark: i64) -> Result<()> {
+        for i in self.order.clone() {
+            let mut out = Vec::new();
+            self.operators[i].on_watermark(watermark, &mut out);
+            self.emit(i, out)?;
+        }
+        Ok(())
+    }
+
+    /// Hands a step's output to its consumers and its late records to its late sink.
+    fn emit(&mut self, step: usize, out: Batch) -> Result<()> {
+        let late = self.operators[step].take_late();
+        if !late.is_empty() {
+            self.summary.late += late.len() as u64;
+            if let Some(sink) = self.late_sinks[step] {
+                self.send(sink, late);
             }
+        }
+        if !out.is_empty() {
+            let consumers = self.step_consumers[step].clone();
+            self.deliver(&consumers, out)?;
         }
         Ok(())
     }
@@ -135,11 +170,7 @@ impl Executor {
                         self.failure(failure)?;
                     }
                 }
-                if !out.is_empty() {
-                    let consumers = self.step_consumers[i].clone();
-                    self.deliver(&consumers, out)?;
-                }
-                Ok(())
+                self.emit(i, out)
             }
             NodeRef::Sink(i) => {
                 self.send(i, batch);
@@ -211,6 +242,7 @@ impl Executor {
                 }
             }
         }
+        self.summary.peak_open_windows = self.operators.iter().filter_map(|o| o.peak_open_windows()).max();
         match first_error {
             Some(e) => Err(e),
             None => Ok(self.summary),

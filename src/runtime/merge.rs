@@ -1,53 +1,227 @@
-//! Combines the sources' channels into one ordered stream. Bounded sources are read
-//! one after another in the order written (ties of the deterministic merge when there
-//! is no event time), so the output does not depend on thread timing; unbounded
-//! sources are taken in arrival order.
+//! Combines the sources' channels into one ordered stream and computes the watermark
+//! the contract defines: after each record, per source, the largest event time seen
+//! minus `max_out_of_orderness`; overall, the minimum over sources, where a source
+//! that has produced nothing counts as -infinity, a finished one as +infinity and an
+//! idle one (silent for `idle_timeout`) not at all.
+//!
+//! With event time, the next record is taken from the source whose next record has
+//! the smallest event time (ties: sources in the order written), so results do not
+//! depend on thread timing. Without event time, sources are read one after another.
 
 use super::Message;
-use crossbeam_channel::{Receiver, Select};
+use crate::error::{Error, Result};
+use crate::record::{Batch, Record, NO_WATERMARK};
+use crate::sources::BadRecord;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Select};
+use std::collections::VecDeque;
+use std::time::Duration;
+
+/// Watermark settings of one source, in milliseconds.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SourceClock {
+    pub out_of_orderness: i64,
+    pub idle_timeout: Option<Duration>,
+}
+
+enum Item {
+    Record(Record),
+    Bad(Vec<BadRecord>),
+}
+
+struct Input {
+    rx: Receiver<Message>,
+    buffer: VecDeque<Item>,
+    ended: bool,
+    idle: bool,
+    max_ts: Option<i64>,
+    clock: SourceClock,
+}
+
+impl Input {
+    /// This source's watermark; None when it does not count (idle).
+    fn watermark(&self) -> Option<i64> {
+        if self.ended {
+            Some(i64::MAX)
+        } else if self.idle {
+            None
+        } else {
+            Some(self.max_ts.map_or(NO_WATERMARK, |ts| ts.saturating_sub(self.clock.out_of_orderness)))
+        }
+    }
+
+    fn head_time(&self) -> Option<i64> {
+        match self.buffer.front() {
+            Some(Item::Record(r)) => Some(r.event_time.unwrap_or(NO_WATERMARK)),
+            _ => None,
+        }
+    }
+}
+
+/// What the merge hands to the executor.
+pub enum Merged {
+    /// Records of one source, in order, each stamped with the watermark before it.
+    Batch(usize, Batch),
+    Bad(Vec<BadRecord>),
+}
 
 pub struct Merge {
-    inputs: Vec<Receiver<Message>>,
-    ended: Vec<bool>,
-    sequential: bool,
+    inputs: Vec<Input>,
+    by_event_time: bool,
+    batch_size: usize,
+    watermark: i64,
 }
 
 impl Merge {
-    pub fn new(inputs: Vec<Receiver<Message>>, all_bounded: bool) -> Merge {
-        let ended = vec![false; inputs.len()];
-        Merge { inputs, ended, sequential: all_bounded }
+    pub fn new(receivers: Vec<Receiver<Message>>, clocks: Vec<SourceClock>, by_event_time: bool, batch_size: usize) -> Merge {
+        let inputs = receivers
+            .into_iter()
+            .zip(clocks)
+            .map(|(rx, clock)| Input { rx, buffer: VecDeque::new(), ended: false, idle: false, max_ts: None, clock })
+            .collect();
+        Merge { inputs, by_event_time, batch_size: batch_size.max(1), watermark: NO_WATERMARK }
     }
 
-    /// The next message and the source it came from; None when every source ended.
-    pub fn next(&mut self) -> Option<(usize, Message)> {
-        loop {
-            let open: Vec<usize> = (0..self.inputs.len()).filter(|&i| !self.ended[i]).collect();
-            let first = *open.first()?;
-            let (index, received) = if self.sequential || open.len() == 1 {
-                (first, self.inputs[first].recv())
-            } else {
-                let mut select = Select::new();
-                for &i in &open {
-                    select.recv(&self.inputs[i]);
-                }
-                let op = select.select();
-                let index = open[op.index()];
-                (index, op.recv(&self.inputs[index]))
-            };
-            match received {
-                Ok(Message::End) | Err(_) => {
-                    self.ended[index] = true;
-                    if received.is_err() {
-                        return Some((
-                            index,
-                            Message::Failed(crate::error::Error::Internal(
-                                "a source thread stopped without a reason".into(),
-                            )),
-                        ));
-                    }
-                }
-                Ok(message) => return Some((index, message)),
+    /// The current watermark (after the last record handed out).
+    pub fn watermark(&self) -> i64 {
+        self.watermark
+    }
+
+    fn recompute_watermark(&mut self) {
+        let candidate = if self.by_event_time {
+            self.inputs.iter().filter_map(Input::watermark).min()
+        } else {
+            // Processing time: how far the wall clock has been seen.
+            self.inputs.iter().filter_map(|i| i.max_ts).max()
+        };
+        if let Some(w) = candidate {
+            // Watermarks never go back (an idle source returning cannot undo firing).
+            self.watermark = self.watermark.max(w);
+        }
+    }
+
+    fn accept(&mut self, i: usize, message: std::result::Result<Message, RecvTimeoutError>) -> Result<()> {
+        let input = &mut self.inputs[i];
+        match message {
+            Ok(Message::Batch(batch)) => {
+                input.idle = false;
+                input.buffer.extend(batch.into_iter().map(Item::Record));
+            }
+            Ok(Message::Bad(bad)) => {
+                input.idle = false;
+                input.buffer.push_back(Item::Bad(bad));
+            }
+            Ok(Message::End) => input.ended = true,
+            Ok(Message::Failed(e)) => return Err(e),
+            Err(RecvTimeoutError::Timeout) => input.idle = true,
+            Err(RecvTimeoutError::Disconnected) => {
+                input.ended = true;
+                return Err(Error::Internal("a source stopped without ending".into()));
             }
         }
+        if matches!(self.inputs[i].buffer.front(), None) || self.inputs[i].idle || self.inputs[i].ended {
+            self.recompute_watermark();
+        }
+        Ok(())
+    }
+
+    /// Blocks until source `i` has something buffered, ended, or (when `allow_idle`)
+    /// went idle.
+    fn fill(&mut self, i: usize, allow_idle: bool) -> Result<()> {
+        while self.inputs[i].buffer.is_empty() && !self.inputs[i].ended && !self.inputs[i].idle {
+            let message = match self.inputs[i].clock.idle_timeout.filter(|_| allow_idle) {
+                Some(t) => self.inputs[i].rx.recv_timeout(t),
+                None => self.inputs[i].rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            self.accept(i, message)?;
+        }
+        Ok(())
+    }
+
+    /// Non-blocking: brings idle sources back when they have sent something.
+    fn poll_idle(&mut self) -> Result<()> {
+        for i in 0..self.inputs.len() {
+            if self.inputs[i].idle && !self.inputs[i].ended {
+                if let Ok(message) = self.inputs[i].rx.try_recv() {
+                    self.accept(i, Ok(message))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Blocks until any unfinished source sends something.
+    fn wait_any(&mut self) -> Result<()> {
+        let open: Vec<usize> = (0..self.inputs.len()).filter(|&i| !self.inputs[i].ended).collect();
+        let mut select = Select::new();
+        for &i in &open {
+            select.recv(&self.inputs[i].rx);
+        }
+        let op = select.select();
+        let i = open[op.index()];
+        let message = op.recv(&self.inputs[i].rx).map_err(|_| RecvTimeoutError::Disconnected);
+        self.accept(i, message)
+    }
+
+    /// The next batch or bad input; None when every source has ended.
+    pub fn next(&mut self) -> Result<Option<Merged>> {
+        loop {
+            if !self.by_event_time {
+                let Some(i) = (0..self.inputs.len()).find(|&i| !self.inputs[i].ended || !self.inputs[i].buffer.is_empty())
+                else {
+                    return Ok(None);
+                };
+                self.fill(i, false)?;
+                match self.take(i, None) {
+                    Some(m) => return Ok(Some(m)),
+                    None => continue,
+                }
+            }
+            self.poll_idle()?;
+            for i in 0..self.inputs.len() {
+                self.fill(i, true)?;
+            }
+            if let Some(i) = (0..self.inputs.len()).find(|&i| matches!(self.inputs[i].buffer.front(), Some(Item::Bad(_)))) {
+                if let Some(Item::Bad(bad)) = self.inputs[i].buffer.pop_front() {
+                    return Ok(Some(Merged::Bad(bad)));
+                }
+            }
+            let heads: Vec<(i64, usize)> = (0..self.inputs.len()).filter_map(|i| self.inputs[i].head_time().map(|t| (t, i))).collect();
+            let Some(&(_, first)) = heads.iter().min() else {
+                if self.inputs.iter().all(|i| i.ended) {
+                    return Ok(None);
+                }
+                // Every unfinished source is idle: wait for any of them.
+                self.wait_any()?;
+                continue;
+            };
+            let limit = heads.iter().filter(|(_, i)| *i != first).min().copied();
+            if let Some(m) = self.take(first, limit) {
+                return Ok(Some(m));
+            }
+        }
+    }
+
+    /// Takes records from source `i` while they come before `limit` (event time, then
+    /// source order), stamping each with the watermark before it.
+    fn take(&mut self, i: usize, limit: Option<(i64, usize)>) -> Option<Merged> {
+        if matches!(self.inputs[i].buffer.front(), Some(Item::Bad(_))) {
+            if let Some(Item::Bad(bad)) = self.inputs[i].buffer.pop_front() {
+                return Some(Merged::Bad(bad));
+            }
+        }
+        let mut batch = Vec::new();
+        while batch.len() < self.batch_size {
+            let Some(ts) = self.inputs[i].head_time() else { break };
+            if limit.is_some_and(|l| (ts, i) > l) {
+                break;
+            }
+            let Some(Item::Record(mut record)) = self.inputs[i].buffer.pop_front() else { break };
+            record.watermark = self.watermark;
+            let input = &mut self.inputs[i];
+            input.max_ts = Some(input.max_ts.map_or(ts, |m| m.max(ts)));
+            self.recompute_watermark();
+            batch.push(record);
+        }
+        (!batch.is_empty()).then_some(Merged::Batch(i, batch))
     }
 }

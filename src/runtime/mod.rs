@@ -8,6 +8,7 @@
 //! bounded memory on any input size).
 
 mod errors;
+pub mod event_time;
 mod executor;
 mod merge;
 pub mod support;
@@ -63,6 +64,8 @@ pub struct RunSummary {
     /// Records sent to the `on_error` sink.
     pub failed: u64,
     pub elapsed: Duration,
+    /// The most windows open at once in any windowed step.
+    pub peak_open_windows: Option<usize>,
 }
 
 impl RunSummary {
@@ -91,6 +94,71 @@ fn human(rate: f64) -> String {
     }
 }
 
+/// How long an unbounded source may stay silent before it stops holding back the
+/// watermark, unless its `watermark.idle_timeout` says otherwise.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Reads one source on its own thread: decode, stamp event time, send.
+struct SourceThread {
+    source: Box<dyn sources::Source>,
+    tx: crossbeam_channel::Sender<Message>,
+    stop: Arc<AtomicBool>,
+    batch_size: usize,
+    event_time: Option<crate::validate::CompiledEventTime>,
+}
+
+impl SourceThread {
+    fn run(mut self) {
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let mut batch = Vec::with_capacity(self.batch_size);
+            let mut bad = Vec::new();
+            match self.source.read_batch(self.batch_size, &mut batch, &mut bad) {
+                Ok(more) => {
+                    if !self.send_in_order(batch, bad) {
+                        return;
+                    }
+                    if !more {
+                        let _ = self.tx.send(Message::End);
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = self.tx.send(Message::Failed(e));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Stamps event times and sends records and bad input in input order: a record
+    /// whose event time cannot be read becomes bad input at its place. False when
+    /// the executor has gone.
+    fn send_in_order(&self, batch: Batch, bad: Vec<BadRecord>) -> bool {
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut good = Vec::with_capacity(batch.len());
+        for mut record in batch {
+            if let Err(error) = event_time::assign(&mut record, self.event_time.as_ref(), now) {
+                let failed = BadRecord { origin: record.origin, raw: record.to_json(), error };
+                if !good.is_empty() && self.tx.send(Message::Batch(std::mem::take(&mut good))).is_err() {
+                    return false;
+                }
+                if self.tx.send(Message::Bad(vec![failed])).is_err() {
+                    return false;
+                }
+                continue;
+            }
+            good.push(record);
+        }
+        if !good.is_empty() && self.tx.send(Message::Batch(good)).is_err() {
+            return false;
+        }
+        bad.is_empty() || self.tx.send(Message::Bad(bad)).is_ok()
+    }
+}
+
 /// Runs the plan to completion (bounded input) or until it fails.
 pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary> {
     let started = Instant::now();
@@ -115,36 +183,18 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary> {
 
     let receivers: Vec<Receiver<Message>> = opened
         .into_iter()
-        .map(|mut source| {
+        .enumerate()
+        .map(|(i, source)| {
             let (tx, rx) = bounded(options.channel_capacity);
-            let stop = stop.clone();
-            let batch_size = options.batch_size;
+            let reader = SourceThread {
+                source,
+                tx,
+                stop: stop.clone(),
+                batch_size: options.batch_size,
+                event_time: pipeline.event_times[i].clone(),
+            };
             // Detached: a source blocked reading stdin must not keep the process alive.
-            std::thread::spawn(move || loop {
-                if stop.load(Ordering::Relaxed) {
-                    return;
-                }
-                let mut batch = Vec::with_capacity(batch_size);
-                let mut bad = Vec::new();
-                let message = match source.read_batch(batch_size, &mut batch, &mut bad) {
-                    Ok(more) => {
-                        // Bad input comes after the records read before it: input order.
-                        if !batch.is_empty() && tx.send(Message::Batch(batch)).is_err() {
-                            return;
-                        }
-                        if !bad.is_empty() && tx.send(Message::Bad(bad)).is_err() {
-                            return;
-                        }
-                        if more {
-                            continue;
-                        }
-                        Message::End
-                    }
-                    Err(e) => Message::Failed(e),
-                };
-                let _ = tx.send(message);
-                return;
-            });
+            std::thread::spawn(move || reader.run());
             rx
         })
         .collect();
@@ -178,8 +228,17 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary> {
         sink_senders.push(Some(tx));
     }
 
+    let clocks = spec
+        .sources
+        .iter()
+        .map(|s| merge::SourceClock {
+            out_of_orderness: s.watermark.max_out_of_orderness.as_millis() as i64,
+            idle_timeout: s.watermark.idle_timeout.or((!bounded_inputs).then_some(DEFAULT_IDLE_TIMEOUT)),
+        })
+        .collect();
+    let by_event_time = spec.sources.iter().any(|s| s.event_time.is_some());
     let mut exec = executor::Executor::new(plan, names, sink_senders, sink_threads)?;
-    let outcome = exec.run(merge::Merge::new(receivers, bounded_inputs));
+    let outcome = exec.run(merge::Merge::new(receivers, clocks, by_event_time, options.batch_size));
     stop.store(true, Ordering::Relaxed);
     let mut summary = exec.finish(outcome)?;
     summary.elapsed = started.elapsed();

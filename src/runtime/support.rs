@@ -3,7 +3,7 @@
 //! column that uses it — never silently ignored.
 
 use crate::diag::Diagnostics;
-use crate::spec::{PipelineSpec, SinkKind, SourceKind, StepKind};
+use crate::spec::{PipelineSpec, SinkKind, SourceKind};
 
 pub fn unsupported(spec: &PipelineSpec) -> Diagnostics {
     let mut d = Diagnostics::default();
@@ -24,20 +24,11 @@ pub fn unsupported(spec: &PipelineSpec) -> Diagnostics {
             SourceKind::File { .. } | SourceKind::Stdin { .. } => {}
             other => refuse(s.type_span, format!("`{}` sources", other.type_name())),
         }
-        if let Some(et) = &s.event_time {
-            refuse(et.span, "`event_time` (event-time processing)".into());
-        }
-        if let Some(span) = s.watermark.span {
-            refuse(span, "`watermark` settings".into());
-        }
         if let Some(p) = &s.parallelism {
             refuse(p.span, "`parallelism` on sources".into());
         }
     }
     for step in &spec.steps {
-        if matches!(step.kind, StepKind::KeyBy(_) | StepKind::Window(_) | StepKind::Reduce(_)) {
-            refuse(step.span, format!("the `{}` step", step.kind.name()));
-        }
         if let Some(p) = &step.parallelism {
             refuse(p.span, "`parallelism` on steps".into());
         }

@@ -39,6 +39,19 @@ impl Acc {
         }
     }
 
+    /// Whether `add` would accept this input.
+    pub fn check(&self, value: Option<&Value>) -> Result<(), EvalError> {
+        match (self, value) {
+            (Acc::Sum { .. }, Some(v)) if !matches!(v, Value::Null | Value::Int(_) | Value::Float(_)) => {
+                Err(EvalError { message: format!("sum() needs numbers, got {}", v.type_name()) })
+            }
+            (Acc::Avg { .. }, Some(v)) if !matches!(v, Value::Null | Value::Int(_) | Value::Float(_)) => {
+                Err(EvalError { message: format!("avg() needs numbers, got {}", v.type_name()) })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Adds one input. `value` is None for `count()` (counts records); NULL inputs are
     /// ignored by every aggregate except `first`, `last` and `collect`.
     pub fn add(&mut self, value: Option<Value>, seq: u64) -> Result<(), EvalError> {
@@ -207,12 +220,19 @@ impl Accumulators {
         Accumulators(aggregates.iter().map(|a| Acc::new(a.func)).collect())
     }
 
+    /// Adds a record. All arguments are evaluated and checked before any state
+    /// changes, so a failing record leaves the accumulators as they were.
     pub fn add(&mut self, aggregates: &[Aggregate], record: &Record, seq: u64) -> Result<(), EvalError> {
-        for (acc, agg) in self.0.iter_mut().zip(aggregates) {
+        let mut values = Vec::with_capacity(aggregates.len());
+        for (acc, agg) in self.0.iter().zip(aggregates) {
             let value = match &agg.arg {
                 Some(e) => Some(e.eval(record)?),
                 None => None,
             };
+            acc.check(value.as_ref())?;
+            values.push(value);
+        }
+        for (acc, value) in self.0.iter_mut().zip(values) {
             acc.add(value, seq)?;
         }
         Ok(())

@@ -1,11 +1,16 @@
 //! Operators: the runtime instances of steps. Stateless steps implement only
 //! [`Operator::process`]; stateful ones (windows, reduce) add the hooks.
 
+pub mod aggregate;
 mod drop;
 mod filter;
 mod flat_map;
+pub mod key;
 mod map;
+mod passthrough;
+mod reduce;
 mod set;
+pub mod window;
 
 use crate::expr::EvalError;
 use crate::record::{Batch, Record};
@@ -25,8 +30,23 @@ pub trait Operator: Send {
     /// the operator's own thread; must not block.
     fn process(&mut self, record: Record, out: &mut Batch) -> Result<(), StepError>;
 
-    /// Called once when every input has ended, to emit what the step still holds.
+    /// Called when the watermark (event-time progress over all sources) advances,
+    /// also when no record reached this step; stateful steps fire what is complete.
+    fn on_watermark(&mut self, _watermark: i64, _out: &mut Batch) {}
+
+    /// Called once when every input has ended (after a final watermark of +infinity),
+    /// to emit what the step still holds.
     fn on_end(&mut self, _out: &mut Batch) {}
+
+    /// Records that arrived too late for their windows since the last call.
+    fn take_late(&mut self) -> Vec<Record> {
+        Vec::new()
+    }
+
+    /// The most windows this step held open at once (windowed steps only).
+    fn peak_open_windows(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// Builds the operator of a compiled step; `None` for kinds the runtime does not run
@@ -38,7 +58,18 @@ pub fn build(step: &CompiledStep) -> Option<Box<dyn Operator>> {
         CompiledStep::Set { assignments } => Box::new(set::Set::new(assignments.clone())),
         CompiledStep::Drop(names) => Box::new(drop::Drop::new(names.clone())),
         CompiledStep::FlatMap { each, as_field } => Box::new(flat_map::FlatMap::new(each.clone(), as_field.clone())),
-        CompiledStep::KeyBy { .. } | CompiledStep::Window(_) | CompiledStep::Reduce { .. } => return None,
+        // The key and the windows are computed by the `reduce` that follows them.
+        CompiledStep::KeyBy { .. } | CompiledStep::Window(_) => Box::new(passthrough::Passthrough),
+        CompiledStep::Reduce { aggregates, keys, key_exprs, window: None, .. } => {
+            Box::new(reduce::RollingReduce::new(keys.clone(), key_exprs.clone(), aggregates.clone()))
+        }
+        CompiledStep::Reduce { aggregates, keys, key_exprs, window: Some(w), .. } => Box::new(window::WindowReduce::new(
+            keys.clone(),
+            key_exprs.clone(),
+            aggregates.clone(),
+            &w.kind.value,
+            w.allowed_lateness,
+        )),
     })
 }
 

@@ -72,10 +72,14 @@ pub enum CompiledStep {
         exprs: Vec<Expr>,
     },
     Window(WindowSpec),
+    /// `keys`/`key_exprs` come from the `key_by` before it (empty: one global key),
+    /// `window` from the `window` before it (with that step's index, for `late:`).
     Reduce {
         aggregates: Vec<Aggregate>,
         keys: Vec<Arc<str>>,
-        windowed: bool,
+        key_exprs: Vec<Expr>,
+        window: Option<WindowSpec>,
+        window_step: Option<usize>,
     },
 }
 
@@ -93,13 +97,13 @@ struct Stream {
     fields: Option<Vec<Arc<str>>>,
     /// The shared schema records will usually have, for index resolution.
     schema: Option<Arc<Schema>>,
-    keys: Option<Vec<Arc<str>>>,
-    windowed: bool,
+    keys: Option<(Vec<Arc<str>>, Vec<Expr>)>,
+    window: Option<(WindowSpec, usize)>,
 }
 
 impl Stream {
     fn of_fields(fields: Vec<Arc<str>>) -> Stream {
-        Stream { schema: Some(Schema::new(fields.clone())), fields: Some(fields), keys: None, windowed: false }
+        Stream { schema: Some(Schema::new(fields.clone())), fields: Some(fields), keys: None, window: None }
     }
 }
 
@@ -150,7 +154,7 @@ pub fn compile(
             NodeRef::Step(s) => outputs[*s].clone(),
             NodeRef::Sink(_) => Stream::default(),
         }));
-        let (step, out) = compile_step(&spec.steps[i].kind, &input, diags);
+        let (step, out) = compile_step(i, &spec.steps[i].kind, &input, diags);
         steps[i] = step;
         outputs[i] = out;
     }
@@ -171,7 +175,7 @@ fn merge(mut streams: impl Iterator<Item = Stream>) -> Stream {
             }
             _ => None,
         };
-        Stream { fields, schema: None, keys: acc.keys.or(s.keys), windowed: acc.windowed || s.windowed }
+        Stream { fields, schema: None, keys: acc.keys.or(s.keys), window: acc.window.or(s.window) }
     })
 }
 
@@ -214,7 +218,7 @@ fn key_name(e: &Expr, i: usize, count: usize) -> Arc<str> {
     }
 }
 
-fn compile_step(kind: &StepKind, input: &Stream, diags: &mut Diagnostics) -> (Option<CompiledStep>, Stream) {
+fn compile_step(index: usize, kind: &StepKind, input: &Stream, diags: &mut Diagnostics) -> (Option<CompiledStep>, Stream) {
     let passthrough = input.clone();
     match kind {
         StepKind::Filter(e) => (compile_expr(e, input, diags).map(CompiledStep::Filter), passthrough),
@@ -285,18 +289,18 @@ fn compile_step(kind: &StepKind, input: &Stream, diags: &mut Diagnostics) -> (Op
                 },
             };
             let mut out = passthrough;
-            out.keys = Some(names.clone());
+            out.keys = Some((names.clone(), exprs.clone()));
             (Some(CompiledStep::KeyBy { names, exprs }), out)
         }
         StepKind::Window(w) => {
             let mut out = passthrough;
-            out.windowed = true;
+            out.window = Some((w.clone(), index));
             (Some(CompiledStep::Window(w.clone())), out)
         }
         StepKind::Reduce(aggs) => {
-            let keys = input.keys.clone().unwrap_or_default();
+            let (keys, key_exprs) = input.keys.clone().unwrap_or_default();
             let mut fields = keys.clone();
-            if input.windowed {
+            if input.window.is_some() {
                 fields.push(name("window_start"));
                 fields.push(name("window_end"));
             }
@@ -309,7 +313,13 @@ fn compile_step(kind: &StepKind, input: &Stream, diags: &mut Diagnostics) -> (Op
                     None => ok = false,
                 }
             }
-            let step = ok.then(|| CompiledStep::Reduce { aggregates, keys, windowed: input.windowed });
+            let step = ok.then(|| CompiledStep::Reduce {
+                aggregates,
+                keys,
+                key_exprs,
+                window: input.window.as_ref().map(|(w, _)| w.clone()),
+                window_step: input.window.as_ref().map(|(_, i)| *i),
+            });
             (step, Stream::of_fields(fields))
         }
     }

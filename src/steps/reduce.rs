@@ -1,0 +1,52 @@
+//! `reduce` without a window: a rolling aggregate, as Flink's `KeyedStream.reduce`.
+//! Every input record emits its key's updated result (key fields, then aggregates);
+//! without `key_by` there is one global key and only the aggregates are emitted.
+
+use super::aggregate::Accumulators;
+use super::key::{Key, KeyMap};
+use super::{Operator, StepError};
+use crate::expr::Expr;
+use crate::record::{Batch, Record, Schema};
+use crate::validate::Aggregate;
+use std::sync::Arc;
+
+pub struct RollingReduce {
+    key_exprs: Vec<Expr>,
+    aggregates: Vec<Aggregate>,
+    schema: Arc<Schema>,
+    state: KeyMap<Accumulators>,
+    seq: u64,
+}
+
+impl RollingReduce {
+    pub fn new(key_names: Vec<Arc<str>>, key_exprs: Vec<Expr>, aggregates: Vec<Aggregate>) -> RollingReduce {
+        let mut names = key_names;
+        names.extend(aggregates.iter().map(|a| a.name.clone()));
+        RollingReduce { key_exprs, aggregates, schema: Schema::new(names), state: KeyMap::default(), seq: 0 }
+    }
+}
+
+/// Evaluates the key expressions of a record.
+pub fn eval_key(exprs: &[Expr], record: &Record) -> Result<Key, crate::expr::EvalError> {
+    let values = exprs.iter().map(|e| e.eval(record)).collect::<Result<Vec<_>, _>>()?;
+    Ok(Key(Arc::from(values)))
+}
+
+impl Operator for RollingReduce {
+    fn process(&mut self, record: Record, out: &mut Batch) -> Result<(), StepError> {
+        let key = match eval_key(&self.key_exprs, &record) {
+            Ok(k) => k,
+            Err(error) => return Err(StepError { error, record }),
+        };
+        self.seq += 1;
+        let aggregates = &self.aggregates;
+        let accs = self.state.entry(key.clone()).or_insert_with(|| Accumulators::new(aggregates));
+        if let Err(error) = accs.add(aggregates, &record, self.seq) {
+            return Err(StepError { error, record });
+        }
+        let mut values: Vec<_> = key.0.iter().cloned().collect();
+        values.extend(accs.values());
+        out.push(record.with_fields(self.schema.clone(), values));
+        Ok(())
+    }
+}
