@@ -13,7 +13,8 @@ pub fn assign(record: &mut Record, event_time: Option<&CompiledEventTime>, now_m
         return Ok(());
     };
     let value = et.expr.eval(record).map_err(|e| format!("event time: {}", e.message))?;
-    record.event_time = Some(to_millis(&value, et.format.as_ref()).map_err(|e| format!("event time `{}`: {e}", et.expr.text()))?);
+    record.event_time =
+        Some(to_millis(&value, et.format.as_ref()).map_err(|e| format!("event time `{}`: {e}", et.expr.text()))?);
     Ok(())
 }
 
@@ -32,7 +33,9 @@ pub fn to_millis(value: &Value, format: Option<&TimeFormat>) -> Result<i64, Stri
         (Some(TimeFormat::EpochMillis), Value::Str(s)) => {
             s.trim().parse::<i64>().map_err(|_| format!("`{s}` is not epoch milliseconds"))
         }
-        (Some(TimeFormat::EpochSeconds), Value::Int(s)) => s.checked_mul(1000).ok_or_else(|| "out of range".to_string()),
+        (Some(TimeFormat::EpochSeconds), Value::Int(s)) => {
+            s.checked_mul(1000).ok_or_else(|| "out of range".to_string())
+        }
         (Some(TimeFormat::EpochSeconds), Value::Float(s)) => Ok((s * 1000.0) as i64),
         (Some(TimeFormat::EpochSeconds), Value::Str(s)) => {
             s.trim().parse::<f64>().map(|s| (s * 1000.0) as i64).map_err(|_| format!("`{s}` is not epoch seconds"))

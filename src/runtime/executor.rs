@@ -96,7 +96,12 @@ impl Executor {
                 Merged::Bad(bad) => {
                     self.summary.records_in += bad.len() as u64;
                     for b in bad {
-                        self.failure(RecordFailure { origin: b.origin, step: None, input: Value::str(&b.raw), error: b.error })?;
+                        self.failure(RecordFailure {
+                            origin: b.origin,
+                            step: None,
+                            input: Value::str(&b.raw),
+                            error: b.error,
+                        })?;
                     }
                 }
             }

@@ -72,7 +72,12 @@ pub struct Merge {
 }
 
 impl Merge {
-    pub fn new(receivers: Vec<Receiver<Message>>, clocks: Vec<SourceClock>, by_event_time: bool, batch_size: usize) -> Merge {
+    pub fn new(
+        receivers: Vec<Receiver<Message>>,
+        clocks: Vec<SourceClock>,
+        by_event_time: bool,
+        batch_size: usize,
+    ) -> Merge {
         let inputs = receivers
             .into_iter()
             .zip(clocks)
@@ -166,7 +171,8 @@ impl Merge {
     pub fn next(&mut self) -> Result<Option<Merged>> {
         loop {
             if !self.by_event_time {
-                let Some(i) = (0..self.inputs.len()).find(|&i| !self.inputs[i].ended || !self.inputs[i].buffer.is_empty())
+                let Some(i) =
+                    (0..self.inputs.len()).find(|&i| !self.inputs[i].ended || !self.inputs[i].buffer.is_empty())
                 else {
                     return Ok(None);
                 };
@@ -180,12 +186,15 @@ impl Merge {
             for i in 0..self.inputs.len() {
                 self.fill(i, true)?;
             }
-            if let Some(i) = (0..self.inputs.len()).find(|&i| matches!(self.inputs[i].buffer.front(), Some(Item::Bad(_)))) {
+            if let Some(i) =
+                (0..self.inputs.len()).find(|&i| matches!(self.inputs[i].buffer.front(), Some(Item::Bad(_))))
+            {
                 if let Some(Item::Bad(bad)) = self.inputs[i].buffer.pop_front() {
                     return Ok(Some(Merged::Bad(bad)));
                 }
             }
-            let heads: Vec<(i64, usize)> = (0..self.inputs.len()).filter_map(|i| self.inputs[i].head_time().map(|t| (t, i))).collect();
+            let heads: Vec<(i64, usize)> =
+                (0..self.inputs.len()).filter_map(|i| self.inputs[i].head_time().map(|t| (t, i))).collect();
             let Some(&(_, first)) = heads.iter().min() else {
                 if self.inputs.iter().all(|i| i.ended) {
                     return Ok(None);

@@ -64,8 +64,13 @@ pub struct FixedState;
 impl BuildHasher for FixedState {
     type Hasher = ahash::AHasher;
     fn build_hasher(&self) -> ahash::AHasher {
-        ahash::RandomState::with_seeds(0x243f_6a88_85a3_08d3, 0x1319_8a2e_0370_7344, 0xa409_3822_299f_31d0, 0x082e_fa98_ec4e_6c89)
-            .build_hasher()
+        ahash::RandomState::with_seeds(
+            0x243f_6a88_85a3_08d3,
+            0x1319_8a2e_0370_7344,
+            0xa409_3822_299f_31d0,
+            0x082e_fa98_ec4e_6c89,
+        )
+        .build_hasher()
     }
 }
 

@@ -63,13 +63,15 @@ pub fn build(step: &CompiledStep) -> Option<Box<dyn Operator>> {
         CompiledStep::Reduce { aggregates, keys, key_exprs, window: None, .. } => {
             Box::new(reduce::RollingReduce::new(keys.clone(), key_exprs.clone(), aggregates.clone()))
         }
-        CompiledStep::Reduce { aggregates, keys, key_exprs, window: Some(w), .. } => Box::new(window::WindowReduce::new(
-            keys.clone(),
-            key_exprs.clone(),
-            aggregates.clone(),
-            &w.kind.value,
-            w.allowed_lateness,
-        )),
+        CompiledStep::Reduce { aggregates, keys, key_exprs, window: Some(w), .. } => {
+            Box::new(window::WindowReduce::new(
+                keys.clone(),
+                key_exprs.clone(),
+                aggregates.clone(),
+                &w.kind.value,
+                w.allowed_lateness,
+            ))
+        }
     })
 }
 

@@ -178,7 +178,8 @@ impl WindowReduce {
     }
 
     fn result(&self, key: u64, start: i64, end: i64, acc: &Accumulators) -> Record {
-        let mut values: Vec<Value> = self.keys.get(&key).map(|(k, _)| k.0.iter().cloned().collect()).unwrap_or_default();
+        let mut values: Vec<Value> =
+            self.keys.get(&key).map(|(k, _)| k.0.iter().cloned().collect()).unwrap_or_default();
         values.push(Value::Int(start));
         values.push(Value::Int(end));
         values.extend(acc.values());
@@ -256,7 +257,12 @@ impl WindowReduce {
         let touching: Vec<(i64, i64)> = self
             .sessions
             .get(&key)
-            .map(|s| s.range(..=end).filter(|(s_start, s_end)| **s_start <= end && ts <= **s_end).map(|(a, b)| (*a, *b)).collect())
+            .map(|s| {
+                s.range(..=end)
+                    .filter(|(s_start, s_end)| **s_start <= end && ts <= **s_end)
+                    .map(|(a, b)| (*a, *b))
+                    .collect()
+            })
             .unwrap_or_default();
         for (s, e) in &touching {
             start = start.min(*s);
@@ -394,3 +400,7 @@ impl Operator for WindowReduce {
         Some(self.peak)
     }
 }
+
+#[cfg(test)]
+#[path = "window_tests.rs"]
+mod tests;

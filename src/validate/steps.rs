@@ -218,7 +218,12 @@ fn key_name(e: &Expr, i: usize, count: usize) -> Arc<str> {
     }
 }
 
-fn compile_step(index: usize, kind: &StepKind, input: &Stream, diags: &mut Diagnostics) -> (Option<CompiledStep>, Stream) {
+fn compile_step(
+    index: usize,
+    kind: &StepKind,
+    input: &Stream,
+    diags: &mut Diagnostics,
+) -> (Option<CompiledStep>, Stream) {
     let passthrough = input.clone();
     match kind {
         StepKind::Filter(e) => (compile_expr(e, input, diags).map(CompiledStep::Filter), passthrough),
