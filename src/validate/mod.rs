@@ -36,12 +36,13 @@ pub struct Options<'a> {
     pub peek_fields: &'a dyn Fn(&PipelineSpec, &SourceSpec) -> Option<Vec<String>>,
 }
 
-/// Fields a source declares in the spec itself.
+/// Fields a source declares in the spec itself: text lines, or the `schema:` of a CSV
+/// source without a header (with a header, the header names the fields).
 fn declared_fields(source: &SourceSpec) -> Option<Vec<Arc<str>>> {
     let decoding = source.kind.decoding()?;
     match decoding.format.value {
         spec::DataFormat::Text | spec::DataFormat::Raw => Some(vec![Arc::from("line")]),
-        spec::DataFormat::Csv if !decoding.schema.is_empty() => {
+        spec::DataFormat::Csv if !decoding.csv.header && !decoding.schema.is_empty() => {
             Some(decoding.schema.iter().map(|(n, _)| Arc::from(n.value.as_str())).collect())
         }
         _ => None,
