@@ -85,6 +85,7 @@ impl Plan {
                 other => other.type_name().to_string(),
             };
             let _ = writeln!(out, "  {}: {what}", s.id.value);
+            let _ = writeln!(out, "    {}", describe_time(s));
         }
         for (n, chain) in self.chains.iter().enumerate() {
             let input = match &chain.edge {
@@ -137,6 +138,33 @@ impl SinkKind {
     fn kind_label(&self) -> String {
         self.type_name().to_string()
     }
+}
+
+/// Event time and watermark settings of a source, for `flowctl plan`.
+fn describe_time(source: &crate::spec::SourceSpec) -> String {
+    use crate::spec::{TimeFormat, TimeSource};
+    let Some(et) = &source.event_time else {
+        return "processing time (no event_time)".into();
+    };
+    let from = match &et.source {
+        TimeSource::Field(f) => format!("field `{}`", f.value),
+        TimeSource::Expr(e) => format!("`{}`", e.text),
+    };
+    let format = match &et.format {
+        None => "epoch_millis or rfc3339".to_string(),
+        Some(TimeFormat::EpochMillis) => "epoch_millis".into(),
+        Some(TimeFormat::EpochSeconds) => "epoch_seconds".into(),
+        Some(TimeFormat::Rfc3339) => "rfc3339".into(),
+        Some(TimeFormat::Strftime(p)) => format!("`{p}`"),
+    };
+    let idle = match source.watermark.idle_timeout {
+        Some(d) => format!("idle after {}", format_duration(d)),
+        None => "no idle timeout (bounded input; 30s for unbounded)".into(),
+    };
+    format!(
+        "event time from {from} ({format}); watermark = max event time - {}; {idle}",
+        format_duration(source.watermark.max_out_of_orderness)
+    )
 }
 
 fn describe_step(kind: &StepKind) -> String {

@@ -8,3 +8,5 @@ mod docs;
 mod examples;
 mod invalid;
 mod on_error;
+mod streaming;
+mod w1;

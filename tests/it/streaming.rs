@@ -1,0 +1,57 @@
+//! Streaming behaviour that needs a live process: an idle source stops holding back
+//! the watermark of a two-source union.
+
+use super::common::write_pipeline;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+#[test]
+fn idle_source_in_a_union_stops_holding_back_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.csv"), "ts,user\n1000,ann\n2000,ann\n12000,bob\n").unwrap();
+    let yaml = "sources:
+  files:
+    type: file
+    path: a.csv
+    event_time: ts
+  live:
+    type: stdin
+    format: csv
+    event_time: ts
+    watermark: {idle_timeout: 300ms}
+steps:
+  - key_by: user
+  - window: {tumbling: 10s}
+  - reduce: {n: count()}
+sinks:
+  out: {type: stdout}
+";
+    let path = write_pipeline(dir.path(), "p.yaml", yaml);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flowctl"))
+        .args(["run", &path])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // stdin stays open and silent: without idle_timeout no window could fire.
+    let stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    let first = rx.recv_timeout(Duration::from_secs(20)).expect("a window fires while stdin is still open");
+    assert_eq!(first, r#"{"user":"ann","window_start":0,"window_end":10000,"n":2}"#);
+    drop(stdin);
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    let rest: Vec<String> = rx.iter().collect();
+    assert_eq!(rest, [r#"{"user":"bob","window_start":10000,"window_end":20000,"n":1}"#]);
+}

@@ -1,0 +1,69 @@
+//! W1 through the binary equals the hand-written reference (examples/w1_reference.rs)
+//! on generated data, also when 5% of the events are delayed beyond the lateness
+//! bound, and the late count is exactly the number of such events.
+
+use super::common::{flowctl, summary_counts};
+use std::fmt::Write;
+
+#[allow(dead_code)]
+#[path = "../../examples/w1_reference.rs"]
+mod reference;
+
+/// Deterministic W1 data; returns the CSV and how many events were delayed and
+/// reach the window (status 200).
+fn generate(rows: usize, delayed_percent: u64) -> (String, u64) {
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    let urls = ["/", "/home", "/site/about", "/api/v1/items"];
+    let mut csv = String::from("ts,user_id,url,bytes,status\n");
+    let mut ts: i64 = 1_700_000_000_000;
+    let mut late = 0;
+    for i in 0..rows {
+        ts += next(40) as i64;
+        let jitter = next(1500) as i64;
+        let status = if next(10) < 8 { 200 } else { 404 };
+        // After two minutes of data, delay some events by a minute: far beyond the
+        // 10 s window and 2 s out-of-orderness, so they are certainly late.
+        let delayed = i > 4000 && next(100) < delayed_percent;
+        let event_ts = if delayed { ts - 60_000 } else { ts - jitter };
+        if delayed && status == 200 {
+            late += 1;
+        }
+        let _ = writeln!(csv, "{event_ts},u{},{},{},{status}", next(50), urls[next(4) as usize], next(5000));
+    }
+    (csv, late)
+}
+
+fn check(rows: usize, delayed_percent: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let (csv, delayed) = generate(rows, delayed_percent);
+    let input = dir.path().join("w1.csv");
+    let output = dir.path().join("out.csv");
+    std::fs::write(&input, &csv).unwrap();
+    let env = [("W1_INPUT", input.to_str().unwrap()), ("W1_OUTPUT", output.to_str().unwrap())];
+    let run = flowctl(&["run", "pipelines/w1.yaml"], None, &env);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let produced = std::fs::read_to_string(&output).unwrap();
+    let mut lines: Vec<&str> = produced.lines().skip(1).collect();
+    lines.sort();
+    let (expected, expected_late) = reference::w1(csv.as_bytes());
+    assert_eq!(lines, expected);
+    assert_eq!(expected_late, delayed);
+    let counts = summary_counts(&run.stderr);
+    assert!(counts.contains(&format!(", {delayed} late,")), "late count in `{counts}`, expected {delayed}");
+}
+
+#[test]
+fn w1_equals_the_hand_written_reference() {
+    check(20_000, 0);
+}
+
+#[test]
+fn w1_with_delayed_events_counts_each_as_late() {
+    check(20_000, 5);
+}
