@@ -42,10 +42,10 @@ fn generate(rows: usize, delayed_percent: u64) -> (String, u64) {
 fn check(rows: usize, delayed_percent: u64) {
     let dir = tempfile::tempdir().unwrap();
     let (csv, delayed) = generate(rows, delayed_percent);
-    let input = dir.path().join("w1.csv");
-    let output = dir.path().join("out.csv");
+    let input = dir.path().join("input.csv");
+    let output = dir.path().join("w1.csv");
     std::fs::write(&input, &csv).unwrap();
-    let env = [("W1_INPUT", input.to_str().unwrap()), ("W1_OUTPUT", output.to_str().unwrap())];
+    let env = [("W1_INPUT", input.to_str().unwrap()), ("OUT_DIR", dir.path().to_str().unwrap())];
     let run = flowctl(&["run", "pipelines/w1.yaml"], None, &env);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let produced = std::fs::read_to_string(&output).unwrap();
