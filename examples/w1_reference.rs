@@ -5,7 +5,7 @@
 //! advances the watermark, also those filtered out) and drops late records.
 //!
 //! Usage: `w1_reference FILE.csv` prints `user_id,window_start,window_end,count,bytes`
-//! lines sorted, and the number of late records on stderr.
+//! lines as windows fire, and the number of late records on stderr.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::BufRead;
@@ -13,11 +13,11 @@ use std::io::BufRead;
 const SIZE: i64 = 10_000;
 const OUT_OF_ORDERNESS: i64 = 2_000;
 
-/// Runs W1 over CSV text; returns the sorted output lines and the late count.
-pub fn w1(input: impl BufRead) -> (Vec<String>, u64) {
+/// Runs W1 over CSV text, handing each window's line to `emit` as it fires; returns
+/// the number of late records.
+pub fn w1(input: impl BufRead, mut emit: impl FnMut(String)) -> u64 {
     let mut windows: HashMap<(String, i64), (u64, i64)> = HashMap::new();
     let mut by_end: BTreeMap<i64, Vec<String>> = BTreeMap::new();
-    let mut out = Vec::new();
     let mut max_ts = i64::MIN;
     let mut late = 0;
     for line in input.lines().skip(1) {
@@ -38,7 +38,7 @@ pub fn w1(input: impl BufRead) -> (Vec<String>, u64) {
             }
             for user in by_end.pop_first().map(|(_, users)| users).unwrap_or_default() {
                 if let Some((count, sum)) = windows.remove(&(user.clone(), end - SIZE)) {
-                    out.push(format!("{user},{},{end},{count},{sum}", end - SIZE));
+                    emit(format!("{user},{},{end},{count},{sum}", end - SIZE));
                 }
             }
         }
@@ -58,23 +58,25 @@ pub fn w1(input: impl BufRead) -> (Vec<String>, u64) {
         entry.0 += 1;
         entry.1 += bytes;
     }
-    for ((user, start), (count, sum)) in windows {
-        out.push(format!("{user},{start},{},{count},{sum}", start + SIZE));
+    for (end, users) in by_end {
+        for user in users {
+            if let Some((count, sum)) = windows.remove(&(user.clone(), end - SIZE)) {
+                emit(format!("{user},{},{end},{count},{sum}", end - SIZE));
+            }
+        }
     }
-    out.sort();
-    (out, late)
+    late
 }
 
 #[allow(dead_code)]
 fn main() {
     let path = std::env::args().nth(1).expect("usage: w1_reference FILE.csv");
     let file = std::fs::File::open(&path).expect("open input");
-    let (lines, late) = w1(std::io::BufReader::with_capacity(256 * 1024, file));
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    for l in lines {
+    let late = w1(std::io::BufReader::with_capacity(256 * 1024, file), |line| {
         use std::io::Write;
-        writeln!(out, "{l}").expect("write");
-    }
+        writeln!(out, "{line}").expect("write");
+    });
     eprintln!("late: {late}");
 }

@@ -175,8 +175,8 @@ fn run_pipeline(path: &Path, quiet: bool, batch_size: usize) -> i32 {
         Ok(summary) => {
             if !quiet {
                 eprintln!("{}", summary.line());
-                if let Some(peak) = summary.peak_open_windows {
-                    eprintln!("flowctl: windows: at most {peak} open at once");
+                if let Some(line) = summary.windows_line() {
+                    eprintln!("{line}");
                 }
             }
             0

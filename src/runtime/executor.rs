@@ -138,6 +138,7 @@ impl Executor {
         if !late.is_empty() {
             self.summary.late += late.len() as u64;
             if let Some(sink) = self.late_sinks[step] {
+                self.summary.late_to_sink += late.len() as u64;
                 self.send(sink, late);
             }
         }

@@ -66,6 +66,8 @@ pub struct RunSummary {
     pub elapsed: Duration,
     /// The most windows open at once in any windowed step.
     pub peak_open_windows: Option<usize>,
+    /// Of the late records, those sent to a `late:` sink (the rest were dropped).
+    pub late_to_sink: u64,
 }
 
 impl RunSummary {
@@ -83,6 +85,18 @@ impl RunSummary {
             secs,
             human(rate)
         )
+    }
+}
+
+impl RunSummary {
+    /// The second summary line of windowed pipelines.
+    pub fn windows_line(&self) -> Option<String> {
+        let peak = self.peak_open_windows?;
+        Some(format!(
+            "flowctl: windows: at most {peak} open at once; late records: {} dropped, {} sent to a late sink",
+            self.late - self.late_to_sink,
+            self.late_to_sink
+        ))
     }
 }
 
