@@ -123,7 +123,7 @@ impl Merge {
                 return Err(Error::Internal("a source stopped without ending".into()));
             }
         }
-        if matches!(self.inputs[i].buffer.front(), None) || self.inputs[i].idle || self.inputs[i].ended {
+        if self.inputs[i].buffer.front().is_none() || self.inputs[i].idle || self.inputs[i].ended {
             self.recompute_watermark();
         }
         Ok(())

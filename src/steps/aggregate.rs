@@ -147,16 +147,8 @@ impl Acc {
                 *sum += s2;
                 *n += n2;
             }
-            (Acc::First(a), Acc::First(Some((s, v)))) => {
-                if a.as_ref().is_none_or(|(x, _)| s < *x) {
-                    *a = Some((s, v));
-                }
-            }
-            (Acc::Last(a), Acc::Last(Some((s, v)))) => {
-                if a.as_ref().is_none_or(|(x, _)| s >= *x) {
-                    *a = Some((s, v));
-                }
-            }
+            (Acc::First(a), Acc::First(Some((s, v)))) if a.as_ref().is_none_or(|(x, _)| s < *x) => *a = Some((s, v)),
+            (Acc::Last(a), Acc::Last(Some((s, v)))) if a.as_ref().is_none_or(|(x, _)| s >= *x) => *a = Some((s, v)),
             (Acc::Collect(a), Acc::Collect(b)) => {
                 a.extend(b);
                 a.sort_by_key(|(s, _)| *s);

@@ -177,7 +177,8 @@ fn oracle_count(n: u64, events: &[Event]) -> Vec<(String, i64, i64, Vec<i64>)> {
             emitted.push(close(k, std::mem::take(group)));
         }
     }
-    let mut partial: Vec<(u8, Vec<(usize, i64, i64)>)> = open.into_iter().filter(|(_, g)| !g.is_empty()).collect();
+    type Group = Vec<(usize, i64, i64)>;
+    let mut partial: Vec<(u8, Group)> = open.into_iter().filter(|(_, g)| !g.is_empty()).collect();
     partial.sort_by_key(|(_, g)| g[0].0);
     emitted.extend(partial.into_iter().map(|(k, g)| close(k, g)));
     emitted
