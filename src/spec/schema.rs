@@ -14,15 +14,20 @@ pub fn json_schema() -> Value {
 }
 
 fn object(fields: &[Field]) -> Value {
+    object_of(fields.iter())
+}
+
+/// A closed object schema: these properties (with their docs), required as the table says.
+fn object_of<'a>(fields: impl Iterator<Item = &'a Field> + Clone) -> Value {
     let mut props = Map::new();
-    for field in fields {
+    for field in fields.clone() {
         let mut schema = ty(&field.ty);
         if let Value::Object(m) = &mut schema {
             m.insert("description".into(), json!(field.doc));
         }
         props.insert(field.name.into(), schema);
     }
-    let required: Vec<&str> = fields.iter().filter(|f| f.required).map(|f| f.name).collect();
+    let required: Vec<&str> = fields.filter(|f| f.required).map(|f| f.name).collect();
     json!({"type": "object", "properties": props, "required": required, "additionalProperties": false})
 }
 
@@ -60,17 +65,10 @@ fn ty(t: &Ty) -> Value {
             let variants: Vec<Value> = STEP_KINDS
                 .iter()
                 .map(|kind| {
-                    let mut fields: Vec<&Field> = STEP_COMMON.iter().collect();
-                    fields.push(kind);
-                    let mut props = Map::new();
-                    for f in fields {
-                        let mut s = ty(&f.ty);
-                        if let Value::Object(m) = &mut s {
-                            m.insert("description".into(), json!(f.doc));
-                        }
-                        props.insert(f.name.into(), s);
-                    }
-                    json!({"type": "object", "properties": props, "required": [kind.name], "additionalProperties": false})
+                    // A step item: the common keys plus its one (required) kind key.
+                    let mut schema = object_of(STEP_COMMON.iter().chain(std::iter::once(kind)));
+                    schema["required"] = json!([kind.name]);
+                    schema
                 })
                 .collect();
             json!({"type": "array", "items": {"oneOf": variants}, "description": format!("Window kinds: {}", WINDOW_KINDS.join(", "))})
