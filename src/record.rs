@@ -219,13 +219,15 @@ impl Schema {
 }
 
 /// Where a record came from: the source (index in the pipeline's source list), the
-/// file (index in that source's file list) and the 1-based line number (0 = unknown).
-/// Used to name the place of a bad record in errors.
+/// file (index in that source's file list), the 1-based line number (0 = unknown) and
+/// the byte offset just after the record. Names the place of a bad record in errors,
+/// and is where a restarted source resumes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Origin {
     pub source: u32,
     pub file: u32,
     pub line: u64,
+    pub offset: u64,
 }
 
 /// The watermark before any record: nothing is known about event time yet.

@@ -8,28 +8,33 @@ use crate::spec::{DataFormat, Decoding, ValueType};
 use std::io::{BufRead, BufReader, Read};
 use std::sync::Arc;
 
-/// Reads records of one input stream (a file, stdin) in the source's format.
+/// Reads records of one input stream (a file, stdin) in the source's format. Every
+/// record's origin carries its line and the byte offset just after it, so a source
+/// can resume exactly there.
 pub enum Decoder<R: Read> {
     Csv(CsvDecoder<R>),
     Lines(LineDecoder<BufReader<R>>),
 }
 
 impl<R: Read> Decoder<R> {
-    /// `buffer` is the read buffer size in bytes.
+    /// `buffer` is the read buffer size in bytes. `start` says where `reader` is: its
+    /// byte offset and the number of lines before it. A CSV input resumed after its
+    /// header gets the header's column names in `header`.
     pub fn new(
         reader: R,
         buffer: usize,
         decoding: &Decoding,
-        origin: Origin,
+        start: Origin,
         known_schema: Option<Arc<Schema>>,
+        header: Option<Vec<String>>,
     ) -> Decoder<R> {
         match decoding.format.value {
-            DataFormat::Csv => Decoder::Csv(CsvDecoder::new(reader, buffer, decoding, origin, known_schema)),
+            DataFormat::Csv => Decoder::Csv(CsvDecoder::new(reader, buffer, decoding, start, known_schema, header)),
             format => Decoder::Lines(LineDecoder {
                 reader: BufReader::with_capacity(buffer, reader),
                 json: format == DataFormat::Jsonl,
-                origin,
-                buf: String::new(),
+                origin: start,
+                buf: Vec::new(),
                 schema_cache: None,
                 line_schema: Schema::from_names(&["line"]),
             }),
@@ -50,8 +55,9 @@ impl<R: Read> Decoder<R> {
 pub struct LineDecoder<R> {
     reader: R,
     json: bool,
+    /// The last line read: its number and the byte offset after it.
     origin: Origin,
-    buf: String,
+    buf: Vec<u8>,
     /// JSON lines usually share their keys: reuse the last schema when they match.
     schema_cache: Option<Arc<Schema>>,
     line_schema: Arc<Schema>,
@@ -62,25 +68,21 @@ impl<R: Read> LineDecoder<BufReader<R>> {
         let mut produced = 0;
         while produced < max {
             self.buf.clear();
-            let n = match self.reader.read_line(&mut self.buf) {
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                    self.origin.line += 1;
-                    // read_line consumed the line before rejecting it.
-                    bad.push(BadRecord {
-                        origin: self.origin,
-                        raw: String::new(),
-                        error: "the line is not valid UTF-8".into(),
-                    });
-                    return Ok(true);
-                }
-                Err(e) => return Err(e),
-            };
+            let n = self.reader.read_until(b'\n', &mut self.buf)?;
             if n == 0 {
                 return Ok(false);
             }
             self.origin.line += 1;
-            let line = self.buf.trim_end_matches(['\n', '\r']);
+            self.origin.offset += n as u64;
+            let Ok(text) = std::str::from_utf8(&self.buf) else {
+                bad.push(BadRecord {
+                    origin: self.origin,
+                    raw: String::new(),
+                    error: "the line is not valid UTF-8".into(),
+                });
+                return Ok(true);
+            };
+            let line = text.trim_end_matches(['\n', '\r']);
             if self.json {
                 if line.trim().is_empty() {
                     continue;
@@ -142,6 +144,8 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
 pub struct CsvDecoder<R: Read> {
     reader: csv::Reader<R>,
     header: bool,
+    /// Where the reader started (positions from the csv crate are relative to it).
+    start: Origin,
     origin: Origin,
     declared: Vec<(String, ValueType)>,
     /// Schema and per-column declared types, once known (after the header).
@@ -151,7 +155,14 @@ pub struct CsvDecoder<R: Read> {
 }
 
 impl<R: Read> CsvDecoder<R> {
-    fn new(reader: R, buffer: usize, decoding: &Decoding, origin: Origin, known_schema: Option<Arc<Schema>>) -> Self {
+    fn new(
+        reader: R,
+        buffer: usize,
+        decoding: &Decoding,
+        start: Origin,
+        known_schema: Option<Arc<Schema>>,
+        header: Option<Vec<String>>,
+    ) -> Self {
         let reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
@@ -159,15 +170,20 @@ impl<R: Read> CsvDecoder<R> {
             .quote(decoding.csv.quote)
             .buffer_capacity(buffer)
             .from_reader(reader);
-        CsvDecoder {
+        let mut decoder = CsvDecoder {
             reader,
             header: decoding.csv.header,
-            origin,
+            start,
+            origin: start,
             declared: decoding.schema.iter().map(|(n, t)| (n.value.clone(), *t)).collect(),
             layout: None,
             known_schema,
             row: csv::ByteRecord::new(),
+        };
+        if let Some(names) = header {
+            decoder.layout = Some(decoder.make_layout(names));
         }
+        decoder
     }
 
     fn make_layout(&self, names: Vec<String>) -> (Arc<Schema>, Vec<Option<ValueType>>) {
@@ -179,6 +195,13 @@ impl<R: Read> CsvDecoder<R> {
         (schema, types)
     }
 
+    /// Updates the origin to the record just read: its line and the offset after it.
+    fn advance(&mut self) {
+        let end = self.reader.position();
+        self.origin.offset = self.start.offset + end.byte();
+        self.origin.line = self.start.line + self.row.position().map(|p| p.line()).unwrap_or(end.line());
+    }
+
     fn read(&mut self, max: usize, out: &mut Batch, bad: &mut Vec<BadRecord>) -> std::io::Result<bool> {
         let mut produced = 0;
         while produced < max {
@@ -187,7 +210,10 @@ impl<R: Read> CsvDecoder<R> {
                 Err(e) => match e.kind() {
                     csv::ErrorKind::Io(_) => return Err(std::io::Error::other(e.to_string())),
                     _ => {
-                        self.origin.line = e.position().map(|p| p.line()).unwrap_or(self.origin.line + 1);
+                        self.advance();
+                        if let Some(p) = e.position() {
+                            self.origin.line = self.start.line + p.line();
+                        }
                         bad.push(BadRecord {
                             origin: self.origin,
                             raw: String::new(),
@@ -200,7 +226,7 @@ impl<R: Read> CsvDecoder<R> {
             if !more {
                 return Ok(false);
             }
-            self.origin.line = self.row.position().map(|p| p.line()).unwrap_or(self.origin.line + 1);
+            self.advance();
             if self.layout.is_none() {
                 let names: Vec<String> = if self.header {
                     let names = self.row.iter().map(|f| String::from_utf8_lossy(f).trim().to_string()).collect();

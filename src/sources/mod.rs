@@ -32,6 +32,17 @@ pub trait Source: Send {
     fn bounded(&self) -> bool {
         true
     }
+
+    /// Continues after the record at `position` (from a checkpoint). Sources that
+    /// cannot replay (stdin, sockets) say so.
+    fn seek(&mut self, _position: &Origin) -> Result<()> {
+        Err(Error::External("this source cannot resume from a position (it is not replayable)".into()))
+    }
+
+    /// Whether `seek` works; checkpoints record positions only for these.
+    fn replayable(&self) -> bool {
+        false
+    }
 }
 
 /// Opens a source. `index` is the source's position in the pipeline (for origins);
@@ -42,7 +53,7 @@ pub fn build(
     index: usize,
     schema: Option<Arc<Schema>>,
 ) -> Result<Box<dyn Source>> {
-    let origin = Origin { source: index as u32, file: 0, line: 0 };
+    let origin = Origin { source: index as u32, ..Origin::default() };
     match &source.kind {
         SourceKind::File { path, decoding, .. } => {
             let files = file::expand(spec, &path.value)

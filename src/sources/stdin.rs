@@ -15,7 +15,7 @@ pub struct StdinSource {
 
 impl StdinSource {
     pub fn new(decoding: &Decoding, origin: Origin, schema: Option<Arc<Schema>>) -> StdinSource {
-        StdinSource { decoder: Decoder::new(std::io::stdin(), 64 * 1024, decoding, origin, schema), done: false }
+        StdinSource { decoder: Decoder::new(std::io::stdin(), 64 * 1024, decoding, origin, schema, None), done: false }
     }
 }
 
