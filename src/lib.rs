@@ -9,6 +9,7 @@
 //! `flowctl validate` stops after validate, `flowctl plan` after plan. Nothing depends
 //! on `cli`.
 
+pub mod checkpoint;
 pub mod cli;
 pub mod diag;
 pub mod error;
