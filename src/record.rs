@@ -11,7 +11,7 @@ use std::sync::Arc;
 /// A field value. Equality between variants is *structural* (`Int(1) != Float(1.0)`,
 /// `Int(1) != Str("1")`), which is what keys need; SQL comparison with numeric
 /// promotion lives in the expression evaluator.
-#[derive(Clone, Debug, PartialEq, Default)]
+#[derive(Clone, Debug, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Value {
     #[default]
     Null,

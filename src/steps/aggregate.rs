@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 /// The state of one aggregate. `First`, `Last` and `Collect` keep the arrival number
 /// of each value so that merged sessions keep arrival order.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub enum Acc {
     Count(i64),
     CountDistinct(HashSet<HashableValue>),
@@ -204,7 +204,7 @@ fn rank(v: &Value) -> u8 {
 }
 
 /// The accumulators of one `reduce` for one key and window.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Accumulators(pub Vec<Acc>);
 
 impl Accumulators {

@@ -45,7 +45,7 @@ pub fn hash_value<H: Hasher>(v: &Value, state: &mut H) {
 }
 
 /// A `Value` usable as a hash-map key (for `count_distinct`).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct HashableValue(pub Value);
 
 impl Eq for HashableValue {}

@@ -47,6 +47,16 @@ pub trait Operator: Send {
     fn peak_open_windows(&self) -> Option<usize> {
         None
     }
+
+    /// The step's state for a checkpoint (null: stateless). Called between batches.
+    fn snapshot(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+
+    /// Takes back the state of `snapshot`, before any record is processed.
+    fn restore(&mut self, _state: serde_json::Value) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Builds the operator of a compiled step; `None` for kinds the runtime does not run

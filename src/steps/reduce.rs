@@ -32,7 +32,25 @@ pub fn eval_key(exprs: &[Expr], record: &Record) -> Result<Key, crate::expr::Eva
     Ok(Key(Arc::from(values)))
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Snapshot {
+    seq: u64,
+    keys: Vec<(Vec<crate::record::Value>, Accumulators)>,
+}
+
 impl Operator for RollingReduce {
+    fn snapshot(&self) -> serde_json::Value {
+        let keys = self.state.iter().map(|(k, a)| (k.0.to_vec(), a.clone())).collect();
+        serde_json::to_value(Snapshot { seq: self.seq, keys }).unwrap_or_default()
+    }
+
+    fn restore(&mut self, state: serde_json::Value) -> Result<(), String> {
+        let s: Snapshot = serde_json::from_value(state).map_err(|e| e.to_string())?;
+        self.seq = s.seq;
+        self.state = s.keys.into_iter().map(|(k, a)| (Key(Arc::from(k)), a)).collect();
+        Ok(())
+    }
+
     fn process(&mut self, record: Record, out: &mut Batch) -> Result<(), StepError> {
         let key = match eval_key(&self.key_exprs, &record) {
             Ok(k) => k,

@@ -68,6 +68,35 @@ impl Kind {
     }
 }
 
+/// The state of a `WindowReduce` in a checkpoint.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Snapshot {
+    watermark: i64,
+    next_key: u64,
+    seq: u64,
+    keys: Vec<(u64, Vec<Value>)>,
+    windows: Vec<SavedWindow>,
+    counts: Vec<SavedCount>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedWindow {
+    key: u64,
+    start: i64,
+    end: i64,
+    fired: bool,
+    acc: Accumulators,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedCount {
+    key: u64,
+    acc: Accumulators,
+    n: u64,
+    min_ts: i64,
+    max_ts: i64,
+}
+
 struct Open {
     acc: Accumulators,
     fired: bool,
@@ -100,6 +129,9 @@ pub struct WindowReduce {
     counts: BTreeMap<u64, CountWindow>,
     seq: u64,
     watermark: i64,
+    /// The last watermark below +infinity: what a checkpoint taken at the end of
+    /// bounded input keeps, so the next run's records are judged against real time.
+    finite_watermark: i64,
     late: Vec<Record>,
     open: usize,
     peak: usize,
@@ -133,6 +165,7 @@ impl WindowReduce {
             counts: BTreeMap::new(),
             seq: 0,
             watermark: crate::record::NO_WATERMARK,
+            finite_watermark: crate::record::NO_WATERMARK,
             late: Vec::new(),
             open: 0,
             peak: 0,
@@ -195,6 +228,9 @@ impl WindowReduce {
             return;
         }
         self.watermark = watermark;
+        if watermark != i64::MAX {
+            self.finite_watermark = watermark;
+        }
         while let Some(&(end, start, key)) = self.pending.first() {
             if end.saturating_sub(1) > watermark {
                 break;
@@ -390,6 +426,62 @@ impl Operator for WindowReduce {
                 self.closed(key);
             }
         }
+        self.watermark = self.finite_watermark;
+    }
+
+    fn snapshot(&self) -> serde_json::Value {
+        let mut windows: Vec<SavedWindow> = self
+            .windows
+            .iter()
+            .map(|(&(key, start), (end, open))| SavedWindow {
+                key,
+                start,
+                end: *end,
+                fired: open.fired,
+                acc: open.acc.clone(),
+            })
+            .collect();
+        windows.sort_by_key(|w| (w.end, w.start, w.key));
+        let mut keys: Vec<(u64, Vec<Value>)> = self.keys.iter().map(|(id, (k, _))| (*id, k.0.to_vec())).collect();
+        keys.sort_by_key(|(id, _)| *id);
+        let counts = self
+            .counts
+            .iter()
+            .map(|(&key, w)| SavedCount { key, acc: w.acc.clone(), n: w.n, min_ts: w.min_ts, max_ts: w.max_ts })
+            .collect();
+        let snapshot =
+            Snapshot { watermark: self.watermark, next_key: self.next_key, seq: self.seq, keys, windows, counts };
+        serde_json::to_value(snapshot).unwrap_or_default()
+    }
+
+    fn restore(&mut self, state: serde_json::Value) -> Result<(), String> {
+        let s: Snapshot = serde_json::from_value(state).map_err(|e| e.to_string())?;
+        self.watermark = s.watermark;
+        self.finite_watermark = s.watermark;
+        self.next_key = s.next_key;
+        self.seq = s.seq;
+        for (id, values) in s.keys {
+            let key = Key(Arc::from(values));
+            self.key_ids.insert(key.clone(), id);
+            self.keys.insert(id, (key, 0));
+        }
+        for w in s.windows {
+            self.windows.insert((w.key, w.start), (w.end, Open { acc: w.acc, fired: w.fired }));
+            if w.fired {
+                self.retained.insert((w.end, w.start, w.key));
+            } else {
+                self.pending.insert((w.end, w.start, w.key));
+            }
+            if matches!(self.kind, Kind::Session { .. }) {
+                self.sessions.entry(w.key).or_default().insert(w.start, w.end);
+            }
+            self.opened(w.key);
+        }
+        for c in s.counts {
+            self.counts.insert(c.key, CountWindow { acc: c.acc, n: c.n, min_ts: c.min_ts, max_ts: c.max_ts });
+            self.opened(c.key);
+        }
+        Ok(())
     }
 
     fn take_late(&mut self) -> Vec<Record> {

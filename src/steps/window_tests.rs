@@ -287,3 +287,42 @@ fn late_record_bridging_two_sessions_merges_them() {
         .collect();
     assert_eq!(windows, vec![(0, 1000, 1), (1500, 2500, 1), (0, 2500, 3), (3600, 4600, 1)]);
 }
+
+/// Runs the operator over all events, but snapshots after `split` records and
+/// continues in a fresh operator restored from the snapshot (through JSON text).
+fn run_with_restart(kind: WindowKind, lateness: i64, events: &[Event], ooo: i64, split: usize) -> Vec<Record> {
+    let key = compile("k", &Scope::open()).expect("compiles");
+    let make = || WindowReduce::new(vec![Arc::from("k")], vec![key.clone()], aggregates(), &kind, D(lateness));
+    let mut op = make();
+    let mut out = Vec::new();
+    let mut max_ts = i64::MIN;
+    for (i, r) in records(events, ooo).into_iter().enumerate() {
+        if i == split {
+            let text = op.snapshot().to_string();
+            op = make();
+            op.restore(serde_json::from_str(&text).expect("JSON")).expect("restores");
+        }
+        max_ts = max_ts.max(r.event_time.unwrap_or(i64::MIN));
+        op.process(r, &mut out).expect("no record errors");
+        op.on_watermark(max_ts - ooo, &mut out);
+        op.take_late();
+    }
+    op.on_watermark(i64::MAX, &mut out);
+    op.on_end(&mut out);
+    out
+}
+
+proptest! {
+    #[test]
+    fn restoring_a_snapshot_continues_exactly(events in events_strategy(), split in 0usize..60, kind_pick in 0u8..4, size in 200i64..3000, ooo in 0i64..2000, lateness in 0i64..2000) {
+        let kind = match kind_pick {
+            0 => WindowKind::Tumbling(D(size)),
+            1 => WindowKind::Sliding { size: D(size * 2), slide: D(size) },
+            2 => WindowKind::Session { gap: D(size) },
+            _ => WindowKind::Count(3),
+        };
+        let split = split % (events.len() + 1);
+        let (plain, _) = run(kind.clone(), lateness, &events, ooo, 1);
+        prop_assert_eq!(run_with_restart(kind, lateness, &events, ooo, split), plain);
+    }
+}
