@@ -18,6 +18,9 @@ pub enum Error {
     /// A bug in flowctl.
     #[error("internal error: {0}")]
     Internal(String),
+    /// Stopped by a signal; carries the exit code (130 SIGINT, 143 SIGTERM).
+    #[error("interrupted")]
+    Interrupted(i32),
 }
 
 impl Error {
@@ -26,6 +29,7 @@ impl Error {
             Error::Usage(_) => 2,
             Error::Data(_) | Error::External(_) => 1,
             Error::Internal(_) => 3,
+            Error::Interrupted(code) => *code,
         }
     }
 

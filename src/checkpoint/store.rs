@@ -16,6 +16,9 @@ pub struct Store {
     keep: usize,
 }
 
+/// A checkpoint read back, with the file it came from.
+pub type Found = (Checkpoint, PathBuf);
+
 /// A checkpoint file found in a directory.
 #[derive(Clone, Debug)]
 pub struct Entry {
@@ -35,8 +38,17 @@ impl Drop for Lock {
     }
 }
 
+/// Whether a process runs (a zombie, killed but not yet reaped, does not).
 fn process_alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .and_then(|rest| rest.split_whitespace().next())
+            .is_some_and(|state| !matches!(state, "Z" | "X")),
+        Err(_) => false,
+    }
 }
 
 impl Store {
@@ -112,7 +124,7 @@ impl Store {
 
     /// The newest checkpoint that reads back intact. Corrupt ones are reported in the
     /// returned warnings and skipped.
-    pub fn latest(&self) -> Result<(Option<(Checkpoint, PathBuf)>, Vec<String>)> {
+    pub fn latest(&self) -> Result<(Option<Found>, Vec<String>)> {
         let mut warnings = Vec::new();
         for entry in self.list()?.into_iter().rev() {
             match fs::read(&entry.path).map_err(|e| e.to_string()).and_then(|b| decode(&b)) {

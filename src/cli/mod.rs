@@ -6,6 +6,8 @@ use crate::error::Error;
 use crate::spec::{self, SourceFile};
 use crate::validate::{self, Options, ValidPipeline};
 use crate::{plan, runtime, sources};
+
+mod checkpoints;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
 
@@ -38,6 +40,12 @@ pub enum Command {
         /// Records per batch (output is the same at any batch size).
         #[arg(long, default_value_t = 1024, hide = true)]
         batch_size: usize,
+        /// Ignore existing checkpoints and start over (they are moved aside, not deleted).
+        #[arg(long)]
+        fresh: bool,
+        /// Resume even when edited steps cannot take their saved state (they start empty).
+        #[arg(long)]
+        allow_state_loss: bool,
     },
     /// Check pipeline files and report every error at once, with line and column.
     ///
@@ -57,6 +65,11 @@ pub enum Command {
     },
     /// Print the JSON Schema of the pipeline format (for editor completion).
     Schema,
+    /// List, inspect and verify the checkpoints in a checkpoint directory.
+    Checkpoints {
+        #[command(subcommand)]
+        action: checkpoints::Action,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -68,7 +81,11 @@ pub enum Format {
 /// Runs a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
-        Command::Run { pipeline, quiet, batch_size } => run_pipeline(&pipeline, quiet, batch_size),
+        Command::Run { pipeline, quiet, batch_size, fresh, allow_state_loss } => {
+            let resume = runtime::checkpointing::ResumeOptions { fresh, allow_state_loss };
+            run_pipeline(&pipeline, quiet, batch_size, resume)
+        }
+        Command::Checkpoints { action } => checkpoints::run(action),
         Command::Validate { files, format } => validate_files(&files, format),
         Command::Plan { pipeline } => match load_valid(&pipeline, true) {
             Ok(valid) => {
@@ -157,7 +174,7 @@ fn validate_files(files: &[PathBuf], format: Format) -> i32 {
     code
 }
 
-fn run_pipeline(path: &Path, quiet: bool, batch_size: usize) -> i32 {
+fn run_pipeline(path: &Path, quiet: bool, batch_size: usize, resume: runtime::checkpointing::ResumeOptions) -> i32 {
     let valid = match load_valid(path, true) {
         Ok(v) => v,
         Err(code) => return code,
@@ -170,7 +187,7 @@ fn run_pipeline(path: &Path, quiet: bool, batch_size: usize) -> i32 {
         };
     }
     let plan = plan::plan(valid);
-    let options = runtime::RunOptions { batch_size: batch_size.max(1), ..runtime::RunOptions::default() };
+    let options = runtime::RunOptions { batch_size: batch_size.max(1), resume, ..runtime::RunOptions::default() };
     match runtime::run(&plan, &options) {
         Ok(summary) => {
             if !quiet {
@@ -178,8 +195,20 @@ fn run_pipeline(path: &Path, quiet: bool, batch_size: usize) -> i32 {
                 if let Some(line) = summary.windows_line() {
                     eprintln!("{line}");
                 }
+                if let Some((written, epoch, bytes, longest)) = summary.checkpoints {
+                    eprintln!(
+                        "flowctl: checkpoints: {written} written, last epoch {epoch}, {bytes} bytes, longest pause {} ms",
+                        longest.as_millis()
+                    );
+                }
             }
-            0
+            match summary.interrupted {
+                Some(code) => {
+                    eprintln!("flowctl: stopped by {}", if code == 130 { "SIGINT" } else { "SIGTERM" });
+                    code
+                }
+                None => 0,
+            }
         }
         Err(e) => report(&e),
     }

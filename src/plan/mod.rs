@@ -167,7 +167,7 @@ fn describe_time(source: &crate::spec::SourceSpec) -> String {
     )
 }
 
-fn describe_step(kind: &StepKind) -> String {
+pub(crate) fn describe_step(kind: &StepKind) -> String {
     let names = |fields: &[(crate::spec::Spanned<String>, crate::spec::ExprSpec)]| {
         fields.iter().map(|(n, e)| format!("{} = {}", n.value, e.text)).collect::<Vec<_>>().join(", ")
     };

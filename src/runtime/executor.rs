@@ -2,12 +2,14 @@
 //! the operators that read it (direct calls, in topological order; fan-out clones the
 //! batch, which shares its strings) and on to the sink channels.
 
+use super::checkpointing::Checkpointing;
 use super::errors::{OriginNames, RecordFailure};
 use super::merge::{Merge, Merged};
 use super::{RunSummary, SinkMessage};
+use crate::checkpoint::{Checkpoint, Position, SinkState, SourceState, StepState};
 use crate::error::{Error, Result};
 use crate::plan::Plan;
-use crate::record::{Batch, Record, Value, NO_WATERMARK};
+use crate::record::{Batch, Record, Value};
 use crate::sinks::SinkError;
 use crate::spec::ErrorPolicy;
 use crate::steps::{self, Operator};
@@ -35,6 +37,10 @@ pub struct Executor {
     summary: RunSummary,
     /// A sink failed: the error to report.
     sink_failure: Option<Error>,
+    sink_ids: Vec<String>,
+    /// Per source: whether it can resume from a position (only those are recorded).
+    replayable: Vec<bool>,
+    pub checkpointing: Option<Checkpointing>,
 }
 
 impl Executor {
@@ -43,6 +49,8 @@ impl Executor {
         names: OriginNames,
         sinks: Vec<Option<Sender<SinkMessage>>>,
         threads: Vec<Option<SinkThread>>,
+        replayable: Vec<bool>,
+        checkpointing: Option<Checkpointing>,
     ) -> Result<Executor> {
         let p = &plan.pipeline;
         let operators = p
@@ -78,15 +86,38 @@ impl Executor {
             names,
             summary: RunSummary::default(),
             sink_failure: None,
+            sink_ids: p.spec.sinks.iter().map(|s| s.id.value.clone()).collect(),
+            replayable,
+            checkpointing,
         })
     }
 
+    /// Puts saved step states back (by step key) before the first record.
+    pub fn restore(&mut self, saved: &[StepState]) -> Result<()> {
+        let Some(cp) = &self.checkpointing else { return Ok(()) };
+        for (op, (key, fingerprint)) in self.operators.iter_mut().zip(&cp.steps) {
+            if let Some(s) = saved.iter().find(|s| s.key == *key && s.fingerprint == *fingerprint && !s.state.is_null())
+            {
+                op.restore(s.state.clone())
+                    .map_err(|e| Error::Internal(format!("cannot restore the state of step `{key}`: {e}")))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Processes every message until the sources end, a record fails under `fail`, a
-    /// source or sink fails, or every sink has closed. At the end of input the
-    /// watermark jumps to +infinity so every open window fires.
-    pub fn run(&mut self, mut merge: Merge) -> Result<()> {
-        let mut watermark = NO_WATERMARK;
-        while let Some(merged) = merge.next()? {
+    /// source or sink fails, every sink has closed, or a signal arrives. At the end of
+    /// input the watermark jumps to +infinity so every open window fires. Checkpoints
+    /// are taken between batches, where every record handed out has passed every step.
+    pub fn run(&mut self, merge: &mut Merge) -> Result<()> {
+        let mut watermark = merge.watermark();
+        loop {
+            let next = match merge.next() {
+                Ok(n) => n,
+                Err(Error::Interrupted(code)) => return self.interrupted(merge, code),
+                Err(e) => return Err(e),
+            };
+            let Some(merged) = next else { break };
             match merged {
                 Merged::Batch(source, batch) => {
                     self.summary.records_in += batch.len() as u64;
@@ -112,6 +143,9 @@ impl Executor {
             if self.sink_failure.is_some() || self.all_closed() {
                 return Ok(());
             }
+            if self.checkpointing.as_ref().is_some_and(|c| c.due()) {
+                self.checkpoint(merge, false)?;
+            }
         }
         self.advance_watermark(i64::MAX)?;
         for i in self.order.clone() {
@@ -119,7 +153,91 @@ impl Executor {
             self.operators[i].on_end(&mut out);
             self.emit(i, out)?;
         }
+        if self.checkpointing.is_some() {
+            self.checkpoint(merge, true)?;
+        }
         Ok(())
+    }
+
+    /// A signal: with checkpoints, a final one (the sinks keep their in-progress
+    /// output for the next run).
+    fn interrupted(&mut self, merge: &Merge, code: i32) -> Result<()> {
+        if self.checkpointing.is_some() {
+            self.checkpoint(merge, false)?;
+        }
+        Err(Error::Interrupted(code))
+    }
+
+    /// Takes checkpoint epoch N+1: every sink flushes and reports what it committed
+    /// (in channel order, so after every record sent before), every step snapshots its
+    /// state, the sources' positions come from the merge; then the file is written.
+    fn checkpoint(&mut self, merge: &Merge, completed: bool) -> Result<()> {
+        let started = std::time::Instant::now();
+        let mut sink_states = Vec::with_capacity(self.sinks.len());
+        let mut replies = Vec::new();
+        for (i, tx) in self.sinks.iter().enumerate() {
+            let Some(tx) = tx else {
+                replies.push((i, None));
+                continue;
+            };
+            let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
+            if tx.send(SinkMessage::Barrier(reply_tx)).is_err() {
+                return Err(self
+                    .sink_failure
+                    .take()
+                    .unwrap_or(Error::Internal("a sink stopped during a checkpoint".into())));
+            }
+            replies.push((i, Some(reply_rx)));
+        }
+        for (i, rx) in replies {
+            let state = match rx {
+                None => serde_json::Value::Null,
+                Some(rx) => match rx.recv() {
+                    Ok(Ok(state)) => state,
+                    Ok(Err(SinkError::Closed)) => serde_json::Value::Null,
+                    Ok(Err(SinkError::Failed(e))) => return Err(e),
+                    Err(_) => return Err(Error::Internal("a sink stopped during a checkpoint".into())),
+                },
+            };
+            sink_states.push(SinkState { id: self.sink_ids[i].clone(), state });
+        }
+        let Some(cp) = &mut self.checkpointing else { return Ok(()) };
+        let steps = self
+            .operators
+            .iter()
+            .zip(&cp.steps)
+            .map(|(op, (key, fingerprint))| StepState {
+                key: key.clone(),
+                fingerprint: fingerprint.clone(),
+                state: op.snapshot(),
+            })
+            .collect();
+        let sources = merge
+            .positions()
+            .into_iter()
+            .enumerate()
+            .map(|(i, (position, max_ts))| SourceState {
+                id: self.names.sources[i].clone(),
+                position: position.filter(|_| self.replayable[i]).map(|o| Position {
+                    file: o.file,
+                    path: self.names.files[i].get(o.file as usize).map(|f| f.to_string()).unwrap_or_default(),
+                    offset: o.offset,
+                    line: o.line,
+                }),
+                max_event_time: max_ts,
+            })
+            .collect();
+        let checkpoint = Checkpoint {
+            pipeline: cp.pipeline.clone(),
+            epoch: cp.epoch + 1,
+            created_ms: chrono::Utc::now().timestamp_millis(),
+            completed,
+            watermark: merge.finite_watermark(),
+            sources,
+            steps,
+            sinks: sink_states,
+        };
+        cp.write(&checkpoint, started)
     }
 
     /// Tells every step, in topological order, how far event time has progressed.
@@ -226,10 +344,20 @@ impl Executor {
 
     /// Ends the run: on success every sink commits; on failure every sink aborts.
     pub fn finish(mut self, outcome: Result<()>) -> Result<RunSummary> {
-        let failure = outcome.err().or(self.sink_failure.take());
+        if let Err(Error::Interrupted(code)) = outcome {
+            self.summary.interrupted = Some(code);
+        }
+        let failure = match outcome {
+            Err(Error::Interrupted(_)) => None,
+            other => other.err(),
+        }
+        .or(self.sink_failure.take());
+        let interrupted = self.summary.interrupted.is_some();
         for tx in self.sinks.iter_mut() {
             if let Some(tx) = tx.take() {
-                if failure.is_none() {
+                // Interrupted runs do not commit: checkpointed sinks keep their
+                // in-progress output for the next run, the others discard it.
+                if failure.is_none() && !interrupted {
                     let _ = tx.send(SinkMessage::End);
                 }
             }
@@ -238,6 +366,7 @@ impl Executor {
         for handle in self.threads.iter_mut().filter_map(Option::take) {
             match handle.join() {
                 Ok(Ok(())) | Ok(Err(SinkError::Closed)) => {}
+                Ok(Err(SinkError::Failed(_))) if interrupted => {}
                 Ok(Err(SinkError::Failed(e))) => {
                     if first_error.is_none() {
                         first_error = Some(e);
@@ -249,6 +378,9 @@ impl Executor {
             }
         }
         self.summary.peak_open_windows = self.operators.iter().filter_map(|o| o.peak_open_windows()).max();
+        if let Some(cp) = &self.checkpointing {
+            self.summary.checkpoints = Some((cp.written, cp.epoch, cp.bytes, cp.longest));
+        }
         match first_error {
             Some(e) => Err(e),
             None => Ok(self.summary),

@@ -10,11 +10,13 @@
 
 use super::Message;
 use crate::error::{Error, Result};
-use crate::record::{Batch, Record, NO_WATERMARK};
+use crate::record::{Batch, Origin, Record, NO_WATERMARK};
 use crate::sources::BadRecord;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Select};
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Watermark settings of one source, in milliseconds.
 #[derive(Clone, Copy, Debug, Default)]
@@ -35,6 +37,9 @@ struct Input {
     idle: bool,
     max_ts: Option<i64>,
     clock: SourceClock,
+    /// The origin of the last record or bad input handed out: where a resumed run
+    /// continues.
+    position: Option<Origin>,
 }
 
 impl Input {
@@ -69,7 +74,15 @@ pub struct Merge {
     by_event_time: bool,
     batch_size: usize,
     watermark: i64,
+    /// The last watermark below +infinity (all sources ended): what a checkpoint keeps,
+    /// so that a later run over grown input judges new records against real time.
+    finite_watermark: i64,
+    /// Set (to the exit code) by SIGINT/SIGTERM: blocking waits give up.
+    interrupt: Arc<AtomicUsize>,
 }
+
+/// How often a blocked wait looks at the interrupt flag.
+const POLL: Duration = Duration::from_millis(100);
 
 impl Merge {
     pub fn new(
@@ -77,13 +90,58 @@ impl Merge {
         clocks: Vec<SourceClock>,
         by_event_time: bool,
         batch_size: usize,
+        interrupt: Arc<AtomicUsize>,
     ) -> Merge {
         let inputs = receivers
             .into_iter()
             .zip(clocks)
-            .map(|(rx, clock)| Input { rx, buffer: VecDeque::new(), ended: false, idle: false, max_ts: None, clock })
+            .map(|(rx, clock)| Input {
+                rx,
+                buffer: VecDeque::new(),
+                ended: false,
+                idle: false,
+                max_ts: None,
+                clock,
+                position: None,
+            })
             .collect();
-        Merge { inputs, by_event_time, batch_size: batch_size.max(1), watermark: NO_WATERMARK }
+        Merge {
+            inputs,
+            by_event_time,
+            batch_size: batch_size.max(1),
+            watermark: NO_WATERMARK,
+            finite_watermark: NO_WATERMARK,
+            interrupt,
+        }
+    }
+
+    /// Per source: the position after the last record handed out, and the largest
+    /// event time seen (what a checkpoint records).
+    pub fn positions(&self) -> Vec<(Option<Origin>, Option<i64>)> {
+        self.inputs.iter().map(|i| (i.position, i.max_ts)).collect()
+    }
+
+    /// Continues from a checkpoint: per source the position resumed from and the
+    /// event time seen, and the watermark.
+    pub fn restore(&mut self, sources: &[(Option<Origin>, Option<i64>)], watermark: i64) {
+        for (input, (position, ts)) in self.inputs.iter_mut().zip(sources) {
+            input.position = *position;
+            input.max_ts = *ts;
+        }
+        self.watermark = watermark;
+        self.finite_watermark = watermark;
+    }
+
+    /// The watermark a checkpoint records (never +infinity).
+    pub fn finite_watermark(&self) -> i64 {
+        self.finite_watermark
+    }
+
+    fn check_interrupt(&self) -> Result<()> {
+        match self.interrupt.load(Ordering::Relaxed) {
+            0 => Ok(()),
+            code => Err(Error::Interrupted(code as i32)),
+        }
     }
 
     /// The current watermark (after the last record handed out).
@@ -101,6 +159,9 @@ impl Merge {
         if let Some(w) = candidate {
             // Watermarks never go back (an idle source returning cannot undo firing).
             self.watermark = self.watermark.max(w);
+            if self.watermark < i64::MAX {
+                self.finite_watermark = self.watermark;
+            }
         }
     }
 
@@ -130,14 +191,20 @@ impl Merge {
     }
 
     /// Blocks until source `i` has something buffered, ended, or (when `allow_idle`)
-    /// went idle.
+    /// went idle; gives up on an interrupt.
     fn fill(&mut self, i: usize, allow_idle: bool) -> Result<()> {
+        let idle_after = self.inputs[i].clock.idle_timeout.filter(|_| allow_idle);
+        let waiting = Instant::now();
         while self.inputs[i].buffer.is_empty() && !self.inputs[i].ended && !self.inputs[i].idle {
-            let message = match self.inputs[i].clock.idle_timeout.filter(|_| allow_idle) {
-                Some(t) => self.inputs[i].rx.recv_timeout(t),
-                None => self.inputs[i].rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            };
-            self.accept(i, message)?;
+            self.check_interrupt()?;
+            match self.inputs[i].rx.recv_timeout(POLL) {
+                Err(RecvTimeoutError::Timeout) => {
+                    if idle_after.is_some_and(|t| waiting.elapsed() >= t) {
+                        self.accept(i, Err(RecvTimeoutError::Timeout))?;
+                    }
+                }
+                message => self.accept(i, message)?,
+            }
         }
         Ok(())
     }
@@ -154,17 +221,25 @@ impl Merge {
         Ok(())
     }
 
-    /// Blocks until any unfinished source sends something.
+    /// Blocks until any unfinished source sends something; gives up on an interrupt.
     fn wait_any(&mut self) -> Result<()> {
         let open: Vec<usize> = (0..self.inputs.len()).filter(|&i| !self.inputs[i].ended).collect();
-        let mut select = Select::new();
-        for &i in &open {
-            select.recv(&self.inputs[i].rx);
+        loop {
+            self.check_interrupt()?;
+            let received = {
+                let mut select = Select::new();
+                for &i in &open {
+                    select.recv(&self.inputs[i].rx);
+                }
+                select.select_timeout(POLL).ok().map(|op| {
+                    let i = open[op.index()];
+                    (i, op.recv(&self.inputs[i].rx).map_err(|_| RecvTimeoutError::Disconnected))
+                })
+            };
+            if let Some((i, message)) = received {
+                return self.accept(i, message);
+            }
         }
-        let op = select.select();
-        let i = open[op.index()];
-        let message = op.recv(&self.inputs[i].rx).map_err(|_| RecvTimeoutError::Disconnected);
-        self.accept(i, message)
     }
 
     /// The next batch or bad input; None when every source has ended.
@@ -189,8 +264,8 @@ impl Merge {
             if let Some(i) =
                 (0..self.inputs.len()).find(|&i| matches!(self.inputs[i].buffer.front(), Some(Item::Bad(_))))
             {
-                if let Some(Item::Bad(bad)) = self.inputs[i].buffer.pop_front() {
-                    return Ok(Some(Merged::Bad(bad)));
+                if let Some(m) = self.take(i, None) {
+                    return Ok(Some(m));
                 }
             }
             let heads: Vec<(i64, usize)> =
@@ -215,6 +290,9 @@ impl Merge {
     fn take(&mut self, i: usize, limit: Option<(i64, usize)>) -> Option<Merged> {
         if matches!(self.inputs[i].buffer.front(), Some(Item::Bad(_))) {
             if let Some(Item::Bad(bad)) = self.inputs[i].buffer.pop_front() {
+                if let Some(last) = bad.last() {
+                    self.inputs[i].position = Some(last.origin);
+                }
                 return Some(Merged::Bad(bad));
             }
         }
@@ -228,6 +306,7 @@ impl Merge {
             record.watermark = self.watermark;
             let input = &mut self.inputs[i];
             input.max_ts = Some(input.max_ts.map_or(ts, |m| m.max(ts)));
+            input.position = Some(record.origin);
             self.recompute_watermark();
             batch.push(record);
         }

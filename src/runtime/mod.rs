@@ -7,6 +7,7 @@
 //! a slow sink holds back the executor, which holds back the sources (backpressure,
 //! bounded memory on any input size).
 
+pub mod checkpointing;
 mod errors;
 pub mod event_time;
 mod executor;
@@ -20,7 +21,7 @@ use crate::sinks::{self, SinkError};
 use crate::sources::{self, BadRecord};
 use crossbeam_channel::{bounded, Receiver};
 use errors::OriginNames;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,6 +38,8 @@ pub enum Message {
 /// What travels from the executor to a sink.
 pub enum SinkMessage {
     Batch(Batch),
+    /// A checkpoint barrier: flush, make durable and reply with the commit state.
+    Barrier(crossbeam_channel::Sender<Result<serde_json::Value, SinkError>>),
     /// Every input ended: commit.
     End,
 }
@@ -47,11 +50,13 @@ pub struct RunOptions {
     pub batch_size: usize,
     /// Batches buffered per channel.
     pub channel_capacity: usize,
+    /// `--fresh` and `--allow-state-loss`.
+    pub resume: checkpointing::ResumeOptions,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { batch_size: 1024, channel_capacity: 16 }
+        RunOptions { batch_size: 1024, channel_capacity: 16, resume: checkpointing::ResumeOptions::default() }
     }
 }
 
@@ -68,6 +73,10 @@ pub struct RunSummary {
     pub peak_open_windows: Option<usize>,
     /// Of the late records, those sent to a `late:` sink (the rest were dropped).
     pub late_to_sink: u64,
+    /// Stopped by a signal: the exit code (130 SIGINT, 143 SIGTERM).
+    pub interrupted: Option<i32>,
+    /// Checkpoints written by this run, the last epoch, total bytes, longest pause.
+    pub checkpoints: Option<(u64, u64, u64, Duration)>,
 }
 
 impl RunSummary {
@@ -173,26 +182,64 @@ impl SourceThread {
     }
 }
 
-/// Runs the plan to completion (bounded input) or until it fails.
+/// Runs the plan to completion (bounded input), until it fails, or until a signal.
+/// With a `checkpoint:` block, resumes from the newest valid checkpoint first.
 pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary> {
     let started = Instant::now();
     let pipeline = &plan.pipeline;
     let spec = &pipeline.spec;
     let stop = Arc::new(AtomicBool::new(false));
+    let interrupt = Arc::new(AtomicUsize::new(0));
+    for (signal, code) in [(signal_hook::consts::SIGINT, 130), (signal_hook::consts::SIGTERM, 143)] {
+        signal_hook::flag::register_usize(signal, interrupt.clone(), code)
+            .map_err(|e| Error::Internal(format!("cannot handle signals: {e}")))?;
+    }
+
+    let opened_checkpointing = checkpointing::Checkpointing::open(plan, options.resume)?;
+    let (checkpointing, resume) = match opened_checkpointing {
+        Some((c, found)) => (Some(c), found),
+        None => (None, None),
+    };
+    if let Some((checkpoint, path)) = &resume {
+        eprintln!("flowctl: resuming from checkpoint {} ({})", checkpoint.epoch, path.display());
+    }
+    let resume = resume.map(|(c, _)| c);
 
     let mut opened = Vec::new();
+    // Per source: where it resumes and the event time it had seen.
+    let mut resumed_at = Vec::new();
     for (i, source) in spec.sources.iter().enumerate() {
         let schema = pipeline.source_fields[i].clone().map(Schema::new);
-        opened.push(sources::build(spec, source, i, schema)?);
+        let mut s = sources::build(spec, source, i, schema)?;
+        let saved = resume.as_ref().and_then(|c| c.sources.iter().find(|s| s.id == source.id.value));
+        let mut at = None;
+        if let Some(position) = saved.and_then(|s| s.position.as_ref()) {
+            if s.replayable() {
+                let origin = crate::record::Origin {
+                    source: i as u32,
+                    file: position.file,
+                    line: position.line,
+                    offset: position.offset,
+                };
+                s.seek(&origin)?;
+                at = Some(origin);
+            } else {
+                eprintln!("flowctl: warning: source `{}` cannot replay; it continues with new input", source.id.value);
+            }
+        }
+        resumed_at.push((at, saved.and_then(|s| s.max_event_time)));
+        opened.push(s);
     }
     let names = OriginNames {
         sources: spec.sources.iter().map(|s| s.id.value.clone()).collect(),
         files: opened.iter().map(|s| s.files()).collect(),
     };
     let bounded_inputs = opened.iter().all(|s| s.bounded());
+    let replayable = opened.iter().map(|s| s.replayable()).collect();
     let mut sink_writers = Vec::new();
     for sink in &spec.sinks {
-        sink_writers.push(sinks::build(spec, sink)?);
+        let saved = resume.as_ref().and_then(|c| c.sinks.iter().find(|s| s.id == sink.id.value)).map(|s| &s.state);
+        sink_writers.push(sinks::build(spec, sink, checkpointing.is_some(), saved)?);
     }
 
     let receivers: Vec<Receiver<Message>> = opened
@@ -215,28 +262,12 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary> {
 
     let mut sink_threads = Vec::new();
     let mut sink_senders = Vec::new();
-    for (i, mut sink) in sink_writers.into_iter().enumerate() {
+    for (i, sink) in sink_writers.into_iter().enumerate() {
         let (tx, rx) = bounded::<SinkMessage>(options.channel_capacity);
         let name = format!("sink-{}", spec.sinks[i].id.value);
         let handle = std::thread::Builder::new()
             .name(name)
-            .spawn(move || -> Result<(), SinkError> {
-                loop {
-                    match rx.recv() {
-                        Ok(SinkMessage::Batch(batch)) => {
-                            if let Err(e) = sink.write(&batch) {
-                                sink.abort();
-                                return Err(e);
-                            }
-                        }
-                        Ok(SinkMessage::End) => return sink.commit(),
-                        Err(_) => {
-                            sink.abort();
-                            return Err(SinkError::Failed(Error::Internal("the run stopped before the end".into())));
-                        }
-                    }
-                }
-            })
+            .spawn(move || sink_thread(sink, rx))
             .map_err(|e| Error::Internal(format!("cannot start a sink thread: {e}")))?;
         sink_threads.push(Some(handle));
         sink_senders.push(Some(tx));
@@ -251,10 +282,44 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary> {
         })
         .collect();
     let by_event_time = spec.sources.iter().any(|s| s.event_time.is_some());
-    let mut exec = executor::Executor::new(plan, names, sink_senders, sink_threads)?;
-    let outcome = exec.run(merge::Merge::new(receivers, clocks, by_event_time, options.batch_size));
+    let mut merge = merge::Merge::new(receivers, clocks, by_event_time, options.batch_size, interrupt);
+    let mut exec = executor::Executor::new(plan, names, sink_senders, sink_threads, replayable, checkpointing)?;
+    if let Some(c) = &resume {
+        merge.restore(&resumed_at, c.watermark);
+        exec.restore(&c.steps)?;
+    }
+    let outcome = exec.run(&mut merge);
     stop.store(true, Ordering::Relaxed);
     let mut summary = exec.finish(outcome)?;
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+/// A sink's thread: writes batches, answers checkpoint barriers, commits at the end,
+/// aborts when the run stops early (the channel closes without `End`).
+fn sink_thread(mut sink: Box<dyn sinks::Sink>, rx: Receiver<SinkMessage>) -> Result<(), SinkError> {
+    loop {
+        match rx.recv() {
+            Ok(SinkMessage::Batch(batch)) => {
+                if let Err(e) = sink.write(&batch) {
+                    sink.abort();
+                    return Err(e);
+                }
+            }
+            Ok(SinkMessage::Barrier(reply)) => {
+                let state = sink.pre_commit();
+                let failed = state.is_err();
+                let _ = reply.send(state);
+                if failed {
+                    sink.abort();
+                    return Err(SinkError::Failed(Error::External("a sink failed at a checkpoint".into())));
+                }
+            }
+            Ok(SinkMessage::End) => return sink.commit(),
+            Err(_) => {
+                sink.abort();
+                return Err(SinkError::Failed(Error::Internal("the run stopped before the end".into())));
+            }
+        }
+    }
 }

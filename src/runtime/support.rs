@@ -38,9 +38,6 @@ pub fn unsupported(spec: &PipelineSpec) -> Diagnostics {
             refuse(sink.type_span, format!("`{}` sinks", sink.kind.type_name()));
         }
     }
-    if let Some(c) = &spec.checkpoint {
-        refuse(c.span, "`checkpoint` (checkpoints and resume)".into());
-    }
     if let Some(p) = &spec.parallelism {
         if p.value > 1 {
             refuse(p.span, "`parallelism` above 1".into());

@@ -64,6 +64,14 @@ impl<W: Write> Encoder<W> {
         }
     }
 
+    /// The writer underneath (after a flush, for syncing a file).
+    pub fn inner(&self) -> &W {
+        match self {
+            Encoder::Jsonl { out, .. } => out,
+            Encoder::Csv { out, .. } => out.get_ref(),
+        }
+    }
+
     pub fn flush(&mut self) -> std::io::Result<()> {
         match self {
             Encoder::Jsonl { out, .. } => out.flush(),

@@ -1,47 +1,138 @@
 //! The `file` sink: writes under a temporary name in the target directory and renames
 //! to the final name on commit, so a failed or killed run never leaves a half-written
 //! file where the user expects a result.
+//!
+//! With checkpoints the sink is exactly-once: the in-progress file has a fixed name
+//! (`.<name>.inprogress`), each checkpoint records its length after a flush and
+//! fsync, and a resumed run truncates it back to that length, dropping whatever was
+//! written after the checkpoint. A run that resumes after a completed one starts from
+//! a copy of the final file, so readers always see a complete file.
 
 use super::encode::Encoder;
 use super::{Sink, SinkError};
 use crate::error::Error;
 use crate::record::Record;
 use crate::spec::DataFormat;
-use std::fs::File;
-use std::io::BufWriter;
-use std::path::PathBuf;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Seek, SeekFrom};
+
+use std::path::{Path, PathBuf};
+
+/// What a checkpoint records of a file sink.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Committed {
+    length: u64,
+}
 
 pub struct FileSink {
     id: String,
     path: PathBuf,
     temp: PathBuf,
+    /// Checkpointed: keep the in-progress file when the run stops early.
+    durable: bool,
     encoder: Option<Encoder<BufWriter<File>>>,
 }
 
+/// How the sink starts.
+pub enum Start<'a> {
+    /// A run without checkpoints: a new temporary file named after this process.
+    Plain,
+    /// A checkpointed run from scratch.
+    Fresh,
+    /// A checkpointed run resuming from this sink's checkpoint state.
+    Resume(&'a serde_json::Value),
+}
+
 impl FileSink {
-    pub fn create(id: &str, path: PathBuf, format: DataFormat, header: bool, delimiter: u8) -> Result<FileSink, Error> {
+    pub fn create(
+        id: &str,
+        path: PathBuf,
+        format: DataFormat,
+        header: bool,
+        delimiter: u8,
+        start: Start,
+    ) -> Result<FileSink, Error> {
         let dir = path
             .parent()
             .map(PathBuf::from)
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or_else(|| PathBuf::from("."));
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| Error::io(format!("sink `{id}`: cannot create directory {}", dir.display()), e))?;
+        let fail = |what: String, e: std::io::Error| Error::io(format!("sink `{id}`: cannot {what}"), e);
+        std::fs::create_dir_all(&dir).map_err(|e| fail(format!("create directory {}", dir.display()), e))?;
         let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "out".into());
-        let temp = dir.join(format!(".{name}.{}.inprogress", std::process::id()));
-        let file =
-            File::create(&temp).map_err(|e| Error::io(format!("sink `{id}`: cannot create {}", temp.display()), e))?;
+        let (temp, length) = match start {
+            Start::Plain => (dir.join(format!(".{name}.{}.inprogress", std::process::id())), 0),
+            Start::Fresh => (dir.join(format!(".{name}.inprogress")), 0),
+            Start::Resume(state) => {
+                let committed: Committed = serde_json::from_value(state.clone())
+                    .map_err(|e| Error::Internal(format!("sink `{id}`: unreadable checkpoint state: {e}")))?;
+                (dir.join(format!(".{name}.inprogress")), committed.length)
+            }
+        };
+        let file = if length == 0 {
+            File::create(&temp).map_err(|e| fail(format!("create {}", temp.display()), e))?
+        } else {
+            resume_file(id, &temp, &path, length)?
+        };
         let out = BufWriter::with_capacity(256 * 1024, file);
+        // A resumed file already has its header.
+        let header = header && length == 0;
         let encoder = match format {
             DataFormat::Csv => Encoder::csv(out, header, delimiter),
             _ => Encoder::jsonl(out),
         };
-        Ok(FileSink { id: id.to_string(), path, temp, encoder: Some(encoder) })
+        let durable = !matches!(start, Start::Plain);
+        Ok(FileSink { id: id.to_string(), path, temp, durable, encoder: Some(encoder) })
     }
 
     fn failed(&self, what: &str, e: std::io::Error) -> SinkError {
         SinkError::Failed(Error::io(format!("sink `{}`: cannot {what} {}", self.id, self.path.display()), e))
     }
+
+    /// Flushes everything to the file and fsyncs it; returns its length.
+    fn sync(&mut self) -> Result<u64, SinkError> {
+        let Some(encoder) = &mut self.encoder else { return Ok(0) };
+        encoder.flush().map_err(|e| SinkError::Failed(Error::io(format!("sink `{}`: cannot write", self.id), e)))?;
+        let file = encoder.inner().get_ref();
+        file.sync_data().map_err(|e| SinkError::Failed(Error::io(format!("sink `{}`: cannot sync", self.id), e)))?;
+        // Only ever appended to (after truncation on resume): the length is the position.
+        let meta =
+            file.metadata().map_err(|e| SinkError::Failed(Error::io(format!("sink `{}`: cannot stat", self.id), e)))?;
+        Ok(meta.len())
+    }
+}
+
+/// Reopens the in-progress file at the committed length: the same file after a
+/// crash, or a copy of the final file after a completed run.
+fn resume_file(id: &str, temp: &Path, path: &Path, length: u64) -> Result<File, Error> {
+    let fail = |what: String, e: std::io::Error| Error::io(format!("sink `{id}`: cannot {what}"), e);
+    if !temp.exists() {
+        if path.exists() {
+            std::fs::copy(path, temp).map_err(|e| fail(format!("copy {} to resume it", path.display()), e))?;
+        } else {
+            return Err(Error::External(format!(
+                "sink `{id}`: cannot resume: neither {} nor {} exists (the checkpoint recorded {length} bytes)",
+                temp.display(),
+                path.display()
+            )));
+        }
+    }
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(temp)
+        .map_err(|e| fail(format!("open {}", temp.display()), e))?;
+    let actual = file.metadata().map_err(|e| fail(format!("inspect {}", temp.display()), e))?.len();
+    if actual < length {
+        return Err(Error::External(format!(
+            "sink `{id}`: {} has {actual} bytes but the checkpoint committed {length}: the file was changed",
+            temp.display()
+        )));
+    }
+    // Drop what was written after the checkpoint: it will be written again.
+    file.set_len(length).map_err(|e| fail(format!("truncate {}", temp.display()), e))?;
+    file.seek(SeekFrom::Start(length)).map_err(|e| fail(format!("seek in {}", temp.display()), e))?;
+    Ok(file)
 }
 
 impl Sink for FileSink {
@@ -52,24 +143,29 @@ impl Sink for FileSink {
         }
     }
 
+    fn pre_commit(&mut self) -> Result<serde_json::Value, SinkError> {
+        let length = self.sync()?;
+        serde_json::to_value(Committed { length }).map_err(|e| SinkError::Failed(Error::Internal(e.to_string())))
+    }
+
     fn commit(&mut self) -> Result<(), SinkError> {
-        let Some(mut encoder) = self.encoder.take() else { return Ok(()) };
-        encoder.flush().map_err(|e| self.failed("write", e))?;
-        let writer = match encoder {
-            Encoder::Jsonl { out, .. } => out.into_inner().map_err(|e| e.into_error()),
-            Encoder::Csv { out, .. } => (*out)
-                .into_inner()
-                .map_err(|e| std::io::Error::other(e.to_string()))
-                .and_then(|w| w.into_inner().map_err(|e| e.into_error())),
-        };
-        let file = writer.map_err(|e| self.failed("write", e))?;
-        file.sync_all().map_err(|e| self.failed("sync", e))?;
-        std::fs::rename(&self.temp, &self.path).map_err(|e| self.failed("rename into", e))
+        self.sync()?;
+        self.encoder = None;
+        std::fs::rename(&self.temp, &self.path).map_err(|e| self.failed("rename into", e))?;
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if let Ok(d) = File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(())
     }
 
     fn abort(&mut self) {
         self.encoder = None;
-        let _ = std::fs::remove_file(&self.temp);
+        // A checkpointed run keeps its in-progress file: the next run resumes it.
+        if !self.durable {
+            let _ = std::fs::remove_file(&self.temp);
+        }
     }
 }
 

@@ -22,6 +22,13 @@ pub trait Sink: Send {
     /// Writes records; may block (that is backpressure).
     fn write(&mut self, records: &[Record]) -> Result<(), SinkError>;
 
+    /// Makes everything written so far durable and returns what a checkpoint must
+    /// record to come back to exactly this point (the first phase of a two-phase
+    /// commit). Called at a checkpoint barrier, after every earlier write.
+    fn pre_commit(&mut self) -> Result<serde_json::Value, SinkError> {
+        Ok(serde_json::Value::Null)
+    }
+
     /// Makes everything written visible (files are renamed to their final name).
     /// Called once, after the last write of a successful run.
     fn commit(&mut self) -> Result<(), SinkError>;
@@ -31,16 +38,31 @@ pub trait Sink: Send {
     fn abort(&mut self) {}
 }
 
-pub fn build(spec: &PipelineSpec, sink: &SinkSpec) -> Result<Box<dyn Sink>> {
+/// Opens a sink. With checkpoints, `resume` is its state in the checkpoint being
+/// resumed (None: a checkpointed run from scratch).
+pub fn build(
+    spec: &PipelineSpec,
+    sink: &SinkSpec,
+    checkpointed: bool,
+    resume: Option<&serde_json::Value>,
+) -> Result<Box<dyn Sink>> {
     match &sink.kind {
         SinkKind::Stdout { format } => Ok(Box::new(stdout::StdoutSink::new(*format))),
-        SinkKind::File { path, format, header, delimiter } => Ok(Box::new(file::FileSink::create(
-            &sink.id.value,
-            spec.resolve(&path.value),
-            format.value,
-            *header,
-            *delimiter,
-        )?)),
+        SinkKind::File { path, format, header, delimiter } => {
+            let start = match (checkpointed, resume) {
+                (false, _) => file::Start::Plain,
+                (true, Some(state)) if !state.is_null() => file::Start::Resume(state),
+                (true, _) => file::Start::Fresh,
+            };
+            Ok(Box::new(file::FileSink::create(
+                &sink.id.value,
+                spec.resolve(&path.value),
+                format.value,
+                *header,
+                *delimiter,
+                start,
+            )?))
+        }
         other => Err(Error::Internal(format!("sink type `{}` has no runtime yet", other.type_name()))),
     }
 }

@@ -1,0 +1,129 @@
+//! Checkpointing of a run: opening the store (lock, `--fresh`, the newest valid
+//! checkpoint, compatibility of saved state with the current steps), deciding when
+//! the next checkpoint is due, and writing it.
+
+use crate::checkpoint::store::{Found, Lock, Store};
+use crate::checkpoint::{compatibility, Checkpoint, Restore};
+use crate::error::{Error, Result};
+use crate::plan::{describe_step, Plan};
+use crate::validate::CompiledStep;
+use std::time::{Duration, Instant};
+
+/// Per step: the key its state is saved under and a fingerprint of what it computes.
+pub fn step_keys(plan: &Plan) -> Vec<(String, String)> {
+    let p = &plan.pipeline;
+    p.spec
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, step)| {
+            let mut fingerprint = format!("{}: {}", step.kind.name(), describe_step(&step.kind));
+            if let CompiledStep::Reduce { key_exprs, window, .. } = &p.steps[i] {
+                let keys: Vec<&str> = key_exprs.iter().map(|e| e.text()).collect();
+                fingerprint.push_str(&format!(" | key: {}", keys.join(", ")));
+                if let Some(w) = window {
+                    fingerprint.push_str(&format!(
+                        " | window: {}, lateness {}ms",
+                        w.kind.value.describe(),
+                        w.allowed_lateness.as_millis()
+                    ));
+                }
+            }
+            (step.label(i), fingerprint)
+        })
+        .collect()
+}
+
+pub struct Checkpointing {
+    store: Store,
+    _lock: Lock,
+    interval: Duration,
+    next_due: Instant,
+    /// The epoch of the last checkpoint written or restored.
+    pub epoch: u64,
+    pub pipeline: String,
+    pub steps: Vec<(String, String)>,
+    /// Checkpoints written by this run, their total size and the longest pause.
+    pub written: u64,
+    pub bytes: u64,
+    pub longest: Duration,
+}
+
+/// What `flowctl run` was asked to do with existing checkpoints.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ResumeOptions {
+    pub fresh: bool,
+    pub allow_state_loss: bool,
+}
+
+impl Checkpointing {
+    /// Locks the directory and finds the checkpoint to resume from, if any.
+    pub fn open(plan: &Plan, options: ResumeOptions) -> Result<Option<(Checkpointing, Option<Found>)>> {
+        let spec = &plan.pipeline.spec;
+        let Some(config) = &spec.checkpoint else { return Ok(None) };
+        let store = Store::new(config.dir.clone(), config.keep as usize);
+        let lock = store.lock()?;
+        let mut found = None;
+        if options.fresh {
+            if let Some(aside) = store.move_aside()? {
+                eprintln!("flowctl: --fresh: moved the old checkpoints to {}", aside.display());
+            }
+        } else {
+            let (latest, warnings) = store.latest()?;
+            for w in warnings {
+                eprintln!("flowctl: warning: {w}");
+            }
+            found = latest;
+        }
+        let steps = step_keys(plan);
+        if let Some((checkpoint, path)) = &found {
+            let problems: Vec<String> = compatibility(checkpoint, &steps)
+                .into_iter()
+                .filter(|r| !matches!(r, Restore::Keep(_)))
+                .map(|r| r.describe())
+                .collect();
+            if !problems.is_empty() && !options.allow_state_loss {
+                return Err(Error::Usage(format!(
+                    "the pipeline changed since checkpoint {} ({}):\n  {}\n  = help: run with --allow-state-loss to start those steps empty, or --fresh to start over",
+                    checkpoint.epoch,
+                    path.display(),
+                    problems.join("\n  ")
+                )));
+            }
+        }
+        let epoch = found.as_ref().map_or(0, |(c, _)| c.epoch);
+        let checkpointing = Checkpointing {
+            store,
+            _lock: lock,
+            interval: config.interval,
+            next_due: Instant::now() + config.interval,
+            epoch,
+            pipeline: spec.name.clone(),
+            steps,
+            written: 0,
+            bytes: 0,
+            longest: Duration::ZERO,
+        };
+        Ok(Some((checkpointing, found)))
+    }
+
+    pub fn due(&self) -> bool {
+        Instant::now() >= self.next_due
+    }
+
+    /// Writes the checkpoint of the next epoch; `started` is when the barrier began,
+    /// so the recorded pause covers snapshotting and writing.
+    pub fn write(&mut self, checkpoint: &Checkpoint, started: Instant) -> Result<()> {
+        let (_, size) = self.store.write(checkpoint)?;
+        self.epoch = checkpoint.epoch;
+        self.written += 1;
+        self.bytes += size;
+        self.longest = self.longest.max(started.elapsed());
+        self.next_due = Instant::now() + self.interval;
+        Ok(())
+    }
+
+    pub fn dir(&self) -> &std::path::Path {
+        self.store.dir()
+    }
+}
