@@ -89,7 +89,11 @@ pub fn run(cli: Cli) -> i32 {
         Command::Validate { files, format } => validate_files(&files, format),
         Command::Plan { pipeline } => match load_valid(&pipeline, true) {
             Ok(valid) => {
-                print!("{}", plan::plan(valid).describe());
+                let plan = plan::plan(valid);
+                print!("{}", plan.describe());
+                if let Some(text) = runtime::checkpointing::describe_restore(&plan) {
+                    print!("{text}");
+                }
                 0
             }
             Err(code) => code,

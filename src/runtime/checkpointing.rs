@@ -34,6 +34,26 @@ pub fn step_keys(plan: &Plan) -> Vec<(String, String)> {
         .collect()
 }
 
+/// For `flowctl plan`: the checkpoint a run would resume from and what happens to
+/// each saved step state.
+pub fn describe_restore(plan: &Plan) -> Option<String> {
+    let config = plan.pipeline.spec.checkpoint.as_ref()?;
+    let store = Store::new(config.dir.clone(), config.keep as usize);
+    let mut out =
+        format!("checkpoints: {} (every {:?}, keep {})\n", config.dir.display(), config.interval, config.keep);
+    match store.latest() {
+        Ok((Some((checkpoint, path)), _)) => {
+            out.push_str(&format!("  resumes from checkpoint {} ({})\n", checkpoint.epoch, path.display()));
+            for r in compatibility(&checkpoint, &step_keys(plan)) {
+                out.push_str(&format!("  {}\n", r.describe()));
+            }
+        }
+        Ok((None, _)) => out.push_str("  none yet: a run starts from the beginning\n"),
+        Err(e) => out.push_str(&format!("  cannot read: {e}\n")),
+    }
+    Some(out)
+}
+
 pub struct Checkpointing {
     store: Store,
     _lock: Lock,

@@ -11,7 +11,7 @@ mod reference;
 
 /// Deterministic W1 data; returns the CSV and how many events were delayed and
 /// reach the window (status 200).
-fn generate(rows: usize, delayed_percent: u64) -> (String, u64) {
+pub fn generate(rows: usize, delayed_percent: u64) -> (String, u64) {
     let mut state: u64 = 0x2545_f491_4f6c_dd1d;
     let mut next = move |n: u64| {
         state ^= state << 13;

@@ -1,0 +1,198 @@
+//! Checkpoints through the binary: kill -9 at random moments and resume until done
+//! gives exactly the output of an uninterrupted run; the same with SIGTERM (a final
+//! checkpoint, exit 143); a corrupted newest checkpoint falls back to the one before;
+//! a finished bounded run that is run again after its input grew processes only the
+//! new input; an edited pipeline is refused unless state loss is allowed.
+
+use super::common::{flowctl, write_pipeline};
+use super::w1::generate;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const PIPELINE: &str = "name: cp
+sources:
+  clicks:
+    type: file
+    path: input.csv
+    schema: {ts: int, user_id: string, url: string, bytes: int, status: int}
+    event_time: ts
+    watermark: {max_out_of_orderness: 2s}
+steps:
+  - filter: status = 200
+  - key_by: user_id
+  - window: {tumbling: 10s}
+  - reduce: {count: count(), bytes: sum(bytes), urls: count_distinct(url)}
+sinks:
+  out: {type: file, path: out.csv}
+checkpoint:
+  interval: 20ms
+  keep: 3
+";
+
+/// A small deterministic generator for kill times.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+fn setup(rows: usize) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("input.csv"), generate(rows, 1).0).unwrap();
+    let path = write_pipeline(dir.path(), "p.yaml", PIPELINE);
+    (dir, path)
+}
+
+fn sorted_output(dir: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(dir.join("out.csv")).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    lines.sort();
+    lines
+}
+
+/// The output of one uninterrupted run (in its own directory).
+fn reference(rows: usize) -> Vec<String> {
+    let (dir, path) = setup(rows);
+    let out = flowctl(&["run", &path], None, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    sorted_output(dir.path())
+}
+
+/// Starts a run, stops it with `signal` after `after`; returns the exit code.
+fn run_and_stop(path: &str, after: Duration, signal: &str) -> i32 {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flowctl"))
+        .args(["run", "-q", path])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(after);
+    let _ = Command::new("kill").args([signal, &child.id().to_string()]).status();
+    child.wait().unwrap().code().unwrap_or(-9)
+}
+
+/// Stops runs with `signal` at random moments until one finishes by itself; returns
+/// how many were stopped.
+fn interrupt_until_done(path: &str, signal: &str, seed: u64, stops: usize) -> usize {
+    let mut rng = Rng(seed);
+    let mut stopped = 0;
+    loop {
+        // Short lives first, so that at least `stops` runs are stopped, then longer
+        // ones so that the run finishes.
+        let ms = if stopped < stops { 5 + rng.below(45) } else { 200 + rng.below(800) };
+        match run_and_stop(path, Duration::from_millis(ms), signal) {
+            0 => return stopped,
+            -9 | 143 => stopped += 1,
+            other => panic!("a run ended with exit code {other}"),
+        }
+        assert!(stopped < 500, "the run never finished");
+    }
+}
+
+#[test]
+fn kill_9_at_random_moments_then_resume_gives_exactly_the_uninterrupted_output() {
+    let rows = 150_000;
+    let expected = reference(rows);
+    let (dir, path) = setup(rows);
+    let kills = interrupt_until_done(&path, "-KILL", 0x9e37_79b9_7f4a_7c15, 20);
+    assert!(kills >= 20, "only {kills} kills");
+    assert_eq!(sorted_output(dir.path()), expected);
+}
+
+#[test]
+fn sigterm_takes_a_final_checkpoint_and_exits_143_then_resumes_exactly() {
+    let rows = 150_000;
+    let expected = reference(rows);
+    let (dir, path) = setup(rows);
+    let code = run_and_stop(&path, Duration::from_millis(150), "-TERM");
+    assert_eq!(code, 143);
+    let stops = interrupt_until_done(&path, "-TERM", 42, 5);
+    assert!(stops >= 5);
+    assert_eq!(sorted_output(dir.path()), expected);
+}
+
+#[test]
+fn a_corrupt_newest_checkpoint_is_reported_and_the_previous_one_used() {
+    let rows = 150_000;
+    let expected = reference(rows);
+    let (dir, path) = setup(rows);
+    assert_eq!(run_and_stop(&path, Duration::from_millis(300), "-TERM"), 143);
+    let cp_dir = dir.path().join(".flowctl/cp");
+    let mut files: Vec<_> = std::fs::read_dir(&cp_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "checkpoint"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 2, "need two checkpoints, found {files:?}");
+    let newest = files.last().unwrap();
+    let mut bytes = std::fs::read(newest).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(newest, bytes).unwrap();
+    let verify = flowctl(&["checkpoints", "verify", cp_dir.to_str().unwrap()], None, &[]);
+    assert_eq!(verify.code, 1);
+    assert!(verify.stdout.contains("BAD: checksum mismatch"), "{}", verify.stdout);
+    let resumed = flowctl(&["run", &path], None, &[]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert!(resumed.stderr.contains("is unusable (checksum mismatch"), "{}", resumed.stderr);
+    assert!(resumed.stderr.contains("flowctl: resuming from checkpoint"), "{}", resumed.stderr);
+    assert_eq!(sorted_output(dir.path()), expected);
+}
+
+#[test]
+fn a_finished_bounded_run_picks_up_only_new_input_next_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "name: cron
+sources:
+  log: {type: file, path: app.log}
+steps:
+  - filter: line LIKE '%ERROR%'
+  - reduce: {errors: count(), last: last(line)}
+sinks:
+  out: {type: file, path: errors.jsonl}
+checkpoint: {interval: 1s}
+";
+    let path = write_pipeline(dir.path(), "p.yaml", yaml);
+    std::fs::write(dir.path().join("app.log"), "ok\nERROR one\nok\n").unwrap();
+    let first = flowctl(&["run", &path], None, &[]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(first.stderr.contains("3 in, 1 out"), "{}", first.stderr);
+    let ls = flowctl(&["checkpoints", "ls", dir.path().join(".flowctl/cron").to_str().unwrap()], None, &[]);
+    assert!(ls.stdout.contains(" yes "), "the last checkpoint records completion:\n{}", ls.stdout);
+    let mut log = std::fs::OpenOptions::new().append(true).open(dir.path().join("app.log")).unwrap();
+    std::io::Write::write_all(&mut log, b"ERROR two\nok\n").unwrap();
+    let second = flowctl(&["run", &path], None, &[]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert!(second.stderr.contains("resuming from checkpoint"), "{}", second.stderr);
+    assert!(second.stderr.contains("2 in, 1 out"), "only the new lines are read: {}", second.stderr);
+    let out = std::fs::read_to_string(dir.path().join("errors.jsonl")).unwrap();
+    assert_eq!(out, "{\"errors\":1,\"last\":\"ERROR one\"}\n{\"errors\":2,\"last\":\"ERROR two\"}\n");
+    let third = flowctl(&["run", "--fresh", &path], None, &[]);
+    assert_eq!(third.code, 0, "{}", third.stderr);
+    assert!(third.stderr.contains("moved the old checkpoints to"), "{}", third.stderr);
+    assert!(third.stderr.contains("5 in, 2 out"), "{}", third.stderr);
+}
+
+#[test]
+fn an_edited_step_is_refused_unless_state_loss_is_allowed() {
+    let (dir, path) = setup(5_000);
+    assert_eq!(flowctl(&["run", &path], None, &[]).code, 0);
+    let edited = PIPELINE.replace("urls: count_distinct(url)", "biggest: max(bytes)");
+    std::fs::write(&path, edited).unwrap();
+    let plan = flowctl(&["plan", &path], None, &[]);
+    assert!(plan.stdout.contains("changed: its state cannot be restored"), "{}", plan.stdout);
+    let refused = flowctl(&["run", &path], None, &[]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("the pipeline changed since checkpoint"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("--allow-state-loss"), "{}", refused.stderr);
+    let allowed = flowctl(&["run", "--allow-state-loss", &path], None, &[]);
+    assert_eq!(allowed.code, 0, "{}", allowed.stderr);
+    drop(dir);
+}
