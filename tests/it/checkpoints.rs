@@ -196,3 +196,30 @@ fn an_edited_step_is_refused_unless_state_loss_is_allowed() {
     assert_eq!(allowed.code, 0, "{}", allowed.stderr);
     drop(dir);
 }
+
+#[test]
+fn a_checkpoint_written_by_format_version_1_still_resumes() {
+    let fixture = super::common::root().join("tests/fixtures/checkpoint_v1");
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["pipeline.yaml", "orders.csv", "totals.jsonl"] {
+        std::fs::copy(fixture.join(name), dir.path().join(name)).unwrap();
+    }
+    std::fs::create_dir(dir.path().join("state")).unwrap();
+    for entry in std::fs::read_dir(fixture.join("state")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.path().join("state").join(entry.file_name())).unwrap();
+    }
+    let mut input = std::fs::OpenOptions::new().append(true).open(dir.path().join("orders.csv")).unwrap();
+    std::io::Write::write_all(&mut input, b"4000,US,dave,7\n").unwrap();
+    let path = dir.path().join("pipeline.yaml");
+    let out = flowctl(&["run", path.to_str().unwrap()], None, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("resuming from checkpoint 1"), "{}", out.stderr);
+    let totals = std::fs::read_to_string(dir.path().join("totals.jsonl")).unwrap();
+    assert_eq!(
+        totals.lines().last(),
+        Some(r#"{"country":"US","orders":2,"revenue":27,"customers":["bob","dave"]}"#),
+        "{totals}"
+    );
+    assert_eq!(totals.lines().count(), 4);
+}
