@@ -36,12 +36,18 @@ pub fn decode(bytes: &[u8]) -> Result<Checkpoint, String> {
     if version != FORMAT_VERSION {
         return Err(format!("format version {version} is not one this flowctl reads ({FORMAT_VERSION})"));
     }
-    let len: usize = len.strip_prefix("bytes:").and_then(|l| l.parse().ok()).ok_or("bad length in header")?;
+    let len: usize = len
+        .strip_prefix("bytes:")
+        .and_then(|l| l.parse().ok().filter(|v: &usize| v.to_string() == l))
+        .ok_or("bad length in header")?;
     if body.len() != len {
         return Err(format!("truncated or padded: the header says {len} bytes, the file has {}", body.len()));
     }
-    let crc =
-        crc.strip_prefix("crc32:").and_then(|c| u32::from_str_radix(c, 16).ok()).ok_or("bad checksum in header")?;
+    // Exactly as written (eight lower-case hex digits), so the header itself is checked too.
+    let crc = crc
+        .strip_prefix("crc32:")
+        .and_then(|c| u32::from_str_radix(c, 16).ok().filter(|v| format!("{v:08x}") == c))
+        .ok_or("bad checksum in header")?;
     let actual = crc32fast::hash(body);
     if actual != crc {
         return Err(format!("checksum mismatch (header crc32:{crc:08x}, content crc32:{actual:08x})"));
