@@ -64,6 +64,7 @@ mod tests {
     fn sample(epoch: u64, offset: u64, watermark: i64, state: i64) -> Checkpoint {
         Checkpoint {
             pipeline: "p".into(),
+            lineage: "l".into(),
             epoch,
             created_ms: 1,
             completed: false,

@@ -50,6 +50,12 @@ pub struct SinkState {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoint {
     pub pipeline: String,
+    /// Identifies a line of runs resuming each other; a run started without a
+    /// checkpoint (first run, `--fresh`) starts a new one. Sinks that record epochs
+    /// outside flowctl (databases) key them by lineage, so epoch numbers of an earlier
+    /// line never hide a new line's output.
+    #[serde(default)]
+    pub lineage: String,
     pub epoch: u64,
     /// Wall-clock time it was taken, epoch ms.
     pub created_ms: i64,

@@ -179,6 +179,7 @@ mod tests {
     fn checkpoint(epoch: u64) -> Checkpoint {
         Checkpoint {
             pipeline: "p".into(),
+            lineage: "l".into(),
             epoch,
             created_ms: 0,
             completed: false,

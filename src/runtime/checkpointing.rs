@@ -61,6 +61,7 @@ pub struct Checkpointing {
     next_due: Instant,
     /// The epoch of the last checkpoint written or restored.
     pub epoch: u64,
+    pub lineage: String,
     pub pipeline: String,
     pub steps: Vec<(String, String)>,
     /// Checkpoints written by this run, their total size and the longest pause.
@@ -112,12 +113,18 @@ impl Checkpointing {
             }
         }
         let epoch = found.as_ref().map_or(0, |(c, _)| c.epoch);
+        let lineage = found
+            .as_ref()
+            .map(|(c, _)| c.lineage.clone())
+            .filter(|l| !l.is_empty())
+            .unwrap_or_else(|| format!("{:x}-{}", chrono::Utc::now().timestamp_millis(), std::process::id()));
         let checkpointing = Checkpointing {
             store,
             _lock: lock,
             interval: config.interval,
             next_due: Instant::now() + config.interval,
             epoch,
+            lineage,
             pipeline: spec.name.clone(),
             steps,
             written: 0,

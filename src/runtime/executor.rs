@@ -92,6 +92,34 @@ impl Executor {
         })
     }
 
+    /// Waits for sink `i` to answer a barrier. A sink thread that ended meanwhile
+    /// (its barrier still queued) cannot answer: its own error is returned instead.
+    fn await_reply(
+        &mut self,
+        i: usize,
+        rx: &crossbeam_channel::Receiver<Result<serde_json::Value, SinkError>>,
+    ) -> Result<Result<serde_json::Value, SinkError>> {
+        loop {
+            match rx.recv_timeout(std::time::Duration::from_millis(100)) {
+                Ok(reply) => return Ok(reply),
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                    return Err(Error::Internal("a sink stopped during a checkpoint".into()))
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    if self.threads[i].as_ref().is_some_and(|h| h.is_finished()) {
+                        self.sinks[i] = None;
+                        return match self.threads[i].take().map(|h| h.join()) {
+                            Some(Ok(Err(SinkError::Failed(e)))) => Err(e),
+                            _ => {
+                                Err(Error::Internal(format!("sink `{}` stopped during a checkpoint", self.sink_ids[i])))
+                            }
+                        };
+                    }
+                }
+            }
+        }
+    }
+
     /// Puts saved step states back (by step key) before the first record.
     pub fn restore(&mut self, saved: &[StepState]) -> Result<()> {
         let Some(cp) = &self.checkpointing else { return Ok(()) };
@@ -173,6 +201,7 @@ impl Executor {
     /// state, the sources' positions come from the merge; then the file is written.
     fn checkpoint(&mut self, merge: &Merge, completed: bool) -> Result<()> {
         let started = std::time::Instant::now();
+        let epoch = self.checkpointing.as_ref().map_or(0, |c| c.epoch) + 1;
         let mut sink_states = Vec::with_capacity(self.sinks.len());
         let mut replies = Vec::new();
         for (i, tx) in self.sinks.iter().enumerate() {
@@ -181,7 +210,7 @@ impl Executor {
                 continue;
             };
             let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
-            if tx.send(SinkMessage::Barrier(reply_tx)).is_err() {
+            if tx.send(SinkMessage::Barrier(epoch, reply_tx)).is_err() {
                 return Err(self
                     .sink_failure
                     .take()
@@ -192,11 +221,10 @@ impl Executor {
         for (i, rx) in replies {
             let state = match rx {
                 None => serde_json::Value::Null,
-                Some(rx) => match rx.recv() {
-                    Ok(Ok(state)) => state,
-                    Ok(Err(SinkError::Closed)) => serde_json::Value::Null,
-                    Ok(Err(SinkError::Failed(e))) => return Err(e),
-                    Err(_) => return Err(Error::Internal("a sink stopped during a checkpoint".into())),
+                Some(rx) => match self.await_reply(i, &rx)? {
+                    Ok(state) => state,
+                    Err(SinkError::Closed) => serde_json::Value::Null,
+                    Err(SinkError::Failed(e)) => return Err(e),
                 },
             };
             sink_states.push(SinkState { id: self.sink_ids[i].clone(), state });
@@ -229,7 +257,8 @@ impl Executor {
             .collect();
         let checkpoint = Checkpoint {
             pipeline: cp.pipeline.clone(),
-            epoch: cp.epoch + 1,
+            lineage: cp.lineage.clone(),
+            epoch,
             created_ms: chrono::Utc::now().timestamp_millis(),
             completed,
             watermark: merge.finite_watermark(),
@@ -237,7 +266,12 @@ impl Executor {
             steps,
             sinks: sink_states,
         };
-        cp.write(&checkpoint, started)
+        cp.write(&checkpoint, started)?;
+        // The second phase: sinks make this epoch's output visible.
+        for tx in self.sinks.iter().flatten() {
+            let _ = tx.send(SinkMessage::CheckpointDone(epoch));
+        }
+        Ok(())
     }
 
     /// Tells every step, in topological order, how far event time has progressed.

@@ -38,8 +38,11 @@ pub enum Message {
 /// What travels from the executor to a sink.
 pub enum SinkMessage {
     Batch(Batch),
-    /// A checkpoint barrier: flush, make durable and reply with the commit state.
-    Barrier(crossbeam_channel::Sender<Result<serde_json::Value, SinkError>>),
+    /// A checkpoint barrier for an epoch: flush, make durable and reply with the
+    /// commit state.
+    Barrier(u64, crossbeam_channel::Sender<Result<serde_json::Value, SinkError>>),
+    /// The checkpoint of this epoch is written: commit what was pre-committed.
+    CheckpointDone(u64),
     /// Every input ended: commit.
     End,
 }
@@ -239,7 +242,8 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary> {
     let mut sink_writers = Vec::new();
     for sink in &spec.sinks {
         let saved = resume.as_ref().and_then(|c| c.sinks.iter().find(|s| s.id == sink.id.value)).map(|s| &s.state);
-        sink_writers.push(sinks::build(spec, sink, checkpointing.is_some(), saved)?);
+        let lineage = checkpointing.as_ref().map(|c| c.lineage.as_str()).unwrap_or_default();
+        sink_writers.push(sinks::build(spec, sink, checkpointing.is_some(), saved, lineage)?);
     }
 
     let receivers: Vec<Receiver<Message>> = opened
@@ -306,8 +310,14 @@ fn sink_thread(mut sink: Box<dyn sinks::Sink>, rx: Receiver<SinkMessage>) -> Res
                     return Err(e);
                 }
             }
-            Ok(SinkMessage::Barrier(reply)) => {
-                let state = sink.pre_commit();
+            Ok(SinkMessage::CheckpointDone(epoch)) => {
+                if let Err(e) = sink.checkpoint_done(epoch) {
+                    sink.abort();
+                    return Err(e);
+                }
+            }
+            Ok(SinkMessage::Barrier(epoch, reply)) => {
+                let state = sink.pre_commit(epoch);
                 let failed = state.is_err();
                 let _ = reply.send(state);
                 if failed {

@@ -34,7 +34,7 @@ pub fn unsupported(spec: &PipelineSpec) -> Diagnostics {
         }
     }
     for sink in &spec.sinks {
-        if !matches!(sink.kind, SinkKind::Stdout { .. } | SinkKind::File { .. }) {
+        if !matches!(sink.kind, SinkKind::Stdout { .. } | SinkKind::File { .. } | SinkKind::Sql { .. }) {
             refuse(sink.type_span, format!("`{}` sinks", sink.kind.type_name()));
         }
     }

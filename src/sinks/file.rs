@@ -143,7 +143,7 @@ impl Sink for FileSink {
         }
     }
 
-    fn pre_commit(&mut self) -> Result<serde_json::Value, SinkError> {
+    fn pre_commit(&mut self, _epoch: u64) -> Result<serde_json::Value, SinkError> {
         let length = self.sync()?;
         serde_json::to_value(Committed { length }).map_err(|e| SinkError::Failed(Error::Internal(e.to_string())))
     }

@@ -3,6 +3,7 @@
 
 pub mod encode;
 mod file;
+pub mod sql;
 mod stdout;
 
 use crate::error::{Error, Result};
@@ -25,8 +26,14 @@ pub trait Sink: Send {
     /// Makes everything written so far durable and returns what a checkpoint must
     /// record to come back to exactly this point (the first phase of a two-phase
     /// commit). Called at a checkpoint barrier, after every earlier write.
-    fn pre_commit(&mut self) -> Result<serde_json::Value, SinkError> {
+    fn pre_commit(&mut self, _epoch: u64) -> Result<serde_json::Value, SinkError> {
         Ok(serde_json::Value::Null)
+    }
+
+    /// Checkpoint `epoch` is durable: make its pre-committed output visible (the
+    /// second phase; databases commit the epoch's transaction here).
+    fn checkpoint_done(&mut self, _epoch: u64) -> Result<(), SinkError> {
+        Ok(())
     }
 
     /// Makes everything written visible (files are renamed to their final name).
@@ -45,6 +52,7 @@ pub fn build(
     sink: &SinkSpec,
     checkpointed: bool,
     resume: Option<&serde_json::Value>,
+    lineage: &str,
 ) -> Result<Box<dyn Sink>> {
     match &sink.kind {
         SinkKind::Stdout { format } => Ok(Box::new(stdout::StdoutSink::new(*format))),
@@ -62,6 +70,21 @@ pub fn build(
                 *delimiter,
                 start,
             )?))
+        }
+        SinkKind::Sql { dialect, url, table, key, columns, create_table, batch_size } => {
+            let config = sql::SqlConfig {
+                dialect: *dialect,
+                url: url.value.clone(),
+                table: table.value.clone(),
+                key: key.iter().map(|k| k.value.clone()).collect(),
+                columns: columns.iter().map(|c| c.value.clone()).collect(),
+                create_table: *create_table,
+                batch_size: *batch_size as usize,
+                pipeline: spec.name.clone(),
+                sink: sink.id.value.clone(),
+                lineage: lineage.to_string(),
+            };
+            Ok(Box::new(sql::SqlSink::open(config, checkpointed, resume)?))
         }
         other => Err(Error::Internal(format!("sink type `{}` has no runtime yet", other.type_name()))),
     }

@@ -9,5 +9,6 @@ mod docs;
 mod examples;
 mod invalid;
 mod on_error;
+mod sql;
 mod streaming;
 mod w1;

@@ -1,0 +1,250 @@
+//! MySQL (MariaDB) and PostgreSQL sinks against the servers running on this machine
+//! (127.0.0.1:3306 root, 127.0.0.1:5432 postgres, database `test`): windowed results
+//! equal the file sink's; kill -9 and resume, and connections cut by a proxy, leave
+//! exactly the rows of an uninterrupted run, in upsert and append mode. Each test
+//! uses its own tables.
+
+use super::common::{flowctl, write_pipeline};
+use super::w1::generate;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const MYSQL: &str = "mysql://root@127.0.0.1:3306/test";
+const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+fn mysql(sql: &str) -> String {
+    let out = Command::new("mysql").args(["-uroot", "-h127.0.0.1", "test", "-N", "-B", "-e", sql]).output().unwrap();
+    assert!(out.status.success(), "mysql: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn psql(sql: &str) -> String {
+    let out = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-At", "-F", "\t", "-q", "-c", sql])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn table(name: &str) -> String {
+    format!("t_{name}_{}", std::process::id())
+}
+
+fn drop_tables(tables: &[&str]) {
+    for t in tables {
+        mysql(&format!("DROP TABLE IF EXISTS {t}"));
+        psql(&format!("DROP TABLE IF EXISTS {t}"));
+    }
+}
+
+/// Rows of a table as sorted tab-separated lines (floats are not involved).
+fn rows(db: &str, t: &str) -> Vec<String> {
+    let sql = format!("SELECT user_id, window_start, window_end, requests, bytes FROM {t}");
+    let text = if db == "mysql" { mysql(&sql) } else { psql(&sql) };
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    lines.sort();
+    lines
+}
+
+fn pipeline(name: &str, input: &str, sinks: &str, checkpoint: bool) -> String {
+    let cp = if checkpoint { "checkpoint: {interval: 30ms, keep: 2}\n" } else { "" };
+    format!(
+        "name: {name}
+sources:
+  clicks:
+    type: file
+    path: {input}
+    schema: {{ts: int, user_id: string, url: string, bytes: int, status: int}}
+    event_time: ts
+    watermark: {{max_out_of_orderness: 2s}}
+steps:
+  - filter: status = 200
+  - key_by: user_id
+  - window: {{tumbling: 10s}}
+  - id: totals
+    reduce: {{requests: count(), bytes: sum(bytes)}}
+sinks:
+{sinks}{cp}"
+    )
+}
+
+fn sql_sink(id: &str, kind: &str, url: &str, t: &str, upsert: bool) -> String {
+    let key = if upsert { "\n    key: [user_id, window_start]" } else { "" };
+    format!(
+        "  {id}:\n    type: {kind}\n    url: {url}\n    table: {t}{key}\n    create_table: true\n    from: totals\n"
+    )
+}
+
+#[test]
+fn windowed_results_in_both_databases_equal_the_file_sink() {
+    let (my, pg) = (table("w1_my"), table("w1_pg"));
+    drop_tables(&[&my, &pg]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("input.csv"), generate(20_000, 0).0).unwrap();
+    let sinks = format!(
+        "{}{}  file: {{type: file, path: out.csv, header: false, format: csv, from: totals}}\n",
+        sql_sink("my", "mysql", MYSQL, &my, true),
+        sql_sink("pg", "postgres", POSTGRES, &pg, true)
+    );
+    let path = write_pipeline(dir.path(), "p.yaml", &pipeline("sql_equal", "input.csv", &sinks, false));
+    let out = flowctl(&["run", &path], None, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let mut expected: Vec<String> =
+        std::fs::read_to_string(dir.path().join("out.csv")).unwrap().lines().map(|l| l.replace(',', "\t")).collect();
+    expected.sort();
+    assert!(expected.len() > 1000);
+    assert_eq!(rows("mysql", &my), expected);
+    assert_eq!(rows("postgres", &pg), expected);
+    let plan = flowctl(&["plan", &path], None, &[]);
+    assert!(!plan.stdout.contains("root@") && !plan.stderr.contains("root@"), "plan shows no URL: {}", plan.stdout);
+    drop_tables(&[&my, &pg]);
+}
+
+/// Four sinks: append and upsert into each database.
+fn four_sinks(suffix: &str) -> (String, Vec<(String, &'static str)>) {
+    let t = |n: &str| table(&format!("{n}_{suffix}"));
+    let list = vec![(t("my_app"), "mysql"), (t("my_up"), "mysql"), (t("pg_app"), "postgres"), (t("pg_up"), "postgres")];
+    let sinks = format!(
+        "{}{}{}{}",
+        sql_sink("my_app", "mysql", MYSQL, &list[0].0, false),
+        sql_sink("my_up", "mysql", MYSQL, &list[1].0, true),
+        sql_sink("pg_app", "postgres", POSTGRES, &list[2].0, false),
+        sql_sink("pg_up", "postgres", POSTGRES, &list[3].0, true)
+    );
+    (sinks, list)
+}
+
+fn reference_rows(input: &str, name: &str) -> Vec<Vec<String>> {
+    let (sinks, tables) = four_sinks(&format!("{name}_ref"));
+    drop_tables(&tables.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("input.csv"), input).unwrap();
+    let path = write_pipeline(dir.path(), "p.yaml", &pipeline(&format!("{name}_ref"), "input.csv", &sinks, true));
+    let out = flowctl(&["run", &path], None, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let result = tables.iter().map(|(t, db)| rows(db, t)).collect();
+    drop_tables(&tables.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>());
+    result
+}
+
+#[test]
+fn kill_9_and_resume_leaves_exactly_the_uninterrupted_rows() {
+    let input = generate(40_000, 0).0;
+    let expected = reference_rows(&input, "sql_kill");
+    let (sinks, tables) = four_sinks("kill");
+    drop_tables(&tables.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("input.csv"), &input).unwrap();
+    let path = write_pipeline(dir.path(), "p.yaml", &pipeline("sql_kill", "input.csv", &sinks, true));
+    let mut state: u64 = 0x5851_f42d_4c95_7f2d;
+    let mut kills = 0;
+    loop {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_flowctl"))
+            .args(["run", "-q", &path])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let wait = if kills < 10 { 30 + state % 200 } else { 5_000 };
+        std::thread::sleep(Duration::from_millis(wait));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            kills += 1;
+        }
+        let status = child.wait().unwrap();
+        if status.success() {
+            break;
+        }
+        assert!(kills < 200, "the run never finished");
+    }
+    assert!(kills >= 10, "only {kills} kills");
+    for ((t, db), want) in tables.iter().zip(&expected) {
+        assert_eq!(&rows(db, t), want, "table {t} after {kills} kills");
+    }
+    drop_tables(&tables.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>());
+}
+
+/// A TCP proxy that cuts every connection every `period`.
+struct Proxy {
+    port: u16,
+    stop: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    fn start(target: &'static str, period: Duration) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let open: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let (s, o) = (stop.clone(), open.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                std::thread::sleep(period);
+                for c in o.lock().unwrap().drain(..) {
+                    let _ = c.shutdown(Shutdown::Both);
+                }
+            }
+        });
+        let s = stop.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if s.load(Ordering::Relaxed) {
+                    return;
+                }
+                let Ok(client) = client else { continue };
+                let Ok(server) = TcpStream::connect(target) else { continue };
+                open.lock().unwrap().extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
+                for (mut from, mut to) in [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server, client)]
+                {
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 16 * 1024];
+                        while let Ok(n) = from.read(&mut buf) {
+                            if n == 0 || to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                        let _ = to.shutdown(Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Proxy { port, stop }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+#[test]
+fn connections_cut_mid_run_are_survived_without_loss_or_duplicates() {
+    let input = generate(40_000, 0).0;
+    let expected = reference_rows(&input, "sql_cut");
+    let my_proxy = Proxy::start("127.0.0.1:3306", Duration::from_millis(1000));
+    let pg_proxy = Proxy::start("127.0.0.1:5432", Duration::from_millis(1000));
+    let (mut sinks, tables) = four_sinks("cut");
+    sinks = sinks
+        .replace("127.0.0.1:3306", &format!("127.0.0.1:{}", my_proxy.port))
+        .replace("127.0.0.1:5432", &format!("127.0.0.1:{}", pg_proxy.port));
+    drop_tables(&tables.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("input.csv"), &input).unwrap();
+    let path = write_pipeline(dir.path(), "p.yaml", &pipeline("sql_cut", "input.csv", &sinks, true));
+    let out = flowctl(&["run", &path], None, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for ((t, db), want) in tables.iter().zip(&expected) {
+        assert_eq!(&rows(db, t), want, "table {t}");
+    }
+    drop_tables(&tables.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>());
+}
