@@ -103,6 +103,12 @@ impl Plan {
             let what = match &sink.kind {
                 SinkKind::Stdout { format } => format!("stdout ({})", format!("{format:?}").to_lowercase()),
                 SinkKind::File { path, format, .. } => format!("file {} ({})", path.value, format.value.name()),
+                SinkKind::Sql { table, key, .. } => {
+                    let mode = if key.is_empty() { "append".to_string() } else {
+                        format!("upsert on {}", key.iter().map(|k| k.value.as_str()).collect::<Vec<_>>().join(", "))
+                    };
+                    format!("{} table {} ({mode})", sink.kind.type_name(), table.value)
+                }
                 other => other.kind_label(),
             };
             let inputs: Vec<String> = self.pipeline.graph.sink_inputs[i].iter().map(|r| self.node_name(*r)).collect();
