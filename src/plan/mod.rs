@@ -104,7 +104,9 @@ impl Plan {
                 SinkKind::Stdout { format } => format!("stdout ({})", format!("{format:?}").to_lowercase()),
                 SinkKind::File { path, format, .. } => format!("file {} ({})", path.value, format.value.name()),
                 SinkKind::Sql { table, key, .. } => {
-                    let mode = if key.is_empty() { "append".to_string() } else {
+                    let mode = if key.is_empty() {
+                        "append".to_string()
+                    } else {
                         format!("upsert on {}", key.iter().map(|k| k.value.as_str()).collect::<Vec<_>>().join(", "))
                     };
                     format!("{} table {} ({mode})", sink.kind.type_name(), table.value)

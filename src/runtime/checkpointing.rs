@@ -62,6 +62,8 @@ pub struct Checkpointing {
     /// The epoch of the last checkpoint written or restored.
     pub epoch: u64,
     pub lineage: String,
+    /// Sinks ask for an early checkpoint through this (see `sinks::RunContext`).
+    pub requested: std::sync::Arc<std::sync::atomic::AtomicBool>,
     pub pipeline: String,
     pub steps: Vec<(String, String)>,
     /// Checkpoints written by this run, their total size and the longest pause.
@@ -125,6 +127,7 @@ impl Checkpointing {
             next_due: Instant::now() + config.interval,
             epoch,
             lineage,
+            requested: Default::default(),
             pipeline: spec.name.clone(),
             steps,
             written: 0,
@@ -135,7 +138,7 @@ impl Checkpointing {
     }
 
     pub fn due(&self) -> bool {
-        Instant::now() >= self.next_due
+        Instant::now() >= self.next_due || self.requested.swap(false, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Writes the checkpoint of the next epoch; `started` is when the barrier began,

@@ -242,8 +242,12 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary> {
     let mut sink_writers = Vec::new();
     for sink in &spec.sinks {
         let saved = resume.as_ref().and_then(|c| c.sinks.iter().find(|s| s.id == sink.id.value)).map(|s| &s.state);
-        let lineage = checkpointing.as_ref().map(|c| c.lineage.as_str()).unwrap_or_default();
-        sink_writers.push(sinks::build(spec, sink, checkpointing.is_some(), saved, lineage)?);
+        let run = sinks::RunContext {
+            checkpointed: checkpointing.is_some(),
+            lineage: checkpointing.as_ref().map(|c| c.lineage.as_str()).unwrap_or_default(),
+            request_checkpoint: checkpointing.as_ref().map(|c| c.requested.clone()).unwrap_or_default(),
+        };
+        sink_writers.push(sinks::build(spec, sink, &run, saved)?);
     }
 
     let receivers: Vec<Receiver<Message>> = opened

@@ -47,13 +47,24 @@ pub trait Sink: Send {
 
 /// Opens a sink. With checkpoints, `resume` is its state in the checkpoint being
 /// resumed (None: a checkpointed run from scratch).
+/// What a sink knows of the run it belongs to.
+pub struct RunContext<'a> {
+    /// The pipeline has a `checkpoint:` block.
+    pub checkpointed: bool,
+    /// The checkpoint lineage (see `Checkpoint::lineage`).
+    pub lineage: &'a str,
+    /// Set by a sink that holds too much output for the next checkpoint: the executor
+    /// then takes one before the interval is up, keeping memory bounded.
+    pub request_checkpoint: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
 pub fn build(
     spec: &PipelineSpec,
     sink: &SinkSpec,
-    checkpointed: bool,
+    run: &RunContext,
     resume: Option<&serde_json::Value>,
-    lineage: &str,
 ) -> Result<Box<dyn Sink>> {
+    let checkpointed = run.checkpointed;
     match &sink.kind {
         SinkKind::Stdout { format } => Ok(Box::new(stdout::StdoutSink::new(*format))),
         SinkKind::File { path, format, header, delimiter } => {
@@ -82,9 +93,9 @@ pub fn build(
                 batch_size: *batch_size as usize,
                 pipeline: spec.name.clone(),
                 sink: sink.id.value.clone(),
-                lineage: lineage.to_string(),
+                lineage: run.lineage.to_string(),
             };
-            Ok(Box::new(sql::SqlSink::open(config, checkpointed, resume)?))
+            Ok(Box::new(sql::SqlSink::open(config, checkpointed, resume, run.request_checkpoint.clone())?))
         }
         other => Err(Error::Internal(format!("sink type `{}` has no runtime yet", other.type_name()))),
     }

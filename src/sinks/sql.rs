@@ -86,7 +86,11 @@ pub struct SqlSink {
     buffer: Vec<Vec<Value>>,
     /// Rows of the epoch whose checkpoint is being written.
     pending: Option<Pending>,
+    request_checkpoint: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
+
+/// Held-back rows that make the sink ask for an early checkpoint (memory bound).
+const MAX_HELD_ROWS: usize = 20_000;
 
 /// Replaces the password of a connection URL with `***` for messages.
 pub fn redact(url: &str) -> String {
@@ -127,13 +131,26 @@ fn transient(e: &sqlx::Error) -> bool {
 }
 
 impl SqlSink {
-    pub fn open(config: SqlConfig, checkpointed: bool, resume: Option<&serde_json::Value>) -> Result<SqlSink, Error> {
+    pub fn open(
+        config: SqlConfig,
+        checkpointed: bool,
+        resume: Option<&serde_json::Value>,
+        request_checkpoint: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> Result<SqlSink, Error> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| Error::Internal(format!("cannot start the database runtime: {e}")))?;
-        let mut sink =
-            SqlSink { config, runtime, db: None, checkpointed, columns: None, buffer: Vec::new(), pending: None };
+        let mut sink = SqlSink {
+            config,
+            runtime,
+            db: None,
+            checkpointed,
+            columns: None,
+            buffer: Vec::new(),
+            pending: None,
+            request_checkpoint,
+        };
         sink.with_retry("connect", |_| Ok(()))?;
         if let Some(state) = resume.filter(|s| !s.is_null()) {
             let pending: Pending = serde_json::from_value(state.clone()).map_err(|e| {
@@ -517,6 +534,9 @@ impl Sink for SqlSink {
             if !self.config.key.is_empty() && self.buffer.len() > 4 * self.config.batch_size {
                 let buffer = std::mem::take(&mut self.buffer);
                 self.buffer = self.compact(buffer);
+            }
+            if self.buffer.len() >= MAX_HELD_ROWS {
+                self.request_checkpoint.store(true, std::sync::atomic::Ordering::Relaxed);
             }
             return Ok(());
         }
