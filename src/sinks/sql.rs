@@ -349,7 +349,9 @@ impl SqlSink {
     }
 
     /// Writes rows in one transaction; with `epoch`, also records it in
-    /// `flowctl_commits`, and writes nothing if that epoch is already recorded.
+    /// `flowctl_commits`, and writes nothing if that epoch is already recorded. When
+    /// the database rejects the data (a constraint, a type), the rejected row is found
+    /// and named in the error.
     fn write_rows(&mut self, rows: &[Vec<Value>], epoch: Option<u64>) -> Result<(), Error> {
         let Some(columns) = self.columns.clone() else { return Ok(()) };
         let statements = self.statements(&columns);
@@ -359,14 +361,46 @@ impl SqlSink {
             sink: self.config.sink.clone(),
             lineage: self.config.lineage.clone(),
         });
-        self.with_retry("write rows", |s| {
+        let written = self.with_retry("write rows", |s| {
             let rt = &s.runtime;
             match s.db.as_mut() {
                 Some(Db::My(c)) => rt.block_on(write_tx_my(c, &statements, &columns, rows, commit.as_ref())),
                 Some(Db::Pg(c)) => rt.block_on(write_tx_pg(c, &statements, &columns, rows, commit.as_ref())),
                 None => Err(sqlx::Error::PoolClosed),
             }
-        })
+        });
+        match written {
+            Err(Error::External(message)) if !rows.is_empty() => match self.find_rejected(&columns, rows) {
+                Some((row, reason)) => Err(Error::Data(format!(
+                    "sink `{}`: the database rejected the row {row}: {reason}",
+                    self.config.sink
+                ))),
+                None => Err(Error::External(message)),
+            },
+            other => other,
+        }
+    }
+
+    /// Inserts the rows one by one in a transaction that is rolled back, to find the
+    /// first one the database rejects; returns it as JSON with the reason.
+    fn find_rejected(&mut self, columns: &[(String, Kind)], rows: &[Vec<Value>]) -> Option<(String, String)> {
+        let single = Statements { per: 1, ..self.statements(columns) };
+        let rt = &self.runtime;
+        let found = match self.db.as_mut()? {
+            Db::My(c) => rt.block_on(first_rejected_my(c, &single, columns, rows)),
+            Db::Pg(c) => rt.block_on(first_rejected_pg(c, &single, columns, rows)),
+        };
+        let (index, reason) = found?;
+        let fields: Vec<String> = columns
+            .iter()
+            .zip(&rows[index])
+            .map(|((name, _), v)| {
+                let mut s = String::new();
+                crate::record::write_json_string(name, &mut s);
+                format!("{s}:{}", v.to_json())
+            })
+            .collect();
+        Some((format!("{{{}}}", fields.join(",")), reason))
     }
 
     /// The INSERT (or upsert) statement around chunks of rows.
@@ -508,6 +542,40 @@ macro_rules! write_tx {
         }
     };
 }
+
+/// Inserts rows one at a time (each its own statement) in a transaction that is
+/// always rolled back; the index and message of the first rejected row.
+macro_rules! first_rejected {
+    ($name:ident, $db:ty, $conn:ty) => {
+        async fn $name(
+            conn: &mut $conn,
+            st: &Statements,
+            columns: &[(String, Kind)],
+            rows: &[Vec<Value>],
+        ) -> Option<(usize, String)> {
+            let mut tx = conn.begin().await.ok()?;
+            let mut found = None;
+            for (i, row) in rows.iter().enumerate() {
+                let mut qb = sqlx::QueryBuilder::<$db>::new(&st.head);
+                qb.push_values(std::iter::once(row), |mut sep, row| {
+                    for (value, (_, kind)) in row.iter().zip(columns) {
+                        bind_value!(sep, value, *kind);
+                    }
+                });
+                qb.push(&st.tail);
+                if let Err(e) = qb.build().execute(&mut *tx).await {
+                    found = Some((i, e.to_string()));
+                    break;
+                }
+            }
+            let _ = tx.rollback().await;
+            found
+        }
+    };
+}
+
+first_rejected!(first_rejected_my, sqlx::MySql, MySqlConnection);
+first_rejected!(first_rejected_pg, sqlx::Postgres, PgConnection);
 
 write_tx!(
     write_tx_my,

@@ -248,3 +248,21 @@ fn connections_cut_mid_run_are_survived_without_loss_or_duplicates() {
     }
     drop_tables(&tables.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_row_the_database_rejects_is_named_in_the_error() {
+    let t = table("reject");
+    drop_tables(&[&t]);
+    psql(&format!(
+        "CREATE TABLE {t} (user_id TEXT, window_start BIGINT, window_end BIGINT, requests BIGINT, bytes BIGINT CHECK (bytes < 5000))"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("input.csv"), generate(2_000, 0).0).unwrap();
+    let sinks = format!("  pg:\n    type: postgres\n    url: {POSTGRES}\n    table: {t}\n    from: totals\n");
+    let path = write_pipeline(dir.path(), "p.yaml", &pipeline("sql_reject", "input.csv", &sinks, false));
+    let out = flowctl(&["run", &path], None, &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("sink `pg`: the database rejected the row {\"user_id\":"), "{}", out.stderr);
+    assert!(out.stderr.contains("check constraint"), "{}", out.stderr);
+    drop_tables(&[&t]);
+}
