@@ -387,17 +387,20 @@ impl Executor {
         }
         .or(self.sink_failure.take());
         let interrupted = self.summary.interrupted.is_some();
-        for tx in self.sinks.iter_mut() {
-            if let Some(tx) = tx.take() {
+        // The error sink ends last: other sinks may still hand it rows their targets
+        // reject while they commit.
+        let mut order: Vec<usize> = (0..self.sinks.len()).filter(|i| Some(*i) != self.error_sink).collect();
+        order.extend(self.error_sink);
+        let mut first_error = failure;
+        for i in order {
+            if let Some(tx) = self.sinks[i].take() {
                 // Interrupted runs do not commit: checkpointed sinks keep their
                 // in-progress output for the next run, the others discard it.
-                if failure.is_none() && !interrupted {
+                if first_error.is_none() && !interrupted {
                     let _ = tx.send(SinkMessage::End);
                 }
             }
-        }
-        let mut first_error = failure;
-        for handle in self.threads.iter_mut().filter_map(Option::take) {
+            let Some(handle) = self.threads[i].take() else { continue };
             match handle.join() {
                 Ok(Ok(())) | Ok(Err(SinkError::Closed)) => {}
                 Ok(Err(SinkError::Failed(_))) if interrupted => {}

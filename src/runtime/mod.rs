@@ -239,6 +239,11 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary> {
     };
     let bounded_inputs = opened.iter().all(|s| s.bounded());
     let replayable = opened.iter().map(|s| s.replayable()).collect();
+    // Channels first: a sink may hand rows its target rejects to the error sink.
+    let (sink_senders, sink_receivers): (Vec<_>, Vec<_>) =
+        spec.sinks.iter().map(|_| bounded::<SinkMessage>(options.channel_capacity)).unzip();
+    let rejected = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let on_reject = reject_handler(&plan.pipeline, &sink_senders, &rejected);
     let mut sink_writers = Vec::new();
     for sink in &spec.sinks {
         let saved = resume.as_ref().and_then(|c| c.sinks.iter().find(|s| s.id == sink.id.value)).map(|s| &s.state);
@@ -246,6 +251,7 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary> {
             checkpointed: checkpointing.is_some(),
             lineage: checkpointing.as_ref().map(|c| c.lineage.as_str()).unwrap_or_default(),
             request_checkpoint: checkpointing.as_ref().map(|c| c.requested.clone()).unwrap_or_default(),
+            on_reject: on_reject.clone(),
         };
         sink_writers.push(sinks::build(spec, sink, &run, saved)?);
     }
@@ -269,16 +275,14 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary> {
         .collect();
 
     let mut sink_threads = Vec::new();
-    let mut sink_senders = Vec::new();
-    for (i, sink) in sink_writers.into_iter().enumerate() {
-        let (tx, rx) = bounded::<SinkMessage>(options.channel_capacity);
+    let sink_senders: Vec<_> = sink_senders.into_iter().map(Some).collect();
+    for (i, (sink, rx)) in sink_writers.into_iter().zip(sink_receivers).enumerate() {
         let name = format!("sink-{}", spec.sinks[i].id.value);
         let handle = std::thread::Builder::new()
             .name(name)
             .spawn(move || sink_thread(sink, rx))
             .map_err(|e| Error::Internal(format!("cannot start a sink thread: {e}")))?;
         sink_threads.push(Some(handle));
-        sink_senders.push(Some(tx));
     }
 
     let clocks = spec
@@ -299,8 +303,45 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary> {
     let outcome = exec.run(&mut merge);
     stop.store(true, Ordering::Relaxed);
     let mut summary = exec.finish(outcome)?;
+    // Rows a sink's target rejected, under `on_error: skip` or `<sink>`.
+    match spec.on_error.value {
+        crate::spec::ErrorPolicy::Skip => summary.skipped += rejected.load(Ordering::Relaxed),
+        _ => summary.failed += rejected.load(Ordering::Relaxed),
+    }
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+/// What a sink does with a row its target rejects, from the pipeline's `on_error`:
+/// `fail` has no handler (the sink fails naming the row); `skip` counts it; a sink id
+/// receives an error record (`step` names the sink, `input` the row).
+fn reject_handler(
+    pipeline: &crate::validate::ValidPipeline,
+    senders: &[crossbeam_channel::Sender<SinkMessage>],
+    rejected: &Arc<std::sync::atomic::AtomicU64>,
+) -> Option<sinks::RejectHandler> {
+    let counter = rejected.clone();
+    match &pipeline.spec.on_error.value {
+        crate::spec::ErrorPolicy::Fail => None,
+        crate::spec::ErrorPolicy::Skip => Some(Arc::new(move |_: &str, _: crate::record::Value, _: &str| {
+            counter.fetch_add(1, Ordering::Relaxed);
+        })),
+        crate::spec::ErrorPolicy::Sink(_) => {
+            let tx = senders.get(pipeline.graph.error_sink?)?.clone();
+            Some(Arc::new(move |sink: &str, row: crate::record::Value, error: &str| {
+                counter.fetch_add(1, Ordering::Relaxed);
+                let record = crate::record::Record::from_pairs(vec![
+                    ("source", crate::record::Value::Null),
+                    ("file", crate::record::Value::Null),
+                    ("line", crate::record::Value::Null),
+                    ("step", crate::record::Value::str(&format!("sink {sink}"))),
+                    ("input", row),
+                    ("error", crate::record::Value::str(error)),
+                ]);
+                let _ = tx.send(SinkMessage::Batch(vec![record]));
+            }))
+        }
+    }
 }
 
 /// A sink's thread: writes batches, answers checkpoint barriers, commits at the end,

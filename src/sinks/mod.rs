@@ -56,7 +56,12 @@ pub struct RunContext<'a> {
     /// Set by a sink that holds too much output for the next checkpoint: the executor
     /// then takes one before the interval is up, keeping memory bounded.
     pub request_checkpoint: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Where rows the target rejects go (`on_error: skip` or a sink); None: `fail`.
+    pub on_reject: Option<RejectHandler>,
 }
+
+/// Takes a rejected row: the sink's id, the row (as a map) and the target's reason.
+pub type RejectHandler = std::sync::Arc<dyn Fn(&str, crate::record::Value, &str) + Send + Sync>;
 
 pub fn build(
     spec: &PipelineSpec,
@@ -95,7 +100,13 @@ pub fn build(
                 sink: sink.id.value.clone(),
                 lineage: run.lineage.to_string(),
             };
-            Ok(Box::new(sql::SqlSink::open(config, checkpointed, resume, run.request_checkpoint.clone())?))
+            Ok(Box::new(sql::SqlSink::open(
+                config,
+                checkpointed,
+                resume,
+                run.request_checkpoint.clone(),
+                run.on_reject.clone(),
+            )?))
         }
         other => Err(Error::Internal(format!("sink type `{}` has no runtime yet", other.type_name()))),
     }

@@ -87,6 +87,8 @@ pub struct SqlSink {
     /// Rows of the epoch whose checkpoint is being written.
     pending: Option<Pending>,
     request_checkpoint: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// `on_error: skip` or a sink: rejected rows are handed here and left out.
+    on_reject: Option<super::RejectHandler>,
 }
 
 /// Held-back rows that make the sink ask for an early checkpoint (memory bound).
@@ -136,6 +138,7 @@ impl SqlSink {
         checkpointed: bool,
         resume: Option<&serde_json::Value>,
         request_checkpoint: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        on_reject: Option<super::RejectHandler>,
     ) -> Result<SqlSink, Error> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -150,6 +153,7 @@ impl SqlSink {
             buffer: Vec::new(),
             pending: None,
             request_checkpoint,
+            on_reject,
         };
         sink.with_retry("connect", |_| Ok(()))?;
         if let Some(state) = resume.filter(|s| !s.is_null()) {
@@ -350,57 +354,70 @@ impl SqlSink {
 
     /// Writes rows in one transaction; with `epoch`, also records it in
     /// `flowctl_commits`, and writes nothing if that epoch is already recorded. When
-    /// the database rejects the data (a constraint, a type), the rejected row is found
-    /// and named in the error.
+    /// the database rejects the data (a constraint, a type), the rejected row is found:
+    /// under `on_error: fail` the error names it; otherwise it goes to the reject
+    /// handler and the rest is written again without it.
     fn write_rows(&mut self, rows: &[Vec<Value>], epoch: Option<u64>) -> Result<(), Error> {
         let Some(columns) = self.columns.clone() else { return Ok(()) };
-        let statements = self.statements(&columns);
+        let mut rows = std::borrow::Cow::Borrowed(rows);
+        loop {
+            let message = match self.write_once(&columns, &rows, epoch) {
+                Err(Error::External(message)) if !rows.is_empty() => message,
+                other => return other,
+            };
+            let Some((index, reason)) = self.find_rejected(&columns, &rows) else {
+                return Err(Error::External(message));
+            };
+            let row = Value::Map(std::sync::Arc::new(
+                columns
+                    .iter()
+                    .zip(&rows[index])
+                    .map(|((name, _), v)| (std::sync::Arc::from(name.as_str()), v.clone()))
+                    .collect(),
+            ));
+            match &self.on_reject {
+                None => {
+                    return Err(Error::Data(format!(
+                        "sink `{}`: the database rejected the row {}: {reason}",
+                        self.config.sink,
+                        row.to_json()
+                    )))
+                }
+                Some(handler) => {
+                    handler(&self.config.sink, row, &reason);
+                    rows.to_mut().remove(index);
+                }
+            }
+        }
+    }
+
+    fn write_once(&mut self, columns: &[(String, Kind)], rows: &[Vec<Value>], epoch: Option<u64>) -> Result<(), Error> {
+        let statements = self.statements(columns);
         let commit = epoch.map(|e| Commit {
             epoch: e,
             pipeline: self.config.pipeline.clone(),
             sink: self.config.sink.clone(),
             lineage: self.config.lineage.clone(),
         });
-        let written = self.with_retry("write rows", |s| {
+        self.with_retry("write rows", |s| {
             let rt = &s.runtime;
             match s.db.as_mut() {
-                Some(Db::My(c)) => rt.block_on(write_tx_my(c, &statements, &columns, rows, commit.as_ref())),
-                Some(Db::Pg(c)) => rt.block_on(write_tx_pg(c, &statements, &columns, rows, commit.as_ref())),
+                Some(Db::My(c)) => rt.block_on(write_tx_my(c, &statements, columns, rows, commit.as_ref())),
+                Some(Db::Pg(c)) => rt.block_on(write_tx_pg(c, &statements, columns, rows, commit.as_ref())),
                 None => Err(sqlx::Error::PoolClosed),
             }
-        });
-        match written {
-            Err(Error::External(message)) if !rows.is_empty() => match self.find_rejected(&columns, rows) {
-                Some((row, reason)) => Err(Error::Data(format!(
-                    "sink `{}`: the database rejected the row {row}: {reason}",
-                    self.config.sink
-                ))),
-                None => Err(Error::External(message)),
-            },
-            other => other,
-        }
+        })
     }
 
     /// Inserts the rows one by one in a transaction that is rolled back, to find the
-    /// first one the database rejects; returns it as JSON with the reason.
-    fn find_rejected(&mut self, columns: &[(String, Kind)], rows: &[Vec<Value>]) -> Option<(String, String)> {
+    /// first one the database rejects: its index and the reason.
+    fn find_rejected(&mut self, columns: &[(String, Kind)], rows: &[Vec<Value>]) -> Option<(usize, String)> {
         let single = Statements { per: 1, ..self.statements(columns) };
         let rt = &self.runtime;
-        let found = match self.db.as_mut()? {
+        match self.db.as_mut()? {
             Db::My(c) => rt.block_on(first_rejected_my(c, &single, columns, rows)),
             Db::Pg(c) => rt.block_on(first_rejected_pg(c, &single, columns, rows)),
-        };
-        let (index, reason) = found?;
-        let fields: Vec<String> = columns
-            .iter()
-            .zip(&rows[index])
-            .map(|((name, _), v)| {
-                let mut s = String::new();
-                crate::record::write_json_string(name, &mut s);
-                format!("{s}:{}", v.to_json())
-            })
-            .collect();
-        Some((format!("{{{}}}", fields.join(",")), reason))
+        }
     }
 
     /// The INSERT (or upsert) statement around chunks of rows.

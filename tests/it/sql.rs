@@ -266,3 +266,34 @@ fn a_row_the_database_rejects_is_named_in_the_error() {
     assert!(out.stderr.contains("check constraint"), "{}", out.stderr);
     drop_tables(&[&t]);
 }
+
+#[test]
+fn rejected_rows_follow_on_error_to_a_sink() {
+    let t = table("reject_sink");
+    drop_tables(&[&t]);
+    psql(&format!(
+        "CREATE TABLE {t} (user_id TEXT, window_start BIGINT, window_end BIGINT, requests BIGINT, bytes BIGINT CHECK (bytes < 5000))"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("input.csv"), generate(2_000, 0).0).unwrap();
+    let sinks = format!(
+        "  pg:\n    type: postgres\n    url: {POSTGRES}\n    table: {t}\n    from: totals\n  rejects: {{type: file, path: rejects.jsonl}}\n  all: {{type: file, path: all.csv, header: false, from: totals}}\n"
+    );
+    let yaml = format!("on_error: rejects\n{}", pipeline("sql_reject_sink", "input.csv", &sinks, false));
+    let path = write_pipeline(dir.path(), "p.yaml", &yaml);
+    let out = flowctl(&["run", &path], None, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let all = std::fs::read_to_string(dir.path().join("all.csv")).unwrap();
+    let too_big = all.lines().filter(|l| l.rsplit(',').next().unwrap().parse::<i64>().unwrap() >= 5000).count();
+    assert!(too_big > 0);
+    let rejects = std::fs::read_to_string(dir.path().join("rejects.jsonl")).unwrap();
+    assert_eq!(rejects.lines().count(), too_big, "{rejects}");
+    let first: serde_json::Value = serde_json::from_str(rejects.lines().next().unwrap()).unwrap();
+    assert_eq!(first["step"], "sink pg");
+    assert!(first["error"].as_str().unwrap().contains("check constraint"));
+    assert!(first["input"]["bytes"].as_i64().unwrap() >= 5000);
+    let count = psql(&format!("SELECT count(*) FROM {t}"));
+    assert_eq!(count.trim().parse::<usize>().unwrap(), all.lines().count() - too_big);
+    assert!(out.stderr.contains(&format!("0 skipped, {too_big} failed")), "{}", out.stderr);
+    drop_tables(&[&t]);
+}
