@@ -46,6 +46,10 @@ pub enum Command {
         /// Resume even when edited steps cannot take their saved state (they start empty).
         #[arg(long)]
         allow_state_loss: bool,
+        /// Override a spec value, e.g. `--set sources.clicks.path=today.csv` (repeatable;
+        /// list items by index: `steps.0.filter=...`).
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        set: Vec<spec::overrides::Override>,
     },
     /// Check pipeline files and report every error at once, with line and column.
     ///
@@ -62,6 +66,14 @@ pub enum Command {
     Plan {
         /// The pipeline file.
         pipeline: PathBuf,
+        /// Override a spec value (as for `run`).
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        set: Vec<spec::overrides::Override>,
+    },
+    /// Print a shell completion script: `flowctl completions bash > /etc/bash_completion.d/flowctl`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
     },
     /// Print the JSON Schema of the pipeline format (for editor completion).
     Schema,
@@ -81,13 +93,18 @@ pub enum Format {
 /// Runs a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
-        Command::Run { pipeline, quiet, batch_size, fresh, allow_state_loss } => {
+        Command::Run { pipeline, quiet, batch_size, fresh, allow_state_loss, set } => {
             let resume = runtime::checkpointing::ResumeOptions { fresh, allow_state_loss };
-            run_pipeline(&pipeline, quiet, batch_size, resume)
+            run_pipeline(&pipeline, quiet, batch_size, resume, &set)
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "flowctl", &mut std::io::stdout());
+            0
         }
         Command::Checkpoints { action } => checkpoints::run(action),
         Command::Validate { files, format } => validate_files(&files, format),
-        Command::Plan { pipeline } => match load_valid(&pipeline, true) {
+        Command::Plan { pipeline, set } => match load_valid(&pipeline, true, &set) {
             Ok(valid) => {
                 let plan = plan::plan(valid);
                 print!("{}", plan.describe());
@@ -122,11 +139,11 @@ fn read(path: &Path) -> Result<SourceFile, i32> {
 }
 
 /// Reads and validates a pipeline, printing diagnostics; Err is the exit code.
-fn load_valid(path: &Path, peek_inputs: bool) -> Result<ValidPipeline, i32> {
+fn load_valid(path: &Path, peek_inputs: bool, overrides: &[spec::overrides::Override]) -> Result<ValidPipeline, i32> {
     let file = read(path)?;
     let peek: &dyn Fn(&spec::PipelineSpec, &spec::SourceSpec) -> Option<Vec<String>> =
         if peek_inputs { &sources::peek_csv_header } else { &no_peek };
-    let options = Options { env: &spec::process_env, peek_fields: peek };
+    let options = Options { env: &spec::process_env, peek_fields: peek, overrides };
     validate::validate_file(&file, &options).map_err(|diags| print_diagnostics(&file, &diags))
 }
 
@@ -154,7 +171,7 @@ fn validate_files(files: &[PathBuf], format: Format) -> i32 {
                 continue;
             }
         };
-        let options = Options { env: &spec::process_env, peek_fields: &no_peek };
+        let options = Options { env: &spec::process_env, peek_fields: &no_peek, overrides: &[] };
         match validate::validate_file(&file, &options) {
             Ok(_) => {
                 if format == Format::Text {
@@ -178,8 +195,14 @@ fn validate_files(files: &[PathBuf], format: Format) -> i32 {
     code
 }
 
-fn run_pipeline(path: &Path, quiet: bool, batch_size: usize, resume: runtime::checkpointing::ResumeOptions) -> i32 {
-    let valid = match load_valid(path, true) {
+fn run_pipeline(
+    path: &Path,
+    quiet: bool,
+    batch_size: usize,
+    resume: runtime::checkpointing::ResumeOptions,
+    overrides: &[spec::overrides::Override],
+) -> i32 {
+    let valid = match load_valid(path, true, overrides) {
         Ok(v) => v,
         Err(code) => return code,
     };

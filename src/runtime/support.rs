@@ -21,7 +21,7 @@ pub fn unsupported(spec: &PipelineSpec) -> Diagnostics {
             SourceKind::File { follow, .. } if follow.value => {
                 refuse(follow.span, "`follow: true` on file sources".into())
             }
-            SourceKind::File { .. } | SourceKind::Stdin { .. } => {}
+            SourceKind::File { .. } | SourceKind::Stdin { .. } | SourceKind::Datagen { .. } => {}
             other => refuse(s.type_span, format!("`{}` sources", other.type_name())),
         }
         if let Some(p) = &s.parallelism {

@@ -1,6 +1,7 @@
 //! Sources: where records come from. One file per source kind; this module holds the
 //! trait and the `build` registry.
 
+mod datagen;
 pub mod decode;
 mod file;
 mod stdin;
@@ -61,6 +62,9 @@ pub fn build(
             Ok(Box::new(file::FileSource::open(files, decoding.clone(), origin, schema, &source.id.value)?))
         }
         SourceKind::Stdin { decoding } => Ok(Box::new(stdin::StdinSource::new(decoding, origin, schema))),
+        SourceKind::Datagen { fields, rate, count, seed } => {
+            Ok(Box::new(datagen::DatagenSource::new(fields, *rate, *count, *seed, origin, &source.id.value)?))
+        }
         other => Err(Error::Internal(format!("source type `{}` has no runtime yet", other.type_name()))),
     }
 }

@@ -11,6 +11,7 @@ pub mod interpolate;
 pub mod load;
 pub mod model;
 pub mod node;
+pub mod overrides;
 pub mod reference;
 pub mod schema;
 
@@ -39,9 +40,13 @@ impl SourceFile {
 
 /// Reads the spec from a file's text with `${VAR}` taken from `env`. Returns the
 /// spec (when the YAML was readable) and every diagnostic found on the way.
-pub fn parse(file: &SourceFile, env: &dyn Fn(&str) -> Option<String>) -> (Option<PipelineSpec>, Diagnostics) {
+pub fn parse(
+    file: &SourceFile,
+    env: &dyn Fn(&str) -> Option<String>,
+    overrides: &[overrides::Override],
+) -> (Option<PipelineSpec>, Diagnostics) {
     let mut diags = Diagnostics::default();
-    let Some(root) = load::parse_yaml(&file.text, env, &mut diags) else {
+    let Some(mut root) = load::parse_yaml(&file.text, env, &mut diags) else {
         if diags.is_empty() {
             diags.error(
                 node::Span::new(1, 1, 1),
@@ -51,6 +56,7 @@ pub fn parse(file: &SourceFile, env: &dyn Fn(&str) -> Option<String>) -> (Option
         }
         return (None, diags);
     };
+    overrides::apply(&mut root, overrides, &mut diags);
     check::check_pipeline(&root, &mut diags);
     if !matches!(root.kind, node::NodeKind::Map(_)) {
         return (None, diags);

@@ -104,3 +104,29 @@ impl Node {
         }
     }
 }
+
+impl Node {
+    /// The node as a record value: plain scalars typed as YAML's core schema says
+    /// (null, bool, int, float, else string), quoted ones as strings, lists and
+    /// mappings as lists and maps. For literal values in the spec (generators, tests).
+    pub fn to_value(&self) -> crate::record::Value {
+        use crate::record::Value;
+        match &self.kind {
+            NodeKind::Scalar { .. } if self.is_null() => Value::Null,
+            NodeKind::Scalar { text, style: ScalarStyle::Plain } => match &**text {
+                "true" | "True" | "TRUE" => Value::Bool(true),
+                "false" | "False" | "FALSE" => Value::Bool(false),
+                t => t
+                    .parse::<i64>()
+                    .map(Value::Int)
+                    .or_else(|_| t.parse::<f64>().map(Value::Float))
+                    .unwrap_or_else(|_| Value::Str(text.clone())),
+            },
+            NodeKind::Scalar { text, .. } => Value::Str(text.clone()),
+            NodeKind::Seq(items) => Value::List(Arc::new(items.iter().map(Node::to_value).collect())),
+            NodeKind::Map(entries) => Value::Map(Arc::new(
+                entries.iter().map(|(k, v)| (Arc::from(k.scalar().unwrap_or_default()), v.to_value())).collect(),
+            )),
+        }
+    }
+}

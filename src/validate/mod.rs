@@ -34,11 +34,17 @@ pub struct Options<'a> {
     /// Fields a source produces that only its input can tell (a CSV header); `flowctl
     /// validate` opens no inputs, `flowctl run` does.
     pub peek_fields: &'a dyn Fn(&PipelineSpec, &SourceSpec) -> Option<Vec<String>>,
+    /// `--set path=value` overrides.
+    pub overrides: &'a [spec::overrides::Override],
 }
 
-/// Fields a source declares in the spec itself: text lines, or the `schema:` of a CSV
-/// source without a header (with a header, the header names the fields).
+/// Fields a source declares in the spec itself: text lines, generator fields, or the
+/// `schema:` of a CSV source without a header (with a header, the header names the
+/// fields).
 fn declared_fields(source: &SourceSpec) -> Option<Vec<Arc<str>>> {
+    if let spec::SourceKind::Datagen { fields, .. } = &source.kind {
+        return Some(fields.iter().map(|g| Arc::from(g.field.value.as_str())).collect());
+    }
     let decoding = source.kind.decoding()?;
     match decoding.format.value {
         spec::DataFormat::Text | spec::DataFormat::Raw => Some(vec![Arc::from("line")]),
@@ -78,7 +84,7 @@ pub fn validate(spec: PipelineSpec, options: &Options) -> Result<ValidPipeline, 
 
 /// Loads, checks and validates one file: every diagnostic of every stage at once.
 pub fn validate_file(file: &SourceFile, options: &Options) -> Result<ValidPipeline, Diagnostics> {
-    let (spec, mut diags) = spec::parse(file, options.env);
+    let (spec, mut diags) = spec::parse(file, options.env, options.overrides);
     let Some(spec) = spec else { return Err(diags.sorted()) };
     match validate(spec, options) {
         Ok(valid) if diags.is_empty() => Ok(valid),

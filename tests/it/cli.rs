@@ -162,3 +162,35 @@ fn env_variables_are_interpolated_with_defaults() {
     assert_eq!(flowctl(&["run", &path], Some("x\n"), &[]).stdout, "{\"tag\":\"none\",\"line\":\"x\"}\n");
     assert_eq!(flowctl(&["run", &path], Some("x\n"), &[("TAG", "blue")]).stdout, "{\"tag\":\"blue\",\"line\":\"x\"}\n");
 }
+
+#[test]
+fn set_overrides_any_spec_value_and_is_validated_like_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    std::fs::write(&input, "ts,user_id,url,bytes,status\n1,u1,/a,2000,404\n2,u2,/b,3000,200\n").unwrap();
+    let path_override = format!("sources.clicks.path={}", input.display());
+    let out = flowctl(
+        &["run", "pipelines/quickstart.yaml", "--set", &path_override, "--set", "steps.0.filter=status = 404"],
+        None,
+        &[],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "{\"user\":\"u1\",\"page\":\"/a\",\"kb\":1.953125}\n");
+    let bad = flowctl(&["run", "pipelines/quickstart.yaml", "--set", "sinks.out.format=xml"], None, &[]);
+    assert_eq!(bad.code, 2);
+    assert!(
+        bad.stderr.contains("`format` of sink `out` must be one of jsonl, csv, table, found `xml`"),
+        "{}",
+        bad.stderr
+    );
+    let unusable = flowctl(&["run", "pipelines/quickstart.yaml", "--set", "nonsense"], None, &[]);
+    assert_eq!(unusable.code, 2);
+}
+
+#[test]
+fn completions_are_printed_for_shells() {
+    let out = flowctl(&["completions", "bash"], None, &[]);
+    assert_eq!(out.code, 0);
+    assert!(out.stdout.contains("flowctl") && out.stdout.contains("validate") && out.stdout.contains("--fresh"));
+    assert_eq!(flowctl(&["completions", "fish"], None, &[]).code, 0);
+}
