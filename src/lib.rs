@@ -21,4 +21,5 @@ pub mod sinks;
 pub mod sources;
 pub mod spec;
 pub mod steps;
+pub mod testing;
 pub mod validate;

@@ -70,6 +70,12 @@ pub enum Command {
         #[arg(long = "set", value_name = "PATH=VALUE")]
         set: Vec<spec::overrides::Override>,
     },
+    /// Run the `tests:` cases of a pipeline file: given input records per source,
+    /// expected records per sink or step id. Exit 0 when all pass, 1 otherwise.
+    Test {
+        /// The pipeline file.
+        pipeline: PathBuf,
+    },
     /// Print a shell completion script: `flowctl completions bash > /etc/bash_completion.d/flowctl`.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -97,6 +103,7 @@ pub fn run(cli: Cli) -> i32 {
             let resume = runtime::checkpointing::ResumeOptions { fresh, allow_state_loss };
             run_pipeline(&pipeline, quiet, batch_size, resume, &set)
         }
+        Command::Test { pipeline } => test_pipeline(&pipeline),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "flowctl", &mut std::io::stdout());
@@ -236,6 +243,35 @@ fn run_pipeline(
                 }
                 None => 0,
             }
+        }
+        Err(e) => report(&e),
+    }
+}
+
+fn test_pipeline(path: &Path) -> i32 {
+    let valid = match load_valid(path, false, &[]) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    if valid.spec.tests.is_empty() {
+        eprintln!("flowctl: {} has no `tests:` cases", path.display());
+        return 1;
+    }
+    match crate::testing::run_cases(&valid) {
+        Ok(results) => {
+            let failed = results.iter().filter(|r| !r.failures.is_empty()).count();
+            for r in &results {
+                if r.failures.is_empty() {
+                    println!("ok: {}", r.name);
+                } else {
+                    println!("FAILED: {}", r.name);
+                    for f in &r.failures {
+                        println!("  {f}");
+                    }
+                }
+            }
+            println!("{} passed, {failed} failed", results.len() - failed);
+            i32::from(failed > 0)
         }
         Err(e) => report(&e),
     }

@@ -188,6 +188,22 @@ impl SourceThread {
 /// Runs the plan to completion (bounded input), until it fails, or until a signal.
 /// With a `checkpoint:` block, resumes from the newest valid checkpoint first.
 pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary> {
+    run_with(plan, options, None)
+}
+
+/// Sources and sinks that replace those of the spec, one per source and per sink, in
+/// order (`flowctl test` runs pipelines on given records into memory).
+pub struct Io {
+    pub sources: Vec<Box<dyn sources::Source>>,
+    pub sinks: Vec<Box<dyn sinks::Sink>>,
+}
+
+/// [`run`], with the spec's sources and sinks replaced when `io` is given.
+pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<RunSummary> {
+    let (mut given_sources, mut given_sinks) = match io {
+        Some(io) => (Some(io.sources.into_iter()), Some(io.sinks.into_iter())),
+        None => (None, None),
+    };
     let started = Instant::now();
     let pipeline = &plan.pipeline;
     let spec = &pipeline.spec;
@@ -213,7 +229,10 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary> {
     let mut resumed_at = Vec::new();
     for (i, source) in spec.sources.iter().enumerate() {
         let schema = pipeline.source_fields[i].clone().map(Schema::new);
-        let mut s = sources::build(spec, source, i, schema)?;
+        let mut s = match given_sources.as_mut().and_then(Iterator::next) {
+            Some(given) => given,
+            None => sources::build(spec, source, i, schema)?,
+        };
         let saved = resume.as_ref().and_then(|c| c.sources.iter().find(|s| s.id == source.id.value));
         let mut at = None;
         if let Some(position) = saved.and_then(|s| s.position.as_ref()) {
@@ -253,7 +272,10 @@ pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary> {
             request_checkpoint: checkpointing.as_ref().map(|c| c.requested.clone()).unwrap_or_default(),
             on_reject: on_reject.clone(),
         };
-        sink_writers.push(sinks::build(spec, sink, &run, saved)?);
+        sink_writers.push(match given_sinks.as_mut().and_then(Iterator::next) {
+            Some(given) => given,
+            None => sinks::build(spec, sink, &run, saved)?,
+        });
     }
 
     let receivers: Vec<Receiver<Message>> = opened

@@ -3,6 +3,7 @@
 
 pub mod encode;
 mod file;
+pub mod memory;
 pub mod sql;
 mod stdout;
 

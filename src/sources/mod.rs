@@ -4,6 +4,7 @@
 mod datagen;
 pub mod decode;
 mod file;
+pub mod memory;
 mod stdin;
 
 use crate::error::{Error, Result};

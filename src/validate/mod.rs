@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 /// A pipeline that passed every check, with its graph resolved and its expressions
 /// compiled.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ValidPipeline {
     pub spec: PipelineSpec,
     pub graph: Graph,

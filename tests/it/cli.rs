@@ -194,3 +194,31 @@ fn completions_are_printed_for_shells() {
     assert!(out.stdout.contains("flowctl") && out.stdout.contains("validate") && out.stdout.contains("--fresh"));
     assert_eq!(flowctl(&["completions", "fish"], None, &[]).code, 0);
 }
+
+#[test]
+fn test_command_runs_cases_and_shows_a_diff_on_failure() {
+    let out = flowctl(&["test", "pipelines/windows_session.yaml"], None, &[]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.ends_with("2 passed, 0 failed\n"), "{}", out.stdout);
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "sources:
+  in: {type: stdin}
+steps:
+  - id: doubled
+    map: {x: x * 2}
+sinks:
+  out: {type: stdout}
+tests:
+  - name: doubles
+    input:
+      in: [{x: 1}, {x: 2}]
+    expect:
+      doubled: [{x: 2}, {x: 5}]
+";
+    let path = write_pipeline(dir.path(), "p.yaml", yaml);
+    let failed = flowctl(&["test", &path], None, &[]);
+    assert_eq!(failed.code, 1);
+    assert!(failed.stdout.contains("FAILED: doubles"), "{}", failed.stdout);
+    assert!(failed.stdout.contains("    - {\"x\":5}\n    + {\"x\":4}"), "{}", failed.stdout);
+    assert!(failed.stdout.ends_with("0 passed, 1 failed\n"), "{}", failed.stdout);
+}
