@@ -21,7 +21,10 @@ pub fn unsupported(spec: &PipelineSpec) -> Diagnostics {
             SourceKind::File { follow, .. } if follow.value => {
                 refuse(follow.span, "`follow: true` on file sources".into())
             }
-            SourceKind::File { .. } | SourceKind::Stdin { .. } | SourceKind::Datagen { .. } => {}
+            SourceKind::File { .. }
+            | SourceKind::Stdin { .. }
+            | SourceKind::Datagen { .. }
+            | SourceKind::Socket { .. } => {}
             other => refuse(s.type_span, format!("`{}` sources", other.type_name())),
         }
         if let Some(p) = &s.parallelism {
@@ -34,7 +37,7 @@ pub fn unsupported(spec: &PipelineSpec) -> Diagnostics {
         }
     }
     for sink in &spec.sinks {
-        if !matches!(sink.kind, SinkKind::Stdout { .. } | SinkKind::File { .. } | SinkKind::Sql { .. }) {
+        if matches!(sink.kind, SinkKind::Kafka { .. }) {
             refuse(sink.type_span, format!("`{}` sinks", sink.kind.type_name()));
         }
     }

@@ -4,6 +4,7 @@
 pub mod encode;
 mod file;
 pub mod memory;
+mod socket;
 pub mod sql;
 mod stdout;
 
@@ -108,6 +109,9 @@ pub fn build(
                 run.request_checkpoint.clone(),
                 run.on_reject.clone(),
             )?))
+        }
+        SinkKind::Socket { address, format } => {
+            Ok(Box::new(socket::SocketSink::connect(&sink.id.value, &address.value, *format)?))
         }
         other => Err(Error::Internal(format!("sink type `{}` has no runtime yet", other.type_name()))),
     }

@@ -5,7 +5,7 @@ mod datagen;
 pub mod decode;
 mod file;
 pub mod memory;
-mod stdin;
+mod stream;
 
 use crate::error::{Error, Result};
 use crate::record::{Batch, Origin, Schema};
@@ -62,7 +62,10 @@ pub fn build(
                 .map_err(|e| Error::External(format!("source `{}`: {e}", source.id.value)))?;
             Ok(Box::new(file::FileSource::open(files, decoding.clone(), origin, schema, &source.id.value)?))
         }
-        SourceKind::Stdin { decoding } => Ok(Box::new(stdin::StdinSource::new(decoding, origin, schema))),
+        SourceKind::Stdin { decoding } => Ok(Box::new(stream::StreamSource::stdin(decoding, origin, schema))),
+        SourceKind::Socket { address, decoding } => {
+            Ok(Box::new(stream::StreamSource::socket(&address.value, &source.id.value, decoding, origin, schema)?))
+        }
         SourceKind::Datagen { fields, rate, count, seed } => {
             Ok(Box::new(datagen::DatagenSource::new(fields, *rate, *count, *seed, origin, &source.id.value)?))
         }

@@ -55,3 +55,42 @@ sinks:
     let rest: Vec<String> = rx.iter().collect();
     assert_eq!(rest, [r#"{"user":"bob","window_start":10000,"window_end":20000,"n":1}"#]);
 }
+
+#[test]
+fn socket_source_and_sink_carry_lines_over_tcp() {
+    use std::net::TcpListener;
+    let input = TcpListener::bind("127.0.0.1:0").unwrap();
+    let output = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (in_port, out_port) = (input.local_addr().unwrap().port(), output.local_addr().unwrap().port());
+    let feeder = std::thread::spawn(move || {
+        let (mut conn, _) = input.accept().unwrap();
+        std::io::Write::write_all(&mut conn, b"{\"n\": 1}\n{\"n\": 2}\n{\"n\": 3}\n").unwrap();
+        // Closing the connection ends the source.
+    });
+    let collector = std::thread::spawn(move || {
+        let (conn, _) = output.accept().unwrap();
+        BufReader::new(conn).lines().map(|l| l.unwrap()).collect::<Vec<String>>()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "sources:\n  in: {{type: socket, address: '127.0.0.1:{in_port}', format: jsonl}}\nsteps:\n  - filter: n >= 2\n  - set: {{sq: n * n}}\nsinks:\n  out: {{type: socket, address: '127.0.0.1:{out_port}'}}\n"
+    );
+    let path = write_pipeline(dir.path(), "p.yaml", &yaml);
+    let out = super::common::flowctl(&["run", &path], None, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    feeder.join().unwrap();
+    assert_eq!(collector.join().unwrap(), ["{\"n\":2,\"sq\":4}", "{\"n\":3,\"sq\":9}"]);
+}
+
+#[test]
+fn socket_source_that_cannot_connect_names_the_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_pipeline(
+        dir.path(),
+        "p.yaml",
+        "sources:\n  in: {type: socket, address: '127.0.0.1:1'}\nsinks:\n  out: {type: stdout}\n",
+    );
+    let out = super::common::flowctl(&["run", &path], None, &[]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("source `in`: cannot connect to 127.0.0.1:1"), "{}", out.stderr);
+}

@@ -1,0 +1,60 @@
+//! Sources that read one byte stream until EOF: `stdin`, and `socket` (a TCP client
+//! reading lines from host:port). Neither can replay: after a crash, input already
+//! read is not read again.
+
+use super::decode::Decoder;
+use super::{BadRecord, Source};
+use crate::error::{Error, Result};
+use crate::record::{Batch, Origin, Schema};
+use crate::spec::Decoding;
+use std::io::Read;
+use std::sync::Arc;
+
+pub struct StreamSource<R: Read> {
+    decoder: Decoder<R>,
+    name: String,
+    done: bool,
+    bounded: bool,
+}
+
+impl StreamSource<std::io::Stdin> {
+    pub fn stdin(decoding: &Decoding, origin: Origin, schema: Option<Arc<Schema>>) -> Self {
+        let decoder = Decoder::new(std::io::stdin(), 64 * 1024, decoding, origin, schema, None);
+        StreamSource { decoder, name: "<stdin>".into(), done: false, bounded: true }
+    }
+}
+
+impl StreamSource<std::net::TcpStream> {
+    /// Connects to `address`; unbounded (it ends only when the peer closes).
+    pub fn socket(
+        address: &str,
+        id: &str,
+        decoding: &Decoding,
+        origin: Origin,
+        schema: Option<Arc<Schema>>,
+    ) -> Result<Self> {
+        let stream = std::net::TcpStream::connect(address)
+            .map_err(|e| Error::io(format!("source `{id}`: cannot connect to {address}"), e))?;
+        let decoder = Decoder::new(stream, 64 * 1024, decoding, origin, schema, None);
+        Ok(StreamSource { decoder, name: format!("tcp://{address}"), done: false, bounded: false })
+    }
+}
+
+impl<R: Read + Send> Source for StreamSource<R> {
+    fn read_batch(&mut self, max: usize, out: &mut Batch, bad: &mut Vec<BadRecord>) -> Result<bool> {
+        if self.done {
+            return Ok(false);
+        }
+        let more = self.decoder.read(max, out, bad).map_err(|e| Error::io(format!("cannot read {}", self.name), e))?;
+        self.done = !more;
+        Ok(more || !out.is_empty() || !bad.is_empty())
+    }
+
+    fn files(&self) -> Vec<Arc<str>> {
+        vec![Arc::from(self.name.as_str())]
+    }
+
+    fn bounded(&self) -> bool {
+        self.bounded
+    }
+}
