@@ -8,6 +8,7 @@ use crate::validate::{self, Options, ValidPipeline};
 use crate::{plan, runtime, sources};
 
 mod checkpoints;
+mod log;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
 
@@ -37,6 +38,12 @@ pub enum Command {
         /// Print nothing but errors (no run summary).
         #[arg(short, long)]
         quiet: bool,
+        /// More detail on stderr: -v debug (checkpoints written), -vv trace.
+        #[arg(short, long, action = clap::ArgAction::Count)]
+        verbose: u8,
+        /// `text` (`flowctl: ...` lines) or `json` (one object per event, for services).
+        #[arg(long, value_enum, default_value_t = log::LogFormat::Text)]
+        log_format: log::LogFormat,
         /// Records per batch (output is the same at any batch size).
         #[arg(long, default_value_t = 1024, hide = true)]
         batch_size: usize,
@@ -99,7 +106,8 @@ pub enum Format {
 /// Runs a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
-        Command::Run { pipeline, quiet, batch_size, fresh, allow_state_loss, set } => {
+        Command::Run { pipeline, quiet, batch_size, fresh, allow_state_loss, set, verbose, log_format } => {
+            log::init(log_format, quiet, verbose);
             let resume = runtime::checkpointing::ResumeOptions { fresh, allow_state_loss };
             run_pipeline(&pipeline, quiet, batch_size, resume, &set)
         }

@@ -89,12 +89,12 @@ impl Checkpointing {
         let mut found = None;
         if options.fresh {
             if let Some(aside) = store.move_aside()? {
-                eprintln!("flowctl: --fresh: moved the old checkpoints to {}", aside.display());
+                tracing::info!("--fresh: moved the old checkpoints to {}", aside.display());
             }
         } else {
             let (latest, warnings) = store.latest()?;
             for w in warnings {
-                eprintln!("flowctl: warning: {w}");
+                tracing::warn!("{w}");
             }
             found = latest;
         }
@@ -144,7 +144,13 @@ impl Checkpointing {
     /// Writes the checkpoint of the next epoch; `started` is when the barrier began,
     /// so the recorded pause covers snapshotting and writing.
     pub fn write(&mut self, checkpoint: &Checkpoint, started: Instant) -> Result<()> {
-        let (_, size) = self.store.write(checkpoint)?;
+        let (path, size) = self.store.write(checkpoint)?;
+        tracing::debug!(
+            "checkpoint {} written ({size} bytes, {} ms): {}",
+            checkpoint.epoch,
+            started.elapsed().as_millis(),
+            path.display()
+        );
         self.epoch = checkpoint.epoch;
         self.written += 1;
         self.bytes += size;

@@ -220,7 +220,7 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
         None => (None, None),
     };
     if let Some((checkpoint, path)) = &resume {
-        eprintln!("flowctl: resuming from checkpoint {} ({})", checkpoint.epoch, path.display());
+        tracing::info!("resuming from checkpoint {} ({})", checkpoint.epoch, path.display());
     }
     let resume = resume.map(|(c, _)| c);
 
@@ -246,7 +246,7 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
                 s.seek(&origin)?;
                 at = Some(origin);
             } else {
-                eprintln!("flowctl: warning: source `{}` cannot replay; it continues with new input", source.id.value);
+                tracing::warn!("source `{}` cannot replay; it continues with new input", source.id.value);
             }
         }
         resumed_at.push((at, saved.and_then(|s| s.max_event_time)));

@@ -222,3 +222,22 @@ tests:
     assert!(failed.stdout.contains("    - {\"x\":5}\n    + {\"x\":4}"), "{}", failed.stdout);
     assert!(failed.stdout.ends_with("0 passed, 1 failed\n"), "{}", failed.stdout);
 }
+
+#[test]
+fn logs_are_plain_lines_or_json_and_verbose_shows_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.txt"), "a\nb\n").unwrap();
+    let yaml = "sources:\n  in: {type: file, path: in.txt}\nsinks:\n  out: {type: file, path: out.jsonl}\ncheckpoint: {interval: 1s}\n";
+    let path = write_pipeline(dir.path(), "p.yaml", yaml);
+    let first = flowctl(&["run", "-v", &path], None, &[]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(first.stderr.contains("flowctl: debug: checkpoint 1 written"), "{}", first.stderr);
+    let second = flowctl(&["run", "--log-format", "json", &path], None, &[]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    let event: serde_json::Value =
+        serde_json::from_str(second.stderr.lines().next().unwrap()).expect("a JSON log line");
+    assert_eq!(event["level"], "INFO");
+    assert!(event["fields"]["message"].as_str().unwrap().starts_with("resuming from checkpoint 1"), "{event}");
+    let quiet = flowctl(&["run", "-q", &path], None, &[]);
+    assert_eq!((quiet.code, quiet.stderr.as_str()), (0, ""));
+}
