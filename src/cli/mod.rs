@@ -9,6 +9,7 @@ use crate::{plan, runtime, sources};
 
 mod checkpoints;
 mod log;
+mod progress;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
 
@@ -44,6 +45,9 @@ pub enum Command {
         /// `text` (`flowctl: ...` lines) or `json` (one object per event, for services).
         #[arg(long, value_enum, default_value_t = log::LogFormat::Text)]
         log_format: log::LogFormat,
+        /// A progress bar on stderr: `auto` (only on a terminal), `always`, `never`.
+        #[arg(long, value_enum, default_value_t = progress::ProgressMode::Auto)]
+        progress: progress::ProgressMode,
         /// Records per batch (output is the same at any batch size).
         #[arg(long, default_value_t = 1024, hide = true)]
         batch_size: usize,
@@ -106,10 +110,11 @@ pub enum Format {
 /// Runs a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
-        Command::Run { pipeline, quiet, batch_size, fresh, allow_state_loss, set, verbose, log_format } => {
+        Command::Run { pipeline, quiet, batch_size, fresh, allow_state_loss, set, verbose, log_format, progress } => {
             log::init(log_format, quiet, verbose);
             let resume = runtime::checkpointing::ResumeOptions { fresh, allow_state_loss };
-            run_pipeline(&pipeline, quiet, batch_size, resume, &set)
+            let display = progress::Display::new(progress, quiet);
+            run_pipeline(&pipeline, quiet, batch_size, resume, &set, display)
         }
         Command::Test { pipeline } => test_pipeline(&pipeline),
         Command::Completions { shell } => {
@@ -216,6 +221,7 @@ fn run_pipeline(
     batch_size: usize,
     resume: runtime::checkpointing::ResumeOptions,
     overrides: &[spec::overrides::Override],
+    display: Option<progress::Display>,
 ) -> i32 {
     let valid = match load_valid(path, true, overrides) {
         Ok(v) => v,
@@ -229,8 +235,17 @@ fn run_pipeline(
         };
     }
     let plan = plan::plan(valid);
-    let options = runtime::RunOptions { batch_size: batch_size.max(1), resume, ..runtime::RunOptions::default() };
-    match runtime::run(&plan, &options) {
+    let options = runtime::RunOptions {
+        batch_size: batch_size.max(1),
+        resume,
+        progress: display.as_ref().map(progress::Display::callback),
+        ..runtime::RunOptions::default()
+    };
+    let outcome = runtime::run(&plan, &options);
+    if let Some(d) = display {
+        d.finish();
+    }
+    match outcome {
         Ok(summary) => {
             if !quiet {
                 eprintln!("{}", summary.line());

@@ -41,6 +41,8 @@ pub struct Executor {
     /// Per source: whether it can resume from a position (only those are recorded).
     replayable: Vec<bool>,
     pub checkpointing: Option<Checkpointing>,
+    /// Progress reporting: the callback, per-source file sizes, the last report.
+    progress: Option<(super::ProgressFn, Vec<Option<Vec<u64>>>, std::time::Instant)>,
 }
 
 impl Executor {
@@ -89,6 +91,7 @@ impl Executor {
             sink_ids: p.spec.sinks.iter().map(|s| s.id.value.clone()).collect(),
             replayable,
             checkpointing,
+            progress: None,
         })
     }
 
@@ -118,6 +121,36 @@ impl Executor {
                 }
             }
         }
+    }
+
+    /// Reports progress through `report` during the run.
+    pub fn report_progress(&mut self, report: super::ProgressFn, sizes: Vec<Option<Vec<u64>>>) {
+        self.progress = Some((report, sizes, std::time::Instant::now()));
+    }
+
+    fn tell_progress(&mut self, merge: &Merge, force: bool) {
+        let Some((report, sizes, last)) = &mut self.progress else { return };
+        if !force && last.elapsed() < std::time::Duration::from_millis(100) {
+            return;
+        }
+        *last = std::time::Instant::now();
+        let total: Option<u64> = sizes.iter().map(|s| s.as_ref().map(|v| v.iter().sum::<u64>())).sum();
+        let done = merge
+            .positions()
+            .iter()
+            .zip(sizes.iter())
+            .map(|((position, _), sizes)| match (position, sizes) {
+                (Some(p), Some(s)) => s.iter().take(p.file as usize).sum::<u64>() + p.offset,
+                _ => 0,
+            })
+            .sum();
+        let progress = super::Progress {
+            records_in: self.summary.records_in,
+            bytes_done: done,
+            bytes_total: total,
+            watermark: merge.watermark(),
+        };
+        (report.0)(&progress);
     }
 
     /// Puts saved step states back (by step key) before the first record.
@@ -174,7 +207,9 @@ impl Executor {
             if self.checkpointing.as_ref().is_some_and(|c| c.due()) {
                 self.checkpoint(merge, false)?;
             }
+            self.tell_progress(merge, false);
         }
+        self.tell_progress(merge, true);
         self.advance_watermark(i64::MAX)?;
         for i in self.order.clone() {
             let mut out = Vec::new();

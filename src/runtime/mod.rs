@@ -55,11 +55,38 @@ pub struct RunOptions {
     pub channel_capacity: usize,
     /// `--fresh` and `--allow-state-loss`.
     pub resume: checkpointing::ResumeOptions,
+    /// Called with the run's progress at most every 100 ms (the CLI's progress bar).
+    pub progress: Option<ProgressFn>,
+}
+
+/// How far a run is.
+#[derive(Clone, Debug, Default)]
+pub struct Progress {
+    pub records_in: u64,
+    /// Bytes of input read, and in all, when every source is a file.
+    pub bytes_done: u64,
+    pub bytes_total: Option<u64>,
+    pub watermark: i64,
+}
+
+/// A progress callback.
+#[derive(Clone)]
+pub struct ProgressFn(pub Arc<dyn Fn(&Progress) + Send + Sync>);
+
+impl std::fmt::Debug for ProgressFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressFn")
+    }
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { batch_size: 1024, channel_capacity: 16, resume: checkpointing::ResumeOptions::default() }
+        RunOptions {
+            batch_size: 1024,
+            channel_capacity: 16,
+            resume: checkpointing::ResumeOptions::default(),
+            progress: None,
+        }
     }
 }
 
@@ -257,6 +284,7 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
         files: opened.iter().map(|s| s.files()).collect(),
     };
     let bounded_inputs = opened.iter().all(|s| s.bounded());
+    let sizes: Vec<Option<Vec<u64>>> = opened.iter().map(|s| s.sizes()).collect();
     let replayable = opened.iter().map(|s| s.replayable()).collect();
     // Channels first: a sink may hand rows its target rejects to the error sink.
     let (sink_senders, sink_receivers): (Vec<_>, Vec<_>) =
@@ -318,6 +346,9 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
     let by_event_time = spec.sources.iter().any(|s| s.event_time.is_some());
     let mut merge = merge::Merge::new(receivers, clocks, by_event_time, options.batch_size, interrupt);
     let mut exec = executor::Executor::new(plan, names, sink_senders, sink_threads, replayable, checkpointing)?;
+    if let Some(report) = &options.progress {
+        exec.report_progress(report.clone(), sizes);
+    }
     if let Some(c) = &resume {
         merge.restore(&resumed_at, c.watermark);
         exec.restore(&c.steps)?;

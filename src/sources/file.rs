@@ -117,6 +117,10 @@ impl Source for FileSource {
         true
     }
 
+    fn sizes(&self) -> Option<Vec<u64>> {
+        Some(self.paths.iter().map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)).collect())
+    }
+
     fn seek(&mut self, position: &Origin) -> Result<()> {
         if (position.file as usize) < self.paths.len() {
             self.open_at(*position)

@@ -41,6 +41,11 @@ pub trait Source: Send {
         Err(Error::External("this source cannot resume from a position (it is not replayable)".into()))
     }
 
+    /// Sizes in bytes of the inputs (files), for progress; None when unknown.
+    fn sizes(&self) -> Option<Vec<u64>> {
+        None
+    }
+
     /// Whether `seek` works; checkpoints record positions only for these.
     fn replayable(&self) -> bool {
         false

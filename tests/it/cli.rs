@@ -241,3 +241,30 @@ fn logs_are_plain_lines_or_json_and_verbose_shows_checkpoints() {
     let quiet = flowctl(&["run", "-q", &path], None, &[]);
     assert_eq!((quiet.code, quiet.stderr.as_str()), (0, ""));
 }
+
+#[test]
+fn progress_bar_shows_on_a_terminal_and_never_in_a_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let data: String = (0..200_000).map(|i| format!("line {i}\n")).collect();
+    std::fs::write(dir.path().join("big.txt"), data).unwrap();
+    let path = write_pipeline(
+        dir.path(),
+        "p.yaml",
+        "sources:\n  in: {type: file, path: big.txt}\nsinks:\n  out: {type: file, path: out.jsonl}\n",
+    );
+    // `script` runs flowctl on a pseudo-terminal and copies what it drew.
+    let command = format!("{} run {path}", env!("CARGO_BIN_EXE_flowctl"));
+    let tty = std::process::Command::new("script").args(["-qec", &command, "/dev/null"]).output().unwrap();
+    let drawn = String::from_utf8_lossy(&tty.stdout);
+    assert!(tty.status.success(), "{drawn}");
+    assert!(drawn.contains("KiB/") || drawn.contains("MiB/"), "a byte progress bar on the terminal: {drawn:?}");
+    assert!(drawn.contains("200000 records"), "{drawn:?}");
+    let piped = flowctl(&["run", &path], None, &[]);
+    assert_eq!(piped.code, 0);
+    assert!(
+        !piped.stderr.contains("records,") && !piped.stderr.contains("iB/"),
+        "nothing but the summary in a pipe: {}",
+        piped.stderr
+    );
+    assert_eq!(piped.stderr.lines().count(), 1, "{}", piped.stderr);
+}
