@@ -41,8 +41,14 @@ pub struct Executor {
     /// Per source: whether it can resume from a position (only those are recorded).
     replayable: Vec<bool>,
     pub checkpointing: Option<Checkpointing>,
-    /// Progress reporting: the callback, per-source file sizes, the last report.
-    progress: Option<(super::ProgressFn, Vec<Option<Vec<u64>>>, std::time::Instant)>,
+    progress: Option<ProgressReport>,
+}
+
+/// Progress reporting: the callback, per-source file sizes, the last report.
+struct ProgressReport {
+    report: super::ProgressFn,
+    sizes: Vec<Option<Vec<u64>>>,
+    last: std::time::Instant,
 }
 
 impl Executor {
@@ -125,11 +131,11 @@ impl Executor {
 
     /// Reports progress through `report` during the run.
     pub fn report_progress(&mut self, report: super::ProgressFn, sizes: Vec<Option<Vec<u64>>>) {
-        self.progress = Some((report, sizes, std::time::Instant::now()));
+        self.progress = Some(ProgressReport { report, sizes, last: std::time::Instant::now() });
     }
 
     fn tell_progress(&mut self, merge: &Merge, force: bool) {
-        let Some((report, sizes, last)) = &mut self.progress else { return };
+        let Some(ProgressReport { report, sizes, last }) = &mut self.progress else { return };
         if !force && last.elapsed() < std::time::Duration::from_millis(100) {
             return;
         }
