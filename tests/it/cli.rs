@@ -114,16 +114,19 @@ fn stdin_pipeline_reads_standard_input() {
     assert_eq!(summary_counts(&out.stderr), "2 in, 1 out, 0 late, 0 skipped, 0 failed");
 }
 
-#[test]
-fn broken_pipe_on_stdout_ends_the_run_cleanly() {
+/// A pipeline copying 200,000 text lines to the given sink.
+fn big_text_pipeline(sink: &str) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
     let data: String = (0..200_000).map(|i| format!("line {i}\n")).collect();
     std::fs::write(dir.path().join("big.txt"), data).unwrap();
-    let path = write_pipeline(
-        dir.path(),
-        "p.yaml",
-        "sources:\n  in: {type: file, path: big.txt}\nsinks:\n  out: {type: stdout}\n",
-    );
+    let yaml = format!("sources:\n  in: {{type: file, path: big.txt}}\nsinks:\n  out: {sink}\n");
+    let path = write_pipeline(dir.path(), "p.yaml", &yaml);
+    (dir, path)
+}
+
+#[test]
+fn broken_pipe_on_stdout_ends_the_run_cleanly() {
+    let (_dir, path) = big_text_pipeline("{type: stdout}");
     let script = format!("{} run {path} | head -n 1; exit ${{PIPESTATUS[0]}}", env!("CARGO_BIN_EXE_flowctl"));
     let out = std::process::Command::new("bash").arg("-c").arg(script).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "{\"line\":\"line 0\"}\n");
@@ -244,14 +247,7 @@ fn logs_are_plain_lines_or_json_and_verbose_shows_checkpoints() {
 
 #[test]
 fn progress_bar_shows_on_a_terminal_and_never_in_a_pipe() {
-    let dir = tempfile::tempdir().unwrap();
-    let data: String = (0..200_000).map(|i| format!("line {i}\n")).collect();
-    std::fs::write(dir.path().join("big.txt"), data).unwrap();
-    let path = write_pipeline(
-        dir.path(),
-        "p.yaml",
-        "sources:\n  in: {type: file, path: big.txt}\nsinks:\n  out: {type: file, path: out.jsonl}\n",
-    );
+    let (_dir, path) = big_text_pipeline("{type: file, path: out.jsonl}");
     // `script` runs flowctl on a pseudo-terminal and copies what it drew.
     let command = format!("{} run {path}", env!("CARGO_BIN_EXE_flowctl"));
     let tty = std::process::Command::new("script").args(["-qec", &command, "/dev/null"]).output().unwrap();
