@@ -45,6 +45,9 @@ pub enum Command {
         /// `text` (`flowctl: ...` lines) or `json` (one object per event, for services).
         #[arg(long, value_enum, default_value_t = log::LogFormat::Text)]
         log_format: log::LogFormat,
+        /// Serve Prometheus metrics at http://HOST:PORT/metrics during the run.
+        #[arg(long, value_name = "HOST:PORT")]
+        metrics_addr: Option<String>,
         /// A progress bar on stderr: `auto` (only on a terminal), `always`, `never`.
         #[arg(long, value_enum, default_value_t = progress::ProgressMode::Auto)]
         progress: progress::ProgressMode,
@@ -110,11 +113,29 @@ pub enum Format {
 /// Runs a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
-        Command::Run { pipeline, quiet, batch_size, fresh, allow_state_loss, set, verbose, log_format, progress } => {
+        Command::Run {
+            pipeline,
+            quiet,
+            batch_size,
+            fresh,
+            allow_state_loss,
+            set,
+            verbose,
+            log_format,
+            progress,
+            metrics_addr,
+        } => {
             log::init(log_format, quiet, verbose);
             let resume = runtime::checkpointing::ResumeOptions { fresh, allow_state_loss };
             let display = progress::Display::new(progress, quiet);
-            run_pipeline(&pipeline, quiet, batch_size, resume, &set, display)
+            let options = runtime::RunOptions {
+                batch_size: batch_size.max(1),
+                resume,
+                progress: display.as_ref().map(progress::Display::callback),
+                metrics_addr,
+                ..runtime::RunOptions::default()
+            };
+            run_pipeline(&pipeline, quiet, options, &set, display)
         }
         Command::Test { pipeline } => test_pipeline(&pipeline),
         Command::Completions { shell } => {
@@ -218,8 +239,7 @@ fn validate_files(files: &[PathBuf], format: Format) -> i32 {
 fn run_pipeline(
     path: &Path,
     quiet: bool,
-    batch_size: usize,
-    resume: runtime::checkpointing::ResumeOptions,
+    options: runtime::RunOptions,
     overrides: &[spec::overrides::Override],
     display: Option<progress::Display>,
 ) -> i32 {
@@ -235,12 +255,6 @@ fn run_pipeline(
         };
     }
     let plan = plan::plan(valid);
-    let options = runtime::RunOptions {
-        batch_size: batch_size.max(1),
-        resume,
-        progress: display.as_ref().map(progress::Display::callback),
-        ..runtime::RunOptions::default()
-    };
     let outcome = runtime::run(&plan, &options);
     if let Some(d) = display {
         d.finish();

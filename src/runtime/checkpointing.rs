@@ -70,6 +70,9 @@ pub struct Checkpointing {
     pub written: u64,
     pub bytes: u64,
     pub longest: Duration,
+    /// The size and pause of the last checkpoint (for metrics).
+    pub last_bytes: u64,
+    pub last_pause: Duration,
 }
 
 /// What `flowctl run` was asked to do with existing checkpoints.
@@ -133,6 +136,8 @@ impl Checkpointing {
             written: 0,
             bytes: 0,
             longest: Duration::ZERO,
+            last_bytes: 0,
+            last_pause: Duration::ZERO,
         };
         Ok(Some((checkpointing, found)))
     }
@@ -155,6 +160,8 @@ impl Checkpointing {
         self.written += 1;
         self.bytes += size;
         self.longest = self.longest.max(started.elapsed());
+        self.last_bytes = size;
+        self.last_pause = started.elapsed();
         self.next_due = Instant::now() + self.interval;
         Ok(())
     }

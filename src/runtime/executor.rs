@@ -42,6 +42,7 @@ pub struct Executor {
     replayable: Vec<bool>,
     pub checkpointing: Option<Checkpointing>,
     progress: Option<ProgressReport>,
+    metrics: Option<std::sync::Arc<super::metrics::Metrics>>,
 }
 
 /// Progress reporting: the callback, per-source file sizes, the last report.
@@ -98,6 +99,7 @@ impl Executor {
             replayable,
             checkpointing,
             progress: None,
+            metrics: None,
         })
     }
 
@@ -127,6 +129,32 @@ impl Executor {
                 }
             }
         }
+    }
+
+    /// Keeps `metrics` up to date during the run.
+    pub fn publish_metrics(&mut self, metrics: std::sync::Arc<super::metrics::Metrics>) {
+        self.metrics = Some(metrics);
+    }
+
+    fn update_metrics(&self, watermark: i64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(m) = &self.metrics else { return };
+        let s = &self.summary;
+        m.records_in.store(s.records_in, Relaxed);
+        m.records_out.store(s.records_out, Relaxed);
+        m.late.store(s.late, Relaxed);
+        m.skipped.store(s.skipped, Relaxed);
+        m.failed.store(s.failed, Relaxed);
+        m.watermark_ms.store(watermark, Relaxed);
+        if let Some(cp) = &self.checkpointing {
+            if m.checkpoints.swap(cp.written, Relaxed) != cp.written {
+                m.checkpoint_last_unix_ms.store(chrono::Utc::now().timestamp_millis(), Relaxed);
+            }
+            m.checkpoint_bytes.store(cp.last_bytes, Relaxed);
+            m.checkpoint_last_ms.store(cp.last_pause.as_millis() as u64, Relaxed);
+        }
+        let peak = self.operators.iter().filter_map(|o| o.peak_open_windows()).max().unwrap_or(0);
+        m.open_windows_peak.store(peak as u64, Relaxed);
     }
 
     /// Reports progress through `report` during the run.
@@ -214,6 +242,7 @@ impl Executor {
                 self.checkpoint(merge, false)?;
             }
             self.tell_progress(merge, false);
+            self.update_metrics(merge.watermark());
         }
         self.tell_progress(merge, true);
         self.advance_watermark(i64::MAX)?;

@@ -12,6 +12,7 @@ mod errors;
 pub mod event_time;
 mod executor;
 mod merge;
+pub mod metrics;
 pub mod support;
 
 use crate::error::{Error, Result};
@@ -57,6 +58,8 @@ pub struct RunOptions {
     pub resume: checkpointing::ResumeOptions,
     /// Called with the run's progress at most every 100 ms (the CLI's progress bar).
     pub progress: Option<ProgressFn>,
+    /// `--metrics-addr`: serve Prometheus metrics there.
+    pub metrics_addr: Option<String>,
 }
 
 /// How far a run is.
@@ -86,6 +89,7 @@ impl Default for RunOptions {
             channel_capacity: 16,
             resume: checkpointing::ResumeOptions::default(),
             progress: None,
+            metrics_addr: None,
         }
     }
 }
@@ -348,6 +352,11 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
     let mut exec = executor::Executor::new(plan, names, sink_senders, sink_threads, replayable, checkpointing)?;
     if let Some(report) = &options.progress {
         exec.report_progress(report.clone(), sizes);
+    }
+    if let Some(address) = &options.metrics_addr {
+        let m = Arc::new(metrics::Metrics::default());
+        metrics::serve(address, m.clone(), spec.name.clone()).map_err(Error::External)?;
+        exec.publish_metrics(m);
     }
     if let Some(c) = &resume {
         merge.restore(&resumed_at, c.watermark);

@@ -94,3 +94,52 @@ fn socket_source_that_cannot_connect_names_the_address() {
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("source `in`: cannot connect to 127.0.0.1:1"), "{}", out.stderr);
 }
+
+fn scrape(port: u16) -> Option<String> {
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    std::io::Write::write_all(&mut conn, b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut body = String::new();
+    std::io::Read::read_to_string(&mut conn, &mut body).ok()?;
+    Some(body)
+}
+
+fn metric(body: &str, name: &str) -> Option<u64> {
+    body.lines().find(|l| l.starts_with(name))?.rsplit(' ').next()?.parse::<f64>().ok().map(|v| v as u64)
+}
+
+#[test]
+fn metrics_endpoint_shows_counters_moving_during_a_run() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "name: metered
+sources:
+  gen:
+    type: datagen
+    rate: 2000
+    count: 5000
+    fields: {n: {type: sequence}}
+sinks:
+  out: {type: file, path: out.jsonl}
+";
+    let path = write_pipeline(dir.path(), "p.yaml", yaml);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flowctl"))
+        .args(["run", &path, "--metrics-addr", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..40 {
+        std::thread::sleep(Duration::from_millis(100));
+        if let Some(n) = scrape(port).and_then(|b| metric(&b, "flowctl_records_in_total{pipeline=\"metered\"}")) {
+            seen.push(n);
+        }
+        if seen.len() >= 2 && seen.last() > seen.first() {
+            break;
+        }
+    }
+    let body = scrape(port).unwrap_or_default();
+    assert!(child.wait().unwrap().success());
+    assert!(seen.len() >= 2 && seen.last() > seen.first(), "records_in moved: {seen:?}");
+    assert!(body.contains("# TYPE flowctl_records_in_total counter"), "{body}");
+}
