@@ -72,6 +72,8 @@ pub enum Merged {
 pub struct Merge {
     inputs: Vec<Input>,
     by_event_time: bool,
+    /// Every source ends by itself: without event time they are read one after another.
+    all_bounded: bool,
     batch_size: usize,
     watermark: i64,
     /// The last watermark below +infinity (all sources ended): what a checkpoint keeps,
@@ -89,6 +91,7 @@ impl Merge {
         receivers: Vec<Receiver<Message>>,
         clocks: Vec<SourceClock>,
         by_event_time: bool,
+        all_bounded: bool,
         batch_size: usize,
         interrupt: Arc<AtomicUsize>,
     ) -> Merge {
@@ -108,6 +111,7 @@ impl Merge {
         Merge {
             inputs,
             by_event_time,
+            all_bounded,
             batch_size: batch_size.max(1),
             watermark: NO_WATERMARK,
             finite_watermark: NO_WATERMARK,
@@ -245,7 +249,7 @@ impl Merge {
     /// The next batch or bad input; None when every source has ended.
     pub fn next(&mut self) -> Result<Option<Merged>> {
         loop {
-            if !self.by_event_time {
+            if !self.by_event_time && self.all_bounded {
                 let Some(i) =
                     (0..self.inputs.len()).find(|&i| !self.inputs[i].ended || !self.inputs[i].buffer.is_empty())
                 else {
@@ -256,6 +260,24 @@ impl Merge {
                     Some(m) => return Ok(Some(m)),
                     None => continue,
                 }
+            }
+            if !self.by_event_time {
+                // An unbounded source without event time: records in arrival order.
+                for i in 0..self.inputs.len() {
+                    while let Ok(message) = self.inputs[i].rx.try_recv() {
+                        self.accept(i, Ok(message))?;
+                    }
+                }
+                if let Some(i) = (0..self.inputs.len()).find(|&i| !self.inputs[i].buffer.is_empty()) {
+                    if let Some(m) = self.take(i, None) {
+                        return Ok(Some(m));
+                    }
+                }
+                if self.inputs.iter().all(|i| i.ended) {
+                    return Ok(None);
+                }
+                self.wait_any()?;
+                continue;
             }
             self.poll_idle()?;
             for i in 0..self.inputs.len() {

@@ -348,7 +348,7 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
         })
         .collect();
     let by_event_time = spec.sources.iter().any(|s| s.event_time.is_some());
-    let mut merge = merge::Merge::new(receivers, clocks, by_event_time, options.batch_size, interrupt);
+    let mut merge = merge::Merge::new(receivers, clocks, by_event_time, bounded_inputs, options.batch_size, interrupt);
     let mut exec = executor::Executor::new(plan, names, sink_senders, sink_threads, replayable, checkpointing)?;
     if let Some(report) = &options.progress {
         exec.report_progress(report.clone(), sizes);

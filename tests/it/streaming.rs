@@ -143,3 +143,42 @@ sinks:
     assert!(seen.len() >= 2 && seen.last() > seen.first(), "records_in moved: {seen:?}");
     assert!(body.contains("# TYPE flowctl_records_in_total counter"), "{body}");
 }
+
+#[test]
+fn an_open_socket_does_not_hold_back_a_file_in_the_same_union() {
+    use std::net::TcpListener;
+    let live = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = live.local_addr().unwrap().port();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let server = std::thread::spawn(move || {
+        let (mut conn, _) = live.accept().unwrap();
+        // Silent until released, then one line and close.
+        let _ = release_rx.recv_timeout(Duration::from_secs(20));
+        std::io::Write::write_all(&mut conn, b"from the socket\n").unwrap();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.txt"), "from the file\n").unwrap();
+    let yaml = format!("sources:\n  file: {{type: file, path: a.txt}}\n  live: {{type: socket, address: '127.0.0.1:{port}'}}\nsinks:\n  out: {{type: stdout}}\n");
+    let path = write_pipeline(dir.path(), "p.yaml", &yaml);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flowctl"))
+        .args(["run", &path])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    let first = rx.recv_timeout(Duration::from_secs(20)).expect("the file's record while the socket is open");
+    assert_eq!(first, r#"{"line":"from the file"}"#);
+    release_tx.send(()).unwrap();
+    server.join().unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(rx.iter().collect::<Vec<_>>(), [r#"{"line":"from the socket"}"#]);
+}
