@@ -7,6 +7,19 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+/// The lines a child writes to stdout, as they come.
+fn lines_of(stdout: std::process::ChildStdout) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
 #[test]
 fn idle_source_in_a_union_stops_holding_back_windows() {
     let dir = tempfile::tempdir().unwrap();
@@ -39,14 +52,7 @@ sinks:
     // stdin stays open and silent: without idle_timeout no window could fire.
     let stdin = child.stdin.take().unwrap();
     let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            if tx.send(line.unwrap()).is_err() {
-                return;
-            }
-        }
-    });
+    let rx = lines_of(stdout);
     let first = rx.recv_timeout(Duration::from_secs(20)).expect("a window fires while stdin is still open");
     assert_eq!(first, r#"{"user":"ann","window_start":0,"window_end":10000,"n":2}"#);
     drop(stdin);
@@ -167,14 +173,7 @@ fn an_open_socket_does_not_hold_back_a_file_in_the_same_union() {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            if tx.send(line.unwrap()).is_err() {
-                return;
-            }
-        }
-    });
+    let rx = lines_of(stdout);
     let first = rx.recv_timeout(Duration::from_secs(20)).expect("the file's record while the socket is open");
     assert_eq!(first, r#"{"line":"from the file"}"#);
     release_tx.send(()).unwrap();
