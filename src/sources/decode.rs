@@ -37,7 +37,25 @@ impl<R: Read> Decoder<R> {
                 buf: Vec::new(),
                 schema_cache: None,
                 line_schema: Schema::from_names(&["line"]),
+                follow: false,
+                partial: false,
             }),
+        }
+    }
+
+    /// The byte offset after the last record read.
+    pub fn offset(&self) -> u64 {
+        match self {
+            Decoder::Csv(d) => d.origin.offset,
+            Decoder::Lines(d) => d.origin.offset,
+        }
+    }
+
+    /// Makes a line decoder wait for the newline of a last, incomplete line (a file
+    /// being written). CSV input cannot be followed yet.
+    pub fn follow(&mut self) {
+        if let Decoder::Lines(d) = self {
+            d.follow = true;
         }
     }
 
@@ -61,17 +79,30 @@ pub struct LineDecoder<R> {
     /// JSON lines usually share their keys: reuse the last schema when they match.
     schema_cache: Option<Arc<Schema>>,
     line_schema: Arc<Schema>,
+    /// Following a growing file: a last line without its newline is not a record yet;
+    /// its bytes wait in `buf` for the rest (`partial`).
+    follow: bool,
+    partial: bool,
 }
 
 impl<R: Read> LineDecoder<BufReader<R>> {
     fn read(&mut self, max: usize, out: &mut Batch, bad: &mut Vec<BadRecord>) -> std::io::Result<bool> {
         let mut produced = 0;
         while produced < max {
-            self.buf.clear();
+            if !self.partial {
+                self.buf.clear();
+            }
             let n = self.reader.read_until(b'\n', &mut self.buf)?;
             if n == 0 {
                 return Ok(false);
             }
+            if self.follow && self.buf.last() != Some(&b'\n') {
+                // The rest of this line has not been written yet.
+                self.partial = true;
+                return Ok(false);
+            }
+            self.partial = false;
+            let n = self.buf.len();
             self.origin.line += 1;
             self.origin.offset += n as u64;
             let Ok(text) = std::str::from_utf8(&self.buf) else {

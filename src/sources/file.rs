@@ -44,6 +44,18 @@ pub struct FileSource {
     origin: Origin,
     schema: Option<Arc<Schema>>,
     id: String,
+    /// `follow: true`: at the end of the file, wait for more (tail -F).
+    follow: bool,
+    /// Device and inode of the file being read, to notice rotation.
+    identity: Option<(u64, u64)>,
+}
+
+/// How often a followed file is looked at when there is nothing new.
+const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
+fn identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 impl FileSource {
@@ -54,8 +66,17 @@ impl FileSource {
         schema: Option<Arc<Schema>>,
         id: &str,
     ) -> Result<FileSource> {
-        let mut source =
-            FileSource { paths, current_file: 0, current: None, decoding, origin, schema, id: id.to_string() };
+        let mut source = FileSource {
+            paths,
+            current_file: 0,
+            current: None,
+            decoding,
+            origin,
+            schema,
+            id: id.to_string(),
+            follow: false,
+            identity: None,
+        };
         source.open_at(Origin { file: 0, line: 0, offset: 0, ..origin })?;
         Ok(source)
     }
@@ -85,7 +106,45 @@ impl FileSource {
             file.seek(SeekFrom::Start(at.offset)).map_err(|e| self.path_error("seek in", index, e))?;
         }
         let start = Origin { source: self.origin.source, ..at };
-        self.current = Some(Decoder::new(file, READ_BUFFER, &self.decoding, start, self.schema.clone(), header));
+        let mut decoder = Decoder::new(file, READ_BUFFER, &self.decoding, start, self.schema.clone(), header);
+        if self.follow {
+            decoder.follow();
+        }
+        self.identity = identity(path);
+        self.current = Some(decoder);
+        Ok(())
+    }
+
+    /// Follows the file like `tail -F` from now on (unbounded).
+    pub fn follow(&mut self) -> Result<()> {
+        self.follow = true;
+        if let Some(d) = &mut self.current {
+            d.follow();
+        }
+        Ok(())
+    }
+
+    /// At the end of a followed file: reopens it from the start when it was rotated
+    /// (another file under the path) or truncated (shorter than what was read); else
+    /// waits a moment. The old file was read to its end before this is called.
+    fn after_end_of_followed(&mut self) -> Result<()> {
+        let index = self.current_file;
+        let path = self.paths[index].clone();
+        let read = self.current.as_ref().map_or(0, |d| d.offset());
+        let now = identity(&path);
+        let size = std::fs::metadata(&path).map(|m| m.len()).ok();
+        let rotated = now.is_some() && now != self.identity;
+        let truncated = !rotated && size.is_some_and(|s| s < read);
+        if rotated || truncated {
+            tracing::info!(
+                "source `{}`: {} was {}; reading it from the start",
+                self.id,
+                path.display(),
+                if rotated { "rotated" } else { "truncated" }
+            );
+            return self.open_at(Origin { file: index as u32, line: 0, offset: 0, ..self.origin });
+        }
+        std::thread::sleep(FOLLOW_POLL);
         Ok(())
     }
 }
@@ -96,6 +155,12 @@ impl Source for FileSource {
             let Some(decoder) = &mut self.current else { return Ok(false) };
             let file = self.current_file;
             let more = decoder.read(max - out.len(), out, bad).map_err(|e| self.path_error("read", file, e))?;
+            if !more && self.follow {
+                if out.is_empty() && bad.is_empty() {
+                    self.after_end_of_followed()?;
+                }
+                return Ok(true);
+            }
             if !more {
                 self.open_at(Origin { file: file as u32 + 1, line: 0, offset: 0, ..self.origin })?;
                 if self.current.is_none() {
@@ -117,12 +182,24 @@ impl Source for FileSource {
         true
     }
 
+    fn bounded(&self) -> bool {
+        !self.follow
+    }
+
     fn sizes(&self) -> Option<Vec<u64>> {
+        if self.follow {
+            return None;
+        }
         Some(self.paths.iter().map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)).collect())
     }
 
     fn seek(&mut self, position: &Origin) -> Result<()> {
+        let shorter = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len() < position.offset).unwrap_or(false);
         if (position.file as usize) < self.paths.len() {
+            if self.follow && shorter(&self.paths[position.file as usize]) {
+                // Rotated or truncated while stopped: the file under the path is new.
+                return self.open_at(Origin { line: 0, offset: 0, ..*position });
+            }
             self.open_at(*position)
         } else {
             Err(Error::External(format!(

@@ -62,10 +62,14 @@ pub fn build(
 ) -> Result<Box<dyn Source>> {
     let origin = Origin { source: index as u32, ..Origin::default() };
     match &source.kind {
-        SourceKind::File { path, decoding, .. } => {
+        SourceKind::File { path, decoding, follow } => {
             let files = file::expand(spec, &path.value)
                 .map_err(|e| Error::External(format!("source `{}`: {e}", source.id.value)))?;
-            Ok(Box::new(file::FileSource::open(files, decoding.clone(), origin, schema, &source.id.value)?))
+            let mut s = file::FileSource::open(files, decoding.clone(), origin, schema, &source.id.value)?;
+            if follow.value {
+                s.follow()?;
+            }
+            Ok(Box::new(s))
         }
         SourceKind::Stdin { decoding } => Ok(Box::new(stream::StreamSource::stdin(decoding, origin, schema))),
         SourceKind::Socket { address, decoding } => {

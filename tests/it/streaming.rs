@@ -181,3 +181,58 @@ fn an_open_socket_does_not_hold_back_a_file_in_the_same_union() {
     assert!(child.wait().unwrap().success());
     assert_eq!(rx.iter().collect::<Vec<_>>(), [r#"{"line":"from the socket"}"#]);
 }
+
+#[test]
+fn follow_reads_appends_rotation_and_truncation_exactly_once_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    std::fs::write(&log, "a1\na2\n").unwrap();
+    let yaml = "name: follow
+sources:
+  log: {type: file, path: app.log, format: text, follow: true}
+sinks:
+  out: {type: stdout}
+checkpoint: {interval: 50ms}
+";
+    let path = write_pipeline(dir.path(), "p.yaml", yaml);
+    let start = || {
+        Command::new(env!("CARGO_BIN_EXE_flowctl"))
+            .args(["run", &path])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let append = |text: &str| {
+        let mut f = std::fs::OpenOptions::new().append(true).create(true).open(&log).unwrap();
+        std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
+    };
+    let expect = |rx: &mpsc::Receiver<String>, lines: &[&str]| {
+        for want in lines {
+            let got = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| panic!("waiting for {want}"));
+            assert_eq!(got, format!("{{\"line\":\"{want}\"}}"));
+        }
+    };
+    let mut child = start();
+    let rx = lines_of(child.stdout.take().unwrap());
+    expect(&rx, &["a1", "a2"]);
+    append("a3\npart");
+    expect(&rx, &["a3"]);
+    append("ial\n");
+    expect(&rx, &["partial"]);
+    std::fs::rename(&log, dir.path().join("app.log.1")).unwrap();
+    std::fs::write(&log, "b1\nb2\n").unwrap();
+    expect(&rx, &["b1", "b2"]);
+    std::fs::write(&log, "c1\n").unwrap(); // truncated: shorter than what was read
+    expect(&rx, &["c1"]);
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    assert_eq!(child.wait().unwrap().code(), Some(143));
+    assert!(rx.recv_timeout(Duration::from_millis(500)).is_err(), "nothing more before the restart");
+    append("c2\n");
+    let mut again = start();
+    let rx = lines_of(again.stdout.take().unwrap());
+    expect(&rx, &["c2"]);
+    let _ = Command::new("kill").args(["-TERM", &again.id().to_string()]).status();
+    assert_eq!(again.wait().unwrap().code(), Some(143));
+    assert!(rx.recv_timeout(Duration::from_millis(500)).is_err(), "every line exactly once");
+}
