@@ -111,7 +111,7 @@ impl Plan {
                     };
                     format!("{} table {} ({mode})", sink.kind.type_name(), table.value)
                 }
-                other => other.kind_label(),
+                other => other.type_name().to_string(),
             };
             let inputs: Vec<String> = self.pipeline.graph.sink_inputs[i].iter().map(|r| self.node_name(*r)).collect();
             let mut reads = if inputs.is_empty() { String::new() } else { format!(" <- {}", inputs.join(", ")) };
@@ -139,12 +139,6 @@ impl Plan {
             NodeRef::Step(i) => spec.steps[i].label(i),
             NodeRef::Sink(i) => spec.sinks[i].id.value.clone(),
         }
-    }
-}
-
-impl SinkKind {
-    fn kind_label(&self) -> String {
-        self.type_name().to_string()
     }
 }
 

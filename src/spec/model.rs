@@ -517,13 +517,8 @@ pub fn build(root: &Node, path: &Path, source_text: &str, diags: &mut Diagnostic
     let steps_node = root.get("steps");
     let steps =
         steps_node.map(|n| n.items()).unwrap_or_default().iter().filter_map(|item| b.step(item, diags)).collect();
-    let sinks = root
-        .get("sinks")
-        .map(|n| n.entries())
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|(k, v)| b.sink(k, v, diags))
-        .collect();
+    let sinks =
+        root.get("sinks").map(|n| n.entries()).unwrap_or_default().iter().map(|(k, v)| b.sink(k, v, diags)).collect();
     let on_error = match root.get("on_error") {
         Some(n) => Spanned::new(
             match n.scalar().unwrap_or("fail") {
@@ -853,7 +848,7 @@ impl ModelBuilder<'_> {
         Some(WindowSpec { kind, allowed_lateness: duration(body.get("allowed_lateness")).unwrap_or_default(), late })
     }
 
-    fn sink(&self, key: &Node, node: &Node, diags: &mut Diagnostics) -> Option<SinkSpec> {
+    fn sink(&self, key: &Node, node: &Node, diags: &mut Diagnostics) -> SinkSpec {
         let type_node = node.get("type").unwrap_or(node);
         let format_of = |default: DataFormat| {
             node.get("format").and_then(Node::scalar).and_then(DataFormat::parse).unwrap_or(default)
@@ -867,24 +862,11 @@ impl ModelBuilder<'_> {
                 },
             },
             "file" => {
-                let Some(path) = node.get("path") else {
-                    // The shape check reported the missing path; keep the sink for later rules.
-                    let kind = SinkKind::File {
-                        path: required(node, "path"),
-                        format: Spanned::new(DataFormat::Jsonl, node.span),
-                        header: true,
-                        delimiter: b',',
-                    };
-                    return Some(SinkSpec {
-                        id: text(key),
-                        type_span: type_node.span,
-                        from: node.get("from").map(|f| name_list(Some(f))),
-                        kind,
-                    });
-                };
-                let format = match node.get("format") {
-                    Some(f) => Spanned::new(format_of(DataFormat::Jsonl), f.span),
-                    None => match DataFormat::from_extension(path.scalar().unwrap_or_default()) {
+                let format = match (node.get("format"), node.get("path")) {
+                    (Some(f), _) => Spanned::new(format_of(DataFormat::Jsonl), f.span),
+                    // A missing path was reported by the shape check.
+                    (None, None) => Spanned::new(DataFormat::Jsonl, node.span),
+                    (None, Some(path)) => match DataFormat::from_extension(path.scalar().unwrap_or_default()) {
                         Some(f @ (DataFormat::Csv | DataFormat::Jsonl)) => Spanned::new(f, path.span),
                         _ => {
                             diags.error(
@@ -900,7 +882,7 @@ impl ModelBuilder<'_> {
                     },
                 };
                 SinkKind::File {
-                    path: text(path),
+                    path: required(node, "path"),
                     format,
                     header: node.get("header").and_then(scalar_bool).unwrap_or(true),
                     delimiter: single_byte(node.get("delimiter"), b',', "delimiter", diags),
@@ -928,12 +910,7 @@ impl ModelBuilder<'_> {
             // keeps the sink visible to the graph rules.
             _ => SinkKind::Stdout { format: StdoutFormat::Jsonl },
         };
-        Some(SinkSpec {
-            id: text(key),
-            type_span: type_node.span,
-            from: node.get("from").map(|f| name_list(Some(f))),
-            kind,
-        })
+        SinkSpec { id: text(key), type_span: type_node.span, from: node.get("from").map(|f| name_list(Some(f))), kind }
     }
 
     fn test_case(&self, node: &Node) -> TestCaseSpec {
