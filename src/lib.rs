@@ -14,6 +14,7 @@ pub mod cli;
 pub mod diag;
 pub mod error;
 pub mod expr;
+pub mod kafka;
 pub mod plan;
 pub mod record;
 pub mod runtime;

@@ -71,6 +71,7 @@ mod tests {
             watermark,
             sources: vec![SourceState {
                 id: "in".into(),
+                lane: None,
                 position: Some(Position { file: 0, path: "a.csv".into(), offset, line: 3 }),
                 max_event_time: Some(watermark),
             }],

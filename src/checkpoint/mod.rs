@@ -25,6 +25,9 @@ pub struct Position {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SourceState {
     pub id: String,
+    /// Which lane of the source, when it has several (Kafka: `topic/partition`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lane: Option<String>,
     /// None for a source that cannot replay (stdin) or has read nothing.
     pub position: Option<Position>,
     /// Largest event time read so far (the source's watermark before lateness).

@@ -38,11 +38,23 @@ pub struct Executor {
     /// A sink failed: the error to report.
     sink_failure: Option<Error>,
     sink_ids: Vec<String>,
-    /// Per source: whether it can resume from a position (only those are recorded).
-    replayable: Vec<bool>,
+    /// The sources' lanes, in the merge's order.
+    lanes: Vec<Lane>,
     pub checkpointing: Option<Checkpointing>,
     progress: Option<ProgressReport>,
     metrics: Option<std::sync::Arc<super::metrics::Metrics>>,
+}
+
+/// One lane of a source (the source itself, or one Kafka partition): the unit the
+/// merge orders and checkpoints record positions of.
+pub struct Lane {
+    /// The source's index in the pipeline.
+    pub source: usize,
+    /// Its name among the source's lanes (Kafka: `topic/partition`).
+    pub name: Option<String>,
+    /// Whether it can resume from a position (only those are recorded).
+    pub replayable: bool,
+    pub committer: Option<crate::sources::Committer>,
 }
 
 /// Progress reporting: the callback, per-source file sizes, the last report.
@@ -58,7 +70,7 @@ impl Executor {
         names: OriginNames,
         sinks: Vec<Option<Sender<SinkMessage>>>,
         threads: Vec<Option<SinkThread>>,
-        replayable: Vec<bool>,
+        lanes: Vec<Lane>,
         checkpointing: Option<Checkpointing>,
     ) -> Result<Executor> {
         let p = &plan.pipeline;
@@ -96,7 +108,7 @@ impl Executor {
             summary: RunSummary::default(),
             sink_failure: None,
             sink_ids: p.spec.sinks.iter().map(|s| s.id.value.clone()).collect(),
-            replayable,
+            lanes,
             checkpointing,
             progress: None,
             metrics: None,
@@ -214,9 +226,9 @@ impl Executor {
             };
             let Some(merged) = next else { break };
             match merged {
-                Merged::Batch(source, batch) => {
+                Merged::Batch(lane, batch) => {
                     self.summary.records_in += batch.len() as u64;
-                    let consumers = self.source_consumers[source].clone();
+                    let consumers = self.source_consumers[self.lanes[lane].source].clone();
                     self.deliver(&consumers, batch)?;
                 }
                 Merged::Bad(bad) => {
@@ -310,19 +322,20 @@ impl Executor {
                 state: op.snapshot(),
             })
             .collect();
-        let sources = merge
-            .positions()
-            .into_iter()
-            .enumerate()
-            .map(|(i, (position, max_ts))| SourceState {
-                id: self.names.sources[i].clone(),
-                position: position.filter(|_| self.replayable[i]).map(|o| Position {
+        let positions = merge.positions();
+        let sources = positions
+            .iter()
+            .zip(&self.lanes)
+            .map(|((position, max_ts), lane)| SourceState {
+                id: self.names.sources[lane.source].clone(),
+                lane: lane.name.clone(),
+                position: position.filter(|_| lane.replayable).map(|o| Position {
                     file: o.file,
-                    path: self.names.files[i].get(o.file as usize).map(|f| f.to_string()).unwrap_or_default(),
+                    path: self.names.files[lane.source].get(o.file as usize).map(|f| f.to_string()).unwrap_or_default(),
                     offset: o.offset,
                     line: o.line,
                 }),
-                max_event_time: max_ts,
+                max_event_time: *max_ts,
             })
             .collect();
         let checkpoint = Checkpoint {
@@ -337,6 +350,11 @@ impl Executor {
             sinks: sink_states,
         };
         cp.write(&checkpoint, started)?;
+        for ((position, _), lane) in positions.iter().zip(&self.lanes) {
+            if let (Some(position), Some(commit)) = (position, &lane.committer) {
+                commit(position);
+            }
+        }
         // The second phase: sinks make this epoch's output visible.
         for tx in self.sinks.iter().flatten() {
             let _ = tx.send(SinkMessage::CheckpointDone(epoch));

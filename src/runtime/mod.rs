@@ -255,41 +255,48 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
     }
     let resume = resume.map(|(c, _)| c);
 
+    // Every source as its lanes (one, or one per Kafka partition), in order.
     let mut opened = Vec::new();
-    // Per source: where it resumes and the event time it had seen.
+    let mut lanes = Vec::new();
+    // Per lane: where it resumes and the event time it had seen.
     let mut resumed_at = Vec::new();
     for (i, source) in spec.sources.iter().enumerate() {
         let schema = pipeline.source_fields[i].clone().map(Schema::new);
-        let mut s = match given_sources.as_mut().and_then(Iterator::next) {
-            Some(given) => given,
+        let source_lanes = match given_sources.as_mut().and_then(Iterator::next) {
+            Some(given) => vec![given],
             None => sources::build(spec, source, i, schema)?,
         };
-        let saved = resume.as_ref().and_then(|c| c.sources.iter().find(|s| s.id == source.id.value));
-        let mut at = None;
-        if let Some(position) = saved.and_then(|s| s.position.as_ref()) {
-            if s.replayable() {
-                let origin = crate::record::Origin {
-                    source: i as u32,
-                    file: position.file,
-                    line: position.line,
-                    offset: position.offset,
-                };
-                s.seek(&origin)?;
-                at = Some(origin);
-            } else {
-                tracing::warn!("source `{}` cannot replay; it continues with new input", source.id.value);
+        for mut s in source_lanes {
+            let lane = s.lane();
+            let saved =
+                resume.as_ref().and_then(|c| c.sources.iter().find(|s| s.id == source.id.value && s.lane == lane));
+            let mut at = None;
+            if let Some(position) = saved.and_then(|s| s.position.as_ref()) {
+                if s.replayable() {
+                    let origin = crate::record::Origin {
+                        source: i as u32,
+                        file: position.file,
+                        line: position.line,
+                        offset: position.offset,
+                    };
+                    s.seek(&origin)?;
+                    at = Some(origin);
+                } else {
+                    tracing::warn!("source `{}` cannot replay; it continues with new input", source.id.value);
+                }
             }
+            resumed_at.push((at, saved.and_then(|s| s.max_event_time)));
+            lanes.push(executor::Lane { source: i, name: lane, replayable: s.replayable(), committer: s.committer() });
+            opened.push(s);
         }
-        resumed_at.push((at, saved.and_then(|s| s.max_event_time)));
-        opened.push(s);
     }
-    let names = OriginNames {
-        sources: spec.sources.iter().map(|s| s.id.value.clone()).collect(),
-        files: opened.iter().map(|s| s.files()).collect(),
-    };
+    let mut files = vec![Vec::new(); spec.sources.len()];
+    for (lane, s) in lanes.iter().zip(&opened) {
+        files[lane.source].extend(s.files());
+    }
+    let names = OriginNames { sources: spec.sources.iter().map(|s| s.id.value.clone()).collect(), files };
     let bounded_inputs = opened.iter().all(|s| s.bounded());
     let sizes: Vec<Option<Vec<u64>>> = opened.iter().map(|s| s.sizes()).collect();
-    let replayable = opened.iter().map(|s| s.replayable()).collect();
     // Channels first: a sink may hand rows its target rejects to the error sink.
     let (sink_senders, sink_receivers): (Vec<_>, Vec<_>) =
         spec.sinks.iter().map(|_| bounded::<SinkMessage>(options.channel_capacity)).unzip();
@@ -312,15 +319,15 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
 
     let receivers: Vec<Receiver<Message>> = opened
         .into_iter()
-        .enumerate()
-        .map(|(i, source)| {
+        .zip(&lanes)
+        .map(|(source, lane)| {
             let (tx, rx) = bounded(options.channel_capacity);
             let reader = SourceThread {
                 source,
                 tx,
                 stop: stop.clone(),
                 batch_size: options.batch_size,
-                event_time: pipeline.event_times[i].clone(),
+                event_time: pipeline.event_times[lane.source].clone(),
             };
             // Detached: a source blocked reading stdin must not keep the process alive.
             std::thread::spawn(move || reader.run());
@@ -339,9 +346,9 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
         sink_threads.push(Some(handle));
     }
 
-    let clocks = spec
-        .sources
+    let clocks = lanes
         .iter()
+        .map(|lane| &spec.sources[lane.source])
         .map(|s| merge::SourceClock {
             out_of_orderness: s.watermark.max_out_of_orderness.as_millis() as i64,
             idle_timeout: s.watermark.idle_timeout.or((!bounded_inputs).then_some(DEFAULT_IDLE_TIMEOUT)),
@@ -349,7 +356,7 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
         .collect();
     let by_event_time = spec.sources.iter().any(|s| s.event_time.is_some());
     let mut merge = merge::Merge::new(receivers, clocks, by_event_time, bounded_inputs, options.batch_size, interrupt);
-    let mut exec = executor::Executor::new(plan, names, sink_senders, sink_threads, replayable, checkpointing)?;
+    let mut exec = executor::Executor::new(plan, names, sink_senders, sink_threads, lanes, checkpointing)?;
     if let Some(report) = &options.progress {
         exec.report_progress(report.clone(), sizes);
     }

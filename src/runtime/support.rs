@@ -3,7 +3,7 @@
 //! column that uses it — never silently ignored.
 
 use crate::diag::Diagnostics;
-use crate::spec::{PipelineSpec, SinkKind, SourceKind};
+use crate::spec::{PipelineSpec, SourceKind};
 
 pub fn unsupported(spec: &PipelineSpec) -> Diagnostics {
     let mut d = Diagnostics::default();
@@ -26,7 +26,8 @@ pub fn unsupported(spec: &PipelineSpec) -> Diagnostics {
             SourceKind::File { .. }
             | SourceKind::Stdin { .. }
             | SourceKind::Datagen { .. }
-            | SourceKind::Socket { .. } => {}
+            | SourceKind::Socket { .. }
+            | SourceKind::Kafka { .. } => {}
             other => refuse(s.type_span, format!("`{}` sources", other.type_name())),
         }
         if let Some(p) = &s.parallelism {
@@ -36,11 +37,6 @@ pub fn unsupported(spec: &PipelineSpec) -> Diagnostics {
     for step in &spec.steps {
         if let Some(p) = &step.parallelism {
             refuse(p.span, "`parallelism` on steps".into());
-        }
-    }
-    for sink in &spec.sinks {
-        if matches!(sink.kind, SinkKind::Kafka { .. }) {
-            refuse(sink.type_span, format!("`{}` sinks", sink.kind.type_name()));
         }
     }
     if let Some(p) = &spec.parallelism {

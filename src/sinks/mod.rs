@@ -3,6 +3,7 @@
 
 pub mod encode;
 mod file;
+mod kafka;
 pub mod memory;
 mod socket;
 pub mod sql;
@@ -11,6 +12,11 @@ mod stdout;
 use crate::error::{Error, Result};
 use crate::record::Record;
 use crate::spec::{PipelineSpec, SinkKind, SinkSpec};
+
+/// Records a sink may hold for the next checkpoint before it asks for one early
+/// (sinks that write on checkpoint completion: databases, Kafka transactions), so
+/// memory stays bounded at any input rate.
+pub(crate) const MAX_HELD_RECORDS: usize = 20_000;
 
 /// What a failed write means for the run.
 #[derive(Debug)]
@@ -113,7 +119,21 @@ pub fn build(
         SinkKind::Socket { address, format } => {
             Ok(Box::new(socket::SocketSink::connect(&sink.id.value, &address.value, *format)?))
         }
-        other => Err(Error::Internal(format!("sink type `{}` has no runtime yet", other.type_name()))),
+        SinkKind::Kafka { brokers, topic, key, partition_by, format, exactly_once, options } => {
+            let config = kafka::KafkaSinkConfig {
+                id: sink.id.value.clone(),
+                pipeline: spec.name.clone(),
+                brokers: brokers.value.clone(),
+                topic: topic.value.clone(),
+                key: key.as_ref().map(|k| k.text.clone()),
+                partition_by: partition_by.as_ref().map(|k| k.text.clone()),
+                format: *format,
+                exactly_once: *exactly_once,
+                options: options.clone(),
+                lineage: run.lineage.to_string(),
+            };
+            Ok(Box::new(kafka::KafkaSink::open(config, checkpointed, resume, run.request_checkpoint.clone())?))
+        }
     }
 }
 

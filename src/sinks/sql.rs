@@ -91,9 +91,6 @@ pub struct SqlSink {
     on_reject: Option<super::RejectHandler>,
 }
 
-/// Held-back rows that make the sink ask for an early checkpoint (memory bound).
-const MAX_HELD_ROWS: usize = 20_000;
-
 /// Replaces the password of a connection URL with `***` for messages.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -620,7 +617,7 @@ impl Sink for SqlSink {
                 let buffer = std::mem::take(&mut self.buffer);
                 self.buffer = self.compact(buffer);
             }
-            if self.buffer.len() >= MAX_HELD_ROWS {
+            if self.buffer.len() >= super::MAX_HELD_RECORDS {
                 self.request_checkpoint.store(true, std::sync::atomic::Ordering::Relaxed);
             }
             return Ok(());

@@ -4,6 +4,7 @@
 mod datagen;
 pub mod decode;
 mod file;
+mod kafka;
 pub mod memory;
 mod stream;
 
@@ -11,6 +12,12 @@ use crate::error::{Error, Result};
 use crate::record::{Batch, Origin, Schema};
 use crate::spec::{PipelineSpec, SourceKind, SourceSpec};
 use std::sync::Arc;
+
+pub use kafka::value_field;
+
+/// Called once a checkpoint holding a lane's position is durable (Kafka commits the
+/// offset to its consumer group, for lag tools).
+pub type Committer = Box<dyn Fn(&Origin) + Send>;
 
 /// A record that could not be decoded, with where it was and why.
 #[derive(Clone, Debug)]
@@ -50,11 +57,35 @@ pub trait Source: Send {
     fn replayable(&self) -> bool {
         false
     }
+
+    /// The name of this lane when a source reads several independently ordered lanes,
+    /// each with its own watermark and position (Kafka partitions: `topic/partition`).
+    fn lane(&self) -> Option<String> {
+        None
+    }
+
+    /// What to call after a checkpoint with this lane's position is written.
+    fn committer(&self) -> Option<Committer> {
+        None
+    }
 }
 
-/// Opens a source. `index` is the source's position in the pipeline (for origins);
-/// `schema` is the record layout known at validation, reused for speed.
+/// Opens a source as its lanes: one for most sources, one per partition for Kafka.
+/// `index` is the source's position in the pipeline (for origins); `schema` is the
+/// record layout known at validation, reused for speed.
 pub fn build(
+    spec: &PipelineSpec,
+    source: &SourceSpec,
+    index: usize,
+    schema: Option<Arc<Schema>>,
+) -> Result<Vec<Box<dyn Source>>> {
+    if let SourceKind::Kafka { .. } = &source.kind {
+        return kafka::open(spec, source, index);
+    }
+    build_one(spec, source, index, schema).map(|s| vec![s])
+}
+
+fn build_one(
     spec: &PipelineSpec,
     source: &SourceSpec,
     index: usize,

@@ -215,6 +215,8 @@ pub enum SourceKind {
         bounded: bool,
         decoding: Decoding,
         key_field: Option<String>,
+        timestamp_field: Option<String>,
+        headers_field: Option<String>,
         options: Vec<(String, String)>,
     },
     Datagen {
@@ -380,6 +382,7 @@ pub enum SinkKind {
         brokers: Spanned<String>,
         topic: Spanned<String>,
         key: Option<ExprSpec>,
+        partition_by: Option<ExprSpec>,
         format: DataFormat,
         exactly_once: bool,
         options: Vec<(String, String)>,
@@ -692,8 +695,15 @@ impl ModelBuilder<'_> {
                     _ => KafkaStart::Committed,
                 },
                 bounded: node.get("bounded").and_then(scalar_bool).unwrap_or(false),
-                decoding: self.decoding(node, Some(DataFormat::Jsonl), None, diags),
+                decoding: {
+                    // A message holds one record: CSV values have no header line.
+                    let mut d = self.decoding(node, Some(DataFormat::Jsonl), None, diags);
+                    d.csv.header = false;
+                    d
+                },
                 key_field: node.get("key_field").and_then(Node::scalar).map(str::to_string),
+                timestamp_field: node.get("timestamp_field").and_then(Node::scalar).map(str::to_string),
+                headers_field: node.get("headers_field").and_then(Node::scalar).map(str::to_string),
                 options: string_map(node.get("options")),
             },
             "datagen" => SourceKind::Datagen {
@@ -892,6 +902,7 @@ impl ModelBuilder<'_> {
                 brokers: required(node, "brokers"),
                 topic: required(node, "topic"),
                 key: node.get("key").map(|k| self.expr(k)),
+                partition_by: node.get("partition_by").map(|k| self.expr(k)),
                 format: format_of(DataFormat::Jsonl),
                 exactly_once: node.get("delivery").and_then(Node::scalar) == Some("exactly_once"),
                 options: string_map(node.get("options")),

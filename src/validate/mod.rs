@@ -46,13 +46,20 @@ fn declared_fields(source: &SourceSpec) -> Option<Vec<Arc<str>>> {
         return Some(fields.iter().map(|g| Arc::from(g.field.value.as_str())).collect());
     }
     let decoding = source.kind.decoding()?;
-    match decoding.format.value {
-        spec::DataFormat::Text | spec::DataFormat::Raw => Some(vec![Arc::from("line")]),
-        spec::DataFormat::Csv if !decoding.csv.header && !decoding.schema.is_empty() => {
-            Some(decoding.schema.iter().map(|(n, _)| Arc::from(n.value.as_str())).collect())
+    let mut fields: Vec<Arc<str>> = match decoding.format.value {
+        spec::DataFormat::Text | spec::DataFormat::Raw => {
+            vec![Arc::from(crate::sources::value_field(decoding.format.value))]
         }
-        _ => None,
+        spec::DataFormat::Csv if !decoding.csv.header && !decoding.schema.is_empty() => {
+            decoding.schema.iter().map(|(n, _)| Arc::from(n.value.as_str())).collect()
+        }
+        _ => return None,
+    };
+    // A Kafka message's key, timestamp and headers follow its value's fields.
+    if let spec::SourceKind::Kafka { key_field, timestamp_field, headers_field, .. } = &source.kind {
+        fields.extend([key_field, timestamp_field, headers_field].into_iter().flatten().map(|f| Arc::from(f.as_str())));
     }
+    Some(fields)
 }
 
 /// Validates a parsed spec.

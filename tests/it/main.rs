@@ -8,6 +8,7 @@ mod common;
 mod docs;
 mod examples;
 mod invalid;
+mod kafka;
 mod on_error;
 mod sql;
 mod streaming;

@@ -1,0 +1,146 @@
+//! Kafka clients shared by the Kafka source and sink: client configuration from the
+//! spec (brokers, flowctl's defaults, then `options:` passed through to librdkafka),
+//! a client context that routes librdkafka's log and errors to our log and remembers
+//! the last error (so a timeout can say *why*), and the metadata check that turns an
+//! unreachable broker or a missing topic into a clear error before anything runs.
+
+use crate::error::{Error, Result};
+use rdkafka::client::{Client, ClientContext};
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::ConsumerContext;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{DeliveryResult, ProducerContext};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::Message;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// How long start-up waits for the brokers to answer a metadata request.
+pub const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Our client context: logs through `tracing`, keeps the last client error and counts
+/// failed deliveries (producers).
+pub struct FlowContext {
+    /// What the client belongs to, for log lines: "source `orders`".
+    pub owner: String,
+    last_error: Mutex<Option<String>>,
+    failed_deliveries: AtomicU64,
+    last_delivery_error: Mutex<Option<String>>,
+}
+
+impl FlowContext {
+    pub fn new(owner: String) -> FlowContext {
+        FlowContext {
+            owner,
+            last_error: Mutex::new(None),
+            failed_deliveries: AtomicU64::new(0),
+            last_delivery_error: Mutex::new(None),
+        }
+    }
+
+    /// The last error the client reported (connection refused, authentication failed).
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().ok()?.clone()
+    }
+
+    /// Deliveries that failed since the last call, with the last reason.
+    pub fn take_delivery_failures(&self) -> Option<(u64, String)> {
+        let n = self.failed_deliveries.swap(0, Ordering::SeqCst);
+        let reason = self.last_delivery_error.lock().ok()?.take().unwrap_or_default();
+        (n > 0).then_some((n, reason))
+    }
+}
+
+impl ClientContext for FlowContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+                tracing::warn!("{}: librdkafka {facility}: {message}", self.owner)
+            }
+            RDKafkaLogLevel::Warning | RDKafkaLogLevel::Notice => {
+                tracing::info!("{}: librdkafka {facility}: {message}", self.owner)
+            }
+            _ => tracing::debug!("{}: librdkafka {facility}: {message}", self.owner),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        // Connection errors repeat while a broker is away; librdkafka retries by itself.
+        tracing::debug!("{}: Kafka client error: {error}: {reason}", self.owner);
+        if let Ok(mut last) = self.last_error.lock() {
+            *last = Some(reason.to_string());
+        }
+    }
+}
+
+impl ConsumerContext for FlowContext {}
+
+impl ProducerContext for FlowContext {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((error, message)) = result {
+            self.failed_deliveries.fetch_add(1, Ordering::SeqCst);
+            if let Ok(mut last) = self.last_delivery_error.lock() {
+                *last = Some(format!(
+                    "{} (topic `{}`, {} bytes)",
+                    describe(error),
+                    message.topic(),
+                    message.payload().map_or(0, <[u8]>::len)
+                ));
+            }
+        }
+    }
+}
+
+/// A client configuration: bootstrap servers, `defaults` (flowctl's choices), then the
+/// user's `options:` (which win).
+pub fn config(brokers: &str, defaults: &[(&str, &str)], options: &[(String, String)]) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", brokers);
+    config.set("client.id", "flowctl");
+    config.set_log_level(RDKafkaLogLevel::Warning);
+    for (k, v) in defaults {
+        config.set(*k, *v);
+    }
+    for (k, v) in options {
+        config.set(k, v);
+    }
+    config
+}
+
+/// A readable reason for a Kafka error, with a hint where one helps.
+pub fn describe(error: &KafkaError) -> String {
+    match error.rdkafka_error_code() {
+        Some(RDKafkaErrorCode::MessageSizeTooLarge) => format!(
+            "{error}: the record is larger than the producer's `message.max.bytes` or the broker's limit \
+             (raise them with `options:` or make records smaller)"
+        ),
+        Some(RDKafkaErrorCode::UnsupportedFeature) => format!("{error} (the broker does not implement it)"),
+        _ => error.to_string(),
+    }
+}
+
+/// The partitions of `topic`, failing clearly when the brokers cannot be reached (with
+/// the client's last error, e.g. refused connections or failed authentication) or the
+/// topic does not exist.
+pub fn partitions(client: &Client<FlowContext>, brokers: &str, topic: &str) -> Result<Vec<i32>> {
+    let metadata = client.fetch_metadata(Some(topic), METADATA_TIMEOUT).map_err(|e| {
+        let why = client.context().last_error().map(|r| format!(" (last error: {r})")).unwrap_or_default();
+        Error::External(format!(
+            "{}: cannot reach the Kafka brokers `{brokers}` within {} s: {e}{why}",
+            client.context().owner,
+            METADATA_TIMEOUT.as_secs()
+        ))
+    })?;
+    let missing =
+        || Error::External(format!("{}: topic `{topic}` does not exist on `{brokers}`", client.context().owner));
+    let t = metadata.topics().iter().find(|t| t.name() == topic).ok_or_else(missing)?;
+    if t.error().is_some() || t.partitions().is_empty() {
+        return Err(missing());
+    }
+    let mut ids: Vec<i32> = t.partitions().iter().map(|p| p.id()).collect();
+    ids.sort_unstable();
+    Ok(ids)
+}
