@@ -323,7 +323,9 @@ impl SqlSink {
             SqlDialect::Mysql => "CREATE TABLE IF NOT EXISTS flowctl_commits (pipeline VARCHAR(191) NOT NULL, sink VARCHAR(191) NOT NULL, lineage VARCHAR(64) NOT NULL, epoch BIGINT NOT NULL, PRIMARY KEY (pipeline, sink))",
             SqlDialect::Postgres => "CREATE TABLE IF NOT EXISTS flowctl_commits (pipeline TEXT NOT NULL, sink TEXT NOT NULL, lineage TEXT NOT NULL, epoch BIGINT NOT NULL, PRIMARY KEY (pipeline, sink))",
         };
-        self.execute_plain("create flowctl_commits", sql)
+        // PostgreSQL's IF NOT EXISTS loses a race with a second run creating the table
+        // at the same moment (a catalog unique violation); a second attempt sees it.
+        self.execute_plain("create flowctl_commits", sql).or_else(|_| self.execute_plain("create flowctl_commits", sql))
     }
 
     fn row(&self, record: &Record) -> Vec<Value> {
