@@ -144,3 +144,28 @@ pub fn partitions(client: &Client<FlowContext>, brokers: &str, topic: &str) -> R
     ids.sort_unstable();
     Ok(ids)
 }
+
+/// Creates `topic` with `partitions` partitions (replication 1) unless it exists.
+pub fn create_topic(brokers: &str, options: &[(String, String)], topic: &str, partitions: u32, owner: &str) -> Result<()> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<FlowContext> = config(brokers, &[], options)
+        .create_with_context(FlowContext::new(owner.to_string()))
+        .map_err(|e| Error::External(format!("{owner}: cannot create a Kafka admin client: {e}")))?;
+    let new = NewTopic::new(topic, partitions as i32, TopicReplication::Fixed(1));
+    let request = admin.create_topics([&new], &AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT)));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start a runtime: {e}")))?;
+    let results = runtime
+        .block_on(async { tokio::time::timeout(METADATA_TIMEOUT, request).await })
+        .map_err(|_| Error::External(format!("{owner}: cannot reach the Kafka brokers `{brokers}` to create topic `{topic}`")))?
+        .map_err(|e| Error::External(format!("{owner}: cannot create topic `{topic}`: {e}")))?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => return Err(Error::External(format!("{owner}: cannot create topic `{topic}`: {code}"))),
+        }
+    }
+    Ok(())
+}

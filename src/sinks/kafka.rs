@@ -44,6 +44,8 @@ pub struct KafkaSinkConfig {
     pub partition_by: Option<String>,
     pub format: DataFormat,
     pub exactly_once: bool,
+    /// Create the topic with this many partitions when it does not exist.
+    pub create_topic: Option<u32>,
     pub options: Vec<(String, String)>,
     pub lineage: String,
 }
@@ -125,6 +127,9 @@ impl KafkaSink {
         let producer: BaseProducer<FlowContext> = kafka::config(&config.brokers, &defaults, &config.options)
             .create_with_context(FlowContext::new(owner.clone()))
             .map_err(|e| Error::External(format!("{owner}: cannot create a Kafka producer: {e}")))?;
+        if let Some(partitions) = config.create_topic {
+            kafka::create_topic(&config.brokers, &config.options, &config.topic, partitions, &owner)?;
+        }
         let partitions = kafka::partitions(producer.client(), &config.brokers, &config.topic)?.len();
         let mut sink = KafkaSink {
             id: config.id.clone(),

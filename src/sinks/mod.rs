@@ -119,7 +119,7 @@ pub fn build(
         SinkKind::Socket { address, format } => {
             Ok(Box::new(socket::SocketSink::connect(&sink.id.value, &address.value, *format)?))
         }
-        SinkKind::Kafka { brokers, topic, key, partition_by, format, exactly_once, options } => {
+        SinkKind::Kafka { brokers, topic, key, partition_by, format, exactly_once, create_topic, options } => {
             let config = kafka::KafkaSinkConfig {
                 id: sink.id.value.clone(),
                 pipeline: spec.name.clone(),
@@ -129,6 +129,7 @@ pub fn build(
                 partition_by: partition_by.as_ref().map(|k| k.text.clone()),
                 format: *format,
                 exactly_once: *exactly_once,
+                create_topic: *create_topic,
                 options: options.clone(),
                 lineage: run.lineage.to_string(),
             };

@@ -245,6 +245,8 @@ pub const SINK_TYPES: &[Variant] = &[
                 Ty::Enum(&["exactly_once", "at_least_once"]),
                 "exactly_once: transactions committed with checkpoints (default at_least_once)."
             ),
+            f("create_topic", Ty::Bool, "Create the topic when it does not exist (default false)."),
+            f("partitions", Ty::PosInt, "create_topic: the new topic's partition count (default 1)."),
             f("options", Ty::Map(&Ty::Str), "librdkafka settings passed through."),
         ],
     },

@@ -385,6 +385,8 @@ pub enum SinkKind {
         partition_by: Option<ExprSpec>,
         format: DataFormat,
         exactly_once: bool,
+        /// Create the topic with this many partitions when it does not exist.
+        create_topic: Option<u32>,
         options: Vec<(String, String)>,
     },
     Sql {
@@ -905,6 +907,9 @@ impl ModelBuilder<'_> {
                 partition_by: node.get("partition_by").map(|k| self.expr(k)),
                 format: format_of(DataFormat::Jsonl),
                 exactly_once: node.get("delivery").and_then(Node::scalar) == Some("exactly_once"),
+                create_topic: node.get("create_topic").and_then(scalar_bool).unwrap_or(false).then(|| {
+                    node.get("partitions").and_then(scalar_int).unwrap_or(1).clamp(1, i32::MAX as i64) as u32
+                }),
                 options: string_map(node.get("options")),
             },
             kind @ ("mysql" | "postgres") => SinkKind::Sql {
