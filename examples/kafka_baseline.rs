@@ -43,7 +43,8 @@ fn send(producer: &BaseProducer, topic: &str, key: &[u8], value: &[u8]) {
 /// The benchmark's record `i`: 100 bytes of JSON.
 pub fn record(i: u64) -> (String, String) {
     let user = format!("u{}", i % 1000);
-    let head = format!(r#"{{"id":{i},"user":"{user}","amount":{},"ts":{},"pad":""#, i % 997, 1_700_000_000_000 + i * 10);
+    let head =
+        format!(r#"{{"id":{i},"user":"{user}","amount":{},"ts":{},"pad":""#, i % 997, 1_700_000_000_000 + i * 10);
     let pad = "x".repeat(100usize.saturating_sub(head.len() + 2));
     (user, format!("{head}{pad}\"}}"))
 }

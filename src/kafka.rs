@@ -146,7 +146,13 @@ pub fn partitions(client: &Client<FlowContext>, brokers: &str, topic: &str) -> R
 }
 
 /// Creates `topic` with `partitions` partitions (replication 1) unless it exists.
-pub fn create_topic(brokers: &str, options: &[(String, String)], topic: &str, partitions: u32, owner: &str) -> Result<()> {
+pub fn create_topic(
+    brokers: &str,
+    options: &[(String, String)],
+    topic: &str,
+    partitions: u32,
+    owner: &str,
+) -> Result<()> {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     let admin: AdminClient<FlowContext> = config(brokers, &[], options)
         .create_with_context(FlowContext::new(owner.to_string()))
@@ -159,7 +165,9 @@ pub fn create_topic(brokers: &str, options: &[(String, String)], topic: &str, pa
         .map_err(|e| Error::Internal(format!("cannot start a runtime: {e}")))?;
     let results = runtime
         .block_on(async { tokio::time::timeout(METADATA_TIMEOUT, request).await })
-        .map_err(|_| Error::External(format!("{owner}: cannot reach the Kafka brokers `{brokers}` to create topic `{topic}`")))?
+        .map_err(|_| {
+            Error::External(format!("{owner}: cannot reach the Kafka brokers `{brokers}` to create topic `{topic}`"))
+        })?
         .map_err(|e| Error::External(format!("{owner}: cannot create topic `{topic}`: {e}")))?;
     for result in results {
         match result {

@@ -900,18 +900,20 @@ impl ModelBuilder<'_> {
                     delimiter: single_byte(node.get("delimiter"), b',', "delimiter", diags),
                 }
             }
-            "kafka" => SinkKind::Kafka {
-                brokers: required(node, "brokers"),
-                topic: required(node, "topic"),
-                key: node.get("key").map(|k| self.expr(k)),
-                partition_by: node.get("partition_by").map(|k| self.expr(k)),
-                format: format_of(DataFormat::Jsonl),
-                exactly_once: node.get("delivery").and_then(Node::scalar) == Some("exactly_once"),
-                create_topic: node.get("create_topic").and_then(scalar_bool).unwrap_or(false).then(|| {
-                    node.get("partitions").and_then(scalar_int).unwrap_or(1).clamp(1, i32::MAX as i64) as u32
-                }),
-                options: string_map(node.get("options")),
-            },
+            "kafka" => {
+                SinkKind::Kafka {
+                    brokers: required(node, "brokers"),
+                    topic: required(node, "topic"),
+                    key: node.get("key").map(|k| self.expr(k)),
+                    partition_by: node.get("partition_by").map(|k| self.expr(k)),
+                    format: format_of(DataFormat::Jsonl),
+                    exactly_once: node.get("delivery").and_then(Node::scalar) == Some("exactly_once"),
+                    create_topic: node.get("create_topic").and_then(scalar_bool).unwrap_or(false).then(|| {
+                        node.get("partitions").and_then(scalar_int).unwrap_or(1).clamp(1, i32::MAX as i64) as u32
+                    }),
+                    options: string_map(node.get("options")),
+                }
+            }
             kind @ ("mysql" | "postgres") => SinkKind::Sql {
                 dialect: if kind == "mysql" { SqlDialect::Mysql } else { SqlDialect::Postgres },
                 url: required(node, "url"),

@@ -141,7 +141,11 @@ fn features_not_built_yet_are_refused_at_their_line() {
     assert_eq!(flowctl(&["validate", &path], None, &[]).code, 0);
     let out = flowctl(&["run", &path], Some(""), &[]);
     assert_eq!(out.code, 2);
-    assert!(out.stderr.contains(&format!("{path}:5:14: error: not supported yet: `parallelism` above 1")), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("{path}:5:14: error: not supported yet: `parallelism` above 1")),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]

@@ -505,3 +505,42 @@ mod transactions {
         assert_eq!(written, sorted(orders(0, rows).into_iter().map(|(_, v)| v).collect()));
     }
 }
+
+#[test]
+fn the_kafka_example_pipelines_run_against_a_broker() {
+    let broker = Broker::start();
+    let out_dir = tempfile::tempdir().unwrap();
+    let env = [("KAFKA_BROKERS", broker.address.as_str()), ("OUT_DIR", out_dir.path().to_str().unwrap())];
+    let run = |name: &str| {
+        let path = format!("pipelines/kafka/{name}.yaml");
+        assert_eq!(flowctl(&["validate", &path], None, &env).code, 0);
+        let out = flowctl(&["run", &path], None, &env);
+        assert_eq!(out.code, 0, "{path}: {}", out.stderr);
+        out
+    };
+    let clicks = std::fs::read_to_string(root().join("fixtures/clicks.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = clicks.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    let ok = rows.iter().filter(|r| r[4] == "200").count();
+
+    run("clicks_to_kafka");
+    assert_eq!(consume_all(&broker.address, "clicks").len(), rows.len());
+
+    run("kafka_to_file");
+    let archived = std::fs::read_to_string(out_dir.path().join("failed_clicks.jsonl")).unwrap();
+    assert_eq!(archived.lines().count(), rows.len() - ok);
+    assert!(archived.lines().all(|l| l.contains(r#""kafka_key":"u"#) && !l.contains("kafka_ts")), "{archived}");
+    // The next cron run finds nothing new.
+    run("kafka_to_file");
+    let again = std::fs::read_to_string(out_dir.path().join("failed_clicks.jsonl")).unwrap();
+    assert_eq!(again.lines().count(), rows.len() - ok);
+
+    let windows = run("kafka_windows");
+    let late: usize = windows.stderr.split(" late").next().unwrap().rsplit(' ').next().unwrap().parse().unwrap();
+    let results = consume_all(&broker.address, "clicks_per_user");
+    let requests: usize = results
+        .iter()
+        .map(|r| serde_json::from_str::<serde_json::Value>(r).unwrap()["requests"].as_u64().unwrap() as usize)
+        .sum();
+    assert!(!results.is_empty());
+    assert_eq!(requests + late, ok, "{}", windows.stderr);
+}
