@@ -277,9 +277,12 @@ impl KafkaSink {
                     };
                     let fatal = code.is_some_and(|c| c.is_fatal());
                     if fatal || attempt >= TXN_ATTEMPTS {
-                        let hint = if e.rdkafka_error_code() == Some(RDKafkaErrorCode::ProducerFenced)
-                            || e.rdkafka_error_code() == Some(RDKafkaErrorCode::InvalidProducerEpoch)
-                        {
+                        let fenced = [
+                            RDKafkaErrorCode::Fenced,
+                            RDKafkaErrorCode::ProducerFenced,
+                            RDKafkaErrorCode::InvalidProducerEpoch,
+                        ];
+                        let hint = if e.rdkafka_error_code().is_some_and(|c| fenced.contains(&c)) {
                             " (another run of this pipeline with the same transactional id has started)"
                         } else {
                             ""
