@@ -73,8 +73,10 @@ fn ls(dir: &Path) -> i32 {
                     .sources
                     .iter()
                     .map(|s| match &s.position {
-                        Some(p) => format!("{}: {} line {} (byte {})", s.id, p.path, p.line, p.offset),
-                        None => format!("{}: start", s.id),
+                        Some(_) => format!("{}: {}", s.id, describe_position(s)),
+                        None => {
+                            format!("{}: {}start", s.id, s.lane.as_ref().map(|l| format!("{l} ")).unwrap_or_default())
+                        }
                     })
                     .collect();
                 println!(
@@ -156,7 +158,7 @@ fn inspect(dir: &Path, epoch: Option<u64>, format: super::Format) -> i32 {
             );
             for s in &c.sources {
                 match &s.position {
-                    Some(p) => println!("  source {}: {} line {} (byte {})", s.id, p.path, p.line, p.offset),
+                    Some(_) => println!("  source {}: {}", s.id, describe_position(s)),
                     None => println!("  source {}: no position", s.id),
                 }
             }
@@ -196,5 +198,14 @@ fn verify(dir: &Path) -> i32 {
         1
     } else {
         0
+    }
+}
+
+/// Where a source (lane) is: a file's line and byte, or a Kafka partition's offset.
+fn describe_position(s: &crate::checkpoint::SourceState) -> String {
+    match (&s.position, &s.lane) {
+        (Some(p), Some(_)) => format!("{} after offset {}", p.path, p.offset),
+        (Some(p), None) => format!("{} line {} (byte {})", p.path, p.line, p.offset),
+        (None, _) => "no position".into(),
     }
 }

@@ -231,6 +231,7 @@ impl Executor {
                     let consumers = self.source_consumers[self.lanes[lane].source].clone();
                     self.deliver(&consumers, batch)?;
                 }
+                Merged::Idle => {}
                 Merged::Bad(bad) => {
                     self.summary.records_in += bad.len() as u64;
                     for b in bad {

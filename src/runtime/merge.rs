@@ -40,6 +40,8 @@ struct Input {
     /// The origin of the last record or bad input handed out: where a resumed run
     /// continues.
     position: Option<Origin>,
+    /// Since when the merge has been waiting for this source (for `idle_timeout`).
+    waiting_since: Option<Instant>,
 }
 
 impl Input {
@@ -67,6 +69,8 @@ pub enum Merged {
     /// Records of one source, in order, each stamped with the watermark before it.
     Batch(usize, Batch),
     Bad(Vec<BadRecord>),
+    /// Nothing arrived for a while: the executor may take a due checkpoint.
+    Idle,
 }
 
 pub struct Merge {
@@ -106,6 +110,7 @@ impl Merge {
                 max_ts: None,
                 clock,
                 position: None,
+                waiting_since: None,
             })
             .collect();
         Merge {
@@ -194,23 +199,26 @@ impl Merge {
         Ok(())
     }
 
-    /// Blocks until source `i` has something buffered, ended, or (when `allow_idle`)
-    /// went idle; gives up on an interrupt.
-    fn fill(&mut self, i: usize, allow_idle: bool) -> Result<()> {
+    /// Waits up to `POLL` until source `i` has something buffered, ended, or (when
+    /// `allow_idle`) went idle; false when it is still waiting. Gives up on an interrupt.
+    fn fill(&mut self, i: usize, allow_idle: bool) -> Result<bool> {
         let idle_after = self.inputs[i].clock.idle_timeout.filter(|_| allow_idle);
-        let waiting = Instant::now();
-        while self.inputs[i].buffer.is_empty() && !self.inputs[i].ended && !self.inputs[i].idle {
+        if self.inputs[i].buffer.is_empty() && !self.inputs[i].ended && !self.inputs[i].idle {
             self.check_interrupt()?;
+            let since = *self.inputs[i].waiting_since.get_or_insert_with(Instant::now);
             match self.inputs[i].rx.recv_timeout(POLL) {
                 Err(RecvTimeoutError::Timeout) => {
-                    if idle_after.is_some_and(|t| waiting.elapsed() >= t) {
+                    if idle_after.is_some_and(|t| since.elapsed() >= t) {
                         self.accept(i, Err(RecvTimeoutError::Timeout))?;
+                    } else {
+                        return Ok(false);
                     }
                 }
                 message => self.accept(i, message)?,
             }
         }
-        Ok(())
+        self.inputs[i].waiting_since = None;
+        Ok(true)
     }
 
     /// Non-blocking: brings idle sources back when they have sent something.
@@ -225,24 +233,24 @@ impl Merge {
         Ok(())
     }
 
-    /// Blocks until any unfinished source sends something; gives up on an interrupt.
-    fn wait_any(&mut self) -> Result<()> {
+    /// Waits up to `POLL` until any unfinished source sends something; false when
+    /// none did. Gives up on an interrupt.
+    fn wait_any(&mut self) -> Result<bool> {
+        self.check_interrupt()?;
         let open: Vec<usize> = (0..self.inputs.len()).filter(|&i| !self.inputs[i].ended).collect();
-        loop {
-            self.check_interrupt()?;
-            let received = {
-                let mut select = Select::new();
-                for &i in &open {
-                    select.recv(&self.inputs[i].rx);
-                }
-                select.select_timeout(POLL).ok().map(|op| {
-                    let i = open[op.index()];
-                    (i, op.recv(&self.inputs[i].rx).map_err(|_| RecvTimeoutError::Disconnected))
-                })
-            };
-            if let Some((i, message)) = received {
-                return self.accept(i, message);
+        let received = {
+            let mut select = Select::new();
+            for &i in &open {
+                select.recv(&self.inputs[i].rx);
             }
+            select.select_timeout(POLL).ok().map(|op| {
+                let i = open[op.index()];
+                (i, op.recv(&self.inputs[i].rx).map_err(|_| RecvTimeoutError::Disconnected))
+            })
+        };
+        match received {
+            Some((i, message)) => self.accept(i, message).map(|_| true),
+            None => Ok(false),
         }
     }
 
@@ -255,7 +263,9 @@ impl Merge {
                 else {
                     return Ok(None);
                 };
-                self.fill(i, false)?;
+                if !self.fill(i, false)? {
+                    return Ok(Some(Merged::Idle));
+                }
                 match self.take(i, None) {
                     Some(m) => return Ok(Some(m)),
                     None => continue,
@@ -276,12 +286,16 @@ impl Merge {
                 if self.inputs.iter().all(|i| i.ended) {
                     return Ok(None);
                 }
-                self.wait_any()?;
+                if !self.wait_any()? {
+                    return Ok(Some(Merged::Idle));
+                }
                 continue;
             }
             self.poll_idle()?;
             for i in 0..self.inputs.len() {
-                self.fill(i, true)?;
+                if !self.fill(i, true)? {
+                    return Ok(Some(Merged::Idle));
+                }
             }
             if let Some(i) =
                 (0..self.inputs.len()).find(|&i| matches!(self.inputs[i].buffer.front(), Some(Item::Bad(_))))
@@ -297,7 +311,9 @@ impl Merge {
                     return Ok(None);
                 }
                 // Every unfinished source is idle: wait for any of them.
-                self.wait_any()?;
+                if !self.wait_any()? {
+                    return Ok(Some(Merged::Idle));
+                }
                 continue;
             };
             let limit = heads.iter().filter(|(_, i)| *i != first).min().copied();
