@@ -76,6 +76,7 @@ pub fn validate(spec: PipelineSpec, options: &Options) -> Result<ValidPipeline, 
         })
         .collect();
     let compiled = steps::compile(&spec, &graph, &source_fields, &mut diags);
+    check_sink_expressions(&spec, &mut diags);
     if !diags.is_empty() {
         return Err(diags.sorted());
     }
@@ -87,6 +88,22 @@ pub fn validate(spec: PipelineSpec, options: &Options) -> Result<ValidPipeline, 
         return Err(d);
     }
     Ok(ValidPipeline { spec, graph, steps, event_times: compiled.event_times, source_fields })
+}
+
+/// Sink expressions (a Kafka sink's `key` and `partition_by`) must compile; their
+/// fields are looked up by name on each record.
+fn check_sink_expressions(spec: &PipelineSpec, diags: &mut Diagnostics) {
+    for sink in &spec.sinks {
+        if let spec::SinkKind::Kafka { key, partition_by, .. } = &sink.kind {
+            for e in [key, partition_by].into_iter().flatten() {
+                if let Err(errors) = crate::expr::compile(&e.text, &crate::expr::Scope::open()) {
+                    for err in errors {
+                        diags.error(e.span_at(err.offset, 0), err.message, err.hint);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Loads, checks and validates one file: every diagnostic of every stage at once.

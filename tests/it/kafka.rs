@@ -663,3 +663,53 @@ sinks:
     let start = results[0]["window_start"].as_i64().unwrap();
     assert!((now - 2 * 86_400_000..=now).contains(&start), "{}", out.stdout);
 }
+
+#[test]
+fn csv_raw_and_headers_formats_round_trip() {
+    use rdkafka::message::{Header, OwnedHeaders};
+    let broker = Broker::start();
+    create_topic(&broker.address, "rows", 1);
+    create_topic(&broker.address, "csv_out", 1);
+    let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", &broker.address).create().unwrap();
+    for (i, row) in ["1,ann,10", "2,bob,20"].iter().enumerate() {
+        let headers = OwnedHeaders::new().insert(Header { key: "trace", value: Some(&format!("t{i}")) });
+        producer.send(BaseRecord::<(), _>::to("rows").payload(*row).headers(headers)).unwrap();
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let source = |format: &str, extra: &str| {
+        format!(
+            "sources:\n  rows:\n    type: kafka\n    brokers: {}\n    topic: rows\n    start: earliest\n    bounded: true\n    format: {format}\n{extra}",
+            broker.address
+        )
+    };
+    let csv = write_pipeline(
+        dir.path(),
+        "csv.yaml",
+        &format!(
+            "name: csv\n{}sinks:\n  out: {{type: stdout}}\n  back: {{type: kafka, brokers: '{}', topic: csv_out, format: csv}}\n",
+            source("csv", "    schema: {id: int, user: string, amount: int}\n    headers_field: h\n"),
+            broker.address
+        ),
+    );
+    let out = flowctl(&["run", &csv], None, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "{\"id\":1,\"user\":\"ann\",\"amount\":10,\"h\":{\"trace\":\"t0\"}}\n{\"id\":2,\"user\":\"bob\",\"amount\":20,\"h\":{\"trace\":\"t1\"}}\n"
+    );
+    // CSV quotes the JSON of the nested object (quotes doubled).
+    assert_eq!(
+        consume_all(&broker.address, "csv_out"),
+        [r#"1,ann,10,"{""trace"":""t0""}""#, r#"2,bob,20,"{""trace"":""t1""}""#]
+    );
+
+    let raw = write_pipeline(
+        dir.path(),
+        "raw.yaml",
+        &format!("name: raw\n{}sinks:\n  out: {{type: stdout}}\n", source("raw", "")),
+    );
+    let out = flowctl(&["run", &raw], None, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "{\"value\":\"1,ann,10\"}\n{\"value\":\"2,bob,20\"}\n");
+}
