@@ -48,3 +48,28 @@ pub fn summary_counts(stderr: &str) -> String {
     let counts = line.rsplit_once(" in ").map(|(counts, _)| counts).unwrap_or(line);
     counts.trim_start_matches("flowctl: ").to_string()
 }
+
+/// Runs `flowctl run -q PATH` again and again, each run killed with SIGKILL after
+/// `first_ms`, then `step_ms` longer each time, until one finishes by itself with exit
+/// code 0; returns how many were killed. A run failing otherwise fails the test.
+pub fn kill_9_until_done(path: &str, first_ms: u64, step_ms: u64) -> usize {
+    let mut kills = 0;
+    let mut wait = first_ms;
+    loop {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_flowctl"))
+            .args(["run", "-q", path])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("flowctl starts");
+        std::thread::sleep(std::time::Duration::from_millis(wait));
+        let _ = Command::new("kill").args(["-KILL", &child.id().to_string()]).status();
+        match child.wait().expect("flowctl ends").code() {
+            Some(0) => return kills,
+            Some(code) => panic!("a run ended with exit code {code}"),
+            None => kills += 1,
+        }
+        wait += step_ms;
+        assert!(kills < 60, "the run never finished");
+    }
+}

@@ -3,7 +3,7 @@
 //! `scripts/kafka-broker` (which installs tansu once). Transactions are tested against
 //! librdkafka's in-process mock cluster, since tansu does not implement EndTxn.
 
-use super::common::{flowctl, root, write_pipeline};
+use super::common::{flowctl, kill_9_until_done, root, write_pipeline};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -318,25 +318,7 @@ checkpoint: {{interval: 20ms}}
     let out = flowctl(&["run", "-q", &reference], None, &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let killed = write_pipeline(dir.path(), "killed.yaml", &yaml("killed", "killed.jsonl"));
-    let mut kills = 0;
-    let mut wait = 150;
-    loop {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_flowctl"))
-            .args(["run", "-q", &killed])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(wait));
-        let _ = Command::new("kill").args(["-KILL", &child.id().to_string()]).status();
-        match child.wait().unwrap().code() {
-            Some(0) => break,
-            Some(code) => panic!("a run ended with exit code {code}"),
-            None => kills += 1,
-        }
-        wait += 100;
-        assert!(kills < 60, "the run never finished");
-    }
+    let kills = kill_9_until_done(&killed, 150, 100);
     assert!(kills >= 2, "only {kills} kills");
     let read =
         |f: &str| sorted(std::fs::read_to_string(dir.path().join(f)).unwrap().lines().map(String::from).collect());
@@ -350,25 +332,7 @@ fn kill_9_during_file_to_kafka_at_least_once_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let rows = 20_000;
     let path = file_to_kafka(dir.path(), &broker.address, "out", "at_least_once", rows);
-    let mut kills = 0;
-    let mut wait = 200;
-    loop {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_flowctl"))
-            .args(["run", "-q", &path])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(wait));
-        let _ = Command::new("kill").args(["-KILL", &child.id().to_string()]).status();
-        match child.wait().unwrap().code() {
-            Some(0) => break,
-            Some(code) => panic!("a run ended with exit code {code}"),
-            None => kills += 1,
-        }
-        wait += 150;
-        assert!(kills < 60, "the run never finished");
-    }
+    let kills = kill_9_until_done(&path, 200, 150);
     assert!(kills >= 1);
     let mut written = consume_all(&broker.address, "out");
     assert!(written.len() >= rows);
@@ -480,25 +444,8 @@ mod transactions {
         let dir = tempfile::tempdir().unwrap();
         let rows = 20_000;
         let path = file_to_kafka(dir.path(), &brokers, "out", "exactly_once", rows);
-        let mut kills = 0;
-        let mut wait = 200;
-        loop {
-            let mut child = Command::new(env!("CARGO_BIN_EXE_flowctl"))
-                .args(["run", "-q", &path])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            std::thread::sleep(Duration::from_millis(wait));
-            let _ = Command::new("kill").args(["-KILL", &child.id().to_string()]).status();
-            match child.wait().unwrap().code() {
-                Some(0) => break,
-                Some(code) => panic!("a run ended with exit code {code}"),
-                None => kills += 1,
-            }
-            wait += 150;
-            assert!(kills < 60, "the run never finished");
-        }
+        let kills = kill_9_until_done(&path, 200, 150);
+        assert!(kills >= 1, "only {kills} kills");
         let mut written = consume_all(&brokers, "out");
         written.sort();
         written.dedup();
@@ -531,16 +478,7 @@ mod transactions {
         let dir = tempfile::tempdir().unwrap();
         let rows = 20_000;
         let path = file_to_kafka(dir.path(), &brokers, &topic, "exactly_once", rows);
-        let mut wait = 300;
-        loop {
-            let mut child = Command::new(env!("CARGO_BIN_EXE_flowctl")).args(["run", "-q", &path]).spawn().unwrap();
-            std::thread::sleep(Duration::from_millis(wait));
-            let _ = Command::new("kill").args(["-KILL", &child.id().to_string()]).status();
-            if child.wait().unwrap().code() == Some(0) {
-                break;
-            }
-            wait += 200;
-        }
+        kill_9_until_done(&path, 300, 200);
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &brokers)
             .set("group.id", "flowctl-eos-check")
