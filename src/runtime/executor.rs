@@ -43,6 +43,17 @@ pub struct Executor {
     pub checkpointing: Option<Checkpointing>,
     progress: Option<ProgressReport>,
     metrics: Option<std::sync::Arc<super::metrics::Metrics>>,
+    counts: Counts,
+    channel_capacity: usize,
+}
+
+/// Records per source, per step (in and out) and per sink, for metrics.
+#[derive(Default)]
+struct Counts {
+    sources: Vec<u64>,
+    step_in: Vec<u64>,
+    step_out: Vec<u64>,
+    sinks: Vec<u64>,
 }
 
 /// One lane of a source (the source itself, or one Kafka partition): the unit the
@@ -112,6 +123,13 @@ impl Executor {
             checkpointing,
             progress: None,
             metrics: None,
+            counts: Counts {
+                sources: vec![0; p.spec.sources.len()],
+                step_in: vec![0; p.spec.steps.len()],
+                step_out: vec![0; p.spec.steps.len()],
+                sinks: vec![0; p.spec.sinks.len()],
+            },
+            channel_capacity: 0,
         })
     }
 
@@ -143,14 +161,19 @@ impl Executor {
         }
     }
 
-    /// Keeps `metrics` up to date during the run.
-    pub fn publish_metrics(&mut self, metrics: std::sync::Arc<super::metrics::Metrics>) {
+    /// Keeps `metrics` up to date during the run; channels hold `channel_capacity` batches.
+    pub fn publish_metrics(&mut self, metrics: std::sync::Arc<super::metrics::Metrics>, channel_capacity: usize) {
         self.metrics = Some(metrics);
+        self.channel_capacity = channel_capacity;
     }
 
-    fn update_metrics(&self, watermark: i64) {
+    fn update_metrics(&self, merge: &Merge) {
         use std::sync::atomic::Ordering::Relaxed;
         let Some(m) = &self.metrics else { return };
+        let watermark = merge.watermark();
+        if let Ok(mut detail) = m.detail.lock() {
+            *detail = self.detail(merge);
+        }
         let s = &self.summary;
         m.records_in.store(s.records_in, Relaxed);
         m.records_out.store(s.records_out, Relaxed);
@@ -167,6 +190,54 @@ impl Executor {
         }
         let peak = self.operators.iter().filter_map(|o| o.peak_open_windows()).max().unwrap_or(0);
         m.open_windows_peak.store(peak as u64, Relaxed);
+    }
+
+    /// Per source, step, sink and channel metrics.
+    fn detail(&self, merge: &Merge) -> super::metrics::Detail {
+        let lanes = merge.lanes();
+        let sources = self
+            .names
+            .sources
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let watermark = lanes
+                    .iter()
+                    .zip(&self.lanes)
+                    .filter(|(_, lane)| lane.source == i)
+                    .filter_map(|((wm, _), _)| *wm)
+                    .min()
+                    .unwrap_or(i64::MIN);
+                (id.clone(), self.counts.sources[i], watermark)
+            })
+            .collect();
+        let steps = self
+            .labels
+            .iter()
+            .enumerate()
+            .map(|(i, label)| {
+                (label.clone(), self.counts.step_in[i], self.counts.step_out[i], self.operators[i].state_entries())
+            })
+            .collect();
+        let sinks = self.sink_ids.iter().cloned().zip(self.counts.sinks.iter().copied()).collect();
+        let mut channels: Vec<(String, usize, usize)> = lanes
+            .iter()
+            .zip(&self.lanes)
+            .map(|((_, queued), lane)| {
+                let name = &self.names.sources[lane.source];
+                let edge = match &lane.name {
+                    Some(l) => format!("source {name} {l} -> steps"),
+                    None => format!("source {name} -> steps"),
+                };
+                (edge, *queued, self.channel_capacity)
+            })
+            .collect();
+        for (id, tx) in self.sink_ids.iter().zip(&self.sinks) {
+            if let Some(tx) = tx {
+                channels.push((format!("steps -> sink {id}"), tx.len(), self.channel_capacity));
+            }
+        }
+        super::metrics::Detail { sources, steps, sinks, channels }
     }
 
     /// Reports progress through `report` during the run.
@@ -228,6 +299,7 @@ impl Executor {
             match merged {
                 Merged::Batch(lane, batch) => {
                     self.summary.records_in += batch.len() as u64;
+                    self.counts.sources[self.lanes[lane].source] += batch.len() as u64;
                     let consumers = self.source_consumers[self.lanes[lane].source].clone();
                     self.deliver(&consumers, batch)?;
                 }
@@ -255,7 +327,7 @@ impl Executor {
                 self.checkpoint(merge, false)?;
             }
             self.tell_progress(merge, false);
-            self.update_metrics(merge.watermark());
+            self.update_metrics(merge);
         }
         self.tell_progress(merge, true);
         self.advance_watermark(i64::MAX)?;
@@ -383,6 +455,7 @@ impl Executor {
                 self.send(sink, late);
             }
         }
+        self.counts.step_out[step] += out.len() as u64;
         if !out.is_empty() {
             let consumers = self.step_consumers[step].clone();
             self.deliver(&consumers, out)?;
@@ -405,6 +478,7 @@ impl Executor {
     fn deliver_one(&mut self, node: NodeRef, batch: Batch) -> Result<()> {
         match node {
             NodeRef::Step(i) => {
+                self.counts.step_in[i] += batch.len() as u64;
                 let mut out = Vec::with_capacity(batch.len());
                 for record in batch {
                     if let Err(e) = self.operators[i].process(record, &mut out) {
@@ -431,6 +505,7 @@ impl Executor {
         let n = batch.len() as u64;
         let Some(tx) = &self.sinks[sink] else { return };
         if tx.send(SinkMessage::Batch(batch)).is_ok() {
+            self.counts.sinks[sink] += n;
             if self.counted[sink] {
                 self.summary.records_out += n;
             }

@@ -141,6 +141,11 @@ impl Merge {
         self.finite_watermark = watermark;
     }
 
+    /// Per lane: its watermark (None while idle) and the batches queued on its channel.
+    pub fn lanes(&self) -> Vec<(Option<i64>, usize)> {
+        self.inputs.iter().map(|i| (i.watermark(), i.rx.len())).collect()
+    }
+
     /// The watermark a checkpoint records (never +infinity).
     pub fn finite_watermark(&self) -> i64 {
         self.finite_watermark

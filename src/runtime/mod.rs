@@ -363,7 +363,7 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
     if let Some(address) = &options.metrics_addr {
         let m = Arc::new(metrics::Metrics::default());
         metrics::serve(address, m.clone(), spec.name.clone()).map_err(Error::External)?;
-        exec.publish_metrics(m);
+        exec.publish_metrics(m, options.channel_capacity);
     }
     if let Some(c) = &resume {
         merge.restore(&resumed_at, c.watermark);

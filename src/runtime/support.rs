@@ -18,11 +18,6 @@ pub fn unsupported(spec: &PipelineSpec) -> Diagnostics {
     };
     for s in &spec.sources {
         match &s.kind {
-            SourceKind::File { follow, decoding, .. }
-                if follow.value && decoding.format.value == crate::spec::DataFormat::Csv =>
-            {
-                refuse(follow.span, "`follow: true` on CSV files (text and jsonl can be followed)".into())
-            }
             SourceKind::File { .. }
             | SourceKind::Stdin { .. }
             | SourceKind::Datagen { .. }

@@ -43,6 +43,14 @@ impl<R: Read> Decoder<R> {
         }
     }
 
+    /// Where the last record read ends: its line and the byte offset after it.
+    pub fn position(&self) -> Origin {
+        match self {
+            Decoder::Csv(d) => d.origin,
+            Decoder::Lines(d) => d.origin,
+        }
+    }
+
     /// The byte offset after the last record read.
     pub fn offset(&self) -> u64 {
         match self {
@@ -52,7 +60,8 @@ impl<R: Read> Decoder<R> {
     }
 
     /// Makes a line decoder wait for the newline of a last, incomplete line (a file
-    /// being written). CSV input cannot be followed yet.
+    /// being written). CSV input is followed by the file source instead, which hands
+    /// the decoder only complete lines.
     pub fn follow(&mut self) {
         if let Decoder::Lines(d) = self {
             d.follow = true;

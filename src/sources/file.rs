@@ -1,5 +1,11 @@
 //! The `file` source: one path or a glob, read in sorted order. Replayable: it resumes
 //! at a file index and byte offset (with the line count, for messages).
+//!
+//! `follow: true` (tail -F): at the end of the last file it waits for more, notices
+//! rotation (another file under the path) and truncation, and picks up files a glob
+//! matches later (sorted after the ones known, read in turn). CSV is followed by
+//! reading only up to the last complete line and reopening when the file changed, so
+//! the CSV parser never sees half a row.
 
 use super::decode::{read_csv_header, Decoder};
 use super::{BadRecord, Source};
@@ -7,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::record::{Batch, Origin, Schema};
 use crate::spec::{DataFormat, Decoding, PipelineSpec};
 use std::fs::File;
-use std::io::{Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom, Take};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -39,7 +45,7 @@ pub struct FileSource {
     paths: Vec<PathBuf>,
     /// Index of the file being read (== paths.len() when done).
     current_file: usize,
-    current: Option<Decoder<File>>,
+    current: Option<Decoder<Take<File>>>,
     decoding: Decoding,
     origin: Origin,
     schema: Option<Arc<Schema>>,
@@ -48,6 +54,11 @@ pub struct FileSource {
     follow: bool,
     /// Device and inode of the file being read, to notice rotation.
     identity: Option<(u64, u64)>,
+    /// The glob to look at again for new files when following.
+    pattern: Option<String>,
+    /// Following CSV: the file's size when the current decoder was opened (it reads
+    /// only complete lines present then; a change means reopening).
+    seen_size: u64,
 }
 
 /// How often a followed file is looked at when there is nothing new.
@@ -76,6 +87,8 @@ impl FileSource {
             id: id.to_string(),
             follow: false,
             identity: None,
+            pattern: None,
+            seen_size: 0,
         };
         source.open_at(Origin { file: 0, line: 0, offset: 0, ..origin })?;
         Ok(source)
@@ -102,11 +115,20 @@ impl FileSource {
         } else {
             None
         };
-        if at.offset > 0 {
+        let follow_csv = self.follow && self.decoding.format.value == DataFormat::Csv;
+        let limit = if follow_csv {
+            self.seen_size = file.metadata().map(|m| m.len()).map_err(|e| self.path_error("read", index, e))?;
+            complete_lines_end(&mut file, at.offset, self.seen_size).map_err(|e| self.path_error("read", index, e))?
+                - at.offset
+        } else {
+            u64::MAX
+        };
+        if at.offset > 0 || follow_csv {
             file.seek(SeekFrom::Start(at.offset)).map_err(|e| self.path_error("seek in", index, e))?;
         }
         let start = Origin { source: self.origin.source, ..at };
-        let mut decoder = Decoder::new(file, READ_BUFFER, &self.decoding, start, self.schema.clone(), header);
+        let reader = file.take(limit);
+        let mut decoder = Decoder::new(reader, READ_BUFFER, &self.decoding, start, self.schema.clone(), header);
         if self.follow {
             decoder.follow();
         }
@@ -115,13 +137,33 @@ impl FileSource {
         Ok(())
     }
 
-    /// Follows the file like `tail -F` from now on (unbounded).
-    pub fn follow(&mut self) -> Result<()> {
+    /// Follows the file like `tail -F` from now on (unbounded); `pattern` is the glob
+    /// to look at again for new files (None for a single path).
+    pub fn follow(&mut self, pattern: Option<String>) -> Result<()> {
         self.follow = true;
-        if let Some(d) = &mut self.current {
-            d.follow();
+        self.pattern = pattern;
+        // Reopen, so that a CSV file is read only up to its last complete line.
+        let at = Origin { file: self.current_file as u32, line: 0, offset: 0, ..self.origin };
+        self.open_at(at)
+    }
+
+    /// Following a glob: files that match now and were not known, in sorted order,
+    /// are read after the known ones. True when there were any.
+    fn pick_up_new_files(&mut self, spec_pattern: &str) -> bool {
+        let Ok(found) = glob::glob(spec_pattern) else { return false };
+        let mut new: Vec<PathBuf> =
+            found.filter_map(|p| p.ok()).filter(|p| p.is_file() && !self.paths.contains(p)).collect();
+        new.sort();
+        if new.is_empty() {
+            return false;
         }
-        Ok(())
+        tracing::info!(
+            "source `{}`: new files: {}",
+            self.id,
+            new.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        );
+        self.paths.extend(new);
+        true
     }
 
     /// At the end of a followed file: reopens it from the start when it was rotated
@@ -129,8 +171,13 @@ impl FileSource {
     /// waits a moment. The old file was read to its end before this is called.
     fn after_end_of_followed(&mut self) -> Result<()> {
         let index = self.current_file;
+        if index + 1 < self.paths.len() {
+            // A file a glob found later: the current one was read to its end.
+            return self.open_at(Origin { file: index as u32 + 1, line: 0, offset: 0, ..self.origin });
+        }
         let path = self.paths[index].clone();
-        let read = self.current.as_ref().map_or(0, |d| d.offset());
+        let position = self.current.as_ref().map_or(Origin { file: index as u32, ..self.origin }, |d| d.position());
+        let read = position.offset;
         let now = identity(&path);
         let size = std::fs::metadata(&path).map(|m| m.len()).ok();
         let rotated = now.is_some() && now != self.identity;
@@ -144,9 +191,34 @@ impl FileSource {
             );
             return self.open_at(Origin { file: index as u32, line: 0, offset: 0, ..self.origin });
         }
+        if self.pattern.clone().is_some_and(|p| self.pick_up_new_files(&p)) {
+            return Ok(());
+        }
+        let grown_csv = self.decoding.format.value == DataFormat::Csv && size.is_some_and(|s| s != self.seen_size);
+        if grown_csv {
+            return self.open_at(position);
+        }
         std::thread::sleep(FOLLOW_POLL);
         Ok(())
     }
+}
+
+/// The offset just after the last newline of `file` before `size` (or `from`, when
+/// there is none after it): the end of its complete lines.
+fn complete_lines_end(file: &mut File, from: u64, size: u64) -> std::io::Result<u64> {
+    let mut end = size;
+    let mut chunk = vec![0u8; 64 * 1024];
+    while end > from {
+        let start = end.saturating_sub(chunk.len() as u64).max(from);
+        let n = (end - start) as usize;
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(&mut chunk[..n])?;
+        if let Some(i) = chunk[..n].iter().rposition(|&b| b == b'\n') {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(from)
 }
 
 impl Source for FileSource {

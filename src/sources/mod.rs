@@ -98,7 +98,8 @@ fn build_one(
                 .map_err(|e| Error::External(format!("source `{}`: {e}", source.id.value)))?;
             let mut s = file::FileSource::open(files, decoding.clone(), origin, schema, &source.id.value)?;
             if follow.value {
-                s.follow()?;
+                let resolved = spec.resolve(&path.value).to_string_lossy().to_string();
+                s.follow(resolved.contains(['*', '?', '[']).then_some(resolved))?;
             }
             Ok(Box::new(s))
         }

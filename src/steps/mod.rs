@@ -48,6 +48,12 @@ pub trait Operator: Send {
         None
     }
 
+    /// How much state the step holds now: keys (rolling reduce) or open windows; None
+    /// for stateless steps.
+    fn state_entries(&self) -> Option<usize> {
+        None
+    }
+
     /// The step's state for a checkpoint (null: stateless). Called between batches.
     fn snapshot(&self) -> serde_json::Value {
         serde_json::Value::Null

@@ -39,6 +39,10 @@ struct Snapshot {
 }
 
 impl Operator for RollingReduce {
+    fn state_entries(&self) -> Option<usize> {
+        Some(self.state.len())
+    }
+
     fn snapshot(&self) -> serde_json::Value {
         let keys = self.state.iter().map(|(k, a)| (k.0.to_vec(), a.clone())).collect();
         serde_json::to_value(Snapshot { seq: self.seq, keys }).unwrap_or_default()

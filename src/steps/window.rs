@@ -491,6 +491,10 @@ impl Operator for WindowReduce {
     fn peak_open_windows(&self) -> Option<usize> {
         Some(self.peak)
     }
+
+    fn state_entries(&self) -> Option<usize> {
+        Some(self.windows.len() + self.counts.len())
+    }
 }
 
 #[cfg(test)]

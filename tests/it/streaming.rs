@@ -124,6 +124,12 @@ sources:
     rate: 2000
     count: 5000
     fields: {n: {type: sequence}}
+steps:
+  - id: evens
+    filter: n % 2 = 0
+  - key_by: n % 10
+  - id: per_key
+    reduce: {c: count()}
 sinks:
   out: {type: file, path: out.jsonl}
 ";
@@ -148,6 +154,15 @@ sinks:
     assert!(child.wait().unwrap().success());
     assert!(seen.len() >= 2 && seen.last() > seen.first(), "records_in moved: {seen:?}");
     assert!(body.contains("# TYPE flowctl_records_in_total counter"), "{body}");
+    let per_part = |name: &str| metric(&body, name).unwrap_or_else(|| panic!("no {name} in {body}"));
+    let into_filter = per_part("flowctl_step_records_in_total{pipeline=\"metered\",step=\"evens\"}");
+    let out_of_filter = per_part("flowctl_step_records_out_total{pipeline=\"metered\",step=\"evens\"}");
+    assert!(into_filter > 0 && out_of_filter <= into_filter / 2 + 1, "{body}");
+    assert_eq!(per_part("flowctl_step_state_entries{pipeline=\"metered\",step=\"per_key\"}"), 5, "{body}");
+    assert!(per_part("flowctl_source_records_in_total{pipeline=\"metered\",source=\"gen\"}") >= into_filter);
+    assert!(body.contains("flowctl_sink_records_total{pipeline=\"metered\",sink=\"out\"}"), "{body}");
+    assert!(body.contains("flowctl_channel_fill_ratio{pipeline=\"metered\",edge=\"source gen -> steps\"}"), "{body}");
+    assert!(body.contains("flowctl_channel_fill_ratio{pipeline=\"metered\",edge=\"steps -> sink out\"}"), "{body}");
 }
 
 #[test]
@@ -235,4 +250,80 @@ checkpoint: {interval: 50ms}
     let _ = Command::new("kill").args(["-TERM", &again.id().to_string()]).status();
     assert_eq!(again.wait().unwrap().code(), Some(143));
     assert!(rx.recv_timeout(Duration::from_millis(500)).is_err(), "every line exactly once");
+}
+
+#[test]
+fn follow_reads_a_growing_csv_file_row_by_row_without_half_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("events.csv");
+    std::fs::write(&csv, "id,name\n1,ann\n").unwrap();
+    let yaml = "name: follow_csv
+sources:
+  events: {type: file, path: events.csv, follow: true, schema: {id: int}}
+sinks:
+  out: {type: stdout}
+checkpoint: {interval: 50ms}
+";
+    let path = write_pipeline(dir.path(), "p.yaml", yaml);
+    let start = || {
+        Command::new(env!("CARGO_BIN_EXE_flowctl"))
+            .args(["run", &path])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let append = |text: &str| {
+        let mut f = std::fs::OpenOptions::new().append(true).open(&csv).unwrap();
+        std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
+    };
+    let expect = |rx: &mpsc::Receiver<String>, want: &[&str]| {
+        for w in want {
+            assert_eq!(rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| panic!("waiting for {w}")), *w);
+        }
+    };
+    let mut child = start();
+    let rx = lines_of(child.stdout.take().unwrap());
+    expect(&rx, &[r#"{"id":1,"name":"ann"}"#]);
+    append("2,b");
+    std::thread::sleep(Duration::from_millis(400));
+    append("ob\n3,\"cy, jr\"\n");
+    expect(&rx, &[r#"{"id":2,"name":"bob"}"#, r#"{"id":3,"name":"cy, jr"}"#]);
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    assert_eq!(child.wait().unwrap().code(), Some(143));
+    append("4,dee\n");
+    let mut again = start();
+    let rx = lines_of(again.stdout.take().unwrap());
+    expect(&rx, &[r#"{"id":4,"name":"dee"}"#]);
+    let _ = Command::new("kill").args(["-TERM", &again.id().to_string()]).status();
+    assert_eq!(again.wait().unwrap().code(), Some(143));
+    assert!(rx.recv_timeout(Duration::from_millis(500)).is_err(), "every row exactly once");
+}
+
+#[test]
+fn follow_on_a_glob_picks_up_new_files_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("app-1.log"), "one\n").unwrap();
+    let yaml = "name: follow_glob
+sources:
+  logs: {type: file, path: 'app-*.log', format: text, follow: true}
+sinks:
+  out: {type: stdout}
+";
+    let path = write_pipeline(dir.path(), "p.yaml", yaml);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flowctl"))
+        .args(["run", &path])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let rx = lines_of(child.stdout.take().unwrap());
+    let next = || rx.recv_timeout(Duration::from_secs(20)).expect("a line");
+    assert_eq!(next(), r#"{"line":"one"}"#);
+    std::fs::write(dir.path().join("app-2.log"), "two\n").unwrap();
+    assert_eq!(next(), r#"{"line":"two"}"#);
+    std::fs::write(dir.path().join("app-3.log"), "three\n").unwrap();
+    assert_eq!(next(), r#"{"line":"three"}"#);
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    assert_eq!(child.wait().unwrap().code(), Some(143));
 }
