@@ -1,12 +1,18 @@
 //! The progress display of `flowctl run`: on a terminal (`--progress auto`, also
 //! with `-q` under `always`), a bar of bytes read with rate and ETA for bounded file
 //! input, else a spinner with the record count and event-time watermark. Pipes and
-//! cron get nothing but the final summary. The only user of `indicatif`.
+//! cron get nothing but the final summary; `--progress always` into a pipe or a log
+//! file prints a plain progress line every 2 s instead of drawing. The only
+//! user of `indicatif`.
 
 use crate::runtime::{Progress, ProgressFn};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How often `--progress always` prints a line when stderr is not a terminal.
+const LINE_EVERY: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
 pub enum ProgressMode {
@@ -17,8 +23,10 @@ pub enum ProgressMode {
 }
 
 /// The display, if one should be shown; `finish` clears it before the summary.
-pub struct Display {
-    bar: ProgressBar,
+pub enum Display {
+    Bar(ProgressBar),
+    /// Not a terminal: a line now and then.
+    Lines(Arc<Mutex<Instant>>),
 }
 
 impl Display {
@@ -31,19 +39,59 @@ impl Display {
         if !show {
             return None;
         }
+        if !std::io::stderr().is_terminal() {
+            return Some(Display::Lines(Arc::new(Mutex::new(Instant::now()))));
+        }
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10));
         bar.set_style(spinner());
-        Some(Display { bar })
+        Some(Display::Bar(bar))
     }
 
     /// The callback the runtime calls.
     pub fn callback(&self) -> ProgressFn {
-        let bar = self.bar.clone();
-        ProgressFn(Arc::new(move |p: &Progress| update(&bar, p)))
+        match self {
+            Display::Bar(bar) => {
+                let bar = bar.clone();
+                ProgressFn(Arc::new(move |p: &Progress| update(&bar, p)))
+            }
+            Display::Lines(last) => {
+                let last = last.clone();
+                ProgressFn(Arc::new(move |p: &Progress| {
+                    let Ok(mut last) = last.lock() else { return };
+                    if last.elapsed() >= LINE_EVERY {
+                        *last = Instant::now();
+                        eprintln!("flowctl: progress: {}", line(p));
+                    }
+                }))
+            }
+        }
     }
 
     pub fn finish(self) {
-        self.bar.finish_and_clear();
+        if let Display::Bar(bar) = self {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// The progress as one plain line: records, bytes of the total, watermark.
+fn line(p: &Progress) -> String {
+    let bytes = match p.bytes_total {
+        Some(total) if total > 0 => {
+            format!(", {} of {} bytes ({:.0}%)", p.bytes_done, total, 100.0 * p.bytes_done as f64 / total as f64)
+        }
+        _ => String::new(),
+    };
+    format!("{} records{bytes}, watermark {}", p.records_in, watermark_text(p.watermark))
+}
+
+fn watermark_text(watermark: i64) -> String {
+    if watermark == i64::MIN || watermark == i64::MAX {
+        "-".to_string()
+    } else {
+        let mut s = String::new();
+        crate::record::write_timestamp(watermark, &mut s);
+        s
     }
 }
 
@@ -52,13 +100,7 @@ fn spinner() -> ProgressStyle {
 }
 
 fn update(bar: &ProgressBar, p: &Progress) {
-    let watermark = if p.watermark == i64::MIN || p.watermark == i64::MAX {
-        "-".to_string()
-    } else {
-        let mut s = String::new();
-        crate::record::write_timestamp(p.watermark, &mut s);
-        s
-    };
+    let watermark = watermark_text(p.watermark);
     match p.bytes_total {
         Some(total) if total > 0 => {
             if bar.length() != Some(total) {

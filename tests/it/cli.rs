@@ -268,3 +268,15 @@ fn progress_bar_shows_on_a_terminal_and_never_in_a_pipe() {
     );
     assert_eq!(piped.stderr.lines().count(), 1, "{}", piped.stderr);
 }
+
+#[test]
+fn progress_always_prints_plain_lines_into_a_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "sources:\n  gen: {type: datagen, rate: 1000, count: 3000, fields: {n: {type: sequence}}}\nsinks:\n  out: {type: file, path: out.jsonl}\n";
+    let path = write_pipeline(dir.path(), "p.yaml", yaml);
+    let out = flowctl(&["run", "--progress", "always", &path], None, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let lines: Vec<&str> = out.stderr.lines().filter(|l| l.starts_with("flowctl: progress: ")).collect();
+    assert!(!lines.is_empty() && lines[0].contains(" records, watermark "), "{}", out.stderr);
+    assert!(!out.stderr.contains('\u{1b}'), "no terminal escapes in a pipe: {:?}", out.stderr);
+}
