@@ -981,6 +981,8 @@ mod tests {
         assert_eq!(eval("concat(name, nothing)"), Value::Null);
         assert_eq!(eval("split('a,b', ',')"), Value::List(Arc::new(vec![s("a"), s("b")])));
         assert_eq!(eval("split('a,b', ',')[2]"), s("b"));
+        assert_eq!(eval("split_index('https://x.com/a/b', '/', 3)"), s("a"));
+        assert_eq!(eval("split_index('a/b', '/', 5)"), Value::Null);
         assert_eq!(eval("regexp_extract(url, '/(\\w+)/', 1)"), s("Api"));
         assert_eq!(eval("regexp_extract(url, '[0-9]+')"), Value::Null);
         assert_eq!(eval("regexp_extract(url, '/A(p)i')"), s("/Api"));

@@ -34,6 +34,7 @@ static FUNCTIONS: &[FunctionDoc] = &[
     doc!("replace", "replace(s, from, to)", 3, Some(3), "Replaces every occurrence of `from` in `s` with `to` (an empty `from` changes nothing)."),
     doc!("concat", "concat(a, ...)", 1, None, "Concatenates the text forms of its arguments; NULL if any argument is NULL (as in Flink)."),
     doc!("split", "split(s, sep)", 2, Some(2), "Splits `s` at every `sep` into a list of strings (an empty `sep` splits into characters)."),
+    doc!("split_index", "split_index(s, sep, i)", 3, Some(3), "Part `i` (0-based) of `s` split at `sep`, as in Flink; NULL when there are fewer parts."),
     doc!("position", "position(needle, s)", 2, Some(2), "1-based character position of the first `needle` in `s`, 0 when absent. Also `POSITION(needle IN s)`."),
     doc!("starts_with", "starts_with(s, prefix)", 2, Some(2), "Whether `s` starts with `prefix`."),
     doc!("ends_with", "ends_with(s, suffix)", 2, Some(2), "Whether `s` ends with `suffix`."),
@@ -121,6 +122,7 @@ pub(crate) fn lookup(name: &str) -> Option<Def> {
         "replace" => (F3(replace), true, true),
         "concat" => (Var(concat), true, true),
         "split" => (F2(split), true, true),
+        "split_index" => (F3(split_index), true, true),
         "position" => (F2(position), true, true),
         "starts_with" => (F2(starts_with), true, true),
         "ends_with" => (F2(ends_with), true, true),
@@ -498,6 +500,15 @@ fn split(s: &Value, sep: &Value) -> R {
         s.split(sep).map(|p| Value::Str(Arc::from(p))).collect()
     };
     Ok(Value::List(Arc::new(items)))
+}
+
+fn split_index(s: &Value, sep: &Value, i: &Value) -> R {
+    let (s, sep) = (want_str("split_index", s)?, want_str("split_index", sep)?);
+    let Value::Int(i) = i else {
+        return Err(EvalError::new(format!("split_index: the index must be an int, got {}", i.type_name())));
+    };
+    let part = if sep.is_empty() || *i < 0 { None } else { s.split(sep).nth(*i as usize) };
+    Ok(part.map_or(Value::Null, |p| Value::Str(Arc::from(p))))
 }
 
 fn position(needle: &Value, s: &Value) -> R {

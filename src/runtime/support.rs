@@ -22,8 +22,8 @@ pub fn unsupported(spec: &PipelineSpec) -> Diagnostics {
             | SourceKind::Stdin { .. }
             | SourceKind::Datagen { .. }
             | SourceKind::Socket { .. }
-            | SourceKind::Kafka { .. } => {}
-            other => refuse(s.type_span, format!("`{}` sources", other.type_name())),
+            | SourceKind::Kafka { .. }
+            | SourceKind::Nexmark { .. } => {}
         }
         if let Some(p) = &s.parallelism {
             refuse(p.span, "`parallelism` on sources".into());

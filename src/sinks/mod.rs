@@ -116,6 +116,7 @@ pub fn build(
                 run.on_reject.clone(),
             )?))
         }
+        SinkKind::Blackhole => Ok(Box::new(Blackhole)),
         SinkKind::Socket { address, format } => {
             Ok(Box::new(socket::SocketSink::connect(&sink.id.value, &address.value, *format)?))
         }
@@ -135,6 +136,19 @@ pub fn build(
             };
             Ok(Box::new(kafka::KafkaSink::open(config, checkpointed, resume, run.request_checkpoint.clone())?))
         }
+    }
+}
+
+/// The `blackhole` sink: takes every record and keeps none.
+struct Blackhole;
+
+impl Sink for Blackhole {
+    fn write(&mut self, _records: &[Record]) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<(), SinkError> {
+        Ok(())
     }
 }
 

@@ -8,7 +8,6 @@ use crate::error::{Error, Result};
 use crate::record::{Batch, Origin, Record, Schema, Value};
 use crate::spec::Generator;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 /// One field's generator.
 enum Gen {
@@ -95,10 +94,7 @@ pub struct DatagenSource {
     seed: u64,
     next: u64,
     count: Option<u64>,
-    rate: Option<u64>,
-    started: Instant,
-    /// Records produced since `started` (for pacing).
-    paced: u64,
+    pacer: super::pace::Pacer,
     origin: Origin,
 }
 
@@ -113,7 +109,7 @@ impl DatagenSource {
     ) -> Result<Self> {
         let gens = fields.iter().map(|g| Gen::parse(g, id)).collect::<Result<Vec<_>>>()?;
         let schema = Schema::new(fields.iter().map(|g| Arc::from(g.field.value.as_str())).collect());
-        Ok(DatagenSource { gens, schema, seed, next: 0, count, rate, started: Instant::now(), paced: 0, origin })
+        Ok(DatagenSource { gens, schema, seed, next: 0, count, pacer: super::pace::Pacer::new(rate), origin })
     }
 }
 
@@ -126,21 +122,13 @@ impl Source for DatagenSource {
                 return Ok(false);
             }
         }
-        if let Some(rate) = self.rate {
-            // Hand out what is due by now (at least one record), sleeping until then.
-            let due = |elapsed: Duration| (elapsed.as_secs_f64() * rate as f64) as u64;
-            while due(self.started.elapsed()) <= self.paced {
-                std::thread::sleep(Duration::from_millis(5).min(Duration::from_secs_f64(1.0 / rate as f64)));
-            }
-            n = n.min(due(self.started.elapsed()) - self.paced).max(1);
-        }
+        n = self.pacer.take(n);
         for _ in 0..n {
             let i = self.next;
             let values =
                 self.gens.iter().enumerate().map(|(f, g)| g.value(i, mix(self.seed.wrapping_add(f as u64)))).collect();
             let mut record = Record::new(self.schema.clone(), values);
             self.next += 1;
-            self.paced += 1;
             record.origin = Origin { line: self.next, offset: self.next, ..self.origin };
             out.push(record);
         }

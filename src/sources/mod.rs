@@ -6,6 +6,8 @@ pub mod decode;
 mod file;
 mod kafka;
 pub mod memory;
+mod nexmark;
+mod pace;
 mod stream;
 
 use crate::error::{Error, Result};
@@ -110,7 +112,10 @@ fn build_one(
         SourceKind::Datagen { fields, rate, count, seed } => {
             Ok(Box::new(datagen::DatagenSource::new(fields, *rate, *count, *seed, origin, &source.id.value)?))
         }
-        other => Err(Error::Internal(format!("source type `{}` has no runtime yet", other.type_name()))),
+        SourceKind::Nexmark { events, rate, seed } => {
+            Ok(Box::new(nexmark::NexmarkSource::new(*events, *rate, *seed, origin)))
+        }
+        SourceKind::Kafka { .. } => Err(Error::Internal("kafka sources open as lanes".into())),
     }
 }
 

@@ -268,6 +268,11 @@ pub const SINK_TYPES: &[Variant] = &[
             f("format", Ty::Enum(&["jsonl", "csv"]), "jsonl | csv (default jsonl)."),
         ],
     },
+    Variant {
+        name: "blackhole",
+        doc: "Discards every record (counted in the summary), as Flink's blackhole connector: for benchmarks and dry runs.",
+        fields: sink_fields![],
+    },
 ];
 
 const SQL_SINK: &[Field] = sink_fields![

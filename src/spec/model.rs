@@ -402,6 +402,8 @@ pub enum SinkKind {
         address: Spanned<String>,
         format: DataFormat,
     },
+    /// Discards records.
+    Blackhole,
 }
 
 impl SinkKind {
@@ -413,6 +415,7 @@ impl SinkKind {
             SinkKind::Sql { dialect: SqlDialect::Mysql, .. } => "mysql",
             SinkKind::Sql { dialect: SqlDialect::Postgres, .. } => "postgres",
             SinkKind::Socket { .. } => "socket",
+            SinkKind::Blackhole => "blackhole",
         }
     }
 }
@@ -924,6 +927,7 @@ impl ModelBuilder<'_> {
                 batch_size: node.get("batch_size").and_then(scalar_int).unwrap_or(500).max(1) as u64,
             },
             "socket" => SinkKind::Socket { address: required(node, "address"), format: format_of(DataFormat::Jsonl) },
+            "blackhole" => SinkKind::Blackhole,
             // An unknown or missing type was reported by the shape check; a placeholder
             // keeps the sink visible to the graph rules.
             _ => SinkKind::Stdout { format: StdoutFormat::Jsonl },

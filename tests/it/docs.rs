@@ -28,7 +28,7 @@ fn every_example_pipeline_validates_against_the_json_schema() {
         serde_json::from_str(&super::common::flowctl(&["schema"], None, &[]).stdout).unwrap();
     let validator = jsonschema::validator_for(&schema).expect("a valid JSON Schema");
     let mut checked = 0;
-    let files = ["pipelines", "pipelines/kafka"]
+    let files = ["pipelines", "pipelines/kafka", "pipelines/nexmark"]
         .iter()
         .flat_map(|d| std::fs::read_dir(root().join(d)).unwrap().map(|e| e.unwrap().path()));
     for path in files {
@@ -40,7 +40,7 @@ fn every_example_pipeline_validates_against_the_json_schema() {
             checked += 1;
         }
     }
-    assert!(checked >= 13);
+    assert!(checked >= 23);
     let wrong = serde_json::json!({"sources": {"a": {"type": "file", "pth": "x"}}, "sinks": {"o": {"type": "stdout"}}});
     assert!(!validator.is_valid(&wrong), "the schema rejects unknown fields");
 }
