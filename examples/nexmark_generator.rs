@@ -6,9 +6,7 @@
 fn main() {
     let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(10_000_000);
     let config = nexmark::config::NexmarkConfig { base_time: 1_704_067_200_000, ..Default::default() };
-    let bids = nexmark::EventGenerator::new(config)
-        .take(n)
-        .filter(|e| matches!(e, nexmark::event::Event::Bid(_)))
-        .count();
+    let bids =
+        nexmark::EventGenerator::new(config).take(n).filter(|e| matches!(e, nexmark::event::Event::Bid(_))).count();
     println!("{bids}");
 }

@@ -92,10 +92,7 @@ pub struct DatagenSource {
     gens: Vec<Gen>,
     schema: Arc<Schema>,
     seed: u64,
-    next: u64,
-    count: Option<u64>,
-    pacer: super::pace::Pacer,
-    origin: Origin,
+    synthetic: super::synthetic::Synthetic,
 }
 
 impl DatagenSource {
@@ -109,30 +106,17 @@ impl DatagenSource {
     ) -> Result<Self> {
         let gens = fields.iter().map(|g| Gen::parse(g, id)).collect::<Result<Vec<_>>>()?;
         let schema = Schema::new(fields.iter().map(|g| Arc::from(g.field.value.as_str())).collect());
-        Ok(DatagenSource { gens, schema, seed, next: 0, count, pacer: super::pace::Pacer::new(rate), origin })
+        Ok(DatagenSource { gens, schema, seed, synthetic: super::synthetic::Synthetic::new(count, rate, origin) })
     }
 }
 
 impl Source for DatagenSource {
     fn read_batch(&mut self, max: usize, out: &mut Batch, _bad: &mut Vec<BadRecord>) -> Result<bool> {
-        let mut n = max as u64;
-        if let Some(count) = self.count {
-            n = n.min(count.saturating_sub(self.next));
-            if n == 0 {
-                return Ok(false);
-            }
-        }
-        n = self.pacer.take(n);
-        for _ in 0..n {
-            let i = self.next;
-            let values =
-                self.gens.iter().enumerate().map(|(f, g)| g.value(i, mix(self.seed.wrapping_add(f as u64)))).collect();
-            let mut record = Record::new(self.schema.clone(), values);
-            self.next += 1;
-            record.origin = Origin { line: self.next, offset: self.next, ..self.origin };
-            out.push(record);
-        }
-        Ok(self.count.is_none_or(|c| self.next < c))
+        let (gens, schema, seed) = (&self.gens, &self.schema, self.seed);
+        Ok(self.synthetic.fill(max, out, |i| {
+            let values = gens.iter().enumerate().map(|(f, g)| g.value(i, mix(seed.wrapping_add(f as u64)))).collect();
+            Record::new(schema.clone(), values)
+        }))
     }
 
     fn files(&self) -> Vec<Arc<str>> {
@@ -140,7 +124,7 @@ impl Source for DatagenSource {
     }
 
     fn bounded(&self) -> bool {
-        self.count.is_some()
+        self.synthetic.bounded()
     }
 
     fn replayable(&self) -> bool {
@@ -148,7 +132,7 @@ impl Source for DatagenSource {
     }
 
     fn seek(&mut self, position: &Origin) -> Result<()> {
-        self.next = position.offset;
+        self.synthetic.next = position.offset;
         Ok(())
     }
 }

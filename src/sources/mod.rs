@@ -7,8 +7,8 @@ mod file;
 mod kafka;
 pub mod memory;
 mod nexmark;
-mod pace;
 mod stream;
+mod synthetic;
 
 use crate::error::{Error, Result};
 use crate::record::{Batch, Origin, Schema};

@@ -12,7 +12,7 @@
 //!   seller, category, extra`
 //! - bid: `auction, bidder, price, channel, url, date_time, extra`
 
-use super::pace::Pacer;
+use super::synthetic::Synthetic;
 use super::{BadRecord, Source};
 use crate::error::Result;
 use crate::record::{Batch, Origin, Record, Schema, Value};
@@ -30,11 +30,12 @@ const DEFAULT_RATE: u64 = 10_000;
 pub struct NexmarkSource {
     config: NexmarkConfig,
     generator: EventGenerator,
-    /// Events handed out so far (the next event's number).
-    next: u64,
-    events: Option<u64>,
-    pacer: Pacer,
-    origin: Origin,
+    synthetic: Synthetic,
+    layouts: Layouts,
+}
+
+/// The record layout of each event type.
+struct Layouts {
     person: Arc<Schema>,
     auction: Arc<Schema>,
     bid: Arc<Schema>,
@@ -55,48 +56,49 @@ impl NexmarkSource {
         NexmarkSource {
             generator: EventGenerator::new(config.clone()),
             config,
-            next: 0,
-            events,
-            pacer: Pacer::new(rate),
-            origin,
-            person: Schema::from_names(&[
-                "event_type",
-                "id",
-                "name",
-                "email_address",
-                "credit_card",
-                "city",
-                "state",
-                "date_time",
-                "extra",
-            ]),
-            auction: Schema::from_names(&[
-                "event_type",
-                "id",
-                "item_name",
-                "description",
-                "initial_bid",
-                "reserve",
-                "date_time",
-                "expires",
-                "seller",
-                "category",
-                "extra",
-            ]),
-            bid: Schema::from_names(&[
-                "event_type",
-                "auction",
-                "bidder",
-                "price",
-                "channel",
-                "url",
-                "date_time",
-                "extra",
-            ]),
-            types: [Value::str("person"), Value::str("auction"), Value::str("bid")],
+            synthetic: Synthetic::new(events, rate, origin),
+            layouts: Layouts {
+                person: Schema::from_names(&[
+                    "event_type",
+                    "id",
+                    "name",
+                    "email_address",
+                    "credit_card",
+                    "city",
+                    "state",
+                    "date_time",
+                    "extra",
+                ]),
+                auction: Schema::from_names(&[
+                    "event_type",
+                    "id",
+                    "item_name",
+                    "description",
+                    "initial_bid",
+                    "reserve",
+                    "date_time",
+                    "expires",
+                    "seller",
+                    "category",
+                    "extra",
+                ]),
+                bid: Schema::from_names(&[
+                    "event_type",
+                    "auction",
+                    "bidder",
+                    "price",
+                    "channel",
+                    "url",
+                    "date_time",
+                    "extra",
+                ]),
+                types: [Value::str("person"), Value::str("auction"), Value::str("bid")],
+            },
         }
     }
+}
 
+impl Layouts {
     fn record(&self, event: Event) -> Record {
         let int = |v: usize| Value::Int(v as i64);
         let time = |ms: u64| Value::Timestamp(ms as i64);
@@ -151,22 +153,11 @@ impl NexmarkSource {
 
 impl Source for NexmarkSource {
     fn read_batch(&mut self, max: usize, out: &mut Batch, _bad: &mut Vec<BadRecord>) -> Result<bool> {
-        let mut n = max as u64;
-        if let Some(events) = self.events {
-            n = n.min(events.saturating_sub(self.next));
-            if n == 0 {
-                return Ok(false);
-            }
-        }
-        let n = self.pacer.take(n);
-        for _ in 0..n {
-            let Some(event) = self.generator.next() else { break };
-            let mut record = self.record(event);
-            self.next += 1;
-            record.origin = Origin { line: self.next, offset: self.next, ..self.origin };
-            out.push(record);
-        }
-        Ok(self.events.is_none_or(|e| self.next < e))
+        let (generator, layouts) = (&mut self.generator, &self.layouts);
+        Ok(self.synthetic.fill(max, out, |_| match generator.next() {
+            Some(event) => layouts.record(event),
+            None => unreachable!("the Nexmark generator is endless"),
+        }))
     }
 
     fn files(&self) -> Vec<Arc<str>> {
@@ -174,7 +165,7 @@ impl Source for NexmarkSource {
     }
 
     fn bounded(&self) -> bool {
-        self.events.is_some()
+        self.synthetic.bounded()
     }
 
     fn replayable(&self) -> bool {
@@ -182,7 +173,7 @@ impl Source for NexmarkSource {
     }
 
     fn seek(&mut self, position: &Origin) -> Result<()> {
-        self.next = position.offset;
+        self.synthetic.next = position.offset;
         self.generator = EventGenerator::new(self.config.clone()).with_offset(position.offset);
         Ok(())
     }

@@ -197,6 +197,21 @@ fn an_open_socket_does_not_hold_back_a_file_in_the_same_union() {
     assert_eq!(rx.iter().collect::<Vec<_>>(), [r#"{"line":"from the socket"}"#]);
 }
 
+/// `flowctl run PATH` with stdout piped to the test (and stderr dropped).
+fn run_with_piped_stdout(path: &str) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_flowctl"))
+        .args(["run", path])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn append_to(file: &std::path::Path, text: &str) {
+    let mut f = std::fs::OpenOptions::new().append(true).create(true).open(file).unwrap();
+    std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
+}
+
 #[test]
 fn follow_reads_appends_rotation_and_truncation_exactly_once_across_a_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -210,18 +225,8 @@ sinks:
 checkpoint: {interval: 50ms}
 ";
     let path = write_pipeline(dir.path(), "p.yaml", yaml);
-    let start = || {
-        Command::new(env!("CARGO_BIN_EXE_flowctl"))
-            .args(["run", &path])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
-    };
-    let append = |text: &str| {
-        let mut f = std::fs::OpenOptions::new().append(true).create(true).open(&log).unwrap();
-        std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
-    };
+    let start = || run_with_piped_stdout(&path);
+    let append = |text: &str| append_to(&log, text);
     let expect = |rx: &mpsc::Receiver<String>, lines: &[&str]| {
         for want in lines {
             let got = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| panic!("waiting for {want}"));
@@ -265,18 +270,8 @@ sinks:
 checkpoint: {interval: 50ms}
 ";
     let path = write_pipeline(dir.path(), "p.yaml", yaml);
-    let start = || {
-        Command::new(env!("CARGO_BIN_EXE_flowctl"))
-            .args(["run", &path])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
-    };
-    let append = |text: &str| {
-        let mut f = std::fs::OpenOptions::new().append(true).open(&csv).unwrap();
-        std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
-    };
+    let start = || run_with_piped_stdout(&path);
+    let append = |text: &str| append_to(&csv, text);
     let expect = |rx: &mpsc::Receiver<String>, want: &[&str]| {
         for w in want {
             assert_eq!(rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| panic!("waiting for {w}")), *w);
@@ -311,12 +306,7 @@ sinks:
   out: {type: stdout}
 ";
     let path = write_pipeline(dir.path(), "p.yaml", yaml);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_flowctl"))
-        .args(["run", &path])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = run_with_piped_stdout(&path);
     let rx = lines_of(child.stdout.take().unwrap());
     let next = || rx.recv_timeout(Duration::from_secs(20)).expect("a line");
     assert_eq!(next(), r#"{"line":"one"}"#);

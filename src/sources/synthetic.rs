@@ -1,0 +1,60 @@
+//! What the synthetic sources (`datagen`, `nexmark`) share: numbering records (the
+//! position a checkpoint records is the count handed out), an optional total `count`,
+//! and pacing to a `rate` in records per second of wall-clock time; without a rate
+//! they run as fast as the pipeline takes them.
+
+use crate::record::{Batch, Origin, Record};
+use std::time::{Duration, Instant};
+
+pub struct Synthetic {
+    /// The number of the next record (records handed out so far).
+    pub next: u64,
+    count: Option<u64>,
+    rate: Option<u64>,
+    started: Instant,
+    /// Records handed out since `started`.
+    paced: u64,
+    origin: Origin,
+}
+
+impl Synthetic {
+    pub fn new(count: Option<u64>, rate: Option<u64>, origin: Origin) -> Synthetic {
+        Synthetic { next: 0, count, rate, started: Instant::now(), paced: 0, origin }
+    }
+
+    pub fn bounded(&self) -> bool {
+        self.count.is_some()
+    }
+
+    /// Appends up to `max` records made by `make(number)` (fewer when the `rate` does
+    /// not allow more yet; at least one, after sleeping until it is due). False once
+    /// `count` records were made.
+    pub fn fill(&mut self, max: usize, out: &mut Batch, mut make: impl FnMut(u64) -> Record) -> bool {
+        let mut n = max as u64;
+        if let Some(count) = self.count {
+            n = n.min(count.saturating_sub(self.next));
+            if n == 0 {
+                return false;
+            }
+        }
+        for _ in 0..self.pace(n) {
+            let mut record = make(self.next);
+            self.next += 1;
+            record.origin = Origin { line: self.next, offset: self.next, ..self.origin };
+            out.push(record);
+        }
+        self.count.is_none_or(|c| self.next < c)
+    }
+
+    /// How many of `wanted` records may be made now, sleeping until one is due.
+    fn pace(&mut self, wanted: u64) -> u64 {
+        let Some(rate) = self.rate else { return wanted };
+        let due = |elapsed: Duration| (elapsed.as_secs_f64() * rate as f64) as u64;
+        while due(self.started.elapsed()) <= self.paced {
+            std::thread::sleep(Duration::from_millis(5).min(Duration::from_secs_f64(1.0 / rate as f64)));
+        }
+        let n = wanted.min(due(self.started.elapsed()) - self.paced).max(1);
+        self.paced += n;
+        n
+    }
+}
