@@ -48,6 +48,9 @@ pub enum Command {
         /// Serve Prometheus metrics at http://HOST:PORT/metrics during the run.
         #[arg(long, value_name = "HOST:PORT")]
         metrics_addr: Option<String>,
+        /// Fail clearly when resident memory goes above SIZE (512MiB, 2GiB; overrides `memory_limit:`).
+        #[arg(long, value_name = "SIZE", value_parser = crate::spec::duration::parse_size)]
+        memory_limit: Option<u64>,
         /// A progress bar on stderr: `auto` (only on a terminal), `always`, `never`.
         #[arg(long, value_enum, default_value_t = progress::ProgressMode::Auto)]
         progress: progress::ProgressMode,
@@ -124,6 +127,7 @@ pub fn run(cli: Cli) -> i32 {
             log_format,
             progress,
             metrics_addr,
+            memory_limit,
         } => {
             log::init(log_format, quiet, verbose);
             let resume = runtime::checkpointing::ResumeOptions { fresh, allow_state_loss };
@@ -133,6 +137,7 @@ pub fn run(cli: Cli) -> i32 {
                 resume,
                 progress: display.as_ref().map(progress::Display::callback),
                 metrics_addr,
+                memory_limit,
                 ..runtime::RunOptions::default()
             };
             run_pipeline(&pipeline, quiet, options, &set, display)

@@ -45,6 +45,26 @@ pub struct Executor {
     metrics: Option<std::sync::Arc<super::metrics::Metrics>>,
     counts: Counts,
     channel_capacity: usize,
+    memory: Option<MemoryLimit>,
+}
+
+/// `memory_limit`: resident memory is read every `MEMORY_CHECK_EVERY` batches.
+struct MemoryLimit {
+    bytes: u64,
+    batches: u64,
+}
+
+const MEMORY_CHECK_EVERY: u64 = 16;
+
+/// The process's resident memory in bytes (Linux `/proc/self/statm`).
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.0} MiB", bytes as f64 / (1u64 << 20) as f64)
 }
 
 /// Records per source, per step (in and out) and per sink, for metrics.
@@ -123,6 +143,7 @@ impl Executor {
             checkpointing,
             progress: None,
             metrics: None,
+            memory: None,
             counts: Counts {
                 sources: vec![0; p.spec.sources.len()],
                 step_in: vec![0; p.spec.steps.len()],
@@ -190,6 +211,36 @@ impl Executor {
         }
         let peak = self.operators.iter().filter_map(|o| o.peak_open_windows()).max().unwrap_or(0);
         m.open_windows_peak.store(peak as u64, Relaxed);
+    }
+
+    /// Fails the run when resident memory goes above `bytes` (None: no limit).
+    pub fn limit_memory(&mut self, bytes: Option<u64>) {
+        self.memory = bytes.map(|bytes| MemoryLimit { bytes, batches: 0 });
+    }
+
+    /// Under a memory limit, every few batches: the error when resident memory is above
+    /// it, naming the step that holds the most state.
+    fn check_memory(&mut self) -> Result<()> {
+        let Some(limit) = &mut self.memory else { return Ok(()) };
+        limit.batches += 1;
+        if limit.batches % MEMORY_CHECK_EVERY != 0 {
+            return Ok(());
+        }
+        let (bytes, resident) = (limit.bytes, resident_bytes().unwrap_or(0));
+        if resident <= bytes {
+            return Ok(());
+        }
+        let biggest = (0..self.operators.len())
+            .filter_map(|i| self.operators[i].state_entries().map(|n| (n, i)))
+            .max()
+            .map(|(n, i)| format!("; step `{}` holds the most state ({n} keys or open windows)", self.labels[i]))
+            .unwrap_or_default();
+        Err(Error::External(format!(
+            "memory limit of {} exceeded: {} resident{biggest}. Use coarser keys or shorter windows, \
+             less allowed lateness, or a higher `memory_limit` / `--memory-limit`",
+            mib(bytes),
+            mib(resident)
+        )))
     }
 
     /// Per source, step, sink and channel metrics.
@@ -323,6 +374,7 @@ impl Executor {
             if self.sink_failure.is_some() || self.all_closed() {
                 return Ok(());
             }
+            self.check_memory()?;
             if self.checkpointing.as_ref().is_some_and(|c| c.due()) {
                 self.checkpoint(merge, false)?;
             }

@@ -60,6 +60,8 @@ pub struct RunOptions {
     pub progress: Option<ProgressFn>,
     /// `--metrics-addr`: serve Prometheus metrics there.
     pub metrics_addr: Option<String>,
+    /// `--memory-limit` in bytes (else the pipeline's `memory_limit:`).
+    pub memory_limit: Option<u64>,
 }
 
 /// How far a run is.
@@ -90,6 +92,7 @@ impl Default for RunOptions {
             resume: checkpointing::ResumeOptions::default(),
             progress: None,
             metrics_addr: None,
+            memory_limit: None,
         }
     }
 }
@@ -365,6 +368,7 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
         metrics::serve(address, m.clone(), spec.name.clone()).map_err(Error::External)?;
         exec.publish_metrics(m, options.channel_capacity);
     }
+    exec.limit_memory(options.memory_limit.or(spec.memory_limit));
     if let Some(c) = &resume {
         merge.restore(&resumed_at, c.watermark);
         exec.restore(&c.steps)?;

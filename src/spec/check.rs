@@ -115,6 +115,7 @@ fn expected(ty: &Ty) -> String {
         Ty::PosInt => "a positive integer".into(),
         Ty::Bool => "true or false".into(),
         Ty::Duration => "a duration such as 500ms, 10s, 5m".into(),
+        Ty::Size => "a size such as 512MiB or 2GiB".into(),
         Ty::Enum(options) => format!("one of {}", options.join(", ")),
         Ty::Any => "a value".into(),
         Ty::List(_) | Ty::Steps => "a list".into(),
@@ -165,6 +166,15 @@ pub fn check_value(node: &Node, ty: &Ty, what: &str, diags: &mut Diagnostics) {
                     node.span,
                     format!("{message} for {what}"),
                     Some("durations look like 500ms, 10s, 5m, 1h, 1d".into()),
+                );
+            }
+        }
+        Ty::Size => {
+            if let Err(message) = crate::spec::duration::parse_size(text) {
+                diags.error(
+                    node.span,
+                    format!("{message} for {what}"),
+                    Some("sizes look like 512MiB, 2GiB, 1GB".into()),
                 );
             }
         }

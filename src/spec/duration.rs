@@ -79,3 +79,42 @@ mod tests {
         assert_eq!(format_duration(Duration::from_millis(250)), "250ms");
     }
 }
+
+/// Parses a size in bytes: `512MiB`, `2GiB`, `1GB`, `800KB`, `4096` (binary units are
+/// powers of 1024, decimal ones powers of 1000).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    if digits == 0 {
+        return Err(format!("invalid size `{text}`: expected a number"));
+    }
+    let number: u64 = text[..digits].parse().map_err(|_| format!("invalid size `{text}`: number too large"))?;
+    let scale: u64 = match text[digits..].trim() {
+        "" | "B" => 1,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        other => {
+            return Err(format!("invalid size `{text}`: unknown unit `{other}` (use KiB, MiB, GiB, KB, MB or GB)"))
+        }
+    };
+    number.checked_mul(scale).ok_or_else(|| format!("invalid size `{text}`: too large"))
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_size("1GB"), Ok(1_000_000_000));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("12 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(parse_size("GiB").is_err());
+    }
+}

@@ -38,6 +38,8 @@ pub enum Ty {
     Bool,
     /// `500ms`, `2s`, `5m`, `1h`, `1d`.
     Duration,
+    /// Bytes: `512MiB`, `2GiB`, `1GB`.
+    Size,
     Enum(&'static [&'static str]),
     /// A SQL scalar expression.
     Expr,
@@ -353,6 +355,11 @@ pub const PIPELINE: &[Field] = &[
     req("sinks", Ty::Map(&Ty::Tagged { tag: "type", variants: SINK_TYPES }), "Sinks by id."),
     f("on_error", Ty::Str, "`fail` (default), `skip`, or a sink id receiving bad records with an `error` field."),
     f("parallelism", Ty::PosInt, "Parallel instances (default: number of cores)."),
+    f(
+        "memory_limit",
+        Ty::Size,
+        "Fail with a clear error, naming the step holding the most state, when the process's resident memory goes above this (e.g. `2GiB`); `--memory-limit` overrides it. Default: no limit."
+    ),
     f("checkpoint", Ty::Object(CHECKPOINT), "Periodic checkpoints; without it every run starts over."),
     f("tests", Ty::List(&Ty::Object(TEST_CASE)), "Cases for `flowctl test`."),
 ];

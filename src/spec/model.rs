@@ -468,6 +468,8 @@ pub struct PipelineSpec {
     pub sinks: Vec<SinkSpec>,
     pub on_error: Spanned<ErrorPolicy>,
     pub parallelism: Option<Spanned<u64>>,
+    /// `memory_limit`, in bytes.
+    pub memory_limit: Option<u64>,
     pub checkpoint: Option<CheckpointSpec>,
     pub tests: Vec<TestCaseSpec>,
 }
@@ -561,6 +563,10 @@ pub fn build(root: &Node, path: &Path, source_text: &str, diags: &mut Diagnostic
         sinks,
         on_error,
         parallelism: positive(root.get("parallelism")),
+        memory_limit: root
+            .get("memory_limit")
+            .and_then(Node::scalar)
+            .and_then(|s| crate::spec::duration::parse_size(s).ok()),
         checkpoint,
         tests,
     }

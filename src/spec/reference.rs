@@ -16,6 +16,7 @@ fn ty_name(t: &Ty) -> String {
         Ty::PosInt => "integer ≥ 1".into(),
         Ty::Bool => "bool".into(),
         Ty::Duration => "duration".into(),
+        Ty::Size => "size".into(),
         Ty::Enum(o) => o.join(" \\| "),
         Ty::Expr => "expression".into(),
         Ty::Aggregate => "aggregate call".into(),

@@ -43,6 +43,9 @@ fn ty(t: &Ty) -> Value {
         Ty::PosInt => json!({"type": "integer", "minimum": 1}),
         Ty::Bool => json!({"type": "boolean"}),
         Ty::Duration => json!({"type": "string", "pattern": DURATION_PATTERN}),
+        Ty::Size => {
+            json!({"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": "^[0-9]+ ?(B|KB|MB|GB|KiB|MiB|GiB)?$"}]})
+        }
         Ty::Enum(options) => json!({"enum": options}),
         Ty::Any => json!({}),
         Ty::List(item) => json!({"type": "array", "items": ty(item)}),

@@ -280,3 +280,26 @@ fn progress_always_prints_plain_lines_into_a_pipe() {
     assert!(!lines.is_empty() && lines[0].contains(" records, watermark "), "{}", out.stderr);
     assert!(!out.stderr.contains('\u{1b}'), "no terminal escapes in a pipe: {:?}", out.stderr);
 }
+
+#[test]
+fn a_memory_limit_stops_the_run_naming_the_step_with_the_most_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "name: growing
+sources:
+  gen: {type: datagen, count: 20000000, fields: {n: {type: sequence}}}
+steps:
+  - key_by: n
+  - id: per_n
+    reduce: {c: count()}
+sinks:
+  out: {type: blackhole}
+memory_limit: 64MiB
+";
+    let path = write_pipeline(dir.path(), "p.yaml", yaml);
+    let out = flowctl(&["run", &path], None, &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("flowctl: error: memory limit of 64 MiB exceeded: "), "{}", out.stderr);
+    assert!(out.stderr.contains("step `per_n` holds the most state ("), "{}", out.stderr);
+    let overridden = flowctl(&["run", &path, "--memory-limit", "48MiB"], None, &[]);
+    assert!(overridden.stderr.contains("memory limit of 48 MiB exceeded"), "{}", overridden.stderr);
+}
