@@ -11,7 +11,7 @@
 //! output does not depend on batch sizes or hash order.
 
 use super::aggregate::Accumulators;
-use super::key::{Key, KeyMap};
+use super::key::{FixedState, Key, KeyMap};
 use super::reduce::eval_key;
 use super::{Operator, StepError};
 use crate::expr::Expr;
@@ -117,15 +117,15 @@ pub struct WindowReduce {
     schema: Arc<Schema>,
     /// Keys get ids in arrival order; ids order simultaneous firings.
     key_ids: KeyMap<u64>,
-    keys: HashMap<u64, (Key, usize)>,
+    keys: HashMap<u64, (Key, usize), FixedState>,
     next_key: u64,
-    windows: HashMap<(u64, i64), (i64, Open)>,
+    windows: HashMap<(u64, i64), (i64, Open), FixedState>,
     /// Not yet fired, by (end, start, key).
     pending: BTreeSet<WindowId>,
     /// Fired, kept for allowed lateness, by (end, start, key).
     retained: BTreeSet<WindowId>,
     /// Session starts per key (sessions of one key never overlap).
-    sessions: HashMap<u64, BTreeMap<i64, i64>>,
+    sessions: HashMap<u64, BTreeMap<i64, i64>, FixedState>,
     counts: BTreeMap<u64, CountWindow>,
     seq: u64,
     watermark: i64,
@@ -156,12 +156,12 @@ impl WindowReduce {
             lateness: allowed_lateness.as_millis() as i64,
             schema: Schema::new(names),
             key_ids: KeyMap::default(),
-            keys: HashMap::new(),
+            keys: HashMap::default(),
             next_key: 0,
-            windows: HashMap::new(),
+            windows: HashMap::default(),
             pending: BTreeSet::new(),
             retained: BTreeSet::new(),
-            sessions: HashMap::new(),
+            sessions: HashMap::default(),
             counts: BTreeMap::new(),
             seq: 0,
             watermark: crate::record::NO_WATERMARK,
