@@ -17,7 +17,7 @@ pub mod support;
 
 use crate::error::{Error, Result};
 use crate::plan::Plan;
-use crate::record::{Batch, Schema};
+use crate::record::Batch;
 use crate::sinks::{self, SinkError};
 use crate::sources::{self, BadRecord};
 use crossbeam_channel::{bounded, Receiver};
@@ -264,7 +264,7 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
     // Per lane: where it resumes and the event time it had seen.
     let mut resumed_at = Vec::new();
     for (i, source) in spec.sources.iter().enumerate() {
-        let schema = pipeline.source_fields[i].clone().map(Schema::new);
+        let schema = pipeline.source_schemas[i].clone();
         let source_lanes = match given_sources.as_mut().and_then(Iterator::next) {
             Some(given) => vec![given],
             None => sources::build(spec, source, i, schema)?,

@@ -25,6 +25,9 @@ pub struct ValidPipeline {
     pub event_times: Vec<Option<CompiledEventTime>>,
     /// The fields each source is known to produce (declared schema or CSV header).
     pub source_fields: Vec<Option<Vec<Arc<str>>>>,
+    /// The same as record layouts, shared by the compiled expressions and the sources'
+    /// records (so field accesses resolve by index).
+    pub source_schemas: Vec<Option<Arc<crate::record::Schema>>>,
 }
 
 /// What validation may look at besides the file itself.
@@ -75,7 +78,8 @@ pub fn validate(spec: PipelineSpec, options: &Options) -> Result<ValidPipeline, 
                 .or_else(|| (options.peek_fields)(&spec, s).map(|f| f.iter().map(|n| Arc::from(n.as_str())).collect()))
         })
         .collect();
-    let compiled = steps::compile(&spec, &graph, &source_fields, &mut diags);
+    let source_schemas: Vec<_> = source_fields.iter().map(|f| f.clone().map(crate::record::Schema::new)).collect();
+    let compiled = steps::compile(&spec, &graph, &source_schemas, &mut diags);
     check_sink_expressions(&spec, &mut diags);
     if !diags.is_empty() {
         return Err(diags.sorted());
@@ -87,7 +91,7 @@ pub fn validate(spec: PipelineSpec, options: &Options) -> Result<ValidPipeline, 
         d.error(spec.steps_span, "internal error: a step failed to compile without a diagnostic", None);
         return Err(d);
     }
-    Ok(ValidPipeline { spec, graph, steps, event_times: compiled.event_times, source_fields })
+    Ok(ValidPipeline { spec, graph, steps, event_times: compiled.event_times, source_fields, source_schemas })
 }
 
 /// Sink expressions (a Kafka sink's `key` and `partition_by`) must compile; their

@@ -102,8 +102,10 @@ struct Stream {
 }
 
 impl Stream {
-    fn of_fields(fields: Vec<Arc<str>>) -> Stream {
-        Stream { schema: Some(Schema::new(fields.clone())), fields: Some(fields), keys: None, window: None }
+    /// A source's stream. The schema is the very `Arc` the source's records carry, so
+    /// compiled field accesses take their index fast path.
+    fn of_schema(schema: Arc<Schema>) -> Stream {
+        Stream { fields: Some(schema.names().to_vec()), schema: Some(schema), keys: None, window: None }
     }
 }
 
@@ -112,15 +114,15 @@ pub struct Compiled {
     pub event_times: Vec<Option<CompiledEventTime>>,
 }
 
-/// Compiles every expression; `source_fields` gives the known fields per source.
+/// Compiles every expression; `source_schemas` gives the known layout per source.
 pub fn compile(
     spec: &PipelineSpec,
     graph: &Graph,
-    source_fields: &[Option<Vec<Arc<str>>>],
+    source_schemas: &[Option<Arc<Schema>>],
     diags: &mut Diagnostics,
 ) -> Compiled {
     let source_streams: Vec<Stream> =
-        source_fields.iter().map(|f| f.clone().map(Stream::of_fields).unwrap_or_default()).collect();
+        source_schemas.iter().map(|s| s.clone().map(Stream::of_schema).unwrap_or_default()).collect();
     let event_times = spec
         .sources
         .iter()
@@ -229,7 +231,7 @@ fn compile_step(
         StepKind::Filter(e) => (compile_expr(e, input, diags).map(CompiledStep::Filter), passthrough),
         StepKind::Map(fields) => {
             let names: Vec<Arc<str>> = fields.iter().map(|(n, _)| name(&n.value)).collect();
-            let out = Stream::of_fields(names);
+            let out = Stream::of_schema(Schema::new(names));
             let step = compile_all(fields.iter().map(|(_, e)| e), input, diags).map(|exprs| CompiledStep::Map {
                 schema: out.schema.clone().unwrap_or_else(|| Schema::new(Vec::new())),
                 exprs,
@@ -325,7 +327,7 @@ fn compile_step(
                 window: input.window.as_ref().map(|(w, _)| w.clone()),
                 window_step: input.window.as_ref().map(|(_, i)| *i),
             });
-            (step, Stream::of_fields(fields))
+            (step, Stream::of_schema(Schema::new(fields)))
         }
     }
 }
