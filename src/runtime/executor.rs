@@ -162,23 +162,34 @@ impl Executor {
         rx: &crossbeam_channel::Receiver<Result<serde_json::Value, SinkError>>,
     ) -> Result<Result<serde_json::Value, SinkError>> {
         loop {
-            match rx.recv_timeout(std::time::Duration::from_millis(100)) {
+            let ended = match rx.recv_timeout(std::time::Duration::from_millis(100)) {
                 Ok(reply) => return Ok(reply),
-                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
-                    return Err(Error::Internal("a sink stopped during a checkpoint".into()))
-                }
+                // The sink thread ended and dropped the queued barrier with its reply channel.
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => true,
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                    if self.threads[i].as_ref().is_some_and(|h| h.is_finished()) {
-                        self.sinks[i] = None;
-                        return match self.threads[i].take().map(|h| h.join()) {
-                            Some(Ok(Err(SinkError::Failed(e)))) => Err(e),
-                            _ => {
-                                Err(Error::Internal(format!("sink `{}` stopped during a checkpoint", self.sink_ids[i])))
-                            }
-                        };
-                    }
+                    self.threads[i].as_ref().is_some_and(|h| h.is_finished())
                 }
+            };
+            if ended {
+                return match self.sink_ended(i) {
+                    Some(e) => Err(e),
+                    None => Ok(Err(SinkError::Closed)),
+                };
             }
+        }
+    }
+
+    /// Sink `i`'s thread has ended (or is ending): joins it. None when it ended
+    /// cleanly (its reader closed); else the error that stopped it.
+    fn sink_ended(&mut self, i: usize) -> Option<Error> {
+        self.sinks[i] = None;
+        match self.threads[i].take().map(|h| h.join()) {
+            Some(Ok(Ok(()))) | Some(Ok(Err(SinkError::Closed))) => None,
+            Some(Ok(Err(SinkError::Failed(e)))) => Some(e),
+            Some(Err(_)) => Some(Error::Internal(format!("sink `{}` panicked", self.sink_ids[i]))),
+            None => Some(self.sink_failure.take().unwrap_or_else(|| {
+                Error::Internal(format!("sink `{}` stopped during a checkpoint", self.sink_ids[i]))
+            })),
         }
     }
 
@@ -411,17 +422,21 @@ impl Executor {
         let epoch = self.checkpointing.as_ref().map_or(0, |c| c.epoch) + 1;
         let mut sink_states = Vec::with_capacity(self.sinks.len());
         let mut replies = Vec::new();
-        for (i, tx) in self.sinks.iter().enumerate() {
-            let Some(tx) = tx else {
+        for i in 0..self.sinks.len() {
+            let Some(tx) = &self.sinks[i] else {
                 replies.push((i, None));
                 continue;
             };
             let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
             if tx.send(SinkMessage::Barrier(epoch, reply_tx)).is_err() {
-                return Err(self
-                    .sink_failure
-                    .take()
-                    .unwrap_or(Error::Internal("a sink stopped during a checkpoint".into())));
+                // The sink thread has ended: its own error says why.
+                match self.sink_ended(i) {
+                    Some(e) => return Err(e),
+                    None => {
+                        replies.push((i, None));
+                        continue;
+                    }
+                }
             }
             replies.push((i, Some(reply_rx)));
         }
@@ -564,14 +579,12 @@ impl Executor {
             return;
         }
         // The sink thread has ended: closed reader or failure.
-        self.sinks[sink] = None;
-        if let Some(handle) = self.threads[sink].take() {
-            match handle.join() {
-                Ok(Ok(())) | Ok(Err(SinkError::Closed)) => {}
-                Ok(Err(SinkError::Failed(e))) => self.sink_failure = Some(e),
-                Err(_) => self.sink_failure = Some(Error::Internal("a sink thread panicked".into())),
+        if self.threads[sink].is_some() {
+            if let Some(e) = self.sink_ended(sink) {
+                self.sink_failure = Some(e);
             }
         }
+        self.sinks[sink] = None;
     }
 
     fn failure(&mut self, f: RecordFailure) -> Result<()> {

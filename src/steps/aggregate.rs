@@ -40,18 +40,6 @@ impl Acc {
     }
 
     /// Whether `add` would accept this input.
-    pub fn check(&self, value: Option<&Value>) -> Result<(), EvalError> {
-        match (self, value) {
-            (Acc::Sum { .. }, Some(v)) if !matches!(v, Value::Null | Value::Int(_) | Value::Float(_)) => {
-                Err(EvalError { message: format!("sum() needs numbers, got {}", v.type_name()) })
-            }
-            (Acc::Avg { .. }, Some(v)) if !matches!(v, Value::Null | Value::Int(_) | Value::Float(_)) => {
-                Err(EvalError { message: format!("avg() needs numbers, got {}", v.type_name()) })
-            }
-            _ => Ok(()),
-        }
-    }
-
     /// Adds one input. `value` is None for `count()` (counts records); NULL inputs are
     /// ignored by every aggregate except `first`, `last` and `collect`.
     pub fn add(&mut self, value: Option<Value>, seq: u64) -> Result<(), EvalError> {
@@ -207,26 +195,52 @@ fn rank(v: &Value) -> u8 {
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Accumulators(pub Vec<Acc>);
 
+/// Whether `value` suits the aggregate `func` (sums and averages need numbers).
+fn check(func: AggFunc, value: Option<&Value>) -> Result<(), EvalError> {
+    match (func, value) {
+        (AggFunc::Sum, Some(v)) if !matches!(v, Value::Null | Value::Int(_) | Value::Float(_)) => {
+            Err(EvalError { message: format!("sum() needs numbers, got {}", v.type_name()) })
+        }
+        (AggFunc::Avg, Some(v)) if !matches!(v, Value::Null | Value::Int(_) | Value::Float(_)) => {
+            Err(EvalError { message: format!("avg() needs numbers, got {}", v.type_name()) })
+        }
+        _ => Ok(()),
+    }
+}
+
 impl Accumulators {
     pub fn new(aggregates: &[Aggregate]) -> Accumulators {
         Accumulators(aggregates.iter().map(|a| Acc::new(a.func)).collect())
     }
 
-    /// Adds a record. All arguments are evaluated and checked before any state
-    /// changes, so a failing record leaves the accumulators as they were.
+    /// Evaluates and checks every aggregate's argument for `record` (None for
+    /// `count()`), before any state changes: a failing record changes nothing.
+    pub fn arguments(aggregates: &[Aggregate], record: &Record) -> Result<Vec<Option<Value>>, EvalError> {
+        aggregates
+            .iter()
+            .map(|agg| {
+                let value = match &agg.arg {
+                    Some(e) => Some(e.eval(record)?),
+                    None => None,
+                };
+                check(agg.func, value.as_ref())?;
+                Ok(value)
+            })
+            .collect()
+    }
+
+    /// Adds one record's arguments (from [`Accumulators::arguments`]).
+    pub fn add_arguments(&mut self, arguments: impl IntoIterator<Item = Option<Value>>, seq: u64) {
+        for (acc, value) in self.0.iter_mut().zip(arguments) {
+            // Checked by `arguments`, so this cannot fail.
+            let _ = acc.add(value, seq);
+        }
+    }
+
+    /// Adds a record: `arguments`, then `add_arguments`.
     pub fn add(&mut self, aggregates: &[Aggregate], record: &Record, seq: u64) -> Result<(), EvalError> {
-        let mut values = Vec::with_capacity(aggregates.len());
-        for (acc, agg) in self.0.iter().zip(aggregates) {
-            let value = match &agg.arg {
-                Some(e) => Some(e.eval(record)?),
-                None => None,
-            };
-            acc.check(value.as_ref())?;
-            values.push(value);
-        }
-        for (acc, value) in self.0.iter_mut().zip(values) {
-            acc.add(value, seq)?;
-        }
+        let arguments = Accumulators::arguments(aggregates, record)?;
+        self.add_arguments(arguments, seq);
         Ok(())
     }
 

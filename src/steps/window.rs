@@ -259,7 +259,7 @@ impl WindowReduce {
 
     /// Adds a record to a time window (tumbling, sliding); emits at once when the
     /// window already fired.
-    fn add_to_window(&mut self, key: u64, start: i64, end: i64, record: &Record, out: &mut Batch) {
+    fn add_to_window(&mut self, key: u64, start: i64, end: i64, arguments: &[Option<Value>], out: &mut Batch) {
         let seq = self.seq;
         let aggregates = &self.aggregates;
         let created = !self.windows.contains_key(&(key, start));
@@ -267,8 +267,7 @@ impl WindowReduce {
             .windows
             .entry((key, start))
             .or_insert_with(|| (end, Open { acc: Accumulators::new(aggregates), fired: false }));
-        // Arguments were checked by `check_record`, so this cannot fail.
-        let _ = open.acc.add(aggregates, record, seq);
+        open.acc.add_arguments(arguments.iter().cloned(), seq);
         let fired = open.fired || end.saturating_sub(1) <= self.watermark;
         if created {
             self.opened(key);
@@ -288,7 +287,14 @@ impl WindowReduce {
         }
     }
 
-    fn add_to_session(&mut self, key: u64, ts: i64, gap: i64, record: Record, out: &mut Batch) {
+    fn add_to_session(
+        &mut self,
+        key: u64,
+        ts: i64,
+        gap: i64,
+        (record, arguments): (Record, Vec<Option<Value>>),
+        out: &mut Batch,
+    ) {
         let (mut start, mut end) = (ts, ts.saturating_add(gap));
         let touching: Vec<(i64, i64)> = self
             .sessions
@@ -320,7 +326,7 @@ impl WindowReduce {
             }
             self.closed_keep_key(key);
         }
-        let _ = acc.add(&self.aggregates, &record, self.seq);
+        acc.add_arguments(arguments, self.seq);
         let fired = end.saturating_sub(1) <= self.watermark;
         self.sessions.entry(key).or_default().insert(start, end);
         self.windows.insert((key, start), (end, Open { acc, fired }));
@@ -343,7 +349,7 @@ impl WindowReduce {
         }
     }
 
-    fn add_to_count(&mut self, key: u64, size: u64, ts: i64, record: &Record, out: &mut Batch) {
+    fn add_to_count(&mut self, key: u64, size: u64, ts: i64, arguments: Vec<Option<Value>>, out: &mut Batch) {
         let aggregates = &self.aggregates;
         let created = !self.counts.contains_key(&key);
         let w = self.counts.entry(key).or_insert_with(|| CountWindow {
@@ -352,7 +358,7 @@ impl WindowReduce {
             min_ts: i64::MAX,
             max_ts: i64::MIN,
         });
-        let _ = w.acc.add(aggregates, record, self.seq);
+        w.acc.add_arguments(arguments, self.seq);
         w.n += 1;
         w.min_ts = w.min_ts.min(ts);
         w.max_ts = w.max_ts.max(ts);
@@ -367,12 +373,6 @@ impl WindowReduce {
             self.closed(key);
         }
     }
-
-    /// Evaluates the aggregate arguments once without changing state, so that a bad
-    /// record fails before it touches any window.
-    fn check_record(&self, record: &Record) -> Result<(), crate::expr::EvalError> {
-        Accumulators::new(&self.aggregates).add(&self.aggregates, record, 0)
-    }
 }
 
 impl Operator for WindowReduce {
@@ -382,19 +382,20 @@ impl Operator for WindowReduce {
             Ok(k) => k,
             Err(error) => return Err(StepError { error, record }),
         };
-        if let Err(error) = self.check_record(&record) {
-            return Err(StepError { error, record });
-        }
+        let arguments = match Accumulators::arguments(&self.aggregates, &record) {
+            Ok(a) => a,
+            Err(error) => return Err(StepError { error, record }),
+        };
         self.seq += 1;
         let ts = record.event_time.unwrap_or(self.watermark);
         match self.kind {
             Kind::Count { size } => {
                 let id = self.key_id(key);
-                self.add_to_count(id, size, ts, &record, out);
+                self.add_to_count(id, size, ts, arguments, out);
             }
             Kind::Session { gap } => {
                 let id = self.key_id(key);
-                self.add_to_session(id, ts, gap, record, out);
+                self.add_to_session(id, ts, gap, (record, arguments), out);
                 self.release_if_unused(id);
             }
             kind => {
@@ -406,7 +407,7 @@ impl Operator for WindowReduce {
                 }
                 let id = self.key_id(key);
                 for (start, end) in windows {
-                    self.add_to_window(id, start, end, &record, out);
+                    self.add_to_window(id, start, end, &arguments, out);
                 }
             }
         }
