@@ -236,6 +236,18 @@ impl WindowReduce {
                 break;
             }
             self.pending.pop_first();
+            if self.too_late(end, watermark) {
+                // Fired and past its lateness at once (the usual case without
+                // `allowed_lateness`): emit and forget without keeping it.
+                if let Some((_, open)) = self.windows.remove(&(key, start)) {
+                    out.push(self.result(key, start, end, &open.acc));
+                }
+                if let Some(s) = self.sessions.get_mut(&key) {
+                    s.remove(&start);
+                }
+                self.closed(key);
+                continue;
+            }
             if let Some((_, open)) = self.windows.get_mut(&(key, start)) {
                 open.fired = true;
             }
