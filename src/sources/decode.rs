@@ -315,6 +315,13 @@ fn raw_row(row: &csv::ByteRecord) -> String {
 fn decode_row(row: &csv::ByteRecord, schema: &Schema, types: &[Option<ValueType>]) -> Result<Vec<Value>, String> {
     let mut values = Vec::with_capacity(row.len());
     for (i, field) in row.iter().enumerate() {
+        // Declared ints (most numeric columns) straight from the bytes: no UTF-8 pass.
+        if types[i] == Some(ValueType::Int) {
+            if let Some(n) = int_from_ascii(field) {
+                values.push(Value::Int(n));
+                continue;
+            }
+        }
         let text =
             std::str::from_utf8(field).map_err(|_| format!("column `{}` is not valid UTF-8", schema.names()[i]))?;
         let value = match types[i] {
@@ -324,6 +331,27 @@ fn decode_row(row: &csv::ByteRecord, schema: &Schema, types: &[Option<ValueType>
         values.push(value);
     }
     Ok(values)
+}
+
+/// A plain decimal integer (optional sign, digits only, no overflow); None for
+/// anything else, which then takes the general path (trimming, errors, NULL).
+fn int_from_ascii(bytes: &[u8]) -> Option<i64> {
+    let (negative, digits) = match bytes.first()? {
+        b'-' => (true, &bytes[1..]),
+        b'+' => (false, &bytes[1..]),
+        _ => (false, bytes),
+    };
+    if digits.is_empty() || digits.len() > 18 {
+        return None;
+    }
+    let mut n: i64 = 0;
+    for &b in digits {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + i64::from(b - b'0');
+    }
+    Some(if negative { -n } else { n })
 }
 
 /// Types an untyped CSV value: empty is NULL, then int, float, bool, else string.
@@ -397,6 +425,16 @@ pub fn read_csv_header(reader: impl Read, decoding: &Decoding) -> Option<Vec<Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ints_from_ascii_agree_with_the_general_parser() {
+        for text in ["0", "42", "-7", "+9", "123456789012345678", "-123456789012345678"] {
+            assert_eq!(int_from_ascii(text.as_bytes()), text.parse::<i64>().ok(), "{text}");
+        }
+        for text in ["", "-", " 1", "1 ", "1.5", "1234567890123456789", "x"] {
+            assert_eq!(int_from_ascii(text.as_bytes()), None, "{text}");
+        }
+    }
 
     #[test]
     fn inference_order() {
