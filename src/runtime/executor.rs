@@ -546,6 +546,9 @@ impl Executor {
         match node {
             NodeRef::Step(i) => {
                 self.counts.step_in[i] += batch.len() as u64;
+                if self.operators[i].passes_through() {
+                    return self.emit(i, batch);
+                }
                 let mut out = Vec::with_capacity(batch.len());
                 for record in batch {
                     if let Err(e) = self.operators[i].process(record, &mut out) {

@@ -48,6 +48,12 @@ pub trait Operator: Send {
         None
     }
 
+    /// Whether every record leaves unchanged (the executor then hands on whole
+    /// batches without calling `process`).
+    fn passes_through(&self) -> bool {
+        false
+    }
+
     /// How much state the step holds now: keys (rolling reduce) or open windows; None
     /// for stateless steps.
     fn state_entries(&self) -> Option<usize> {

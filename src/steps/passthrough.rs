@@ -12,4 +12,8 @@ impl Operator for Passthrough {
         out.push(record);
         Ok(())
     }
+
+    fn passes_through(&self) -> bool {
+        true
+    }
 }
