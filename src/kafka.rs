@@ -19,14 +19,42 @@ use std::time::Duration;
 /// How long start-up waits for the brokers to answer a metadata request.
 pub const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Our client context: logs through `tracing`, keeps the last client error and counts
-/// failed deliveries (producers).
+/// Our client context: logs through `tracing`, keeps the last client error, counts
+/// failed deliveries and keeps those worth sending again (producers).
 pub struct FlowContext {
     /// What the client belongs to, for log lines: "source `orders`".
     pub owner: String,
     last_error: Mutex<Option<String>>,
     failed_deliveries: AtomicU64,
     last_delivery_error: Mutex<Option<String>>,
+    retries: Mutex<Vec<Undelivered>>,
+}
+
+/// A message the broker did not take for a reason that may pass (a broker restarting,
+/// a leader moving), to be sent again.
+pub struct Undelivered {
+    pub topic: String,
+    pub partition: i32,
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    pub reason: String,
+}
+
+/// Delivery errors that sending again cannot fix.
+fn permanent(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::MessageSizeTooLarge
+                | RDKafkaErrorCode::InvalidMessage
+                | RDKafkaErrorCode::InvalidMessageSize
+                | RDKafkaErrorCode::InvalidRecord
+                | RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::ClusterAuthorizationFailed
+                | RDKafkaErrorCode::Fenced
+                | RDKafkaErrorCode::ProducerFenced
+        )
+    )
 }
 
 impl FlowContext {
@@ -36,7 +64,13 @@ impl FlowContext {
             last_error: Mutex::new(None),
             failed_deliveries: AtomicU64::new(0),
             last_delivery_error: Mutex::new(None),
+            retries: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Messages that failed for a reason that may pass, since the last call.
+    pub fn take_retries(&self) -> Vec<Undelivered> {
+        self.retries.lock().map(|mut r| std::mem::take(&mut *r)).unwrap_or_default()
     }
 
     /// The last error the client reported (connection refused, authentication failed).
@@ -81,6 +115,18 @@ impl ProducerContext for FlowContext {
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         if let Err((error, message)) = result {
+            if !permanent(error) {
+                if let Ok(mut retries) = self.retries.lock() {
+                    retries.push(Undelivered {
+                        topic: message.topic().to_string(),
+                        partition: message.partition(),
+                        key: message.key().map(<[u8]>::to_vec),
+                        payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                        reason: describe(error),
+                    });
+                    return;
+                }
+            }
             self.failed_deliveries.fetch_add(1, Ordering::SeqCst);
             if let Ok(mut last) = self.last_delivery_error.lock() {
                 *last = Some(format!(

@@ -33,6 +33,8 @@ use std::time::Duration;
 const TXN_TIMEOUT: Duration = Duration::from_secs(60);
 /// Attempts at one epoch's transaction before the run fails.
 const TXN_ATTEMPTS: u32 = 10;
+/// Rounds of sending again messages the broker did not take (at-least-once).
+const DELIVERY_ATTEMPTS: u32 = 20;
 
 /// The sink's settings, from the spec.
 pub struct KafkaSinkConfig {
@@ -90,6 +92,8 @@ pub struct KafkaSink {
     partitions: usize,
     format: DataFormat,
     transactions: Option<Transactions>,
+    /// Rounds of resending in a row (reset when a check finds nothing to resend).
+    resend_rounds: std::cell::Cell<u32>,
 }
 
 impl KafkaSink {
@@ -140,6 +144,7 @@ impl KafkaSink {
             partitions,
             format: config.format,
             transactions: None,
+            resend_rounds: std::cell::Cell::new(0),
         };
         if config.exactly_once {
             let marker_group = format!("{transactional_id}-txn");
@@ -211,12 +216,16 @@ impl KafkaSink {
 
     /// Hands one message to the producer, waiting while its queue is full.
     fn send(&self, m: &Outgoing) -> Result<(), SinkError> {
+        self.send_bytes(m.key.as_deref().map(str::as_bytes), m.value.as_bytes(), m.partition)
+    }
+
+    fn send_bytes(&self, key: Option<&[u8]>, value: &[u8], partition: Option<i32>) -> Result<(), SinkError> {
         loop {
-            let mut record = BaseRecord::to(&self.topic).payload(m.value.as_bytes());
-            if let Some(k) = &m.key {
-                record = record.key(k.as_bytes());
+            let mut record = BaseRecord::to(&self.topic).payload(value);
+            if let Some(k) = key {
+                record = record.key(k);
             }
-            if let Some(p) = m.partition {
+            if let Some(p) = partition {
                 record = record.partition(p);
             }
             match self.producer.send(record) {
@@ -224,12 +233,11 @@ impl KafkaSink {
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                     // Backpressure: wait for deliveries to free the queue.
                     self.producer.poll(Duration::from_millis(100));
-                    self.check_deliveries()?;
                 }
                 Err((e, _)) => {
                     return Err(self.failed(format!(
                         "cannot send a record of {} bytes to topic `{}`: {}",
-                        m.value.len(),
+                        value.len(),
                         self.topic,
                         kafka::describe(&e)
                     )))
@@ -238,26 +246,67 @@ impl KafkaSink {
         }
     }
 
-    fn check_deliveries(&self) -> Result<(), SinkError> {
-        match self.producer.context().take_delivery_failures() {
-            None => Ok(()),
-            Some((n, why)) => Err(self.failed(format!("{n} record(s) could not be delivered: {why}"))),
+    /// Fails on deliveries that cannot succeed; sends again those that failed for a
+    /// reason that may pass (a broker restarting), with backoff, up to
+    /// `DELIVERY_ATTEMPTS` rounds. In a transaction a failed delivery fails the attempt
+    /// (the transaction is aborted and sent again as a whole).
+    /// True when it sent messages again.
+    fn check_deliveries(&self) -> Result<bool, SinkError> {
+        if let Some((n, why)) = self.producer.context().take_delivery_failures() {
+            return Err(self.failed(format!("{n} record(s) could not be delivered: {why}")));
         }
+        let retries = self.producer.context().take_retries();
+        let Some(first) = retries.first() else {
+            self.resend_rounds.set(0);
+            return Ok(false);
+        };
+        let round = self.resend_rounds.get() + 1;
+        if self.transactions.is_some() || round > DELIVERY_ATTEMPTS {
+            return Err(self.failed(format!("{} record(s) could not be delivered: {}", retries.len(), first.reason)));
+        }
+        self.resend_rounds.set(round);
+        tracing::warn!(
+            "{}: {} record(s) not delivered ({}); sending them again (attempt {round} of {DELIVERY_ATTEMPTS})",
+            self.owner(),
+            retries.len(),
+            first.reason
+        );
+        std::thread::sleep(Duration::from_millis(250 * u64::from(round)).min(Duration::from_secs(3)));
+        for m in &retries {
+            self.send_bytes(m.key.as_deref(), &m.payload, Some(m.partition))?;
+        }
+        Ok(true)
     }
 
     /// Waits until every message sent has been acknowledged (or has failed; a broker
-    /// that is away is waited for up to `message.timeout.ms`).
+    /// that is away is waited for up to `message.timeout.ms`, failed messages are sent
+    /// again).
     fn flush(&self) -> Result<(), SinkError> {
-        while self.producer.in_flight_count() > 0 {
+        loop {
+            self.flush_once()?;
+            // Serve the delivery reports of what was flushed (failures among them).
+            for _ in 0..100 {
+                if self.producer.in_flight_count() == 0 {
+                    break;
+                }
+                self.producer.poll(Duration::from_millis(10));
+            }
+            if !self.check_deliveries()? {
+                return Ok(());
+            }
+        }
+    }
+
+    fn flush_once(&self) -> Result<(), SinkError> {
+        loop {
             match self.producer.flush(Duration::from_secs(1)) {
-                Ok(()) => break,
+                Ok(()) => return Ok(()),
                 Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut)) => {
                     tracing::debug!("{}: waiting for {} deliveries", self.owner(), self.producer.in_flight_count())
                 }
                 Err(e) => return Err(self.failed(format!("cannot flush: {e}"))),
             }
         }
-        self.check_deliveries()
     }
 
     /// Sends one epoch's messages in a transaction with its marker; retries what
@@ -270,6 +319,13 @@ impl KafkaSink {
             match self.try_transaction(t, epoch, messages) {
                 Ok(()) => return Ok(()),
                 Err(TxnError::Sink(e)) => return Err(e),
+                Err(TxnError::Delivery(e)) => {
+                    if attempt >= TXN_ATTEMPTS {
+                        return Err(e);
+                    }
+                    let _ = self.producer.abort_transaction(TXN_TIMEOUT);
+                    std::thread::sleep(Duration::from_millis(200 * u64::from(attempt)));
+                }
                 Err(TxnError::Kafka(e)) => {
                     let code = match &e {
                         KafkaError::Transaction(t) => Some(t),
@@ -307,6 +363,9 @@ impl KafkaSink {
     }
 
     fn try_transaction(&self, t: &Transactions, epoch: u64, messages: &[Outgoing]) -> Result<(), TxnError> {
+        // Failures reported for an earlier, aborted attempt do not concern this one.
+        let _ = self.producer.context().take_retries();
+        let _ = self.producer.context().take_delivery_failures();
         self.producer.begin_transaction()?;
         for m in messages {
             self.send(m).map_err(TxnError::Sink)?;
@@ -322,7 +381,7 @@ impl KafkaSink {
             .ok_or_else(|| TxnError::Sink(self.failed("the marker consumer has no group".into())))?;
         self.producer.send_offsets_to_transaction(&marker, &group, TXN_TIMEOUT)?;
         self.producer.commit_transaction(TXN_TIMEOUT)?;
-        self.check_deliveries().map_err(TxnError::Sink)
+        self.check_deliveries().map(|_| ()).map_err(TxnError::Delivery)
     }
 
     /// After a restart: the checkpoint's epoch is sent again unless its marker shows
@@ -364,6 +423,8 @@ fn encode_value(record: &Record, format: DataFormat) -> std::result::Result<Stri
 
 enum TxnError {
     Kafka(KafkaError),
+    /// Messages of the transaction were not delivered: abort and send it again.
+    Delivery(SinkError),
     Sink(SinkError),
 }
 
