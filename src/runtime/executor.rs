@@ -46,6 +46,8 @@ pub struct Executor {
     counts: Counts,
     channel_capacity: usize,
     memory: Option<MemoryLimit>,
+    /// When the metrics were last refreshed.
+    metrics_updated: Option<std::time::Instant>,
 }
 
 /// `memory_limit`: resident memory is read every `MEMORY_CHECK_EVERY` batches.
@@ -144,6 +146,7 @@ impl Executor {
             progress: None,
             metrics: None,
             memory: None,
+            metrics_updated: None,
             counts: Counts {
                 sources: vec![0; p.spec.sources.len()],
                 step_in: vec![0; p.spec.steps.len()],
@@ -199,9 +202,15 @@ impl Executor {
         self.channel_capacity = channel_capacity;
     }
 
-    fn update_metrics(&self, merge: &Merge) {
+    /// Refreshes the metrics, at most every 100 ms (they are read by scrapes, not per
+    /// batch).
+    fn update_metrics(&mut self, merge: &Merge) {
         use std::sync::atomic::Ordering::Relaxed;
         let Some(m) = &self.metrics else { return };
+        if self.metrics_updated.is_some_and(|t| t.elapsed() < std::time::Duration::from_millis(100)) {
+            return;
+        }
+        self.metrics_updated = Some(std::time::Instant::now());
         let watermark = merge.watermark();
         if let Ok(mut detail) = m.detail.lock() {
             *detail = self.detail(merge);
