@@ -466,6 +466,42 @@ mod transactions {
         assert!(out.stderr.contains("another run of this pipeline"), "{}", out.stderr);
     }
 
+    #[test]
+    fn a_bounded_source_reads_a_topic_written_in_a_transaction() {
+        let cluster = mock("txn_in", 1);
+        let brokers = cluster.bootstrap_servers();
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("transactional.id", "flowctl-test-writer")
+            .create()
+            .unwrap();
+        producer.init_transactions(Duration::from_secs(10)).unwrap();
+        producer.begin_transaction().unwrap();
+        for (_, value) in orders(0, 10) {
+            producer.send(BaseRecord::<(), _>::to("txn_in").payload(&value)).unwrap();
+        }
+        producer.commit_transaction(Duration::from_secs(10)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_pipeline(dir.path(), "p.yaml", &kafka_to_stdout(&brokers, "txn_in", ""));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_flowctl"))
+            .args(["run", &path])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("the bounded run did not end");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 10);
+    }
+
     /// Needs a broker with complete transactions (Apache Kafka): `KAFKA_BOOTSTRAP=host:port
     /// cargo test -- --ignored exactly_once_against_a_real_kafka`. Not run in CI (tansu
     /// lacks EndTxn; the mock shows aborted messages to read_committed readers).
@@ -499,6 +535,12 @@ mod transactions {
             seen.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
         }
         assert_eq!(sorted(seen), sorted(orders(0, rows).into_iter().map(|(_, v)| v).collect()));
+        // The topic ends with a transaction marker (an offset without a message): a
+        // bounded flowctl source must still end there.
+        let bounded = write_pipeline(dir.path(), "b.yaml", &kafka_to_stdout(&brokers, &topic, ""));
+        let out = flowctl(&["run", &bounded], None, &[]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert_eq!(out.stdout.lines().count(), rows);
     }
 }
 
