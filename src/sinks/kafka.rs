@@ -177,32 +177,23 @@ impl KafkaSink {
     }
 
     /// Encodes one record as a message.
-    fn encode(&mut self, record: &Record) -> Result<Outgoing, SinkError> {
-        let text_of = |e: &Expr, what: &str| -> Result<Option<String>, SinkError> {
-            match e.eval(record) {
-                Ok(Value::Null) => Ok(None),
-                Ok(v) => Ok(Some(v.to_text())),
-                Err(err) => Err(SinkError::Failed(Error::Data(format!(
+    fn encode(&self, record: &Record) -> Result<Outgoing, SinkError> {
+        let eval = |e: &Expr, what: &str| {
+            e.eval(record).map_err(|err| {
+                SinkError::Failed(Error::Data(format!(
                     "sink `{}`: cannot compute the {what} `{}`: {}",
                     self.id,
                     e.text(),
                     err.message
-                )))),
-            }
+                )))
+            })
         };
-        let key = self.key.as_ref().map(|e| text_of(e, "key")).transpose()?.flatten();
+        let key = match &self.key {
+            Some(e) => Some(eval(e, "key")?).filter(|v| !v.is_null()).map(|v| v.to_text()),
+            None => None,
+        };
         let partition = match &self.partition_by {
-            Some(e) => {
-                let v = e.eval(record).map_err(|err| {
-                    SinkError::Failed(Error::Data(format!(
-                        "sink `{}`: cannot compute the partition `{}`: {}",
-                        self.id,
-                        e.text(),
-                        err.message
-                    )))
-                })?;
-                Some(Key(Arc::from(vec![v])).partition(self.partitions) as i32)
-            }
+            Some(e) => Some(Key(Arc::from(vec![eval(e, "partition")?])).partition(self.partitions) as i32),
             None => None,
         };
         let value =
