@@ -84,16 +84,7 @@ fn main() {
     let arg = |i: usize| args.get(i).cloned().unwrap_or_else(|| panic!("{usage}"));
     let n = match arg(1).as_str() {
         "create" => {
-            let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
-                ClientConfig::new().set("bootstrap.servers", arg(2)).create().unwrap();
-            let partitions = arg(4).parse().unwrap();
-            let topic = arg(3);
-            let new = rdkafka::admin::NewTopic::new(&topic, partitions, rdkafka::admin::TopicReplication::Fixed(1));
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            let options = rdkafka::admin::AdminOptions::new();
-            for r in runtime.block_on(admin.create_topics([&new], &options)).unwrap() {
-                r.unwrap();
-            }
+            flowctl::kafka::create_topic(&arg(2), &[], &arg(3), arg(4).parse().unwrap(), "kafka_baseline").unwrap();
             0
         }
         "produce" => {

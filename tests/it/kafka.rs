@@ -4,8 +4,6 @@
 //! librdkafka's in-process mock cluster, since tansu does not implement EndTxn.
 
 use super::common::{flowctl, kill_9_until_done, root, write_pipeline};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -56,18 +54,8 @@ fn broker_script(command: &str, state: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
-}
-
-pub fn create_topic(brokers: &str, topic: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
-    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
-    let results = block_on(admin.create_topics([&new], &AdminOptions::new())).unwrap();
-    for r in results {
-        r.unwrap();
-    }
+pub fn create_topic(brokers: &str, topic: &str, partitions: u32) {
+    flowctl::kafka::create_topic(brokers, &[], topic, partitions, "test").unwrap();
 }
 
 /// Produces `(key, value)` messages and waits until all are acknowledged.
