@@ -93,7 +93,9 @@ fn run_case(valid: &ValidPipeline, case: &TestCaseSpec) -> Result<CaseResult> {
     let memories: Vec<MemorySink> = pipeline.spec.sinks.iter().map(|_| MemorySink::default()).collect();
     let sinks: Vec<Box<dyn Sink>> = memories.iter().map(|m| Box::new(m.clone()) as Box<dyn Sink>).collect();
     let plan = plan::plan(pipeline);
-    runtime::run_with(&plan, &RunOptions::default(), Some(runtime::Io { sources, sinks }))?;
+    // One thread: expected records are compared in order.
+    let options = RunOptions { parallelism: Some(1), ..RunOptions::default() };
+    runtime::run_with(&plan, &options, Some(runtime::Io { sources, sinks }))?;
     let mut failures = Vec::new();
     for (id, index, expected) in targets {
         let actual: Vec<Record> = memories[index].records.lock().map(|r| r.clone()).unwrap_or_default();

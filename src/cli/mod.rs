@@ -51,6 +51,10 @@ pub enum Command {
         /// Fail clearly when resident memory goes above SIZE (512MiB, 2GiB; overrides `memory_limit:`).
         #[arg(long, value_name = "SIZE", value_parser = crate::spec::duration::parse_size)]
         memory_limit: Option<u64>,
+        /// Parallel instances of the steps after `key_by` (overrides `parallelism:`;
+        /// default: the number of cores).
+        #[arg(long, short = 'p', value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        parallelism: Option<u64>,
         /// A progress bar on stderr: `auto` (only on a terminal), `always`, `never`.
         #[arg(long, value_enum, default_value_t = progress::ProgressMode::Auto)]
         progress: progress::ProgressMode,
@@ -128,6 +132,7 @@ pub fn run(cli: Cli) -> i32 {
             progress,
             metrics_addr,
             memory_limit,
+            parallelism,
         } => {
             log::init(log_format, quiet, verbose);
             let resume = runtime::checkpointing::ResumeOptions { fresh, allow_state_loss };
@@ -138,6 +143,7 @@ pub fn run(cli: Cli) -> i32 {
                 progress: display.as_ref().map(progress::Display::callback),
                 metrics_addr,
                 memory_limit,
+                parallelism: parallelism.map(|p| p as usize),
                 ..runtime::RunOptions::default()
             };
             run_pipeline(&pipeline, quiet, options, &set, display)

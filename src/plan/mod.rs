@@ -65,6 +65,50 @@ pub fn plan(pipeline: ValidPipeline) -> Plan {
 }
 
 impl Plan {
+    /// The steps that run on parallel keyed instances (the steps of partition chains),
+    /// with the reason when the graph's shape keeps every step on one thread. Parallel
+    /// instances need one exchange: every keyed step reads only keyed steps or one
+    /// `key_by` outside them, and no other step reads a keyed step (their output goes
+    /// to sinks only).
+    pub fn keyed_steps(&self) -> Result<Vec<bool>, &'static str> {
+        let graph = &self.pipeline.graph;
+        let mut keyed = vec![false; self.pipeline.spec.steps.len()];
+        for chain in self.chains.iter().filter(|c| matches!(c.edge, Edge::Partition { .. })) {
+            for &i in &chain.steps {
+                keyed[i] = true;
+            }
+        }
+        if !keyed.contains(&true) {
+            return Err("no step after a `key_by`");
+        }
+        let is_key_by = |j: usize| matches!(self.pipeline.spec.steps[j].kind, StepKind::KeyBy(_));
+        for (i, inputs) in graph.step_inputs.iter().enumerate() {
+            let from_keyed = inputs.iter().filter(|r| matches!(r, NodeRef::Step(j) if keyed[*j])).count();
+            if !keyed[i] {
+                if from_keyed > 0 {
+                    return Err("a step outside the keyed part reads a keyed step");
+                }
+                continue;
+            }
+            let exchanges: Vec<usize> = inputs
+                .iter()
+                .filter_map(|r| match r {
+                    NodeRef::Step(j) if !keyed[*j] => Some(*j),
+                    _ => None,
+                })
+                .collect();
+            let reads_source = inputs.iter().any(|r| matches!(r, NodeRef::Source(_)));
+            let one_exchange = exchanges.len() == 1 && from_keyed == 0 && is_key_by(exchanges[0]);
+            if reads_source || !(one_exchange || (exchanges.is_empty() && from_keyed > 0)) {
+                return Err("a keyed step reads more than one `key_by` or unkeyed input");
+            }
+            if is_key_by(i) {
+                return Err("a second `key_by` after a keyed step (a second exchange)");
+            }
+        }
+        Ok(keyed)
+    }
+
     /// The text `flowctl plan` prints.
     pub fn describe(&self) -> String {
         let spec = &self.pipeline.spec;

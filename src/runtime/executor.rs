@@ -4,6 +4,7 @@
 
 use super::checkpointing::Checkpointing;
 use super::errors::{OriginNames, RecordFailure};
+use super::keyed::{Instances, Stats};
 use super::merge::{Merge, Merged};
 use super::{RunSummary, SinkMessage};
 use crate::checkpoint::{Checkpoint, Position, SinkState, SourceState, StepState};
@@ -48,6 +49,12 @@ pub struct Executor {
     memory: Option<MemoryLimit>,
     /// When the metrics were last refreshed.
     metrics_updated: Option<std::time::Instant>,
+    /// The parallel keyed instances running the steps after `key_by` (None: this
+    /// executor runs every step itself, or it is one of the instances).
+    keyed: Option<Instances>,
+    /// Per step: whether parallel instances run it (then the executor's own operator
+    /// for it stays unused).
+    keyed_steps: Vec<bool>,
 }
 
 /// `memory_limit`: resident memory is read every `MEMORY_CHECK_EVERY` batches.
@@ -154,7 +161,117 @@ impl Executor {
                 sinks: vec![0; p.spec.sinks.len()],
             },
             channel_capacity: 0,
+            keyed: None,
+            keyed_steps: vec![false; p.spec.steps.len()],
         })
+    }
+
+    /// Runs the steps marked in `keyed` (the plan's partition chains) on `n` parallel
+    /// instances fed by the `key_by` steps before them, with their state from `saved`
+    /// (re-split by key when it was saved by a different number of instances).
+    pub fn parallel(
+        &mut self,
+        plan: &Plan,
+        keyed: Vec<bool>,
+        n: usize,
+        saved: Option<&[StepState]>,
+        channel_capacity: usize,
+    ) -> Result<()> {
+        let p = &plan.pipeline;
+        let is_keyed = |r: &NodeRef| matches!(r, NodeRef::Step(j) if keyed[*j]);
+        let mut exchanges = vec![None; p.steps.len()];
+        for (k, step) in p.steps.iter().enumerate() {
+            if let CompiledStep::KeyBy { exprs, .. } = step {
+                if !keyed[k] && self.step_consumers[k].iter().any(is_keyed) {
+                    exchanges[k] = Some(exprs.clone());
+                }
+            }
+        }
+        let mut executors = Vec::with_capacity(n);
+        for _ in 0..n {
+            let names = OriginNames { sources: self.names.sources.clone(), files: self.names.files.clone() };
+            let threads = (0..self.sinks.len()).map(|_| None).collect();
+            let mut exec = Executor::new(plan, names, self.sinks.clone(), threads, Vec::new(), None)?;
+            exec.order.retain(|i| keyed[*i]);
+            for (k, exchange) in exchanges.iter().enumerate() {
+                if exchange.is_some() {
+                    exec.step_consumers[k].retain(is_keyed);
+                }
+            }
+            executors.push(exec);
+        }
+        self.order.retain(|i| !keyed[*i]);
+        for (k, exchange) in exchanges.iter().enumerate() {
+            if exchange.is_some() {
+                self.step_consumers[k].retain(|r| !is_keyed(r));
+            }
+        }
+        if let (Some(saved), Some(cp)) = (saved, &self.checkpointing) {
+            for (i, (key, fingerprint)) in cp.steps.iter().enumerate().filter(|(i, _)| keyed[*i]) {
+                let Some(state) = saved_state(saved, key, fingerprint) else { continue };
+                let parts = self.operators[i]
+                    .rescale(instance_states(state), n)
+                    .map_err(|e| Error::Internal(format!("cannot restore the state of step `{key}`: {e}")))?;
+                for (exec, part) in executors.iter_mut().zip(parts) {
+                    exec.operators[i]
+                        .restore(part)
+                        .map_err(|e| Error::Internal(format!("cannot restore the state of step `{key}`: {e}")))?;
+                }
+            }
+        }
+        self.keyed_steps = keyed;
+        self.keyed = Some(Instances::start(executors, exchanges, channel_capacity)?);
+        Ok(())
+    }
+
+    /// This executor's own counts.
+    pub(super) fn stats(&self) -> Stats {
+        let s = &self.summary;
+        Stats {
+            records_out: s.records_out,
+            late: s.late,
+            late_to_sink: s.late_to_sink,
+            skipped: s.skipped,
+            failed: s.failed,
+            step_in: self.counts.step_in.clone(),
+            step_out: self.counts.step_out.clone(),
+            sinks: self.counts.sinks.clone(),
+            state_entries: self.operators.iter().map(|o| o.state_entries()).collect(),
+            peak_open_windows: self.operators.iter().map(|o| o.peak_open_windows()).collect(),
+        }
+    }
+
+    /// The counts of the whole run: this executor's and its keyed instances'.
+    fn totals(&self) -> Stats {
+        let mut total = self.stats();
+        let Some(keyed) = &self.keyed else { return total };
+        let add = |a: &mut Option<usize>, b: Option<&Option<usize>>| {
+            if let Some(Some(b)) = b {
+                *a = Some(a.unwrap_or(0) + b);
+            }
+        };
+        let steps: Vec<usize> = (0..self.keyed_steps.len()).filter(|i| self.keyed_steps[*i]).collect();
+        for &i in &steps {
+            total.state_entries[i] = None;
+            total.peak_open_windows[i] = None;
+        }
+        for s in keyed.stats() {
+            total.records_out += s.records_out;
+            total.late += s.late;
+            total.late_to_sink += s.late_to_sink;
+            total.skipped += s.skipped;
+            total.failed += s.failed;
+            for (t, v) in total.sinks.iter_mut().zip(&s.sinks) {
+                *t += v;
+            }
+            for &i in &steps {
+                total.step_in[i] += s.step_in.get(i).copied().unwrap_or(0);
+                total.step_out[i] += s.step_out.get(i).copied().unwrap_or(0);
+                add(&mut total.state_entries[i], s.state_entries.get(i));
+                add(&mut total.peak_open_windows[i], s.peak_open_windows.get(i));
+            }
+        }
+        total
     }
 
     /// Waits for sink `i` to answer a barrier. A sink thread that ended meanwhile
@@ -212,15 +329,15 @@ impl Executor {
         }
         self.metrics_updated = Some(std::time::Instant::now());
         let watermark = merge.watermark();
+        let t = self.totals();
         if let Ok(mut detail) = m.detail.lock() {
-            *detail = self.detail(merge);
+            *detail = self.detail(merge, &t);
         }
-        let s = &self.summary;
-        m.records_in.store(s.records_in, Relaxed);
-        m.records_out.store(s.records_out, Relaxed);
-        m.late.store(s.late, Relaxed);
-        m.skipped.store(s.skipped, Relaxed);
-        m.failed.store(s.failed, Relaxed);
+        m.records_in.store(self.summary.records_in, Relaxed);
+        m.records_out.store(t.records_out, Relaxed);
+        m.late.store(t.late, Relaxed);
+        m.skipped.store(t.skipped, Relaxed);
+        m.failed.store(t.failed, Relaxed);
         m.watermark_ms.store(watermark, Relaxed);
         if let Some(cp) = &self.checkpointing {
             if m.checkpoints.swap(cp.written, Relaxed) != cp.written {
@@ -229,7 +346,7 @@ impl Executor {
             m.checkpoint_bytes.store(cp.last_bytes, Relaxed);
             m.checkpoint_last_ms.store(cp.last_pause.as_millis() as u64, Relaxed);
         }
-        let peak = self.operators.iter().filter_map(|o| o.peak_open_windows()).max().unwrap_or(0);
+        let peak = t.peak_open_windows.iter().flatten().max().copied().unwrap_or(0);
         m.open_windows_peak.store(peak as u64, Relaxed);
     }
 
@@ -250,8 +367,9 @@ impl Executor {
         if resident <= bytes {
             return Ok(());
         }
-        let biggest = (0..self.operators.len())
-            .filter_map(|i| self.operators[i].state_entries().map(|n| (n, i)))
+        let entries = self.totals().state_entries;
+        let biggest = (0..entries.len())
+            .filter_map(|i| entries[i].map(|n| (n, i)))
             .max()
             .map(|(n, i)| format!("; step `{}` holds the most state ({n} keys or open windows)", self.labels[i]))
             .unwrap_or_default();
@@ -264,7 +382,7 @@ impl Executor {
     }
 
     /// Per source, step, sink and channel metrics.
-    fn detail(&self, merge: &Merge) -> super::metrics::Detail {
+    fn detail(&self, merge: &Merge, totals: &Stats) -> super::metrics::Detail {
         let lanes = merge.lanes();
         let sources = self
             .names
@@ -286,11 +404,9 @@ impl Executor {
             .labels
             .iter()
             .enumerate()
-            .map(|(i, label)| {
-                (label.clone(), self.counts.step_in[i], self.counts.step_out[i], self.operators[i].state_entries())
-            })
+            .map(|(i, label)| (label.clone(), totals.step_in[i], totals.step_out[i], totals.state_entries[i]))
             .collect();
-        let sinks = self.sink_ids.iter().cloned().zip(self.counts.sinks.iter().copied()).collect();
+        let sinks = self.sink_ids.iter().cloned().zip(totals.sinks.iter().copied()).collect();
         let mut channels: Vec<(String, usize, usize)> = lanes
             .iter()
             .zip(&self.lanes)
@@ -341,17 +457,64 @@ impl Executor {
         (report.0)(&progress);
     }
 
-    /// Puts saved step states back (by step key) before the first record.
+    /// Puts saved step states back (by step key) before the first record, into the
+    /// steps this executor runs itself (see [`Executor::parallel`] for keyed instances).
     pub fn restore(&mut self, saved: &[StepState]) -> Result<()> {
         let Some(cp) = &self.checkpointing else { return Ok(()) };
-        for (op, (key, fingerprint)) in self.operators.iter_mut().zip(&cp.steps) {
-            if let Some(s) = saved.iter().find(|s| s.key == *key && s.fingerprint == *fingerprint && !s.state.is_null())
-            {
-                op.restore(s.state.clone())
-                    .map_err(|e| Error::Internal(format!("cannot restore the state of step `{key}`: {e}")))?;
+        for (i, (op, (key, fingerprint))) in self.operators.iter_mut().zip(&cp.steps).enumerate() {
+            if self.keyed_steps[i] {
+                continue;
+            }
+            if let Some(state) = saved_state(saved, key, fingerprint) {
+                let restore = |op: &mut Box<dyn Operator>| -> std::result::Result<(), String> {
+                    let one = op.rescale(instance_states(state), 1)?.pop().unwrap_or_default();
+                    op.restore(one)
+                };
+                restore(op).map_err(|e| Error::Internal(format!("cannot restore the state of step `{key}`: {e}")))?;
             }
         }
         Ok(())
+    }
+
+    /// Records leaving step `step` on another thread (a `key_by` before keyed
+    /// instances), handed to this executor's consumers of it.
+    pub(super) fn deliver_from(&mut self, step: usize, batch: Batch) -> Result<()> {
+        let consumers = self.step_consumers[step].clone();
+        self.deliver(&consumers, batch)
+    }
+
+    /// At the end of input: the watermark goes to +infinity, then every step (and
+    /// every keyed instance) runs `on_end`, in topological order.
+    pub(super) fn end_steps(&mut self) -> Result<()> {
+        self.advance_watermark(i64::MAX)?;
+        for i in self.order.clone() {
+            let mut out = Vec::new();
+            self.operators[i].on_end(&mut out);
+            self.emit(i, out)?;
+        }
+        match &mut self.keyed {
+            Some(keyed) => keyed.end(),
+            None => Ok(()),
+        }
+    }
+
+    /// Every step's state (null for the steps this executor does not run).
+    pub(super) fn snapshot_states(&self) -> Vec<serde_json::Value> {
+        (0..self.operators.len())
+            .map(|i| if self.order.contains(&i) { self.operators[i].snapshot() } else { serde_json::Value::Null })
+            .collect()
+    }
+
+    /// Notices sink threads that ended by themselves (a closed reader, a failure)
+    /// when this executor does not write to them itself.
+    fn poll_sinks(&mut self) {
+        for i in 0..self.threads.len() {
+            if self.threads[i].as_ref().is_some_and(|h| h.is_finished()) {
+                if let Some(e) = self.sink_ended(i) {
+                    self.sink_failure.get_or_insert(e);
+                }
+            }
+        }
     }
 
     /// Processes every message until the sources end, a record fails under `fail`, a
@@ -391,6 +554,9 @@ impl Executor {
                 watermark = merge.watermark();
                 self.advance_watermark(watermark)?;
             }
+            if self.keyed.is_some() {
+                self.poll_sinks();
+            }
             if self.sink_failure.is_some() || self.all_closed() {
                 return Ok(());
             }
@@ -402,12 +568,7 @@ impl Executor {
             self.update_metrics(merge);
         }
         self.tell_progress(merge, true);
-        self.advance_watermark(i64::MAX)?;
-        for i in self.order.clone() {
-            let mut out = Vec::new();
-            self.operators[i].on_end(&mut out);
-            self.emit(i, out)?;
-        }
+        self.end_steps()?;
         if self.checkpointing.is_some() {
             self.checkpoint(merge, true)?;
         }
@@ -429,6 +590,12 @@ impl Executor {
     fn checkpoint(&mut self, merge: &Merge, completed: bool) -> Result<()> {
         let started = std::time::Instant::now();
         let epoch = self.checkpointing.as_ref().map_or(0, |c| c.epoch) + 1;
+        // Keyed instances first: once they answer, their output before the barrier is
+        // in the sink channels, ahead of the barrier the sinks get next.
+        let instance_states = match &mut self.keyed {
+            Some(keyed) => Some(keyed.barrier()?),
+            None => None,
+        };
         let mut sink_states = Vec::with_capacity(self.sinks.len());
         let mut replies = Vec::new();
         for i in 0..self.sinks.len() {
@@ -465,10 +632,21 @@ impl Executor {
             .operators
             .iter()
             .zip(&cp.steps)
-            .map(|(op, (key, fingerprint))| StepState {
+            .enumerate()
+            .map(|(i, (op, (key, fingerprint)))| StepState {
                 key: key.clone(),
                 fingerprint: fingerprint.clone(),
-                state: op.snapshot(),
+                state: match &instance_states {
+                    Some(states) if self.keyed_steps[i] => {
+                        let parts: Vec<serde_json::Value> = states.iter().map(|s| s[i].clone()).collect();
+                        if parts.iter().all(serde_json::Value::is_null) {
+                            serde_json::Value::Null
+                        } else {
+                            serde_json::json!({ INSTANCES: parts })
+                        }
+                    }
+                    _ => op.snapshot(),
+                },
             })
             .collect();
         let positions = merge.positions();
@@ -511,14 +689,18 @@ impl Executor {
         Ok(())
     }
 
-    /// Tells every step, in topological order, how far event time has progressed.
-    fn advance_watermark(&mut self, watermark: i64) -> Result<()> {
+    /// Tells every step, in topological order, how far event time has progressed
+    /// (keyed instances after the steps before them).
+    pub(super) fn advance_watermark(&mut self, watermark: i64) -> Result<()> {
         for i in self.order.clone() {
             let mut out = Vec::new();
             self.operators[i].on_watermark(watermark, &mut out);
             self.emit(i, out)?;
         }
-        Ok(())
+        match &mut self.keyed {
+            Some(keyed) => keyed.watermark(watermark),
+            None => Ok(()),
+        }
     }
 
     /// Hands a step's output to its consumers and its late records to its late sink.
@@ -532,11 +714,22 @@ impl Executor {
             }
         }
         self.counts.step_out[step] += out.len() as u64;
-        if !out.is_empty() {
-            let consumers = self.step_consumers[step].clone();
-            self.deliver(&consumers, out)?;
+        if out.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let consumers = self.step_consumers[step].clone();
+        match &mut self.keyed {
+            Some(keyed) if keyed.feeds(step) => {
+                if !consumers.is_empty() {
+                    self.deliver(&consumers, out.clone())?;
+                }
+                match &mut self.keyed {
+                    Some(keyed) => keyed.route(step, out),
+                    None => Ok(()),
+                }
+            }
+            _ => self.deliver(&consumers, out),
+        }
     }
 
     fn all_closed(&self) -> bool {
@@ -627,6 +820,11 @@ impl Executor {
             other => other.err(),
         }
         .or(self.sink_failure.take());
+        // Keyed instances hold sink senders: they stop before the sinks end.
+        let failure = match self.keyed.as_mut().and_then(Instances::stop) {
+            Some(e) => failure.or(Some(e)),
+            None => failure,
+        };
         let interrupted = self.summary.interrupted.is_some();
         // The error sink ends last: other sinks may still hand it rows their targets
         // reject while they commit.
@@ -655,7 +853,13 @@ impl Executor {
                 }
             }
         }
-        self.summary.peak_open_windows = self.operators.iter().filter_map(|o| o.peak_open_windows()).max();
+        let totals = self.totals();
+        self.summary.records_out = totals.records_out;
+        self.summary.late = totals.late;
+        self.summary.late_to_sink = totals.late_to_sink;
+        self.summary.skipped = totals.skipped;
+        self.summary.failed = totals.failed;
+        self.summary.peak_open_windows = totals.peak_open_windows.iter().flatten().max().copied();
         if let Some(cp) = &self.checkpointing {
             self.summary.checkpoints = Some((cp.written, cp.epoch, cp.bytes, cp.longest));
         }
@@ -663,5 +867,23 @@ impl Executor {
             Some(e) => Err(e),
             None => Ok(self.summary),
         }
+    }
+}
+
+/// How the state of a step run by parallel instances is saved: `{"instances": [..]}`,
+/// one state per instance.
+const INSTANCES: &str = "instances";
+
+/// The saved state of a step, when the checkpoint has one for an identical step.
+fn saved_state<'a>(saved: &'a [StepState], key: &str, fingerprint: &str) -> Option<&'a serde_json::Value> {
+    saved.iter().find(|s| s.key == key && s.fingerprint == fingerprint && !s.state.is_null()).map(|s| &s.state)
+}
+
+/// A saved step state as the states of the instances that saved it (one when a
+/// single thread ran the step).
+fn instance_states(state: &serde_json::Value) -> Vec<serde_json::Value> {
+    match state.as_object().and_then(|o| o.get(INSTANCES)).and_then(|v| v.as_array()) {
+        Some(parts) if state.as_object().is_some_and(|o| o.len() == 1) => parts.clone(),
+        _ => vec![state.clone()],
     }
 }

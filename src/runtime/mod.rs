@@ -11,6 +11,7 @@ pub mod checkpointing;
 mod errors;
 pub mod event_time;
 mod executor;
+mod keyed;
 mod merge;
 pub mod metrics;
 pub mod support;
@@ -62,6 +63,8 @@ pub struct RunOptions {
     pub metrics_addr: Option<String>,
     /// `--memory-limit` in bytes (else the pipeline's `memory_limit:`).
     pub memory_limit: Option<u64>,
+    /// `--parallelism` (else the pipeline's `parallelism:`, else the number of cores).
+    pub parallelism: Option<usize>,
 }
 
 /// How far a run is.
@@ -93,6 +96,7 @@ impl Default for RunOptions {
             progress: None,
             metrics_addr: None,
             memory_limit: None,
+            parallelism: None,
         }
     }
 }
@@ -371,6 +375,19 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
     exec.limit_memory(options.memory_limit.or(spec.memory_limit));
     if let Some(c) = &resume {
         merge.restore(&resumed_at, c.watermark);
+    }
+    let parallelism = parallelism(plan, options);
+    if parallelism > 1 {
+        match plan.keyed_steps() {
+            Ok(keyed) => {
+                tracing::debug!("keyed steps run on {parallelism} parallel instances");
+                let saved = resume.as_ref().map(|c| c.steps.as_slice());
+                exec.parallel(plan, keyed, parallelism, saved, options.channel_capacity)?;
+            }
+            Err(why) => tracing::debug!("every step runs on one thread: {why}"),
+        }
+    }
+    if let Some(c) = &resume {
         exec.restore(&c.steps)?;
     }
     let outcome = exec.run(&mut merge);
@@ -383,6 +400,17 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
     }
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+/// The number of parallel keyed instances: `--parallelism`, else the pipeline's
+/// `parallelism:`, else the number of cores.
+pub fn parallelism(plan: &Plan, options: &RunOptions) -> usize {
+    let cores = || std::thread::available_parallelism().map_or(1, |n| n.get());
+    options
+        .parallelism
+        .or(plan.pipeline.spec.parallelism.as_ref().map(|p| p.value as usize))
+        .unwrap_or_else(cores)
+        .max(1)
 }
 
 /// What a sink does with a row its target rejects, from the pipeline's `on_error`:

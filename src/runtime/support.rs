@@ -34,10 +34,5 @@ pub fn unsupported(spec: &PipelineSpec) -> Diagnostics {
             refuse(p.span, "`parallelism` on steps".into());
         }
     }
-    if let Some(p) = &spec.parallelism {
-        if p.value > 1 {
-            refuse(p.span, "`parallelism` above 1".into());
-        }
-    }
     d.sorted()
 }

@@ -77,9 +77,10 @@ impl BuildHasher for FixedState {
 pub type KeyMap<V> = std::collections::HashMap<Key, V, FixedState>;
 
 impl Key {
-    /// The partition (0..n) this key belongs to.
+    /// The partition (0..n) this key belongs to, from the hash's high bits (hash maps
+    /// index by the low bits, which then stay evenly spread within a partition).
     pub fn partition(&self, n: usize) -> usize {
-        (FixedState.hash_one(self) % n.max(1) as u64) as usize
+        (((FixedState.hash_one(self) >> 32) * n.max(1) as u64) >> 32) as usize
     }
 }
 

@@ -8,7 +8,7 @@ mod flat_map;
 pub mod key;
 mod map;
 mod passthrough;
-mod reduce;
+pub mod reduce;
 mod set;
 pub mod window;
 
@@ -68,6 +68,19 @@ pub trait Operator: Send {
     /// Takes back the state of `snapshot`, before any record is processed.
     fn restore(&mut self, _state: serde_json::Value) -> Result<(), String> {
         Ok(())
+    }
+
+    /// Re-splits the states that `parts.len()` parallel instances saved into the
+    /// states of `n` instances, each holding the keys that [`key::Key::partition`]
+    /// gives it. Keyed steps override this; the rest hold no state.
+    fn rescale(&self, parts: Vec<serde_json::Value>, n: usize) -> Result<Vec<serde_json::Value>, String> {
+        if parts.len() == n {
+            return Ok(parts);
+        }
+        if parts.iter().all(serde_json::Value::is_null) {
+            return Ok(vec![serde_json::Value::Null; n]);
+        }
+        Err(format!("its state was saved by {} parallel instances and cannot be split for {n}", parts.len()))
     }
 }
 

@@ -55,6 +55,19 @@ impl Operator for RollingReduce {
         Ok(())
     }
 
+    fn rescale(&self, parts: Vec<serde_json::Value>, n: usize) -> Result<Vec<serde_json::Value>, String> {
+        let mut split: Vec<Snapshot> = (0..n).map(|_| Snapshot { seq: 0, keys: Vec::new() }).collect();
+        for part in parts.into_iter().filter(|p| !p.is_null()) {
+            let s: Snapshot = serde_json::from_value(part).map_err(|e| e.to_string())?;
+            for (key, acc) in s.keys {
+                let i = Key(Arc::from(key.as_slice())).partition(n);
+                split[i].keys.push((key, acc));
+            }
+            split.iter_mut().for_each(|p| p.seq = p.seq.max(s.seq));
+        }
+        split.into_iter().map(|s| serde_json::to_value(s).map_err(|e| e.to_string())).collect()
+    }
+
     fn process(&mut self, record: Record, out: &mut Batch) -> Result<(), StepError> {
         let key = match eval_key(&self.key_exprs, &record) {
             Ok(k) => k,

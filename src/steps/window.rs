@@ -497,6 +497,49 @@ impl Operator for WindowReduce {
         Ok(())
     }
 
+    /// Merges the instances' states (key ids renumbered part after part), then
+    /// hands every key with its windows to the instance its key belongs to.
+    fn rescale(&self, parts: Vec<serde_json::Value>, n: usize) -> Result<Vec<serde_json::Value>, String> {
+        let empty = |watermark| Snapshot {
+            watermark,
+            next_key: 0,
+            seq: 0,
+            keys: Vec::new(),
+            windows: Vec::new(),
+            counts: Vec::new(),
+        };
+        let mut split: Vec<Snapshot> = (0..n).map(|_| empty(crate::record::NO_WATERMARK)).collect();
+        let mut offset = 0;
+        for part in parts.into_iter().filter(|p| !p.is_null()) {
+            let s: Snapshot = serde_json::from_value(part).map_err(|e| e.to_string())?;
+            let mut owner = HashMap::<u64, usize, FixedState>::default();
+            for (id, values) in s.keys {
+                let i = Key(Arc::from(values.as_slice())).partition(n);
+                owner.insert(id, i);
+                split[i].keys.push((id + offset, values));
+            }
+            for mut w in s.windows {
+                let i = *owner.get(&w.key).ok_or("a window of an unknown key")?;
+                w.key += offset;
+                split[i].windows.push(w);
+            }
+            for mut c in s.counts {
+                let i = *owner.get(&c.key).ok_or("a count window of an unknown key")?;
+                c.key += offset;
+                split[i].counts.push(c);
+            }
+            offset += s.next_key;
+            for p in &mut split {
+                p.watermark = p.watermark.max(s.watermark);
+                p.seq = p.seq.max(s.seq);
+            }
+        }
+        for p in &mut split {
+            p.next_key = offset;
+        }
+        split.into_iter().map(|s| serde_json::to_value(s).map_err(|e| e.to_string())).collect()
+    }
+
     fn take_late(&mut self) -> Vec<Record> {
         std::mem::take(&mut self.late)
     }

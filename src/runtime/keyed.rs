@@ -1,0 +1,231 @@
+//! Parallel keyed instances: the steps after a `key_by` (the plan's partition chains)
+//! run on N worker threads, each owning the keys that hash to it. The executor thread
+//! keeps the merge (which stamps every record with the watermark before it, so
+//! lateness is decided exactly as on one thread) and the steps before the exchange,
+//! evaluates each record's key and sends it to its instance.
+//!
+//! Watermarks, the end of input and checkpoint barriers travel in-band on every
+//! instance's channel, after the records sent before them, so barriers are aligned by
+//! construction: an instance answers a barrier with its state once everything before it
+//! has been processed and its output handed to the sinks; only then does the executor
+//! pass the barrier on to the sinks. Instances write to the sink channels directly, so
+//! results are the same multiset as on one thread, in an order that may differ.
+
+use super::executor::Executor;
+use crate::error::{Error, Result};
+use crate::expr::Expr;
+use crate::record::Batch;
+use crate::steps::reduce::eval_key;
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// What the executor sends to an instance.
+pub enum Work {
+    /// Records leaving `key_by` step `usize` whose keys this instance owns.
+    Batch(usize, Batch),
+    /// Event time has progressed to this watermark.
+    Watermark(i64),
+    /// Every input has ended: fire everything, run `on_end`, then answer.
+    End(Sender<Result<()>>),
+    /// A checkpoint barrier: answer with every step's state (null for steps the
+    /// instance does not run).
+    Barrier(Sender<Result<Vec<serde_json::Value>>>),
+}
+
+/// Counts an instance publishes for the run summary, metrics and the memory limit.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    pub records_out: u64,
+    pub late: u64,
+    pub late_to_sink: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    pub step_in: Vec<u64>,
+    pub step_out: Vec<u64>,
+    pub sinks: Vec<u64>,
+    pub state_entries: Vec<Option<usize>>,
+    pub peak_open_windows: Vec<Option<usize>>,
+}
+
+/// How often an instance publishes its counts.
+const PUBLISH_EVERY: Duration = Duration::from_millis(100);
+
+/// The executor's handle on the instances.
+pub struct Instances {
+    senders: Vec<Sender<Work>>,
+    handles: Vec<Option<JoinHandle<Result<()>>>>,
+    stats: Vec<Arc<Mutex<Stats>>>,
+    /// Per step: the key expressions of a `key_by` whose output goes to the instances.
+    exchanges: Vec<Option<Vec<Expr>>>,
+}
+
+impl Instances {
+    /// Starts one thread per instance executor; `exchanges` gives, per step, the key
+    /// expressions of the `key_by` steps that feed the instances.
+    pub fn start(
+        executors: Vec<Executor>,
+        exchanges: Vec<Option<Vec<Expr>>>,
+        channel_capacity: usize,
+    ) -> Result<Instances> {
+        let mut instances = Instances { senders: Vec::new(), handles: Vec::new(), stats: Vec::new(), exchanges };
+        for (n, exec) in executors.into_iter().enumerate() {
+            let (tx, rx) = bounded(channel_capacity);
+            let stats = Arc::new(Mutex::new(Stats::default()));
+            let published = stats.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("keyed-{n}"))
+                .spawn(move || work(exec, rx, published))
+                .map_err(|e| Error::Internal(format!("cannot start a keyed instance: {e}")))?;
+            instances.senders.push(tx);
+            instances.handles.push(Some(handle));
+            instances.stats.push(stats);
+        }
+        Ok(instances)
+    }
+
+    /// Whether step `step`'s output goes to the instances.
+    pub fn feeds(&self, step: usize) -> bool {
+        self.exchanges.get(step).is_some_and(Option::is_some)
+    }
+
+    /// Sends each record of `batch` (the output of `key_by` step `step`) to the
+    /// instance owning its key. A key that cannot be evaluated goes to instance 0,
+    /// whose step reports the error as it would on one thread.
+    pub fn route(&mut self, step: usize, batch: Batch) -> Result<()> {
+        let Some(Some(exprs)) = self.exchanges.get(step) else { return Ok(()) };
+        let n = self.senders.len();
+        let mut parts: Vec<Batch> = (0..n).map(|_| Vec::with_capacity(batch.len() / n + 1)).collect();
+        for record in batch {
+            let part = eval_key(exprs, &record).map(|k| k.partition(n)).unwrap_or(0);
+            parts[part].push(record);
+        }
+        for (i, part) in parts.into_iter().enumerate() {
+            if !part.is_empty() {
+                self.send(i, Work::Batch(step, part))?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn watermark(&mut self, watermark: i64) -> Result<()> {
+        for i in 0..self.senders.len() {
+            self.send(i, Work::Watermark(watermark))?;
+        }
+        Ok(())
+    }
+
+    /// Ends every instance's steps and waits until they have sent their output.
+    pub fn end(&mut self) -> Result<()> {
+        let mut replies = Vec::new();
+        for i in 0..self.senders.len() {
+            let (tx, rx) = bounded(1);
+            self.send(i, Work::End(tx))?;
+            replies.push(rx);
+        }
+        for (i, rx) in replies.iter().enumerate() {
+            self.await_reply(i, rx)??;
+        }
+        Ok(())
+    }
+
+    /// A checkpoint barrier: per instance, every step's state.
+    pub fn barrier(&mut self) -> Result<Vec<Vec<serde_json::Value>>> {
+        let mut replies = Vec::new();
+        for i in 0..self.senders.len() {
+            let (tx, rx) = bounded(1);
+            self.send(i, Work::Barrier(tx))?;
+            replies.push(rx);
+        }
+        let mut states = Vec::new();
+        for (i, rx) in replies.iter().enumerate() {
+            states.push(self.await_reply(i, rx)??);
+        }
+        Ok(states)
+    }
+
+    /// The counts every instance published last.
+    pub fn stats(&self) -> Vec<Stats> {
+        self.stats.iter().map(|s| s.lock().map(|s| s.clone()).unwrap_or_default()).collect()
+    }
+
+    /// Stops the instances (their channels close) and returns the first error one
+    /// of them stopped with.
+    pub fn stop(&mut self) -> Option<Error> {
+        self.senders.clear();
+        let mut first = None;
+        for i in 0..self.handles.len() {
+            if let Some(e) = self.join(i) {
+                first.get_or_insert(e);
+            }
+        }
+        first
+    }
+
+    fn send(&mut self, i: usize, work: Work) -> Result<()> {
+        if self.senders[i].send(work).is_ok() {
+            return Ok(());
+        }
+        // The instance stopped: its own error says why.
+        Err(self.join(i).unwrap_or_else(|| Error::Internal(format!("keyed instance {i} stopped early"))))
+    }
+
+    fn await_reply<T>(&mut self, i: usize, rx: &Receiver<T>) -> Result<T> {
+        loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(reply) => return Ok(reply),
+                Err(RecvTimeoutError::Timeout) if !self.handles[i].as_ref().is_some_and(|h| h.is_finished()) => {}
+                Err(_) => {
+                    return Err(self
+                        .join(i)
+                        .unwrap_or_else(|| Error::Internal(format!("keyed instance {i} stopped before answering"))))
+                }
+            }
+        }
+    }
+
+    fn join(&mut self, i: usize) -> Option<Error> {
+        match self.handles[i].take()?.join() {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e),
+            Err(_) => Some(Error::Internal(format!("keyed instance {i} panicked"))),
+        }
+    }
+}
+
+/// An instance's thread: runs its steps on what arrives until the channel closes.
+fn work(mut exec: Executor, rx: Receiver<Work>, stats: Arc<Mutex<Stats>>) -> Result<()> {
+    let mut published = Instant::now();
+    let publish = |exec: &Executor| {
+        if let Ok(mut s) = stats.lock() {
+            *s = exec.stats();
+        }
+    };
+    while let Ok(work) = rx.recv() {
+        match work {
+            Work::Batch(step, batch) => exec.deliver_from(step, batch)?,
+            Work::Watermark(w) => exec.advance_watermark(w)?,
+            Work::End(reply) => {
+                let outcome = exec.end_steps();
+                publish(&exec);
+                let failed = outcome.is_err();
+                // A failure travels in the reply; the thread just stops.
+                let _ = reply.send(outcome);
+                if failed {
+                    return Ok(());
+                }
+            }
+            Work::Barrier(reply) => {
+                publish(&exec);
+                let _ = reply.send(Ok(exec.snapshot_states()));
+            }
+        }
+        if published.elapsed() >= PUBLISH_EVERY {
+            publish(&exec);
+            published = Instant::now();
+        }
+    }
+    publish(&exec);
+    Ok(())
+}
