@@ -117,8 +117,16 @@ fn sql_error(config: &SqlConfig, what: &str, e: sqlx::Error) -> Error {
     Error::External(format!("sink `{}` ({}): cannot {what}: {e}", config.sink, redact(&config.url)))
 }
 
-/// Errors worth retrying after reconnecting: the connection, not the data.
+/// Errors worth retrying after reconnecting: the connection, not the data; also a
+/// transaction the database rolled back to break a deadlock or a serialization
+/// conflict with another writer (SQLSTATE 40001, PostgreSQL's 40P01), which the
+/// database asks the client to run again.
 fn transient(e: &sqlx::Error) -> bool {
+    if let sqlx::Error::Database(d) = e {
+        if matches!(d.code().as_deref(), Some("40001") | Some("40P01")) {
+            return true;
+        }
+    }
     matches!(
         e,
         sqlx::Error::Io(_)

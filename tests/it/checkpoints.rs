@@ -2,7 +2,9 @@
 //! gives exactly the output of an uninterrupted run; the same with SIGTERM (a final
 //! checkpoint, exit 143); a corrupted newest checkpoint falls back to the one before;
 //! a finished bounded run that is run again after its input grew processes only the
-//! new input; an edited pipeline is refused unless state loss is allowed.
+//! new input; an edited pipeline is refused unless state loss is allowed. Kill tests
+//! run at parallelism 2 (keyed instances) against a reference on one thread, and with
+//! the parallelism changing from run to run (keyed state re-split on restore).
 
 use super::common::{flowctl, write_pipeline};
 use super::w1::generate;
@@ -59,15 +61,19 @@ fn sorted_output(dir: &Path) -> Vec<String> {
 /// The output of one uninterrupted run (in its own directory).
 fn reference(rows: usize) -> Vec<String> {
     let (dir, path) = setup(rows);
-    let out = flowctl(&["run", &path], None, &[]);
+    let out = flowctl(&["run", "--parallelism", "1", &path], None, &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     sorted_output(dir.path())
 }
 
-/// Starts a run, stops it with `signal` after `after`; returns the exit code.
+/// Starts a run (at parallelism 2), stops it with `signal` after `after`; returns the exit code.
 fn run_and_stop(path: &str, after: Duration, signal: &str) -> i32 {
+    run_at_and_stop(path, after, signal, "2")
+}
+
+fn run_at_and_stop(path: &str, after: Duration, signal: &str, parallelism: &str) -> i32 {
     let mut child = Command::new(env!("CARGO_BIN_EXE_flowctl"))
-        .args(["run", "-q", path])
+        .args(["run", "-q", "--parallelism", parallelism, path])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -80,13 +86,19 @@ fn run_and_stop(path: &str, after: Duration, signal: &str) -> i32 {
 /// Stops runs with `signal` at random moments until one finishes by itself; returns
 /// how many were stopped.
 fn interrupt_until_done(path: &str, signal: &str, seed: u64, stops: usize) -> usize {
+    interrupt_at_until_done(path, signal, seed, stops, &["2"])
+}
+
+/// [`interrupt_until_done`], the runs taking their parallelism from `parallelism` in turn.
+fn interrupt_at_until_done(path: &str, signal: &str, seed: u64, stops: usize, parallelism: &[&str]) -> usize {
     let mut rng = Rng(seed);
     let mut stopped = 0;
     loop {
         // Short lives first, so that at least `stops` runs are stopped, then longer
         // ones so that the run finishes.
         let ms = if stopped < stops { 5 + rng.below(45) } else { 200 + rng.below(800) };
-        match run_and_stop(path, Duration::from_millis(ms), signal) {
+        let p = parallelism[stopped % parallelism.len()];
+        match run_at_and_stop(path, Duration::from_millis(ms), signal, p) {
             0 => return stopped,
             -9 | 143 => stopped += 1,
             other => panic!("a run ended with exit code {other}"),
@@ -102,6 +114,16 @@ fn kill_9_at_random_moments_then_resume_gives_exactly_the_uninterrupted_output()
     let (dir, path) = setup(rows);
     let kills = interrupt_until_done(&path, "-KILL", 0x9e37_79b9_7f4a_7c15, 20);
     assert!(kills >= 20, "only {kills} kills");
+    assert_eq!(sorted_output(dir.path()), expected);
+}
+
+#[test]
+fn kill_9_with_the_parallelism_changing_between_runs_gives_exactly_the_uninterrupted_output() {
+    let rows = 150_000;
+    let expected = reference(rows);
+    let (dir, path) = setup(rows);
+    let kills = interrupt_at_until_done(&path, "-KILL", 0x2545_f491_4f6c_dd1d, 12, &["2", "3", "1"]);
+    assert!(kills >= 12, "only {kills} kills");
     assert_eq!(sorted_output(dir.path()), expected);
 }
 

@@ -136,13 +136,14 @@ fn broken_pipe_on_stdout_ends_the_run_cleanly() {
 #[test]
 fn features_not_built_yet_are_refused_at_their_line() {
     let dir = tempfile::tempdir().unwrap();
-    let yaml = "sources:\n  in: {type: stdin}\nsinks:\n  out: {type: stdout}\nparallelism: 2\n";
+    let yaml =
+        "sources:\n  in: {type: stdin}\nsteps:\n  - filter: a > 1\n    parallelism: 2\nsinks:\n  out: {type: stdout}\n";
     let path = write_pipeline(dir.path(), "p.yaml", yaml);
     assert_eq!(flowctl(&["validate", &path], None, &[]).code, 0);
     let out = flowctl(&["run", &path], Some(""), &[]);
     assert_eq!(out.code, 2);
     assert!(
-        out.stderr.contains(&format!("{path}:5:14: error: not supported yet: `parallelism` above 1")),
+        out.stderr.contains(&format!("{path}:5:18: error: not supported yet: `parallelism` on steps")),
         "{}",
         out.stderr
     );

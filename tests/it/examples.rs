@@ -1,7 +1,8 @@
 //! Every pipeline in pipelines/ runs, and its stdout and output files equal the
-//! expected ones under tests/expected/<pipeline>/ — at several batch sizes, since
-//! results must not depend on batching. `UPDATE_EXPECTED=1` rewrites the expected
-//! files (review the diff before committing).
+//! expected ones under tests/expected/<pipeline>/ — at several batch sizes on one
+//! thread, since results must not depend on batching, and as the same multiset of
+//! lines at parallelism 2 and 3 (parallel keyed instances write in their own order).
+//! `UPDATE_EXPECTED=1` rewrites the expected files (review the diff before committing).
 
 use super::common::{flowctl, root};
 use std::collections::BTreeMap;
@@ -25,11 +26,23 @@ fn outputs(dir: &Path) -> BTreeMap<String, String> {
     files
 }
 
-fn run_example(name: &str, batch_size: &str) -> BTreeMap<String, String> {
+/// The lines of every output, sorted: what parallel runs must equal.
+pub(crate) fn multiset(outputs: &BTreeMap<String, String>) -> BTreeMap<String, Vec<String>> {
+    outputs
+        .iter()
+        .map(|(name, text)| {
+            let mut lines: Vec<String> = text.lines().map(String::from).collect();
+            lines.sort();
+            (name.clone(), lines)
+        })
+        .collect()
+}
+
+fn run_example(name: &str, batch_size: &str, parallelism: &str) -> BTreeMap<String, String> {
     let out_dir = tempfile::tempdir().expect("temp dir");
     let pipeline = format!("pipelines/{name}.yaml");
     let result = flowctl(
-        &["run", &pipeline, "--batch-size", batch_size],
+        &["run", &pipeline, "--batch-size", batch_size, "--parallelism", parallelism],
         stdin_for(name).as_deref(),
         &[("OUT_DIR", &out_dir.path().display().to_string())],
     );
@@ -51,7 +64,7 @@ fn every_example_pipeline_matches_its_expected_output() {
     names.sort();
     assert!(names.len() >= 5, "expected the example pipelines, found {names:?}");
     for name in names {
-        let produced = run_example(&name, "1024");
+        let produced = run_example(&name, "1024", "1");
         let expected_dir = root().join("tests/expected").join(&name);
         if std::env::var_os("UPDATE_EXPECTED").is_some() {
             let _ = std::fs::remove_dir_all(&expected_dir);
@@ -64,9 +77,16 @@ fn every_example_pipeline_matches_its_expected_output() {
         assert_eq!(produced, expected, "output of pipelines/{name}.yaml differs from tests/expected/{name}/");
         for batch_size in ["1", "7"] {
             assert_eq!(
-                run_example(&name, batch_size),
+                run_example(&name, batch_size, "1"),
                 produced,
                 "pipelines/{name}.yaml gives other output at batch size {batch_size}"
+            );
+        }
+        for (batch_size, parallelism) in [("1024", "2"), ("7", "3")] {
+            assert_eq!(
+                multiset(&run_example(&name, batch_size, parallelism)),
+                multiset(&produced),
+                "pipelines/{name}.yaml gives other results at parallelism {parallelism}"
             );
         }
     }
@@ -76,11 +96,11 @@ fn every_example_pipeline_matches_its_expected_output() {
 /// output twice (the generator is deterministic) and what their SQL says.
 #[test]
 fn nexmark_queries_run_and_repeat_exactly() {
-    let run = |q: &str| {
+    let run = |q: &str, parallelism: &str| {
         let out_dir = tempfile::tempdir().expect("temp dir");
         let path = format!("pipelines/nexmark/{q}.yaml");
         let out = flowctl(
-            &["run", &path, "--set", "sources.events.events=20000"],
+            &["run", &path, "--set", "sources.events.events=20000", "--parallelism", parallelism],
             None,
             &[("OUT_DIR", &out_dir.path().display().to_string())],
         );
@@ -91,8 +111,9 @@ fn nexmark_queries_run_and_repeat_exactly() {
         )
     };
     for q in ["q0", "q1", "q2", "q5", "q11", "q14", "q15", "q16", "q17", "q22"] {
-        let (first, counts) = run(q);
-        assert_eq!(run(q).0, first, "{q} repeats");
+        let (first, counts) = run(q, "1");
+        assert_eq!(run(q, "1").0, first, "{q} repeats");
+        assert_eq!(multiset(&run(q, "2").0), multiset(&first), "{q} at parallelism 2");
         assert!(counts.contains("20000 in, "), "{q}: {counts}");
         let text: String = first.values().cloned().collect();
         let records: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).expect("json")).collect();
