@@ -131,10 +131,17 @@ impl Plan {
             let _ = writeln!(out, "  {}: {what}", s.id.value);
             let _ = writeln!(out, "    {}", describe_time(s));
         }
+        let keyed = self.keyed_steps();
         for (n, chain) in self.chains.iter().enumerate() {
             let input = match &chain.edge {
                 Edge::Forward => "sources".to_string(),
-                Edge::Partition { key_by } => format!("partition by key of `{}`", spec.steps[*key_by].label(*key_by)),
+                Edge::Partition { key_by } => {
+                    let instances = match &keyed {
+                        Ok(_) => "`parallelism` instances".to_string(),
+                        Err(why) => format!("one thread: {why}"),
+                    };
+                    format!("partition by key of `{}` ({instances})", spec.steps[*key_by].label(*key_by))
+                }
             };
             let _ = writeln!(out, "chain {} <- {input}", n + 1);
             for &i in &chain.steps {

@@ -49,7 +49,7 @@ pub struct Stats {
     pub peak_open_windows: Vec<Option<usize>>,
 }
 
-/// How often an instance publishes its counts.
+/// How often an instance publishes its counts while busy.
 const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 
 /// The executor's handle on the instances.
@@ -221,7 +221,8 @@ fn work(mut exec: Executor, rx: Receiver<Work>, stats: Arc<Mutex<Stats>>) -> Res
                 let _ = reply.send(Ok(exec.snapshot_states()));
             }
         }
-        if published.elapsed() >= PUBLISH_EVERY {
+        // Before waiting for more work, and every PUBLISH_EVERY under load.
+        if rx.is_empty() || published.elapsed() >= PUBLISH_EVERY {
             publish(&exec);
             published = Instant::now();
         }

@@ -101,7 +101,7 @@ macro_rules! source_fields {
             req("type", Ty::Str, "The kind of source."),
             f("event_time", Ty::AnyOf(&[Ty::Str, Ty::Object(EVENT_TIME)]), "Where the event time comes from: a field name, or {field|expr, format}. Without it the pipeline runs on processing time."),
             f("watermark", Ty::Object(WATERMARK), "Watermark settings."),
-            f("parallelism", Ty::PosInt, "Parallel readers for this source."),
+            f("parallelism", Ty::PosInt, "Parallel readers for this source (not supported yet: a source is read by one thread per lane, one per Kafka partition)."),
             $($extra),*
         ]
     };
@@ -306,7 +306,11 @@ pub const STEP_KINDS: &[Field] = &[
 pub const STEP_COMMON: &[Field] = &[
     f("id", Ty::Id, "Name of the step, for `from:` and for checkpoint state."),
     f("from", Ty::IdList, "Inputs: step or source ids (default: the step before, or all sources)."),
-    f("parallelism", Ty::PosInt, "Parallel instances of this step."),
+    f(
+        "parallelism",
+        Ty::PosInt,
+        "Parallel instances of this step (not supported yet: use the pipeline-level `parallelism`).",
+    ),
 ];
 
 const FLAT_MAP: &[Field] =
@@ -354,7 +358,7 @@ pub const PIPELINE: &[Field] = &[
     f("steps", Ty::Steps, "The processing steps, a chain unless steps say `from:`."),
     req("sinks", Ty::Map(&Ty::Tagged { tag: "type", variants: SINK_TYPES }), "Sinks by id."),
     f("on_error", Ty::Str, "`fail` (default), `skip`, or a sink id receiving bad records with an `error` field."),
-    f("parallelism", Ty::PosInt, "Parallel instances (default: number of cores)."),
+    f("parallelism", Ty::PosInt, "Parallel instances of the steps after `key_by` (default: the number of cores; `--parallelism` overrides). Keyed results are the same at any parallelism; their order may differ."),
     f(
         "memory_limit",
         Ty::Size,

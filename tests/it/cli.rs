@@ -92,6 +92,29 @@ fn plan_shows_chains_and_sinks() {
 }
 
 #[test]
+fn plan_says_whether_keyed_steps_run_on_parallel_instances() {
+    let out = flowctl(&["plan", "pipelines/w1.yaml"], None, &[]);
+    assert!(
+        out.stdout.contains("chain 2 <- partition by key of `key_by #2` (`parallelism` instances)"),
+        "{}",
+        out.stdout
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "sources:\n  in: {type: stdin}\nsteps:\n  - key_by: a\n  - reduce: {n: count()}\n  - key_by: n\n  - reduce: {m: count()}\nsinks:\n  out: {type: stdout}\n";
+    let path = write_pipeline(dir.path(), "p.yaml", yaml);
+    let out = flowctl(&["plan", &path], None, &[]);
+    assert!(
+        out.stdout.contains("(one thread: a second `key_by` after a keyed step (a second exchange))"),
+        "{}",
+        out.stdout
+    );
+    // It still runs, on one thread, with the results of a single thread.
+    let out = flowctl(&["run", "--parallelism", "2", &path], Some("{\"a\": 1}\n{\"a\": 2}\n{\"a\": 1}\n"), &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "{\"n\":1,\"m\":1}\n{\"n\":1,\"m\":2}\n{\"n\":2,\"m\":1}\n");
+}
+
+#[test]
 fn schema_is_json_schema_covering_the_format() {
     let out = flowctl(&["schema"], None, &[]);
     assert_eq!(out.code, 0);
