@@ -130,6 +130,16 @@ impl Expr {
         self.inner.node.eval(record)
     }
 
+    /// Like [`Expr::eval`], but a bare field or a constant is borrowed, not cloned.
+    pub fn eval_cow<'r>(&'r self, record: &'r Record) -> Result<std::borrow::Cow<'r, Value>, EvalError> {
+        use std::borrow::Cow;
+        match &self.inner.node {
+            Node::Field(f) => Ok(Cow::Borrowed(f.get(record))),
+            Node::Const(v) => Ok(Cow::Borrowed(v)),
+            other => other.eval(record).map(Cow::Owned),
+        }
+    }
+
     /// Filter semantics: true keeps; NULL and false drop; a non-bool result is an error.
     pub fn eval_predicate(&self, record: &Record) -> Result<bool, EvalError> {
         match &self.inner.node {

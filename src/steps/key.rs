@@ -80,8 +80,28 @@ impl Key {
     /// The partition (0..n) this key belongs to, from the hash's high bits (hash maps
     /// index by the low bits, which then stay evenly spread within a partition).
     pub fn partition(&self, n: usize) -> usize {
-        (((FixedState.hash_one(self) >> 32) * n.max(1) as u64) >> 32) as usize
+        partition_of_hash(FixedState.hash_one(self), n)
     }
+}
+
+/// [`Key::partition`] of the key a record's key expressions give, without building
+/// the key (values are borrowed where they can be).
+pub fn partition_of(
+    exprs: &[crate::expr::Expr],
+    record: &crate::record::Record,
+    n: usize,
+) -> Result<usize, crate::expr::EvalError> {
+    let mut state = FixedState.build_hasher();
+    // As `Key::hash` does: the length, then each value.
+    state.write_usize(exprs.len());
+    for e in exprs {
+        hash_value(e.eval_cow(record)?.as_ref(), &mut state);
+    }
+    Ok(partition_of_hash(state.finish(), n))
+}
+
+fn partition_of_hash(hash: u64, n: usize) -> usize {
+    (((hash >> 32) * n.max(1) as u64) >> 32) as usize
 }
 
 #[cfg(test)]
@@ -99,6 +119,18 @@ mod tests {
         m.insert(c, 3);
         assert_eq!(m.len(), 3);
         assert_eq!(m[&a], 1);
+    }
+
+    #[test]
+    fn partition_of_a_record_is_that_of_its_key() {
+        let scope = crate::expr::Scope::open();
+        let exprs = vec![crate::expr::compile("user", &scope).unwrap(), crate::expr::compile("n + 1", &scope).unwrap()];
+        for i in 0..200 {
+            let r =
+                crate::record::Record::from_pairs(vec![("user", Value::str(&format!("u{i}"))), ("n", Value::Int(i))]);
+            let key = Key(Arc::from(vec![Value::str(&format!("u{i}")), Value::Int(i + 1)]));
+            assert_eq!(partition_of(&exprs, &r, 3).unwrap(), key.partition(3));
+        }
     }
 
     #[test]
