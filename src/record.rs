@@ -11,6 +11,10 @@ use std::sync::Arc;
 /// A field value. Equality between variants is *structural* (`Int(1) != Float(1.0)`,
 /// `Int(1) != Str("1")`), which is what keys need; SQL comparison with numeric
 /// promotion lives in the expression evaluator.
+/// The string of a [`Value`]: small strings (most keys, codes, short names) are
+/// stored inline, so records decoded from text do not allocate per field.
+pub type Str = smol_str::SmolStr;
+
 #[derive(Clone, Debug, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Value {
     #[default]
@@ -18,7 +22,8 @@ pub enum Value {
     Bool(bool),
     Int(i64),
     Float(f64),
-    Str(Arc<str>),
+    /// Up to 23 bytes inline (no allocation); longer ones shared, cloned in O(1).
+    Str(Str),
     /// Milliseconds since the Unix epoch, UTC.
     Timestamp(i64),
     List(Arc<Vec<Value>>),
@@ -28,7 +33,7 @@ pub enum Value {
 
 impl Value {
     pub fn str(s: &str) -> Value {
-        Value::Str(Arc::from(s))
+        Value::Str(Str::new(s))
     }
 
     pub fn is_null(&self) -> bool {
@@ -117,7 +122,7 @@ impl Value {
                 Some(i) => Value::Int(i),
                 None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
             },
-            serde_json::Value::String(s) => Value::Str(Arc::from(s)),
+            serde_json::Value::String(s) => Value::Str(Str::from(s)),
             serde_json::Value::Array(items) => Value::List(Arc::new(items.into_iter().map(Value::from_json).collect())),
             serde_json::Value::Object(map) => {
                 Value::Map(Arc::new(map.into_iter().map(|(k, v)| (Arc::from(k), Value::from_json(v))).collect()))
@@ -325,6 +330,12 @@ pub type Batch = Vec<Record>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_stay_three_words() {
+        // A record's values are a Vec<Value>: the inline strings must not make them wider.
+        assert_eq!(std::mem::size_of::<Value>(), 24);
+    }
 
     #[test]
     fn json_output_keeps_field_order_and_types() {

@@ -1,8 +1,6 @@
 //! `CAST(x AS type)` / `TRY_CAST`: the SQL type names accepted, the conversions between
 //! values, and timestamp text parsing (shared with `to_timestamp`).
 
-use std::sync::Arc;
-
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use sqlparser::ast::DataType;
 
@@ -69,7 +67,7 @@ pub(crate) fn cast(v: &Value, t: CastTarget) -> Result<Value, EvalError> {
         (CastTarget::Float, Value::Bool(b)) => Some(Value::Float(if *b { 1.0 } else { 0.0 })),
         (CastTarget::Float, Value::Timestamp(ms)) => Some(Value::Float(*ms as f64)),
         (CastTarget::Str, Value::Str(_)) => Some(v.clone()),
-        (CastTarget::Str, other) => Some(Value::Str(Arc::from(other.to_text()))),
+        (CastTarget::Str, other) => Some(Value::Str(crate::record::Str::from(other.to_text()))),
         (CastTarget::Bool, Value::Bool(_)) => Some(v.clone()),
         (CastTarget::Bool, Value::Int(i)) => Some(Value::Bool(*i != 0)),
         (CastTarget::Bool, Value::Float(f)) => Some(Value::Bool(*f != 0.0)),
@@ -153,7 +151,7 @@ mod tests {
         );
         assert!(cast(&Value::Float(f64::NAN), CastTarget::Int).is_err());
         assert!(cast(&Value::Float(1e30), CastTarget::Int).is_err());
-        assert!(cast(&Value::List(Arc::new(vec![])), CastTarget::Float).is_err());
+        assert!(cast(&Value::List(std::sync::Arc::new(vec![])), CastTarget::Float).is_err());
     }
 
     #[test]

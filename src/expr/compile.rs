@@ -200,7 +200,7 @@ impl<'a> Compiler<'a> {
                     let at = self.at(index.span());
                     match self.expr(index) {
                         Node::Const(Value::Int(i)) => DynStep::Fixed(Step::Index(i)),
-                        Node::Const(Value::Str(s)) => DynStep::Fixed(Step::Key(s)),
+                        Node::Const(Value::Str(s)) => DynStep::Fixed(Step::Key(Arc::from(s.as_str()))),
                         Node::Const(Value::Null) => DynStep::Fixed(Step::Index(0)),
                         Node::Const(other) => {
                             let msg = format!("a subscript must be an int or a string, found {}", other.type_name());

@@ -344,7 +344,10 @@ fn regexp_extract(re: &Regex, text: &str, group: &Value) -> R {
         .ok()
         .filter(|g| *g < re.captures_len())
         .ok_or_else(|| EvalError::new(format!("function `regexp_extract`: the pattern has no group {g}")))?;
-    Ok(re.captures(text).and_then(|c| c.get(g)).map_or(Value::Null, |m| Value::Str(Arc::from(m.as_str()))))
+    Ok(re
+        .captures(text)
+        .and_then(|c| c.get(g))
+        .map_or(Value::Null, |m| Value::Str(crate::record::Str::from(m.as_str()))))
 }
 
 pub(crate) fn now_millis() -> i64 {
@@ -387,7 +390,7 @@ fn want_millis(name: &str, v: &Value) -> Result<i64, EvalError> {
 }
 
 fn str_value(s: String) -> Value {
-    Value::Str(Arc::from(s))
+    Value::Str(crate::record::Str::from(s))
 }
 
 fn lower(v: &Value) -> R {
@@ -442,7 +445,7 @@ fn trim_with(name: &str, a: &[Value], side: Side) -> R {
             }
         }
     };
-    Ok(if out.len() == s.len() { a[0].clone() } else { Value::Str(Arc::from(out)) })
+    Ok(if out.len() == s.len() { a[0].clone() } else { Value::Str(crate::record::Str::from(out)) })
 }
 
 fn trim_both(a: &[Value]) -> R {
@@ -495,9 +498,9 @@ fn concat(a: &[Value]) -> R {
 fn split(s: &Value, sep: &Value) -> R {
     let (s, sep) = (want_str("split", s)?, want_str("split", sep)?);
     let items: Vec<Value> = if sep.is_empty() {
-        s.chars().map(|c| Value::Str(Arc::from(c.to_string()))).collect()
+        s.chars().map(|c| Value::Str(crate::record::Str::from(c.to_string()))).collect()
     } else {
-        s.split(sep).map(|p| Value::Str(Arc::from(p))).collect()
+        s.split(sep).map(|p| Value::Str(crate::record::Str::from(p))).collect()
     };
     Ok(Value::List(Arc::new(items)))
 }
@@ -508,7 +511,7 @@ fn split_index(s: &Value, sep: &Value, i: &Value) -> R {
         return Err(EvalError::new(format!("split_index: the index must be an int, got {}", i.type_name())));
     };
     let part = if sep.is_empty() || *i < 0 { None } else { s.split(sep).nth(*i as usize) };
-    Ok(part.map_or(Value::Null, |p| Value::Str(Arc::from(p))))
+    Ok(part.map_or(Value::Null, |p| Value::Str(crate::record::Str::from(p))))
 }
 
 fn position(needle: &Value, s: &Value) -> R {
@@ -658,7 +661,7 @@ fn to_json(v: &Value) -> R {
 }
 
 fn type_of(v: &Value) -> R {
-    Ok(Value::Str(Arc::from(v.type_name())))
+    Ok(Value::Str(crate::record::Str::from(v.type_name())))
 }
 
 #[cfg(test)]

@@ -2,7 +2,6 @@
 //! NULL-propagating), string concatenation and three-valued logic.
 
 use std::cmp::Ordering;
-use std::sync::Arc;
 
 use super::EvalError;
 use crate::record::Value;
@@ -50,7 +49,7 @@ pub(crate) fn compare(a: &Value, b: &Value) -> Result<Option<Ordering>, EvalErro
         (Value::Float(x), Value::Float(y)) => x.partial_cmp(y),
         (Value::Int(x), Value::Float(y)) => (*x as f64).partial_cmp(y),
         (Value::Float(x), Value::Int(y)) => x.partial_cmp(&(*y as f64)),
-        (Value::Str(x), Value::Str(y)) => Some(x.as_ref().cmp(y.as_ref())),
+        (Value::Str(x), Value::Str(y)) => Some(x.as_str().cmp(y.as_str())),
         (Value::Bool(x), Value::Bool(y)) => Some(x.cmp(y)),
         (Value::Timestamp(x), Value::Timestamp(y)) => Some(x.cmp(y)),
         _ => return Err(incompatible(a, b)),
@@ -173,7 +172,7 @@ pub(crate) fn concat(a: &Value, b: &Value) -> Result<Value, EvalError> {
     let mut s = String::new();
     a.write_text(&mut s);
     b.write_text(&mut s);
-    Ok(Value::Str(Arc::from(s)))
+    Ok(Value::Str(crate::record::Str::from(s)))
 }
 
 /// Three-valued `AND` of an already evaluated left side and a lazily evaluated right.

@@ -102,7 +102,7 @@ impl Layouts {
     fn record(&self, event: Event) -> Record {
         let int = |v: usize| Value::Int(v as i64);
         let time = |ms: u64| Value::Timestamp(ms as i64);
-        let text = |s: String| Value::Str(Arc::from(s));
+        let text = |s: String| Value::Str(crate::record::Str::from(s));
         match event {
             Event::Person(p) => Record::new(
                 self.person.clone(),

@@ -120,9 +120,9 @@ impl Node {
                     .parse::<i64>()
                     .map(Value::Int)
                     .or_else(|_| t.parse::<f64>().map(Value::Float))
-                    .unwrap_or_else(|_| Value::Str(text.clone())),
+                    .unwrap_or_else(|_| Value::str(text)),
             },
-            NodeKind::Scalar { text, .. } => Value::Str(text.clone()),
+            NodeKind::Scalar { text, .. } => Value::str(text),
             NodeKind::Seq(items) => Value::List(Arc::new(items.iter().map(Node::to_value).collect())),
             NodeKind::Map(entries) => Value::Map(Arc::new(
                 entries.iter().map(|(k, v)| (Arc::from(k.scalar().unwrap_or_default()), v.to_value())).collect(),
