@@ -419,6 +419,11 @@ impl Executor {
                 (edge, *queued, self.channel_capacity)
             })
             .collect();
+        if let Some(keyed) = &self.keyed {
+            for (i, queued) in keyed.queued().into_iter().enumerate() {
+                channels.push((format!("steps -> keyed instance {i}"), queued, self.channel_capacity));
+            }
+        }
         for (id, tx) in self.sink_ids.iter().zip(&self.sinks) {
             if let Some(tx) = tx {
                 channels.push((format!("steps -> sink {id}"), tx.len(), self.channel_capacity));

@@ -145,6 +145,11 @@ impl Instances {
         Ok(states)
     }
 
+    /// Per instance: the messages queued on its channel (for the channel-fill metric).
+    pub fn queued(&self) -> Vec<usize> {
+        self.senders.iter().map(Sender::len).collect()
+    }
+
     /// The counts every instance published last.
     pub fn stats(&self) -> Vec<Stats> {
         self.stats.iter().map(|s| s.lock().map(|s| s.clone()).unwrap_or_default()).collect()

@@ -135,7 +135,7 @@ sinks:
 ";
     let path = write_pipeline(dir.path(), "p.yaml", yaml);
     let mut child = Command::new(env!("CARGO_BIN_EXE_flowctl"))
-        .args(["run", &path, "--metrics-addr", &format!("127.0.0.1:{port}")])
+        .args(["run", "--parallelism", "2", &path, "--metrics-addr", &format!("127.0.0.1:{port}")])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -163,6 +163,10 @@ sinks:
     assert!(body.contains("flowctl_sink_records_total{pipeline=\"metered\",sink=\"out\"}"), "{body}");
     assert!(body.contains("flowctl_channel_fill_ratio{pipeline=\"metered\",edge=\"source gen -> steps\"}"), "{body}");
     assert!(body.contains("flowctl_channel_fill_ratio{pipeline=\"metered\",edge=\"steps -> sink out\"}"), "{body}");
+    assert!(
+        body.contains("flowctl_channel_fill_ratio{pipeline=\"metered\",edge=\"steps -> keyed instance 1\"}"),
+        "{body}"
+    );
 }
 
 #[test]
