@@ -15,7 +15,7 @@ use super::executor::Executor;
 use crate::error::{Error, Result};
 use crate::expr::Expr;
 use crate::record::Batch;
-use crate::steps::key::partition_of;
+use crate::steps::key::instance_of;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -98,7 +98,7 @@ impl Instances {
         let n = self.senders.len();
         let mut parts: Vec<Batch> = (0..n).map(|_| Vec::with_capacity(batch.len() / n + 1)).collect();
         for record in batch {
-            let part = partition_of(exprs, &record, n).unwrap_or(0);
+            let part = instance_of(exprs, &record, n).unwrap_or(0);
             parts[part].push(record);
         }
         for (i, part) in parts.into_iter().enumerate() {

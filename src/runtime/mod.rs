@@ -327,7 +327,8 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
     let receivers: Vec<Receiver<Message>> = opened
         .into_iter()
         .zip(&lanes)
-        .map(|(source, lane)| {
+        .enumerate()
+        .map(|(n, (source, lane))| {
             let (tx, rx) = bounded(options.channel_capacity);
             let reader = SourceThread {
                 source,
@@ -337,10 +338,14 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
                 event_time: pipeline.event_times[lane.source].clone(),
             };
             // Detached: a source blocked reading stdin must not keep the process alive.
-            std::thread::spawn(move || reader.run());
-            rx
+            // Named for `top -H`: `source-<lane>` (Linux keeps 15 characters).
+            std::thread::Builder::new()
+                .name(format!("source-{n}"))
+                .spawn(move || reader.run())
+                .map(|_| rx)
+                .map_err(|e| Error::Internal(format!("cannot start a source thread: {e}")))
         })
-        .collect();
+        .collect::<Result<_>>()?;
 
     let mut sink_threads = Vec::new();
     let sink_senders: Vec<_> = sink_senders.into_iter().map(Some).collect();

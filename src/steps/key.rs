@@ -77,16 +77,22 @@ impl BuildHasher for FixedState {
 pub type KeyMap<V> = std::collections::HashMap<Key, V, FixedState>;
 
 impl Key {
-    /// The partition (0..n) this key belongs to, from the hash's high bits (hash maps
-    /// index by the low bits, which then stay evenly spread within a partition).
+    /// The partition (0..n) this key belongs to: the hash modulo n (the Kafka sink's
+    /// `partition_by`; stable across versions).
     pub fn partition(&self, n: usize) -> usize {
-        partition_of_hash(FixedState.hash_one(self), n)
+        (FixedState.hash_one(self) % n.max(1) as u64) as usize
+    }
+
+    /// The keyed instance (0..n) that owns this key, from the hash's high bits (hash
+    /// maps index by the low bits, which then stay evenly spread within an instance).
+    pub fn instance(&self, n: usize) -> usize {
+        instance_of_hash(FixedState.hash_one(self), n)
     }
 }
 
-/// [`Key::partition`] of the key a record's key expressions give, without building
+/// [`Key::instance`] of the key a record's key expressions give, without building
 /// the key (values are borrowed where they can be).
-pub fn partition_of(
+pub fn instance_of(
     exprs: &[crate::expr::Expr],
     record: &crate::record::Record,
     n: usize,
@@ -97,10 +103,10 @@ pub fn partition_of(
     for e in exprs {
         hash_value(e.eval_cow(record)?.as_ref(), &mut state);
     }
-    Ok(partition_of_hash(state.finish(), n))
+    Ok(instance_of_hash(state.finish(), n))
 }
 
-fn partition_of_hash(hash: u64, n: usize) -> usize {
+fn instance_of_hash(hash: u64, n: usize) -> usize {
     (((hash >> 32) * n.max(1) as u64) >> 32) as usize
 }
 
@@ -122,14 +128,14 @@ mod tests {
     }
 
     #[test]
-    fn partition_of_a_record_is_that_of_its_key() {
+    fn instance_of_a_record_is_that_of_its_key() {
         let scope = crate::expr::Scope::open();
         let exprs = vec![crate::expr::compile("user", &scope).unwrap(), crate::expr::compile("n + 1", &scope).unwrap()];
         for i in 0..200 {
             let r =
                 crate::record::Record::from_pairs(vec![("user", Value::str(&format!("u{i}"))), ("n", Value::Int(i))]);
             let key = Key(Arc::from(vec![Value::str(&format!("u{i}")), Value::Int(i + 1)]));
-            assert_eq!(partition_of(&exprs, &r, 3).unwrap(), key.partition(3));
+            assert_eq!(instance_of(&exprs, &r, 3).unwrap(), key.instance(3));
         }
     }
 

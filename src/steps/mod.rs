@@ -71,7 +71,7 @@ pub trait Operator: Send {
     }
 
     /// Re-splits the states that `parts.len()` parallel instances saved into the
-    /// states of `n` instances, each holding the keys that [`key::Key::partition`]
+    /// states of `n` instances, each holding the keys that [`key::Key::instance`]
     /// gives it. Keyed steps override this; the rest hold no state.
     fn rescale(&self, parts: Vec<serde_json::Value>, n: usize) -> Result<Vec<serde_json::Value>, String> {
         if parts.len() == n {

@@ -60,7 +60,7 @@ impl Operator for RollingReduce {
         for part in parts.into_iter().filter(|p| !p.is_null()) {
             let s: Snapshot = serde_json::from_value(part).map_err(|e| e.to_string())?;
             for (key, acc) in s.keys {
-                let i = Key(Arc::from(key.as_slice())).partition(n);
+                let i = Key(Arc::from(key.as_slice())).instance(n);
                 split[i].keys.push((key, acc));
             }
             split.iter_mut().for_each(|p| p.seq = p.seq.max(s.seq));

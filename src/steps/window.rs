@@ -514,7 +514,7 @@ impl Operator for WindowReduce {
             let s: Snapshot = serde_json::from_value(part).map_err(|e| e.to_string())?;
             let mut owner = HashMap::<u64, usize, FixedState>::default();
             for (id, values) in s.keys {
-                let i = Key(Arc::from(values.as_slice())).partition(n);
+                let i = Key(Arc::from(values.as_slice())).instance(n);
                 owner.insert(id, i);
                 split[i].keys.push((id + offset, values));
             }
