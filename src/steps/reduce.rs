@@ -85,3 +85,53 @@ impl Operator for RollingReduce {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::expr::{compile, Scope};
+    use crate::validate::AggFunc;
+
+    #[test]
+    fn rescaled_state_continues_every_key() {
+        let scope = Scope::open();
+        let (k, v) = (compile("k", &scope).unwrap(), compile("v", &scope).unwrap());
+        let make = || {
+            let aggregates = vec![
+                Aggregate { name: Arc::from("n"), func: AggFunc::Count, arg: None },
+                Aggregate { name: Arc::from("last"), func: AggFunc::Last, arg: Some(v.clone()) },
+            ];
+            RollingReduce::new(vec![Arc::from("k")], vec![k.clone()], aggregates)
+        };
+        let record = |key: i64, value: i64| {
+            Record::from_pairs(vec![("k", crate::record::Value::Int(key)), ("v", crate::record::Value::Int(value))])
+        };
+        let mut one = make();
+        let mut out = Vec::new();
+        for i in 0..40 {
+            one.process(record(i % 7, i), &mut out).unwrap();
+        }
+        let states = make().rescale(vec![one.snapshot()], 3).unwrap();
+        let mut three: Vec<RollingReduce> = states
+            .into_iter()
+            .map(|s| {
+                let mut op = make();
+                op.restore(s).unwrap();
+                op
+            })
+            .collect();
+        assert_eq!(three.iter().map(|o| o.state.len()).sum::<usize>(), 7, "every key in exactly one instance");
+        let mut after = Vec::new();
+        for key in 0..7 {
+            let r = record(key, 100 + key);
+            let owner = crate::steps::key::instance_of(&[k.clone()], &r, 3).unwrap();
+            three[owner].process(r, &mut after).unwrap();
+        }
+        let mut lines: Vec<String> = after.iter().map(Record::to_json).collect();
+        lines.sort();
+        let expected: Vec<String> = (0..7)
+            .map(|key| format!("{{\"k\":{key},\"n\":{},\"last\":{}}}", 40 / 7 + 1 + i64::from(key < 40 % 7), 100 + key))
+            .collect();
+        assert_eq!(lines, expected);
+    }
+}

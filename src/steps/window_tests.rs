@@ -326,3 +326,71 @@ proptest! {
         prop_assert_eq!(run_with_restart(kind, lateness, &events, ooo, split), plain);
     }
 }
+
+/// Runs the events on one operator until `split`, re-splits its state for `n`
+/// instances (each record then goes to the instance owning its key), and at `merge`
+/// merges them back into one: the way runs at changing parallelism continue.
+fn run_rescaled(
+    kind: &WindowKind,
+    lateness: i64,
+    events: &[Event],
+    ooo: i64,
+    (split, n, merge): (usize, usize, usize),
+) -> (Vec<String>, usize) {
+    let key = compile("k", &Scope::open()).expect("compiles");
+    let make = || WindowReduce::new(vec![Arc::from("k")], vec![key.clone()], aggregates(), kind, D(lateness));
+    let rescale = |ops: Vec<WindowReduce>, to: usize| -> Vec<WindowReduce> {
+        let parts = ops.iter().map(|o| serde_json::from_str(&o.snapshot().to_string()).expect("JSON")).collect();
+        let states = make().rescale(parts, to).expect("rescales");
+        states
+            .into_iter()
+            .map(|s| {
+                let mut op = make();
+                op.restore(s).expect("restores");
+                op
+            })
+            .collect()
+    };
+    let mut ops = vec![make()];
+    let (mut out, mut late) = (Vec::new(), 0);
+    let mut max_ts = i64::MIN;
+    for (i, r) in records(events, ooo).into_iter().enumerate() {
+        if i == split {
+            ops = rescale(ops, n);
+        }
+        if i == merge {
+            ops = rescale(ops, 1);
+        }
+        max_ts = max_ts.max(r.event_time.unwrap_or(i64::MIN));
+        let owner = crate::steps::key::instance_of(&[key.clone()], &r, ops.len()).expect("key");
+        ops[owner].process(r, &mut out).expect("no record errors");
+        for op in &mut ops {
+            op.on_watermark(max_ts - ooo, &mut out);
+            late += op.take_late().len();
+        }
+    }
+    for op in &mut ops {
+        op.on_watermark(i64::MAX, &mut out);
+        op.on_end(&mut out);
+        late += op.take_late().len();
+    }
+    let mut lines: Vec<String> = out.iter().map(Record::to_json).collect();
+    lines.sort();
+    (lines, late)
+}
+
+proptest! {
+    #[test]
+    fn rescaling_state_between_instances_keeps_the_results(events in events_strategy(), split in 0usize..60, merge in 0usize..60, n in 2usize..4, kind_pick in 0u8..4, size in 200i64..3000, ooo in 0i64..2000, lateness in 0i64..2000) {
+        let kind = match kind_pick {
+            0 => WindowKind::Tumbling(D(size)),
+            1 => WindowKind::Sliding { size: D(size * 2), slide: D(size) },
+            2 => WindowKind::Session { gap: D(size) },
+            _ => WindowKind::Count(3),
+        };
+        let split = split % (events.len() + 1);
+        let merge = split + merge % (events.len() + 1 - split);
+        let plain = run_rescaled(&kind, lateness, &events, ooo, (usize::MAX, 1, usize::MAX));
+        prop_assert_eq!(run_rescaled(&kind, lateness, &events, ooo, (split, n, merge)), plain);
+    }
+}
