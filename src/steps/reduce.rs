@@ -124,7 +124,7 @@ mod tests {
         let mut after = Vec::new();
         for key in 0..7 {
             let r = record(key, 100 + key);
-            let owner = crate::steps::key::instance_of(&[k.clone()], &r, 3).unwrap();
+            let owner = crate::steps::key::instance_of(std::slice::from_ref(&k), &r, 3).unwrap();
             three[owner].process(r, &mut after).unwrap();
         }
         let mut lines: Vec<String> = after.iter().map(Record::to_json).collect();

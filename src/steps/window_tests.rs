@@ -362,7 +362,7 @@ fn run_rescaled(
             ops = rescale(ops, 1);
         }
         max_ts = max_ts.max(r.event_time.unwrap_or(i64::MIN));
-        let owner = crate::steps::key::instance_of(&[key.clone()], &r, ops.len()).expect("key");
+        let owner = crate::steps::key::instance_of(std::slice::from_ref(&key), &r, ops.len()).expect("key");
         ops[owner].process(r, &mut out).expect("no record errors");
         for op in &mut ops {
             op.on_watermark(max_ts - ooo, &mut out);
