@@ -2,7 +2,7 @@
 //! forward or partition edges. The fusion rule lives in [`plan`].
 
 use crate::spec::{duration::format_duration, ErrorPolicy, SinkKind, SourceKind, StepKind};
-use crate::validate::{NodeRef, ValidPipeline};
+use crate::validate::{CompiledStep, NodeRef, ValidPipeline};
 use std::fmt::Write as _;
 
 /// How records reach a chain.
@@ -107,6 +107,45 @@ impl Plan {
             }
         }
         Ok(keyed)
+    }
+
+    /// The stateless steps at the head of the pipeline that run on every source lane's
+    /// own thread: a chain of filter/map/set/drop/flat_map starting with the one step
+    /// that reads every source (and is the only reader of them), each step read only
+    /// by the next one. Empty when the graph has no such head.
+    pub fn lane_steps(&self) -> Vec<usize> {
+        let (graph, steps) = (&self.pipeline.graph, &self.pipeline.steps);
+        let stateless = |i: usize| {
+            matches!(
+                steps[i],
+                CompiledStep::Filter(_)
+                    | CompiledStep::Map { .. }
+                    | CompiledStep::Set { .. }
+                    | CompiledStep::Drop(_)
+                    | CompiledStep::FlatMap { .. }
+            )
+        };
+        let sources = self.pipeline.spec.sources.len();
+        let mut first = None;
+        for s in 0..sources {
+            match graph.consumers(NodeRef::Source(s))[..] {
+                [NodeRef::Step(i)] if first.is_none_or(|f| f == i) => first = Some(i),
+                _ => return Vec::new(),
+            }
+        }
+        let Some(mut current) = first else { return Vec::new() };
+        if graph.step_inputs[current].len() != sources || !stateless(current) {
+            return Vec::new();
+        }
+        let mut chain = vec![current];
+        while let [NodeRef::Step(next)] = graph.consumers(NodeRef::Step(current))[..] {
+            if graph.step_inputs[next].len() != 1 || !stateless(next) {
+                break;
+            }
+            chain.push(next);
+            current = next;
+        }
+        chain
     }
 
     /// The text `flowctl plan` prints.

@@ -55,6 +55,8 @@ pub struct Executor {
     /// Per step: whether parallel instances run it (then the executor's own operator
     /// for it stays unused).
     keyed_steps: Vec<bool>,
+    /// The head steps the source lanes run, and their counts.
+    head: Option<(Vec<usize>, std::sync::Arc<super::lane_steps::LaneCounts>)>,
 }
 
 /// `memory_limit`: resident memory is read every `MEMORY_CHECK_EVERY` batches.
@@ -163,7 +165,20 @@ impl Executor {
             channel_capacity: 0,
             keyed: None,
             keyed_steps: vec![false; p.spec.steps.len()],
+            head: None,
         })
+    }
+
+    /// The steps `head` (a chain read by every source) run on the source lanes: the
+    /// merge's records go straight to the readers of the last of them.
+    pub fn run_head_on_lanes(&mut self, head: Vec<usize>, counts: std::sync::Arc<super::lane_steps::LaneCounts>) {
+        let Some(&last) = head.last() else { return };
+        self.order.retain(|i| !head.contains(i));
+        let readers = self.step_consumers[last].clone();
+        for consumers in &mut self.source_consumers {
+            *consumers = readers.clone();
+        }
+        self.head = Some((head, counts));
     }
 
     /// Runs the steps marked in `keyed` (the plan's partition chains) on `n` parallel
@@ -241,9 +256,22 @@ impl Executor {
         }
     }
 
+    /// This executor's counts and those of the steps the source lanes run.
+    fn own_stats(&self) -> Stats {
+        let mut stats = self.stats();
+        if let Some((head, counts)) = &self.head {
+            use std::sync::atomic::Ordering::Relaxed;
+            for &i in head {
+                stats.step_in[i] = counts.step_in[i].load(Relaxed);
+                stats.step_out[i] = counts.step_out[i].load(Relaxed);
+            }
+        }
+        stats
+    }
+
     /// The counts of the whole run: this executor's and its keyed instances'.
     fn totals(&self) -> Stats {
-        let mut total = self.stats();
+        let mut total = self.own_stats();
         let Some(keyed) = &self.keyed else { return total };
         let add = |a: &mut Option<usize>, b: Option<&Option<usize>>| {
             if let Some(Some(b)) = b {
@@ -536,11 +564,14 @@ impl Executor {
             };
             let Some(merged) = next else { break };
             match merged {
-                Merged::Batch(lane, batch) => {
-                    self.summary.records_in += batch.len() as u64;
-                    self.counts.sources[self.lanes[lane].source] += batch.len() as u64;
+                Merged::Batch { lane, records, inputs, failures } => {
+                    self.summary.records_in += inputs;
+                    self.counts.sources[self.lanes[lane].source] += inputs;
                     let consumers = self.source_consumers[self.lanes[lane].source].clone();
-                    self.deliver(&consumers, batch)?;
+                    self.deliver(&consumers, records)?;
+                    for f in failures {
+                        self.failure(f)?;
+                    }
                 }
                 Merged::Idle => {}
                 Merged::Bad(bad) => {

@@ -8,6 +8,8 @@
 //! the smallest event time (ties: sources in the order written), so results do not
 //! depend on thread timing. Without event time, sources are read one after another.
 
+use super::errors::RecordFailure;
+use super::lane_steps::{marker, Marker};
 use super::Message;
 use crate::error::{Error, Result};
 use crate::record::{Batch, Origin, Record, NO_WATERMARK};
@@ -42,6 +44,10 @@ struct Input {
     position: Option<Origin>,
     /// Since when the merge has been waiting for this source (for `idle_timeout`).
     waiting_since: Option<Instant>,
+    /// The origin of the last record taken in this run, and the watermark it was
+    /// stamped with: records with the same origin are further outputs of that input
+    /// (from steps run on the lane) and get the same stamp.
+    last_input: Option<(Origin, i64)>,
 }
 
 impl Input {
@@ -62,12 +68,29 @@ impl Input {
             _ => None,
         }
     }
+
+    /// The stamp of the input the head record belongs to, when it is a further output
+    /// of the input taken last.
+    fn continued_stamp(&self) -> Option<i64> {
+        match (self.buffer.front(), self.last_input) {
+            (Some(Item::Record(r)), Some((origin, stamp))) if r.origin == origin => Some(stamp),
+            _ => None,
+        }
+    }
 }
 
 /// What the merge hands to the executor.
 pub enum Merged {
-    /// Records of one source, in order, each stamped with the watermark before it.
-    Batch(usize, Batch),
+    /// Records of one lane, in order, each stamped with the watermark before its
+    /// input record.
+    Batch {
+        lane: usize,
+        records: Batch,
+        /// Input records these came from (steps run on the lane may drop or multiply).
+        inputs: u64,
+        /// Records on which steps run on the lane failed.
+        failures: Vec<RecordFailure>,
+    },
     Bad(Vec<BadRecord>),
     /// Nothing arrived for a while: the executor may take a due checkpoint.
     Idle,
@@ -111,6 +134,7 @@ impl Merge {
                 clock,
                 position: None,
                 waiting_since: None,
+                last_input: None,
             })
             .collect();
         Merge {
@@ -339,20 +363,30 @@ impl Merge {
                 return Some(Merged::Bad(bad));
             }
         }
-        let mut batch = Vec::new();
-        while batch.len() < self.batch_size {
-            let Some(ts) = self.inputs[i].head_time() else { break };
-            if limit.is_some_and(|l| (ts, i) > l) {
+        let (mut records, mut failures, mut inputs, mut taken) = (Vec::new(), Vec::new(), 0, 0);
+        while let Some(ts) = self.inputs[i].head_time() {
+            // The outputs of one input are never split between batches.
+            let continued = self.inputs[i].continued_stamp();
+            if continued.is_none() && (taken >= self.batch_size || limit.is_some_and(|l| (ts, i) > l)) {
                 break;
             }
             let Some(Item::Record(mut record)) = self.inputs[i].buffer.pop_front() else { break };
-            record.watermark = self.watermark;
+            taken += 1;
+            record.watermark = continued.unwrap_or(self.watermark);
+            if continued.is_none() {
+                inputs += 1;
+            }
             let input = &mut self.inputs[i];
+            input.last_input = Some((record.origin, record.watermark));
             input.max_ts = Some(input.max_ts.map_or(ts, |m| m.max(ts)));
             input.position = Some(record.origin);
             self.recompute_watermark();
-            batch.push(record);
+            match marker(&record) {
+                None => records.push(record),
+                Some(Marker::Tick) => {}
+                Some(Marker::Failure(f)) => failures.push(f),
+            }
         }
-        (!batch.is_empty()).then_some(Merged::Batch(i, batch))
+        (taken > 0).then_some(Merged::Batch { lane: i, records, inputs, failures })
     }
 }

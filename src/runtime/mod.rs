@@ -12,6 +12,7 @@ mod errors;
 pub mod event_time;
 mod executor;
 mod keyed;
+mod lane_steps;
 mod merge;
 pub mod metrics;
 pub mod support;
@@ -169,6 +170,8 @@ struct SourceThread {
     stop: Arc<AtomicBool>,
     batch_size: usize,
     event_time: Option<crate::validate::CompiledEventTime>,
+    /// The pipeline's head steps, when they run on the lane (see `lane_steps`).
+    steps: Option<lane_steps::LaneSteps>,
 }
 
 impl SourceThread {
@@ -197,29 +200,39 @@ impl SourceThread {
         }
     }
 
-    /// Stamps event times and sends records and bad input in input order: a record
-    /// whose event time cannot be read becomes bad input at its place. False when
-    /// the executor has gone.
-    fn send_in_order(&self, batch: Batch, bad: Vec<BadRecord>) -> bool {
+    /// Stamps event times, runs the steps the lane runs, and sends records and bad
+    /// input in input order: a record whose event time cannot be read becomes bad
+    /// input at its place. False when the executor has gone.
+    fn send_in_order(&mut self, batch: Batch, bad: Vec<BadRecord>) -> bool {
         let now = chrono::Utc::now().timestamp_millis();
         let mut good = Vec::with_capacity(batch.len());
         for mut record in batch {
             if let Err(error) = event_time::assign(&mut record, self.event_time.as_ref(), now) {
                 let failed = BadRecord { origin: record.origin, raw: record.to_json(), error };
-                if !good.is_empty() && self.tx.send(Message::Batch(std::mem::take(&mut good))).is_err() {
-                    return false;
-                }
-                if self.tx.send(Message::Bad(vec![failed])).is_err() {
+                if !self.send_records(std::mem::take(&mut good)) || self.tx.send(Message::Bad(vec![failed])).is_err() {
                     return false;
                 }
                 continue;
             }
             good.push(record);
         }
-        if !good.is_empty() && self.tx.send(Message::Batch(good)).is_err() {
-            return false;
+        self.send_records(good) && (bad.is_empty() || self.tx.send(Message::Bad(bad)).is_ok())
+    }
+
+    /// Sends records (after the lane's steps); false when the executor has gone.
+    fn send_records(&mut self, records: Batch) -> bool {
+        if records.is_empty() {
+            return true;
         }
-        bad.is_empty() || self.tx.send(Message::Bad(bad)).is_ok()
+        let records = match &mut self.steps {
+            Some(steps) => {
+                let mut out = Vec::with_capacity(records.len());
+                steps.run(records, &mut out);
+                out
+            }
+            None => records,
+        };
+        self.tx.send(Message::Batch(records)).is_ok()
     }
 }
 
@@ -324,6 +337,23 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
         });
     }
 
+    // The stateless head of the pipeline runs on every lane's thread.
+    let head = plan.lane_steps();
+    let head_counts = Arc::new(lane_steps::LaneCounts::new(spec.steps.len()));
+    let lane_head = || -> Result<Option<lane_steps::LaneSteps>> {
+        if head.is_empty() {
+            return Ok(None);
+        }
+        let steps = head
+            .iter()
+            .map(|&i| {
+                let op = crate::steps::build(&pipeline.steps[i])
+                    .ok_or_else(|| Error::Internal(format!("step `{}` has no runtime", spec.steps[i].label(i))))?;
+                Ok((i, spec.steps[i].label(i), op))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(lane_steps::LaneSteps::new(steps, head_counts.clone())))
+    };
     let receivers: Vec<Receiver<Message>> = opened
         .into_iter()
         .zip(&lanes)
@@ -336,6 +366,7 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
                 stop: stop.clone(),
                 batch_size: options.batch_size,
                 event_time: pipeline.event_times[lane.source].clone(),
+                steps: lane_head()?,
             };
             // Detached: a source blocked reading stdin must not keep the process alive.
             // Named for `top -H`: `source-<lane>` (Linux keeps 15 characters).
@@ -369,6 +400,9 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
     let by_event_time = spec.sources.iter().any(|s| s.event_time.is_some());
     let mut merge = merge::Merge::new(receivers, clocks, by_event_time, bounded_inputs, options.batch_size, interrupt);
     let mut exec = executor::Executor::new(plan, names, sink_senders, sink_threads, lanes, checkpointing)?;
+    if !head.is_empty() {
+        exec.run_head_on_lanes(head.clone(), head_counts.clone());
+    }
     if let Some(report) = &options.progress {
         exec.report_progress(report.clone(), sizes);
     }

@@ -362,3 +362,27 @@ fn a_slow_sink_slows_the_source_and_memory_stays_bounded_at_parallelism_2() {
     // Unbounded queues would hold millions of records (gigabytes) by now.
     assert!(peak > 0 && peak < 200 * 1024, "peak resident memory {peak} KiB with a slow sink");
 }
+
+/// The head steps (filter, flat_map) run on the source thread; dropped records still
+/// advance the watermark (the ts-20000 record makes the ts-5000 one late) and the
+/// outputs of one input share the watermark before it (the three outputs of the
+/// ts-39999 record are all on time), at any parallelism.
+#[test]
+fn steps_on_source_threads_keep_the_per_record_watermark() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = "{\"ts\": 1000, \"keep\": true, \"items\": [1]}\n{\"ts\": 20000, \"keep\": false, \"items\": [1]}\n{\"ts\": 5000, \"keep\": true, \"items\": [1]}\n{\"ts\": 39999, \"keep\": true, \"items\": [1, 2, 3]}\n{\"ts\": 45000, \"keep\": true, \"items\": [8]}\n";
+    std::fs::write(dir.path().join("a.jsonl"), a).unwrap();
+    let yaml = "sources:\n  a: {type: file, path: a.jsonl, event_time: ts}\nsteps:\n  - filter: keep\n  - flat_map: {each: items, as: item}\n  - key_by: keep\n  - window: {tumbling: 10s}\n  - reduce: {n: count(), items: collect(item)}\nsinks:\n  out: {type: stdout}\n";
+    let path = write_pipeline(dir.path(), "p.yaml", yaml);
+    for p in ["1", "2"] {
+        let out = super::common::flowctl(&["run", "--parallelism", p, &path], None, &[]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert_eq!(
+            out.stdout,
+            "{\"keep\":true,\"window_start\":0,\"window_end\":10000,\"n\":1,\"items\":[1]}\n\
+             {\"keep\":true,\"window_start\":30000,\"window_end\":40000,\"n\":3,\"items\":[1,2,3]}\n\
+             {\"keep\":true,\"window_start\":40000,\"window_end\":50000,\"n\":1,\"items\":[8]}\n"
+        );
+        assert!(out.stderr.contains("flowctl: 5 in, 3 out, 1 late"), "{}", out.stderr);
+    }
+}

@@ -1,0 +1,127 @@
+//! The stateless steps at the head of a pipeline (filter, map, set, drop, flat_map
+//! reading every source), run on each source lane's own thread, so that they run in
+//! parallel over Kafka partitions and sources, on records still hot in that core's
+//! cache, and dropped records never cross threads.
+//!
+//! Watermarks stay those of one thread: every record a source reads advances its
+//! watermark, including records these steps drop or fail on. So the lane sends, in
+//! input order, for every input record either its outputs, or a *tick* (dropped: its
+//! event time and origin only), or a *failure* marker; the merge advances the
+//! watermark on each, stamps all outputs of one input with the watermark before that
+//! input (outputs share their input's origin), never splits an input's outputs across
+//! batches, and hands failures to the `on_error` policy.
+
+use super::errors::RecordFailure;
+use crate::record::{Origin, Record, Schema, Value};
+use crate::steps::Operator;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+/// The steps one lane runs, with counters shared by every lane (records in and out
+/// per step, for the summary and metrics).
+pub struct LaneSteps {
+    steps: Vec<(usize, String, Box<dyn Operator>)>,
+    counts: Arc<LaneCounts>,
+    current: Vec<Record>,
+    next: Vec<Record>,
+}
+
+/// Per step index: records in and out, summed over lanes.
+#[derive(Default)]
+pub struct LaneCounts {
+    pub step_in: Vec<AtomicU64>,
+    pub step_out: Vec<AtomicU64>,
+}
+
+impl LaneCounts {
+    pub fn new(steps: usize) -> LaneCounts {
+        LaneCounts {
+            step_in: (0..steps).map(|_| AtomicU64::new(0)).collect(),
+            step_out: (0..steps).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+}
+
+fn tick_schema() -> &'static Arc<Schema> {
+    static TICK: OnceLock<Arc<Schema>> = OnceLock::new();
+    TICK.get_or_init(|| Schema::new(Vec::new()))
+}
+
+fn failure_schema() -> &'static Arc<Schema> {
+    static FAILURE: OnceLock<Arc<Schema>> = OnceLock::new();
+    FAILURE.get_or_init(|| Schema::from_names(&["step", "input", "error"]))
+}
+
+/// What a lane sends for an input record that left no output.
+pub enum Marker {
+    /// Dropped by a step: only its event time counts.
+    Tick,
+    /// A step failed on it.
+    Failure(RecordFailure),
+}
+
+/// The marker a record stands for, if it is one.
+pub fn marker(record: &Record) -> Option<Marker> {
+    if Arc::ptr_eq(record.schema(), tick_schema()) {
+        return Some(Marker::Tick);
+    }
+    if !Arc::ptr_eq(record.schema(), failure_schema()) {
+        return None;
+    }
+    let [Value::Str(step), input, Value::Str(error)] = record.values() else { return None };
+    Some(Marker::Failure(RecordFailure {
+        origin: record.origin,
+        step: Some(step.to_string()),
+        input: input.clone(),
+        error: error.to_string(),
+    }))
+}
+
+fn marked(schema: &Arc<Schema>, values: Vec<Value>, origin: Origin, event_time: Option<i64>) -> Record {
+    let mut r = Record::new(schema.clone(), values);
+    r.origin = origin;
+    r.event_time = event_time;
+    r
+}
+
+impl LaneSteps {
+    /// `steps`: (step index, label, operator) in order.
+    pub fn new(steps: Vec<(usize, String, Box<dyn Operator>)>, counts: Arc<LaneCounts>) -> LaneSteps {
+        LaneSteps { steps, counts, current: Vec::new(), next: Vec::new() }
+    }
+
+    /// Runs the steps over a batch, appending to `out` for each input record its
+    /// outputs, a tick or failure markers.
+    pub fn run(&mut self, batch: Vec<Record>, out: &mut Vec<Record>) {
+        let mut counted = vec![(0u64, 0u64); self.steps.len()];
+        for record in batch {
+            let (origin, event_time) = (record.origin, record.event_time);
+            let produced = out.len();
+            self.current.clear();
+            self.current.push(record);
+            for (k, (_, label, op)) in self.steps.iter_mut().enumerate() {
+                counted[k].0 += self.current.len() as u64;
+                self.next.clear();
+                for r in self.current.drain(..) {
+                    if let Err(e) = op.process(r, &mut self.next) {
+                        let values = vec![Value::str(label), e.record.to_map_value(), Value::str(&e.error.message)];
+                        out.push(marked(failure_schema(), values, e.record.origin, event_time));
+                    }
+                }
+                counted[k].1 += self.next.len() as u64;
+                std::mem::swap(&mut self.current, &mut self.next);
+            }
+            if self.current.is_empty() && out.len() == produced {
+                out.push(marked(tick_schema(), Vec::new(), origin, event_time));
+            }
+            // Outputs go before failures of the same input; the merge takes them together.
+            let failures = out.len() - produced;
+            out.append(&mut self.current);
+            out[produced..].rotate_left(failures);
+        }
+        for ((step, _, _), (i, o)) in self.steps.iter().zip(counted) {
+            self.counts.step_in[*step].fetch_add(i, Ordering::Relaxed);
+            self.counts.step_out[*step].fetch_add(o, Ordering::Relaxed);
+        }
+    }
+}
