@@ -25,8 +25,16 @@ pub fn unsupported(spec: &PipelineSpec) -> Diagnostics {
             | SourceKind::Kafka { .. }
             | SourceKind::Nexmark { .. } => {}
         }
-        if let Some(p) = &s.parallelism {
-            refuse(p.span, "`parallelism` on sources".into());
+        match (&s.parallelism, &s.kind) {
+            (Some(p), SourceKind::File { follow, .. }) if follow.value && p.value > 1 => {
+                refuse(p.span, "`parallelism` on a followed file (it is read by one thread)".into())
+            }
+            (Some(_), SourceKind::File { .. }) | (None, _) => {}
+            (Some(p), _) => refuse(
+                p.span,
+                "`parallelism` on this source (file sources decode in parallel; Kafka reads each partition on its own thread)"
+                    .into(),
+            ),
         }
     }
     for step in &spec.steps {

@@ -59,6 +59,10 @@ pub struct FileSource {
     /// Following CSV: the file's size when the current decoder was opened (it reads
     /// only complete lines present then; a change means reopening).
     seen_size: u64,
+    /// `parallelism:` on the source: threads decoding blocks of the files (1: the
+    /// decoder above, on the source's own thread).
+    readers: usize,
+    parallel: Option<super::parallel_decode::ParallelDecoding>,
 }
 
 /// How often a followed file is looked at when there is nothing new.
@@ -89,6 +93,8 @@ impl FileSource {
             identity: None,
             pattern: None,
             seen_size: 0,
+            readers: 1,
+            parallel: None,
         };
         source.open_at(Origin { file: 0, line: 0, offset: 0, ..origin })?;
         Ok(source)
@@ -99,10 +105,31 @@ impl FileSource {
         Error::io(format!("source `{}`: cannot {what} {path}", self.id), e)
     }
 
+    /// Decodes the files on `readers` threads from now on (not when following).
+    pub fn decode_in_parallel(&mut self, readers: usize) -> Result<()> {
+        self.readers = readers;
+        self.open_at(Origin { file: 0, line: 0, offset: 0, ..self.origin })
+    }
+
     /// Opens file `at.file` at byte offset `at.offset` (with `at.line` lines before it).
     fn open_at(&mut self, at: Origin) -> Result<()> {
         let index = at.file as usize;
         self.current_file = index;
+        if self.readers > 1 && !self.follow {
+            let (paths, decoding, schema) = (self.paths.clone(), self.decoding.clone(), self.schema.clone());
+            let start = Origin { source: self.origin.source, ..at };
+            self.parallel = Some(super::parallel_decode::ParallelDecoding::start(
+                paths,
+                decoding,
+                start,
+                schema,
+                self.id.clone(),
+                self.readers,
+            ));
+            self.current = None;
+            return Ok(());
+        }
+        self.parallel = None;
         let Some(path) = self.paths.get(index) else {
             self.current = None;
             return Ok(());
@@ -223,6 +250,9 @@ fn complete_lines_end(file: &mut File, from: u64, size: u64) -> std::io::Result<
 
 impl Source for FileSource {
     fn read_batch(&mut self, max: usize, out: &mut Batch, bad: &mut Vec<BadRecord>) -> Result<bool> {
+        if let Some(parallel) = &mut self.parallel {
+            return parallel.read(max, out, bad);
+        }
         while out.len() < max {
             let Some(decoder) = &mut self.current else { return Ok(false) };
             let file = self.current_file;

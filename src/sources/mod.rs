@@ -7,6 +7,7 @@ mod file;
 mod kafka;
 pub mod memory;
 mod nexmark;
+mod parallel_decode;
 mod stream;
 mod synthetic;
 
@@ -99,6 +100,9 @@ fn build_one(
             let files = file::expand(spec, &path.value)
                 .map_err(|e| Error::External(format!("source `{}`: {e}", source.id.value)))?;
             let mut s = file::FileSource::open(files, decoding.clone(), origin, schema, &source.id.value)?;
+            if let Some(readers) = source.parallelism.as_ref().filter(|p| p.value > 1) {
+                s.decode_in_parallel(readers.value as usize)?;
+            }
             if follow.value {
                 let resolved = spec.resolve(&path.value).to_string_lossy().to_string();
                 s.follow(resolved.contains(['*', '?', '[']).then_some(resolved))?;

@@ -128,6 +128,18 @@ fn kill_9_with_the_parallelism_changing_between_runs_gives_exactly_the_uninterru
 }
 
 #[test]
+fn kill_9_with_the_file_decoded_on_three_threads_gives_exactly_the_uninterrupted_output() {
+    let rows = 150_000;
+    let expected = reference(rows);
+    let (dir, _) = setup(rows);
+    let yaml = PIPELINE.replace("    path: input.csv\n", "    path: input.csv\n    parallelism: 3\n");
+    let path = write_pipeline(dir.path(), "p3.yaml", &yaml);
+    let kills = interrupt_until_done(&path, "-KILL", 0x5851_f42d_4c95_7f2d, 10);
+    assert!(kills >= 10, "only {kills} kills");
+    assert_eq!(sorted_output(dir.path()), expected);
+}
+
+#[test]
 fn sigterm_takes_a_final_checkpoint_and_exits_143_then_resumes_exactly() {
     let rows = 150_000;
     let expected = reference(rows);

@@ -10,6 +10,7 @@ mod examples;
 mod invalid;
 mod kafka;
 mod on_error;
+mod parallel;
 mod sql;
 mod streaming;
 mod w1;

@@ -1,0 +1,271 @@
+//! Decoding one file source on several threads (`parallelism:` on a file source):
+//! a reader thread cuts the files into blocks that end on a record boundary, workers
+//! decode block k on worker k mod N, and the source takes the decoded blocks back in
+//! the same round-robin order. The records come out in exactly the order one decoder
+//! gives, with the same origins (line, byte offset), so watermarks, late records and
+//! checkpoint positions are those of reading the file on one thread.
+//!
+//! A CSV record ends at a newline outside quotes: with RFC 4180 quoting (a quote inside
+//! a field is doubled), a newline is outside quotes exactly when the number of quote
+//! characters before it in the file is even, which the reader tracks across blocks.
+
+use super::decode::{read_csv_header, Decoder};
+use super::BadRecord;
+use crate::error::{Error, Result};
+use crate::record::{Batch, Origin, Schema};
+use crate::spec::{DataFormat, Decoding};
+use crossbeam_channel::{bounded, Receiver, Sender};
+use std::collections::VecDeque;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Bytes per block handed to a worker (rounded to the record boundary before it).
+const BLOCK: usize = 256 * 1024;
+/// Records per chunk the source hands on.
+const CHUNK: usize = 1024;
+
+/// What the reader deals to the workers, in turn.
+enum Task {
+    /// Bytes starting at `start` (file, byte offset, lines before it); CSV column
+    /// names for blocks after a file's first one (None: the block starts with the
+    /// header line, or the file has none).
+    Block { bytes: Vec<u8>, start: Origin, header: Option<Vec<String>> },
+    /// Every file has been read.
+    End,
+    /// Reading failed; the worker whose turn it is passes it on in order.
+    Failed(Error),
+}
+
+/// What comes back from a worker, in block order.
+enum Decoded {
+    Chunks(Vec<(Batch, Vec<BadRecord>)>),
+    End,
+    Failed(Error),
+}
+
+pub struct ParallelDecoding {
+    outputs: Vec<Receiver<Decoded>>,
+    next: usize,
+    chunks: VecDeque<(Batch, Vec<BadRecord>)>,
+    ended: bool,
+}
+
+impl ParallelDecoding {
+    /// Starts decoding `paths` from `at` on `workers` threads.
+    pub fn start(
+        paths: Vec<PathBuf>,
+        decoding: Decoding,
+        at: Origin,
+        schema: Option<Arc<Schema>>,
+        id: String,
+        workers: usize,
+    ) -> ParallelDecoding {
+        let mut inputs = Vec::new();
+        let mut outputs = Vec::new();
+        for _ in 0..workers {
+            // One block queued and one decoded per worker: memory stays a few blocks.
+            let (task_tx, task_rx) = bounded::<Task>(1);
+            let (out_tx, out_rx) = bounded::<Decoded>(1);
+            let (decoding, schema) = (decoding.clone(), schema.clone());
+            std::thread::spawn(move || decode_blocks(task_rx, out_tx, decoding, schema));
+            inputs.push(task_tx);
+            outputs.push(out_rx);
+        }
+        std::thread::spawn(move || {
+            let mut reader = BlockReader { inputs, next: 0 };
+            if let Err(e) = reader.cut(&paths, &decoding, at, &id) {
+                reader.deal(Task::Failed(e));
+            }
+        });
+        ParallelDecoding { outputs, next: 0, chunks: VecDeque::new(), ended: false }
+    }
+
+    /// The next chunk of records (up to `max`) and the bad input after them, in input
+    /// order; false once every file has been read.
+    pub fn read(&mut self, max: usize, out: &mut Batch, bad: &mut Vec<BadRecord>) -> Result<bool> {
+        while self.chunks.is_empty() {
+            if self.ended {
+                return Ok(false);
+            }
+            let decoded = self.outputs[self.next]
+                .recv()
+                .map_err(|_| Error::Internal("a decoding thread stopped early".into()))?;
+            self.next = (self.next + 1) % self.outputs.len();
+            match decoded {
+                Decoded::Chunks(chunks) => self.chunks.extend(chunks),
+                Decoded::End => self.ended = true,
+                Decoded::Failed(e) => return Err(e),
+            }
+        }
+        if let Some((mut records, failed)) = self.chunks.pop_front() {
+            if records.len() > max.max(1) {
+                let rest = records.split_off(max.max(1));
+                self.chunks.push_front((rest, failed));
+            } else {
+                bad.extend(failed);
+            }
+            out.extend(records);
+        }
+        Ok(!self.chunks.is_empty() || !self.ended)
+    }
+}
+
+/// The reader thread's side: cuts files into blocks and deals them out in turn.
+struct BlockReader {
+    inputs: Vec<Sender<Task>>,
+    next: usize,
+}
+
+impl BlockReader {
+    /// Sends `item` to the worker whose turn it is; false when the source has gone.
+    fn deal(&mut self, item: Task) -> bool {
+        let sent = self.inputs[self.next].send(item).is_ok();
+        self.next = (self.next + 1) % self.inputs.len();
+        sent
+    }
+
+    /// Reads every file from `at` on, in blocks ending on record boundaries.
+    fn cut(&mut self, paths: &[PathBuf], decoding: &Decoding, at: Origin, id: &str) -> Result<()> {
+        let csv = decoding.format.value == DataFormat::Csv;
+        let quote = decoding.csv.quote;
+        for (index, path) in paths.iter().enumerate().skip(at.file as usize) {
+            let cannot = |what: &str, e: std::io::Error| {
+                Error::io(format!("source `{id}`: cannot {what} {}", path.display()), e)
+            };
+            let mut file = std::fs::File::open(path).map_err(|e| cannot("open", e))?;
+            let (mut offset, mut line) = if index == at.file as usize { (at.offset, at.line) } else { (0, 0) };
+            let header = if csv && decoding.csv.header {
+                read_csv_header(std::fs::File::open(path).map_err(|e| cannot("open", e))?, decoding)
+            } else {
+                None
+            };
+            file.seek(SeekFrom::Start(offset)).map_err(|e| cannot("seek in", e))?;
+            // Quote parity is tracked from the file's start: a resumed position is
+            // always a record boundary, where it is even.
+            let mut in_quotes = false;
+            let mut carry: Vec<u8> = Vec::new();
+            let mut at_end = false;
+            while !at_end {
+                let mut bytes = std::mem::take(&mut carry);
+                let have = bytes.len();
+                bytes.resize(have + BLOCK, 0);
+                let mut filled = have;
+                while filled < bytes.len() {
+                    let n = file.read(&mut bytes[filled..]).map_err(|e| cannot("read", e))?;
+                    if n == 0 {
+                        at_end = true;
+                        break;
+                    }
+                    filled += n;
+                }
+                bytes.truncate(filled);
+                if bytes.is_empty() {
+                    break;
+                }
+                let cut = if at_end { bytes.len() } else { record_boundary(&bytes, csv.then_some(quote), in_quotes) };
+                let cut = if cut == 0 && !at_end {
+                    // No boundary in a whole block (a huge record): read on.
+                    carry = bytes;
+                    continue;
+                } else {
+                    cut
+                };
+                carry = bytes.split_off(cut);
+                if csv {
+                    in_quotes ^= memchr::memchr_iter(quote, &bytes).count() % 2 == 1;
+                }
+                let lines = memchr::memchr_iter(b'\n', &bytes).count() as u64;
+                let start = Origin { file: index as u32, line, offset, ..at };
+                // The first block of a file with a header line reads it itself.
+                let block_header = if offset == 0 { None } else { header.clone() };
+                offset += bytes.len() as u64;
+                line += lines;
+                if !self.deal(Task::Block { bytes, start, header: block_header }) {
+                    return Ok(());
+                }
+            }
+        }
+        self.deal(Task::End);
+        Ok(())
+    }
+}
+
+/// The length of the longest prefix of `bytes` that ends on a record boundary (just
+/// after a newline outside quotes); 0 when there is none. `quote`: the CSV quote
+/// character (None: every newline ends a record); `in_quotes`: the state at `bytes[0]`.
+fn record_boundary(bytes: &[u8], quote: Option<u8>, in_quotes: bool) -> usize {
+    let Some(quote) = quote else {
+        return memchr::memrchr(b'\n', bytes).map_or(0, |i| i + 1);
+    };
+    // Quote parity at the end, then walk back to the last newline outside quotes.
+    let mut quoted = in_quotes ^ (memchr::memchr_iter(quote, bytes).count() % 2 == 1);
+    for i in (0..bytes.len()).rev() {
+        if bytes[i] == quote {
+            quoted = !quoted;
+        } else if bytes[i] == b'\n' && !quoted {
+            return i + 1;
+        }
+    }
+    0
+}
+
+/// A worker: decodes blocks into chunks of records until the reader ends.
+fn decode_blocks(tasks: Receiver<Task>, out: Sender<Decoded>, decoding: Decoding, schema: Option<Arc<Schema>>) {
+    while let Ok(task) = tasks.recv() {
+        let (bytes, start, header) = match task {
+            Task::Block { bytes, start, header } => (bytes, start, header),
+            Task::End => {
+                let _ = out.send(Decoded::End);
+                return;
+            }
+            Task::Failed(e) => {
+                let _ = out.send(Decoded::Failed(e));
+                return;
+            }
+        };
+        let len = bytes.len().max(1);
+        let mut decoder = Decoder::new(&bytes[..], len, &decoding, start, schema.clone(), header);
+        let mut chunks = Vec::new();
+        loop {
+            let (mut records, mut bad) = (Vec::with_capacity(CHUNK), Vec::new());
+            match decoder.read(CHUNK, &mut records, &mut bad) {
+                Ok(more) => {
+                    if !records.is_empty() || !bad.is_empty() {
+                        chunks.push((records, bad));
+                    }
+                    if !more {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    let _ = out.send(Decoded::Failed(Error::io("cannot decode".to_string(), e)));
+                    return;
+                }
+            }
+        }
+        if out.send(Decoded::Chunks(chunks)).is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::record_boundary;
+
+    #[test]
+    fn a_block_ends_after_the_last_newline_outside_quotes() {
+        let csv = Some(b'"');
+        assert_eq!(record_boundary(b"a,b\nc,d\ne,f", csv, false), 8);
+        // The last newline is inside a quoted field: the record before it ends the block.
+        assert_eq!(record_boundary(b"a,b\nc,\"d\ne", csv, false), 4);
+        // Doubled quotes inside a field keep the parity.
+        assert_eq!(record_boundary(b"a,\"x\"\"y\"\nb,\"p\nq", csv, false), 9);
+        // Starting inside quotes (a field opened in an earlier block).
+        assert_eq!(record_boundary(b"still quoted\n\",end\nnext", csv, true), 19);
+        assert_eq!(record_boundary(b"no newline at all", csv, false), 0);
+        // JSON lines and text: any newline.
+        assert_eq!(record_boundary(b"{\"a\": \"\\\"\"}\n{\"b\"", None, false), 12);
+    }
+}
