@@ -101,7 +101,7 @@ macro_rules! source_fields {
             req("type", Ty::Str, "The kind of source."),
             f("event_time", Ty::AnyOf(&[Ty::Str, Ty::Object(EVENT_TIME)]), "Where the event time comes from: a field name, or {field|expr, format}. Without it the pipeline runs on processing time."),
             f("watermark", Ty::Object(WATERMARK), "Watermark settings."),
-            f("parallelism", Ty::PosInt, "Parallel readers for this source (not supported yet: a source is read by one thread per lane, one per Kafka partition)."),
+            f("parallelism", Ty::PosInt, "File sources: threads decoding its files (blocks cut on record boundaries, handed on in order: the same records as one thread). Not for followed files or other sources (Kafka reads each partition on its own thread)."),
             $($extra),*
         ]
     };
