@@ -288,6 +288,16 @@ fn late_record_bridging_two_sessions_merges_them() {
     assert_eq!(windows, vec![(0, 1000, 1), (1500, 2500, 1), (0, 2500, 3), (3600, 4600, 1)]);
 }
 
+/// One of the four window kinds, sized by `size`.
+fn window_kind(pick: u8, size: i64) -> WindowKind {
+    match pick {
+        0 => WindowKind::Tumbling(D(size)),
+        1 => WindowKind::Sliding { size: D(size * 2), slide: D(size) },
+        2 => WindowKind::Session { gap: D(size) },
+        _ => WindowKind::Count(3),
+    }
+}
+
 /// Runs the operator over all events, but snapshots after `split` records and
 /// continues in a fresh operator restored from the snapshot (through JSON text).
 fn run_with_restart(kind: WindowKind, lateness: i64, events: &[Event], ooo: i64, split: usize) -> Vec<Record> {
@@ -315,12 +325,7 @@ fn run_with_restart(kind: WindowKind, lateness: i64, events: &[Event], ooo: i64,
 proptest! {
     #[test]
     fn restoring_a_snapshot_continues_exactly(events in events_strategy(), split in 0usize..60, kind_pick in 0u8..4, size in 200i64..3000, ooo in 0i64..2000, lateness in 0i64..2000) {
-        let kind = match kind_pick {
-            0 => WindowKind::Tumbling(D(size)),
-            1 => WindowKind::Sliding { size: D(size * 2), slide: D(size) },
-            2 => WindowKind::Session { gap: D(size) },
-            _ => WindowKind::Count(3),
-        };
+        let kind = window_kind(kind_pick, size);
         let split = split % (events.len() + 1);
         let (plain, _) = run(kind.clone(), lateness, &events, ooo, 1);
         prop_assert_eq!(run_with_restart(kind, lateness, &events, ooo, split), plain);
@@ -382,12 +387,7 @@ fn run_rescaled(
 proptest! {
     #[test]
     fn rescaling_state_between_instances_keeps_the_results(events in events_strategy(), split in 0usize..60, merge in 0usize..60, n in 2usize..4, kind_pick in 0u8..4, size in 200i64..3000, ooo in 0i64..2000, lateness in 0i64..2000) {
-        let kind = match kind_pick {
-            0 => WindowKind::Tumbling(D(size)),
-            1 => WindowKind::Sliding { size: D(size * 2), slide: D(size) },
-            2 => WindowKind::Session { gap: D(size) },
-            _ => WindowKind::Count(3),
-        };
+        let kind = window_kind(kind_pick, size);
         let split = split % (events.len() + 1);
         let merge = split + merge % (events.len() + 1 - split);
         let plain = run_rescaled(&kind, lateness, &events, ooo, (usize::MAX, 1, usize::MAX));
