@@ -260,10 +260,10 @@ impl Executor {
     fn own_stats(&self) -> Stats {
         let mut stats = self.stats();
         if let Some((head, counts)) = &self.head {
-            use std::sync::atomic::Ordering::Relaxed;
+            use std::sync::atomic::Ordering::Acquire;
             for &i in head {
-                stats.step_in[i] = counts.step_in[i].load(Relaxed);
-                stats.step_out[i] = counts.step_out[i].load(Relaxed);
+                stats.step_in[i] = counts.step_in[i].load(Acquire);
+                stats.step_out[i] = counts.step_out[i].load(Acquire);
             }
         }
         stats
@@ -425,7 +425,13 @@ impl Executor {
                     .filter_map(|((wm, _), _)| *wm)
                     .min()
                     .unwrap_or(i64::MIN);
-                (id.clone(), self.counts.sources[i], watermark)
+                // With head steps on the lanes, what the lanes read (loaded after the
+                // steps' counts, so never behind them).
+                let read = match &self.head {
+                    Some((_, counts)) => counts.sources[i].load(std::sync::atomic::Ordering::Acquire),
+                    None => self.counts.sources[i],
+                };
+                (id.clone(), read, watermark)
             })
             .collect();
         let steps = self
@@ -754,18 +760,16 @@ impl Executor {
             return Ok(());
         }
         let consumers = self.step_consumers[step].clone();
-        match &mut self.keyed {
-            Some(keyed) if keyed.feeds(step) => {
-                if !consumers.is_empty() {
-                    self.deliver(&consumers, out.clone())?;
-                }
-                match &mut self.keyed {
-                    Some(keyed) => keyed.route(step, out),
-                    None => Ok(()),
-                }
-            }
-            _ => self.deliver(&consumers, out),
+        let Some(keyed) = self.keyed.as_mut().filter(|k| k.feeds(step)) else {
+            return self.deliver(&consumers, out);
+        };
+        // A `key_by` before the keyed instances: its records go to them (and to any
+        // sink reading it here).
+        if consumers.is_empty() {
+            return keyed.route(step, out);
         }
+        keyed.route(step, out.clone())?;
+        self.deliver(&consumers, out)
     }
 
     fn all_closed(&self) -> bool {

@@ -26,19 +26,20 @@ pub struct LaneSteps {
     next: Vec<Record>,
 }
 
-/// Per step index: records in and out, summed over lanes.
+/// Per source, records the lanes read; per step index, records in and out; summed
+/// over lanes. A source's count grows before its steps' (metrics never show a step
+/// ahead of its source).
 #[derive(Default)]
 pub struct LaneCounts {
+    pub sources: Vec<AtomicU64>,
     pub step_in: Vec<AtomicU64>,
     pub step_out: Vec<AtomicU64>,
 }
 
 impl LaneCounts {
-    pub fn new(steps: usize) -> LaneCounts {
-        LaneCounts {
-            step_in: (0..steps).map(|_| AtomicU64::new(0)).collect(),
-            step_out: (0..steps).map(|_| AtomicU64::new(0)).collect(),
-        }
+    pub fn new(sources: usize, steps: usize) -> LaneCounts {
+        let zeros = |n: usize| (0..n).map(|_| AtomicU64::new(0)).collect();
+        LaneCounts { sources: zeros(sources), step_in: zeros(steps), step_out: zeros(steps) }
     }
 }
 
@@ -93,6 +94,9 @@ impl LaneSteps {
     /// Runs the steps over a batch, appending to `out` for each input record its
     /// outputs, a tick or failure markers.
     pub fn run(&mut self, batch: Vec<Record>, out: &mut Vec<Record>) {
+        if let Some(source) = batch.first().and_then(|r| self.counts.sources.get(r.origin.source as usize)) {
+            source.fetch_add(batch.len() as u64, Ordering::Release);
+        }
         let mut counted = vec![(0u64, 0u64); self.steps.len()];
         for record in batch {
             let (origin, event_time) = (record.origin, record.event_time);
@@ -114,14 +118,12 @@ impl LaneSteps {
             if self.current.is_empty() && out.len() == produced {
                 out.push(marked(tick_schema(), Vec::new(), origin, event_time));
             }
-            // Outputs go before failures of the same input; the merge takes them together.
-            let failures = out.len() - produced;
+            // Failure markers and outputs of one input: the merge takes them together.
             out.append(&mut self.current);
-            out[produced..].rotate_left(failures);
         }
         for ((step, _, _), (i, o)) in self.steps.iter().zip(counted) {
-            self.counts.step_in[*step].fetch_add(i, Ordering::Relaxed);
-            self.counts.step_out[*step].fetch_add(o, Ordering::Relaxed);
+            self.counts.step_in[*step].fetch_add(i, Ordering::Release);
+            self.counts.step_out[*step].fetch_add(o, Ordering::Release);
         }
     }
 }

@@ -339,7 +339,7 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
 
     // The stateless head of the pipeline runs on every lane's thread.
     let head = plan.lane_steps();
-    let head_counts = Arc::new(lane_steps::LaneCounts::new(spec.steps.len()));
+    let head_counts = Arc::new(lane_steps::LaneCounts::new(spec.sources.len(), spec.steps.len()));
     let lane_head = || -> Result<Option<lane_steps::LaneSteps>> {
         if head.is_empty() {
             return Ok(None);
