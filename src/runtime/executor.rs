@@ -261,9 +261,11 @@ impl Executor {
         let mut stats = self.stats();
         if let Some((head, counts)) = &self.head {
             use std::sync::atomic::Ordering::Acquire;
-            for &i in head {
-                stats.step_in[i] = counts.step_in[i].load(Acquire);
+            // Outputs first: the lanes count a batch's input before its output, so a
+            // step never shows more out than its in allows.
+            for &i in head.iter().rev() {
                 stats.step_out[i] = counts.step_out[i].load(Acquire);
+                stats.step_in[i] = counts.step_in[i].load(Acquire);
             }
         }
         stats
