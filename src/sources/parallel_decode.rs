@@ -5,9 +5,11 @@
 //! gives, with the same origins (line, byte offset), so watermarks, late records and
 //! checkpoint positions are those of reading the file on one thread.
 //!
-//! A CSV record ends at a newline outside quotes: with RFC 4180 quoting (a quote inside
-//! a field is doubled), a newline is outside quotes exactly when the number of quote
-//! characters before it in the file is even, which the reader tracks across blocks.
+//! Every block starts on a record boundary, so the reader finds the next boundary by
+//! following CSV quoting from the block's start as the CSV parser does: a quote opens a
+//! quoted field only at the start of a field, `""` inside one is a quote, and a newline
+//! ends a record only outside quotes. (Counting quote characters would be fooled by a
+//! stray quote inside an unquoted field, such as `5" screen`.)
 
 use super::decode::{read_csv_header, Decoder};
 use super::BadRecord;
@@ -127,23 +129,19 @@ impl BlockReader {
 
     /// Reads every file from `at` on, in blocks ending on record boundaries.
     fn cut(&mut self, paths: &[PathBuf], decoding: &Decoding, at: Origin, id: &str) -> Result<()> {
-        let csv = decoding.format.value == DataFormat::Csv;
-        let quote = decoding.csv.quote;
+        let csv = (decoding.format.value == DataFormat::Csv).then_some((decoding.csv.quote, decoding.csv.delimiter));
         for (index, path) in paths.iter().enumerate().skip(at.file as usize) {
             let cannot = |what: &str, e: std::io::Error| {
                 Error::io(format!("source `{id}`: cannot {what} {}", path.display()), e)
             };
             let mut file = std::fs::File::open(path).map_err(|e| cannot("open", e))?;
             let (mut offset, mut line) = if index == at.file as usize { (at.offset, at.line) } else { (0, 0) };
-            let header = if csv && decoding.csv.header {
+            let header = if csv.is_some() && decoding.csv.header {
                 read_csv_header(std::fs::File::open(path).map_err(|e| cannot("open", e))?, decoding)
             } else {
                 None
             };
             file.seek(SeekFrom::Start(offset)).map_err(|e| cannot("seek in", e))?;
-            // Quote parity is tracked from the file's start: a resumed position is
-            // always a record boundary, where it is even.
-            let mut in_quotes = false;
             let mut carry: Vec<u8> = Vec::new();
             let mut at_end = false;
             while !at_end {
@@ -163,7 +161,7 @@ impl BlockReader {
                 if bytes.is_empty() {
                     break;
                 }
-                let cut = if at_end { bytes.len() } else { record_boundary(&bytes, csv.then_some(quote), in_quotes) };
+                let cut = if at_end { bytes.len() } else { record_boundary(&bytes, csv) };
                 let cut = if cut == 0 && !at_end {
                     // No boundary in a whole block (a huge record): read on.
                     carry = bytes;
@@ -172,9 +170,6 @@ impl BlockReader {
                     cut
                 };
                 carry = bytes.split_off(cut);
-                if csv {
-                    in_quotes ^= memchr::memchr_iter(quote, &bytes).count() % 2 == 1;
-                }
                 let lines = memchr::memchr_iter(b'\n', &bytes).count() as u64;
                 let start = Origin { file: index as u32, line, offset, ..at };
                 // The first block of a file with a header line reads it itself.
@@ -191,23 +186,40 @@ impl BlockReader {
     }
 }
 
-/// The length of the longest prefix of `bytes` that ends on a record boundary (just
-/// after a newline outside quotes); 0 when there is none. `quote`: the CSV quote
-/// character (None: every newline ends a record); `in_quotes`: the state at `bytes[0]`.
-fn record_boundary(bytes: &[u8], quote: Option<u8>, in_quotes: bool) -> usize {
-    let Some(quote) = quote else {
+/// The length of the longest prefix of `bytes` (which starts a record) that ends on
+/// a record boundary, just after a newline; 0 when there is none. `csv`: the quote and
+/// delimiter characters (None: JSON lines or text, where every newline ends a record).
+fn record_boundary(bytes: &[u8], csv: Option<(u8, u8)>) -> usize {
+    let Some((quote, delimiter)) = csv else {
         return memchr::memrchr(b'\n', bytes).map_or(0, |i| i + 1);
     };
-    // Quote parity at the end, then walk back to the last newline outside quotes.
-    let mut quoted = in_quotes ^ (memchr::memchr_iter(quote, bytes).count() % 2 == 1);
-    for i in (0..bytes.len()).rev() {
-        if bytes[i] == quote {
-            quoted = !quoted;
-        } else if bytes[i] == b'\n' && !quoted {
-            return i + 1;
-        }
+    #[derive(Clone, Copy, PartialEq)]
+    enum State {
+        FieldStart,
+        Unquoted,
+        Quoted,
+        /// A quote inside a quoted field: its end, or the first of `""`.
+        QuoteInQuoted,
     }
-    0
+    let mut state = State::FieldStart;
+    let mut boundary = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        state = match (state, b) {
+            (State::Quoted, _) if b == quote => State::QuoteInQuoted,
+            (State::Quoted, _) => State::Quoted,
+            (State::QuoteInQuoted, _) if b == quote => State::Quoted,
+            (State::FieldStart, _) if b == quote => State::Quoted,
+            (_, b'\n') => {
+                boundary = i + 1;
+                State::FieldStart
+            }
+            // A carriage return ends a record too (CRLF or CR terminators).
+            (_, b'\r') => State::FieldStart,
+            (_, _) if b == delimiter => State::FieldStart,
+            _ => State::Unquoted,
+        };
+    }
+    boundary
 }
 
 /// A worker: decodes blocks into chunks of records until the reader ends.
@@ -256,16 +268,17 @@ mod tests {
 
     #[test]
     fn a_block_ends_after_the_last_newline_outside_quotes() {
-        let csv = Some(b'"');
-        assert_eq!(record_boundary(b"a,b\nc,d\ne,f", csv, false), 8);
+        let csv = Some((b'"', b','));
+        assert_eq!(record_boundary(b"a,b\nc,d\ne,f", csv), 8);
         // The last newline is inside a quoted field: the record before it ends the block.
-        assert_eq!(record_boundary(b"a,b\nc,\"d\ne", csv, false), 4);
-        // Doubled quotes inside a field keep the parity.
-        assert_eq!(record_boundary(b"a,\"x\"\"y\"\nb,\"p\nq", csv, false), 9);
-        // Starting inside quotes (a field opened in an earlier block).
-        assert_eq!(record_boundary(b"still quoted\n\",end\nnext", csv, true), 19);
-        assert_eq!(record_boundary(b"no newline at all", csv, false), 0);
+        assert_eq!(record_boundary(b"a,b\nc,\"d\ne", csv), 4);
+        // Doubled quotes inside a quoted field.
+        assert_eq!(record_boundary(b"a,\"x\"\"y\"\nb,\"p\nq", csv), 9);
+        // A stray quote inside an unquoted field opens nothing.
+        assert_eq!(record_boundary(b"5\" screen,1\nb,2\nc", csv), 16);
+        assert_eq!(record_boundary(b"a,\"quoted\r\nstill\",x\r\nnext", csv), 21);
+        assert_eq!(record_boundary(b"no newline at all", csv), 0);
         // JSON lines and text: any newline.
-        assert_eq!(record_boundary(b"{\"a\": \"\\\"\"}\n{\"b\"", None, false), 12);
+        assert_eq!(record_boundary(b"{\"a\": \"\\\"\"}\n{\"b\"", None), 12);
     }
 }

@@ -1,8 +1,8 @@
 //! Decoding one file on several threads (`parallelism:` on a file source) gives the
 //! very records, in the very order, of decoding it on one: outputs are byte-identical,
 //! late records and bad records included, for CSV (with quoted newlines across block
-//! boundaries), JSON lines and globs of several files, and a killed run resumes
-//! exactly.
+//! boundaries and stray quotes in unquoted fields), JSON lines and globs of several
+//! files, and a killed run resumes exactly.
 
 use super::common::{flowctl, write_pipeline};
 use super::w1::generate;
@@ -42,6 +42,9 @@ fn quoted_newlines_across_block_boundaries_and_globs_and_jsonl_read_the_same() {
             // Every seventh note spans lines and holds quotes.
             if i % 7 == 0 {
                 let _ = writeln!(csv, "{part}{i:06},\"line one\nline \"\"two\"\",\n{}\"", "x".repeat(i % 50));
+            } else if i % 11 == 0 {
+                // A stray quote in an unquoted field is a plain character.
+                let _ = writeln!(csv, "{part}{i:06},5\" screen {}", "w".repeat(i % 20));
             } else {
                 let _ = writeln!(csv, "{part}{i:06},plain {}", "y".repeat(i % 30));
             }
