@@ -258,14 +258,14 @@ fn run_pipeline(
         Ok(v) => v,
         Err(code) => return code,
     };
-    let unsupported = runtime::support::unsupported(&valid.spec);
+    let plan = plan::plan(valid);
+    let unsupported = runtime::support::unsupported(&plan);
     if !unsupported.is_empty() {
         return match read(path) {
             Ok(file) => print_diagnostics(&file, &unsupported),
             Err(code) => code,
         };
     }
-    let plan = plan::plan(valid);
     let outcome = runtime::run(&plan, &options);
     if let Some(d) = display {
         d.finish();

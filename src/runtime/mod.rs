@@ -441,15 +441,14 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
     Ok(summary)
 }
 
-/// The number of parallel keyed instances: `--parallelism`, else the pipeline's
+/// The number of parallel keyed instances: a keyed step's `parallelism:` (as a Flink
+/// operator's own parallelism), else `--parallelism`, else the pipeline's
 /// `parallelism:`, else the number of cores.
 pub fn parallelism(plan: &Plan, options: &RunOptions) -> usize {
+    let spec = &plan.pipeline.spec;
     let cores = || std::thread::available_parallelism().map_or(1, |n| n.get());
-    options
-        .parallelism
-        .or(plan.pipeline.spec.parallelism.as_ref().map(|p| p.value as usize))
-        .unwrap_or_else(cores)
-        .max(1)
+    let on_step = spec.steps.iter().find_map(|s| s.parallelism.as_ref()).map(|p| p.value as usize);
+    on_step.or(options.parallelism).or(spec.parallelism.as_ref().map(|p| p.value as usize)).unwrap_or_else(cores).max(1)
 }
 
 /// What a sink does with a row its target rejects, from the pipeline's `on_error`:

@@ -3,9 +3,11 @@
 //! column that uses it — never silently ignored.
 
 use crate::diag::Diagnostics;
-use crate::spec::{PipelineSpec, SourceKind};
+use crate::plan::Plan;
+use crate::spec::SourceKind;
 
-pub fn unsupported(spec: &PipelineSpec) -> Diagnostics {
+pub fn unsupported(plan: &Plan) -> Diagnostics {
+    let spec = &plan.pipeline.spec;
     let mut d = Diagnostics::default();
     let mut refuse = |span, feature: String| {
         d.error(
@@ -37,9 +39,26 @@ pub fn unsupported(spec: &PipelineSpec) -> Diagnostics {
             ),
         }
     }
-    for step in &spec.steps {
-        if let Some(p) = &step.parallelism {
-            refuse(p.span, "`parallelism` on steps".into());
+    // `parallelism` on a step sets the number of keyed instances; they are one set.
+    let keyed = plan.keyed_steps();
+    let mut instances: Option<u64> = None;
+    for (i, step) in spec.steps.iter().enumerate() {
+        let Some(p) = &step.parallelism else { continue };
+        match &keyed {
+            Ok(keyed) if keyed[i] => match instances {
+                Some(n) if n != p.value => refuse(
+                    p.span,
+                    format!(
+                        "different `parallelism` on keyed steps ({n} and {}): they run on one set of instances",
+                        p.value
+                    ),
+                ),
+                _ => instances = Some(p.value),
+            },
+            Ok(_) => refuse(p.span, "`parallelism` on a step before `key_by` (it runs on the source threads)".into()),
+            Err(why) => {
+                refuse(p.span, format!("`parallelism` on a step of a pipeline that runs on one thread ({why})"))
+            }
         }
     }
     d.sorted()

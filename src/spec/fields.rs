@@ -309,7 +309,7 @@ pub const STEP_COMMON: &[Field] = &[
     f(
         "parallelism",
         Ty::PosInt,
-        "Parallel instances of this step (not supported yet: use the pipeline-level `parallelism`).",
+        "On a step after `key_by`: the number of keyed instances (overrides `--parallelism` and the pipeline's; all keyed steps must agree). Refused on other steps.",
     ),
 ];
 

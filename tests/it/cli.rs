@@ -115,6 +115,37 @@ fn plan_says_whether_keyed_steps_run_on_parallel_instances() {
 }
 
 #[test]
+fn parallelism_on_a_keyed_step_sets_the_instances_and_must_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let steps =
+        "steps:\n  - filter: a > 0\n    parallelism: 2\n  - key_by: a\n  - reduce: {n: count()}\n    parallelism: 3\n";
+    let yaml = format!("sources:\n  in: {{type: stdin}}\n{steps}sinks:\n  out: {{type: stdout}}\n");
+    let path = write_pipeline(dir.path(), "p.yaml", &yaml);
+    let out = flowctl(&["run", &path], Some(""), &[]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains(&format!("{path}:5:18: error: not supported yet: `parallelism` on a step before `key_by`")),
+        "{}",
+        out.stderr
+    );
+    let yaml = yaml.replace("    parallelism: 2\n", "");
+    let path = write_pipeline(dir.path(), "q.yaml", &yaml);
+    let out = flowctl(&["run", "-v", "--parallelism", "1", &path], Some("{\"a\": 1}\n{\"a\": 1}\n"), &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("keyed steps run on 3 parallel instances"), "{}", out.stderr);
+    assert_eq!(out.stdout, "{\"a\":1,\"n\":1}\n{\"a\":1,\"n\":2}\n");
+    let yaml = yaml.replace("sinks:", "  - set: {m: n * 2}\n    parallelism: 2\nsinks:");
+    let path = write_pipeline(dir.path(), "r.yaml", &yaml);
+    let out = flowctl(&["run", &path], Some(""), &[]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("different `parallelism` on keyed steps (3 and 2): they run on one set of instances"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn schema_is_json_schema_covering_the_format() {
     let out = flowctl(&["schema"], None, &[]);
     assert_eq!(out.code, 0);
@@ -166,7 +197,9 @@ fn features_not_built_yet_are_refused_at_their_line() {
     let out = flowctl(&["run", &path], Some(""), &[]);
     assert_eq!(out.code, 2);
     assert!(
-        out.stderr.contains(&format!("{path}:5:18: error: not supported yet: `parallelism` on steps")),
+        out.stderr.contains(&format!(
+            "{path}:5:18: error: not supported yet: `parallelism` on a step of a pipeline that runs on one thread"
+        )),
         "{}",
         out.stderr
     );
