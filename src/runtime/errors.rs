@@ -16,6 +16,7 @@ pub struct RecordFailure {
 }
 
 /// Names of sources and their files, to describe origins.
+#[derive(Clone)]
 pub struct OriginNames {
     pub sources: Vec<String>,
     pub files: Vec<Vec<Arc<str>>>,

@@ -204,9 +204,8 @@ impl Executor {
         }
         let mut executors = Vec::with_capacity(n);
         for _ in 0..n {
-            let names = OriginNames { sources: self.names.sources.clone(), files: self.names.files.clone() };
             let threads = (0..self.sinks.len()).map(|_| None).collect();
-            let mut exec = Executor::new(plan, names, self.sinks.clone(), threads, Vec::new(), None)?;
+            let mut exec = Executor::new(plan, self.names.clone(), self.sinks.clone(), threads, Vec::new(), None)?;
             exec.order.retain(|i| keyed[*i]);
             for (k, exchange) in exchanges.iter().enumerate() {
                 if exchange.is_some() {
@@ -224,13 +223,9 @@ impl Executor {
         if let (Some(saved), Some(cp)) = (saved, &self.checkpointing) {
             for (i, (key, fingerprint)) in cp.steps.iter().enumerate().filter(|(i, _)| keyed[*i]) {
                 let Some(state) = saved_state(saved, key, fingerprint) else { continue };
-                let parts = self.operators[i]
-                    .rescale(instance_states(state), n)
-                    .map_err(|e| Error::Internal(format!("cannot restore the state of step `{key}`: {e}")))?;
+                let parts = self.operators[i].rescale(instance_states(state), n).map_err(|e| restore_error(key, e))?;
                 for (exec, part) in executors.iter_mut().zip(parts) {
-                    exec.operators[i]
-                        .restore(part)
-                        .map_err(|e| Error::Internal(format!("cannot restore the state of step `{key}`: {e}")))?;
+                    exec.operators[i].restore(part).map_err(|e| restore_error(key, e))?;
                 }
             }
         }
@@ -239,10 +234,10 @@ impl Executor {
         Ok(())
     }
 
-    /// This executor's own counts.
+    /// This executor's own counts, with those of the steps the source lanes run.
     pub(super) fn stats(&self) -> Stats {
         let s = &self.summary;
-        Stats {
+        let mut stats = Stats {
             records_out: s.records_out,
             late: s.late,
             late_to_sink: s.late_to_sink,
@@ -253,12 +248,7 @@ impl Executor {
             sinks: self.counts.sinks.clone(),
             state_entries: self.operators.iter().map(|o| o.state_entries()).collect(),
             peak_open_windows: self.operators.iter().map(|o| o.peak_open_windows()).collect(),
-        }
-    }
-
-    /// This executor's counts and those of the steps the source lanes run.
-    fn own_stats(&self) -> Stats {
-        let mut stats = self.stats();
+        };
         if let Some((head, counts)) = &self.head {
             use std::sync::atomic::Ordering::Acquire;
             // Outputs first: the lanes count a batch's input before its output, so a
@@ -273,7 +263,7 @@ impl Executor {
 
     /// The counts of the whole run: this executor's and its keyed instances'.
     fn totals(&self) -> Stats {
-        let mut total = self.own_stats();
+        let mut total = self.stats();
         let Some(keyed) = &self.keyed else { return total };
         let add = |a: &mut Option<usize>, b: Option<&Option<usize>>| {
             if let Some(Some(b)) = b {
@@ -511,7 +501,7 @@ impl Executor {
                     let one = op.rescale(instance_states(state), 1)?.pop().unwrap_or_default();
                     op.restore(one)
                 };
-                restore(op).map_err(|e| Error::Internal(format!("cannot restore the state of step `{key}`: {e}")))?;
+                restore(op).map_err(|e| restore_error(key, e))?;
             }
         }
         Ok(())
@@ -915,6 +905,10 @@ impl Executor {
 /// How the state of a step run by parallel instances is saved: `{"instances": [..]}`,
 /// one state per instance.
 const INSTANCES: &str = "instances";
+
+fn restore_error(step: &str, e: String) -> Error {
+    Error::Internal(format!("cannot restore the state of step `{step}`: {e}"))
+}
 
 /// The saved state of a step, when the checkpoint has one for an identical step.
 fn saved_state<'a>(saved: &'a [StepState], key: &str, fingerprint: &str) -> Option<&'a serde_json::Value> {

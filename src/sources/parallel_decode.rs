@@ -162,13 +162,11 @@ impl BlockReader {
                     break;
                 }
                 let cut = if at_end { bytes.len() } else { record_boundary(&bytes, csv) };
-                let cut = if cut == 0 && !at_end {
+                if cut == 0 {
                     // No boundary in a whole block (a huge record): read on.
                     carry = bytes;
                     continue;
-                } else {
-                    cut
-                };
+                }
                 carry = bytes.split_off(cut);
                 let lines = memchr::memchr_iter(b'\n', &bytes).count() as u64;
                 let start = Origin { file: index as u32, line, offset, ..at };
