@@ -363,7 +363,8 @@ impl Merge {
                 return Some(Merged::Bad(bad));
             }
         }
-        let (mut records, mut failures, mut inputs, mut taken) = (Vec::new(), Vec::new(), 0, 0);
+        let mut records = Vec::with_capacity(self.inputs[i].buffer.len().min(self.batch_size));
+        let (mut failures, mut inputs, mut taken) = (Vec::new(), 0, 0);
         while let Some(ts) = self.inputs[i].head_time() {
             // The outputs of one input are never split between batches.
             let continued = self.inputs[i].continued_stamp();

@@ -216,17 +216,27 @@ impl Accumulators {
     /// Evaluates and checks every aggregate's argument for `record` (None for
     /// `count()`), before any state changes: a failing record changes nothing.
     pub fn arguments(aggregates: &[Aggregate], record: &Record) -> Result<Vec<Option<Value>>, EvalError> {
-        aggregates
-            .iter()
-            .map(|agg| {
-                let value = match &agg.arg {
-                    Some(e) => Some(e.eval(record)?),
-                    None => None,
-                };
-                check(agg.func, value.as_ref())?;
-                Ok(value)
-            })
-            .collect()
+        let mut arguments = Vec::with_capacity(aggregates.len());
+        Accumulators::arguments_into(aggregates, record, &mut arguments)?;
+        Ok(arguments)
+    }
+
+    /// [`Accumulators::arguments`] into a buffer the caller reuses.
+    pub fn arguments_into(
+        aggregates: &[Aggregate],
+        record: &Record,
+        arguments: &mut Vec<Option<Value>>,
+    ) -> Result<(), EvalError> {
+        arguments.clear();
+        for agg in aggregates {
+            let value = match &agg.arg {
+                Some(e) => Some(e.eval(record)?),
+                None => None,
+            };
+            check(agg.func, value.as_ref())?;
+            arguments.push(value);
+        }
+        Ok(())
     }
 
     /// Adds one record's arguments (from [`Accumulators::arguments`]).

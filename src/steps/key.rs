@@ -14,10 +14,33 @@ impl Eq for Key {}
 
 impl Hash for Key {
     fn hash<H: Hasher>(&self, state: &mut H) {
+        KeyRef(&self.0).hash(state);
+    }
+}
+
+/// A key's values, borrowed: looks a [`Key`] up in a [`KeyMap`] without building one
+/// (hashes and compares as the `Key` of the same values).
+#[derive(Clone, Copy)]
+pub struct KeyRef<'a>(pub &'a [Value]);
+
+impl Hash for KeyRef<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
         state.write_usize(self.0.len());
-        for v in self.0.iter() {
+        for v in self.0 {
             hash_value(v, state);
         }
+    }
+}
+
+impl hashbrown::Equivalent<Key> for KeyRef<'_> {
+    fn equivalent(&self, key: &Key) -> bool {
+        *self.0 == *key.0
+    }
+}
+
+impl From<&KeyRef<'_>> for Key {
+    fn from(key: &KeyRef<'_>) -> Key {
+        Key(Arc::from(key.0))
     }
 }
 
@@ -74,7 +97,7 @@ impl BuildHasher for FixedState {
     }
 }
 
-pub type KeyMap<V> = std::collections::HashMap<Key, V, FixedState>;
+pub type KeyMap<V> = hashbrown::HashMap<Key, V, FixedState>;
 
 impl Key {
     /// The partition (0..n) this key belongs to: the hash modulo n (the Kafka sink's

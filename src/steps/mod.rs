@@ -6,11 +6,13 @@ mod drop;
 mod filter;
 mod flat_map;
 pub mod key;
+mod live_keys;
 mod map;
 mod passthrough;
 pub mod reduce;
 mod set;
 pub mod window;
+mod window_queue;
 
 use crate::expr::EvalError;
 use crate::record::{Batch, Record};

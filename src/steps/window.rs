@@ -11,39 +11,37 @@
 //! output does not depend on batch sizes or hash order.
 
 use super::aggregate::Accumulators;
-use super::key::{FixedState, Key, KeyMap};
-use super::reduce::eval_key;
+use super::key::{FixedState, Key};
+use super::live_keys::{LiveKeys, Slot};
+use super::window_queue::WindowQueue;
 use super::{Operator, StepError};
 use crate::expr::Expr;
 use crate::record::{Batch, Record, Schema, Value};
 use crate::spec::WindowKind;
 use crate::validate::Aggregate;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-/// A window of one key: start and end (exclusive), epoch ms.
-type WindowId = (i64, i64, u64);
-
-/// The windows of a time-based kind that contain `ts`, in ascending start order.
-pub fn assign(kind: &Kind, ts: i64) -> Vec<(i64, i64)> {
+/// Puts the windows of a time-based kind that contain `ts` into `out`, in ascending
+/// start order.
+pub fn assign(kind: &Kind, ts: i64, out: &mut Vec<(i64, i64)>) {
+    out.clear();
     match *kind {
         Kind::Tumbling { size } => {
             let start = ts.div_euclid(size) * size;
-            vec![(start, start + size)]
+            out.push((start, start + size));
         }
         Kind::Sliding { size, slide } => {
             let last = ts.div_euclid(slide) * slide;
-            let mut starts = Vec::new();
             let mut start = last;
             while start > ts - size {
-                starts.push((start, start + size));
+                out.push((start, start + size));
                 start -= slide;
             }
-            starts.reverse();
-            starts
+            out.reverse();
         }
-        Kind::Session { gap } => vec![(ts, ts + gap)],
-        Kind::Count { .. } => Vec::new(),
+        Kind::Session { gap } => out.push((ts, ts + gap)),
+        Kind::Count { .. } => {}
     }
 }
 
@@ -98,8 +96,10 @@ struct SavedCount {
 }
 
 struct Open {
+    end: i64,
     acc: Accumulators,
     fired: bool,
+    key: Slot,
 }
 
 struct CountWindow {
@@ -107,6 +107,7 @@ struct CountWindow {
     n: u64,
     min_ts: i64,
     max_ts: i64,
+    key: Slot,
 }
 
 pub struct WindowReduce {
@@ -115,15 +116,14 @@ pub struct WindowReduce {
     kind: Kind,
     lateness: i64,
     schema: Arc<Schema>,
-    /// Keys get ids in arrival order; ids order simultaneous firings.
-    key_ids: KeyMap<u64>,
-    keys: HashMap<u64, (Key, usize), FixedState>,
-    next_key: u64,
-    windows: HashMap<(u64, i64), (i64, Open), FixedState>,
-    /// Not yet fired, by (end, start, key).
-    pending: BTreeSet<WindowId>,
-    /// Fired, kept for allowed lateness, by (end, start, key).
-    retained: BTreeSet<WindowId>,
+    /// Keys with an open window; a key is forgotten when its last window closes.
+    keys: LiveKeys,
+    /// Open windows by (key id, start).
+    windows: HashMap<(u64, i64), Open, FixedState>,
+    /// Not yet fired.
+    pending: WindowQueue,
+    /// Fired, kept for allowed lateness.
+    retained: WindowQueue,
     /// Session starts per key (sessions of one key never overlap).
     sessions: HashMap<u64, BTreeMap<i64, i64>, FixedState>,
     counts: BTreeMap<u64, CountWindow>,
@@ -135,6 +135,11 @@ pub struct WindowReduce {
     late: Vec<Record>,
     open: usize,
     peak: usize,
+    /// Per-record scratch, reused so that a record costs no allocation of its own:
+    /// the key's values, the aggregates' arguments, the windows it falls into.
+    key_values: Vec<Value>,
+    arguments: Vec<Option<Value>>,
+    assigned: Vec<(i64, i64)>,
 }
 
 impl WindowReduce {
@@ -155,12 +160,10 @@ impl WindowReduce {
             kind: Kind::from_spec(kind),
             lateness: allowed_lateness.as_millis() as i64,
             schema: Schema::new(names),
-            key_ids: KeyMap::default(),
-            keys: HashMap::default(),
-            next_key: 0,
+            keys: LiveKeys::default(),
             windows: HashMap::default(),
-            pending: BTreeSet::new(),
-            retained: BTreeSet::new(),
+            pending: WindowQueue::default(),
+            retained: WindowQueue::default(),
             sessions: HashMap::default(),
             counts: BTreeMap::new(),
             seq: 0,
@@ -169,57 +172,50 @@ impl WindowReduce {
             late: Vec::new(),
             open: 0,
             peak: 0,
+            key_values: Vec::new(),
+            arguments: Vec::new(),
+            assigned: Vec::new(),
         }
     }
 
-    fn key_id(&mut self, key: Key) -> u64 {
-        if let Some(id) = self.key_ids.get(&key) {
-            return *id;
-        }
-        let id = self.next_key;
-        self.next_key += 1;
-        self.key_ids.insert(key.clone(), id);
-        self.keys.insert(id, (key, 0));
-        id
+    /// The slot and id of the key in `key_values`, giving a new key the next id.
+    fn key_id(&mut self) -> (u64, Slot) {
+        let slot = self.keys.find_or_add(&self.key_values);
+        (self.keys.id(slot), slot)
     }
 
-    fn opened(&mut self, key: u64) {
+    fn opened(&mut self, key: Slot) {
         self.open += 1;
         self.peak = self.peak.max(self.open);
-        if let Some((_, n)) = self.keys.get_mut(&key) {
-            *n += 1;
-        }
+        self.keys.opened(key);
     }
 
-    fn closed(&mut self, key: u64) {
+    fn closed(&mut self, key: Slot) {
         self.closed_keep_key(key);
         self.release_if_unused(key);
     }
 
     /// Forgets a key that has no open window (its id is not reused).
-    fn release_if_unused(&mut self, key: u64) {
-        if self.keys.get(&key).is_some_and(|(_, n)| *n == 0) {
-            if let Some((k, _)) = self.keys.remove(&key) {
-                self.key_ids.remove(&k);
+    fn release_if_unused(&mut self, key: Slot) {
+        if let Some(id) = self.keys.release_if_unused(key) {
+            if !self.sessions.is_empty() {
+                self.sessions.remove(&id);
             }
-            self.sessions.remove(&key);
         }
     }
 
-    fn too_late(&self, end: i64, watermark: i64) -> bool {
-        end.saturating_sub(1).saturating_add(self.lateness) <= watermark
+    /// Closes a window that is being merged into another of the same key.
+    fn closed_keep_key(&mut self, key: Slot) {
+        self.open -= 1;
+        self.keys.closed(key);
     }
 
-    fn result(&self, key: u64, start: i64, end: i64, acc: &Accumulators) -> Record {
-        let mut values: Vec<Value> =
-            self.keys.get(&key).map(|(k, _)| k.0.iter().cloned().collect()).unwrap_or_default();
-        values.push(Value::Int(start));
-        values.push(Value::Int(end));
-        values.extend(acc.values());
-        let mut r = Record::new(self.schema.clone(), values);
-        r.event_time = Some(end - 1);
-        r.watermark = self.watermark;
-        r
+    fn too_late(&self, end: i64, watermark: i64) -> bool {
+        too_late(end, self.lateness, watermark)
+    }
+
+    fn result(&self, key: Slot, start: i64, end: i64, acc: &Accumulators) -> Record {
+        result(&self.schema, self.watermark, self.keys.key(key), (start, end), acc)
     }
 
     /// Fires every window with `end - 1 <= watermark` and frees those past lateness.
@@ -231,86 +227,73 @@ impl WindowReduce {
         if watermark != i64::MAX {
             self.finite_watermark = watermark;
         }
-        while let Some(&(end, start, key)) = self.pending.first() {
-            if end.saturating_sub(1) > watermark {
-                break;
-            }
-            self.pending.pop_first();
-            if self.too_late(end, watermark) {
-                // Fired and past its lateness at once (the usual case without
-                // `allowed_lateness`): emit and forget without keeping it.
-                if let Some((_, open)) = self.windows.remove(&(key, start)) {
-                    out.push(self.result(key, start, end, &open.acc));
+        while let Some((end, due)) = self.pending.pop_due(|end| end.saturating_sub(1) <= watermark) {
+            // Past its lateness as it fires (the usual case without `allowed_lateness`):
+            // emitted and forgotten without being kept.
+            let gone = self.too_late(end, watermark);
+            for (start, id) in due {
+                if gone {
+                    if let Some(open) = self.windows.remove(&(id, start)) {
+                        out.push(self.result(open.key, start, end, &open.acc));
+                        self.forget_session(id, start);
+                        self.closed(open.key);
+                    }
+                } else if let Some(open) = self.windows.get_mut(&(id, start)) {
+                    open.fired = true;
+                    out.push(result(&self.schema, watermark, self.keys.key(open.key), (start, end), &open.acc));
+                    self.retained.insert((end, start, id));
                 }
-                if let Some(s) = self.sessions.get_mut(&key) {
-                    s.remove(&start);
-                }
-                self.closed(key);
-                continue;
             }
-            if let Some((_, open)) = self.windows.get_mut(&(key, start)) {
-                open.fired = true;
-            }
-            if let Some((_, open)) = self.windows.get(&(key, start)) {
-                out.push(self.result(key, start, end, &open.acc));
-            }
-            self.retained.insert((end, start, key));
         }
-        while let Some(&(end, start, key)) = self.retained.first() {
-            if !self.too_late(end, watermark) {
-                break;
+        let lateness = self.lateness;
+        while let Some((_, expired)) = self.retained.pop_due(|end| too_late(end, lateness, watermark)) {
+            for (start, id) in expired {
+                if let Some(open) = self.windows.remove(&(id, start)) {
+                    self.forget_session(id, start);
+                    self.closed(open.key);
+                }
             }
-            self.retained.pop_first();
-            self.windows.remove(&(key, start));
-            if let Some(s) = self.sessions.get_mut(&key) {
-                s.remove(&start);
-            }
-            self.closed(key);
         }
     }
 
-    /// Adds a record to a time window (tumbling, sliding); emits at once when the
-    /// window already fired.
-    fn add_to_window(&mut self, key: u64, start: i64, end: i64, arguments: &[Option<Value>], out: &mut Batch) {
-        let seq = self.seq;
+    fn forget_session(&mut self, id: u64, start: i64) {
+        if self.sessions.is_empty() {
+            return;
+        }
+        if let Some(s) = self.sessions.get_mut(&id) {
+            s.remove(&start);
+        }
+    }
+
+    /// Adds the record's `arguments` to a time window (tumbling, sliding); emits at
+    /// once when the window already fired.
+    fn add_to_window(&mut self, (id, key): (u64, Slot), start: i64, end: i64, out: &mut Batch) {
         let aggregates = &self.aggregates;
-        let created = !self.windows.contains_key(&(key, start));
-        let (_, open) = self
-            .windows
-            .entry((key, start))
-            .or_insert_with(|| (end, Open { acc: Accumulators::new(aggregates), fired: false }));
-        open.acc.add_arguments(arguments.iter().cloned(), seq);
+        let mut created = false;
+        let open = self.windows.entry((id, start)).or_insert_with(|| {
+            created = true;
+            Open { end, acc: Accumulators::new(aggregates), fired: false, key }
+        });
+        open.acc.add_arguments(self.arguments.iter().cloned(), self.seq);
         let fired = open.fired || end.saturating_sub(1) <= self.watermark;
+        open.fired = fired;
+        let record = fired.then(|| result(&self.schema, self.watermark, self.keys.key(key), (start, end), &open.acc));
         if created {
             self.opened(key);
             if fired {
-                if let Some((_, o)) = self.windows.get_mut(&(key, start)) {
-                    o.fired = true;
-                }
-                self.retained.insert((end, start, key));
+                self.retained.insert((end, start, id));
             } else {
-                self.pending.insert((end, start, key));
+                self.pending.insert((end, start, id));
             }
         }
-        if fired {
-            if let Some((_, open)) = self.windows.get(&(key, start)) {
-                out.push(self.result(key, start, end, &open.acc));
-            }
-        }
+        out.extend(record);
     }
 
-    fn add_to_session(
-        &mut self,
-        key: u64,
-        ts: i64,
-        gap: i64,
-        (record, arguments): (Record, Vec<Option<Value>>),
-        out: &mut Batch,
-    ) {
+    fn add_to_session(&mut self, (id, key): (u64, Slot), ts: i64, gap: i64, record: Record, out: &mut Batch) {
         let (mut start, mut end) = (ts, ts.saturating_add(gap));
         let touching: Vec<(i64, i64)> = self
             .sessions
-            .get(&key)
+            .get(&id)
             .map(|s| {
                 s.range(..=end)
                     .filter(|(s_start, s_end)| **s_start <= end && ts <= **s_end)
@@ -328,49 +311,37 @@ impl WindowReduce {
         }
         let mut acc = Accumulators::new(&self.aggregates);
         for (s, e) in &touching {
-            if let Some((_, old)) = self.windows.remove(&(key, *s)) {
+            if let Some(old) = self.windows.remove(&(id, *s)) {
                 acc.merge(old.acc);
             }
-            self.pending.remove(&(*e, *s, key));
-            self.retained.remove(&(*e, *s, key));
-            if let Some(list) = self.sessions.get_mut(&key) {
+            self.pending.remove((*e, *s, id));
+            self.retained.remove((*e, *s, id));
+            if let Some(list) = self.sessions.get_mut(&id) {
                 list.remove(s);
             }
             self.closed_keep_key(key);
         }
-        acc.add_arguments(arguments, self.seq);
+        acc.add_arguments(self.arguments.drain(..), self.seq);
         let fired = end.saturating_sub(1) <= self.watermark;
-        self.sessions.entry(key).or_default().insert(start, end);
-        self.windows.insert((key, start), (end, Open { acc, fired }));
-        self.opened(key);
+        self.sessions.entry(id).or_default().insert(start, end);
         if fired {
-            self.retained.insert((end, start, key));
-            if let Some((_, open)) = self.windows.get(&(key, start)) {
-                out.push(self.result(key, start, end, &open.acc));
-            }
+            self.retained.insert((end, start, id));
+            out.push(self.result(key, start, end, &acc));
         } else {
-            self.pending.insert((end, start, key));
+            self.pending.insert((end, start, id));
         }
+        self.windows.insert((id, start), Open { end, acc, fired, key });
+        self.opened(key);
     }
 
-    /// Closes a window that is being merged into another of the same key.
-    fn closed_keep_key(&mut self, key: u64) {
-        self.open -= 1;
-        if let Some((_, n)) = self.keys.get_mut(&key) {
-            *n -= 1;
-        }
-    }
-
-    fn add_to_count(&mut self, key: u64, size: u64, ts: i64, arguments: Vec<Option<Value>>, out: &mut Batch) {
+    fn add_to_count(&mut self, (id, key): (u64, Slot), size: u64, ts: i64, out: &mut Batch) {
         let aggregates = &self.aggregates;
-        let created = !self.counts.contains_key(&key);
-        let w = self.counts.entry(key).or_insert_with(|| CountWindow {
-            acc: Accumulators::new(aggregates),
-            n: 0,
-            min_ts: i64::MAX,
-            max_ts: i64::MIN,
+        let mut created = false;
+        let w = self.counts.entry(id).or_insert_with(|| {
+            created = true;
+            CountWindow { acc: Accumulators::new(aggregates), n: 0, min_ts: i64::MAX, max_ts: i64::MIN, key }
         });
-        w.acc.add_arguments(arguments, self.seq);
+        w.acc.add_arguments(self.arguments.drain(..), self.seq);
         w.n += 1;
         w.min_ts = w.min_ts.min(ts);
         w.max_ts = w.max_ts.max(ts);
@@ -379,48 +350,74 @@ impl WindowReduce {
             self.opened(key);
         }
         if full {
-            if let Some(w) = self.counts.remove(&key) {
+            if let Some(w) = self.counts.remove(&id) {
                 out.push(self.result(key, w.min_ts, w.max_ts + 1, &w.acc));
             }
             self.closed(key);
         }
     }
+
+    /// Evaluates the record's key into `key_values` and its aggregates' arguments
+    /// into `arguments`, changing no state when either fails.
+    fn read(&mut self, record: &Record) -> Result<(), crate::expr::EvalError> {
+        self.key_values.clear();
+        for e in &self.key_exprs {
+            self.key_values.push(e.eval(record)?);
+        }
+        Accumulators::arguments_into(&self.aggregates, record, &mut self.arguments)
+    }
+}
+
+/// Whether a window ending at `end` is past its allowed lateness at `watermark`.
+fn too_late(end: i64, lateness: i64, watermark: i64) -> bool {
+    end.saturating_sub(1).saturating_add(lateness) <= watermark
+}
+
+/// The output record of a window: the key's values, the window's bounds and the
+/// aggregates, stamped with the window's last instant and the current watermark.
+fn result(schema: &Arc<Schema>, watermark: i64, key: &Key, (start, end): (i64, i64), acc: &Accumulators) -> Record {
+    let mut values = Vec::with_capacity(schema.len());
+    values.extend(key.0.iter().cloned());
+    values.push(Value::Int(start));
+    values.push(Value::Int(end));
+    values.extend(acc.values());
+    let mut r = Record::new(schema.clone(), values);
+    r.event_time = Some(end - 1);
+    r.watermark = watermark;
+    r
 }
 
 impl Operator for WindowReduce {
     fn process(&mut self, record: Record, out: &mut Batch) -> Result<(), StepError> {
         self.advance(record.watermark, out);
-        let key = match eval_key(&self.key_exprs, &record) {
-            Ok(k) => k,
-            Err(error) => return Err(StepError { error, record }),
-        };
-        let arguments = match Accumulators::arguments(&self.aggregates, &record) {
-            Ok(a) => a,
-            Err(error) => return Err(StepError { error, record }),
-        };
+        if let Err(error) = self.read(&record) {
+            return Err(StepError { error, record });
+        }
         self.seq += 1;
         let ts = record.event_time.unwrap_or(self.watermark);
         match self.kind {
             Kind::Count { size } => {
-                let id = self.key_id(key);
-                self.add_to_count(id, size, ts, arguments, out);
+                let (id, key) = self.key_id();
+                self.add_to_count((id, key), size, ts, out);
             }
             Kind::Session { gap } => {
-                let id = self.key_id(key);
-                self.add_to_session(id, ts, gap, (record, arguments), out);
-                self.release_if_unused(id);
+                let (id, key) = self.key_id();
+                self.add_to_session((id, key), ts, gap, record, out);
+                self.release_if_unused(key);
             }
             kind => {
-                let windows: Vec<(i64, i64)> =
-                    assign(&kind, ts).into_iter().filter(|(_, end)| !self.too_late(*end, self.watermark)).collect();
-                if windows.is_empty() {
+                let mut assigned = std::mem::take(&mut self.assigned);
+                assign(&kind, ts, &mut assigned);
+                assigned.retain(|(_, end)| !self.too_late(*end, self.watermark));
+                if assigned.is_empty() {
                     self.late.push(record);
-                    return Ok(());
+                } else {
+                    let (id, key) = self.key_id();
+                    for &(start, end) in &assigned {
+                        self.add_to_window((id, key), start, end, out);
+                    }
                 }
-                let id = self.key_id(key);
-                for (start, end) in windows {
-                    self.add_to_window(id, start, end, &arguments, out);
-                }
+                self.assigned = assigned;
             }
         }
         Ok(())
@@ -432,12 +429,9 @@ impl Operator for WindowReduce {
 
     fn on_end(&mut self, out: &mut Batch) {
         self.advance(i64::MAX, out);
-        let keys: Vec<u64> = self.counts.keys().copied().collect();
-        for key in keys {
-            if let Some(w) = self.counts.remove(&key) {
-                out.push(self.result(key, w.min_ts, w.max_ts + 1, &w.acc));
-                self.closed(key);
-            }
+        for (_, w) in std::mem::take(&mut self.counts) {
+            out.push(self.result(w.key, w.min_ts, w.max_ts + 1, &w.acc));
+            self.closed(w.key);
         }
         self.watermark = self.finite_watermark;
     }
@@ -446,16 +440,16 @@ impl Operator for WindowReduce {
         let mut windows: Vec<SavedWindow> = self
             .windows
             .iter()
-            .map(|(&(key, start), (end, open))| SavedWindow {
+            .map(|(&(key, start), open)| SavedWindow {
                 key,
                 start,
-                end: *end,
+                end: open.end,
                 fired: open.fired,
                 acc: open.acc.clone(),
             })
             .collect();
         windows.sort_by_key(|w| (w.end, w.start, w.key));
-        let mut keys: Vec<(u64, Vec<Value>)> = self.keys.iter().map(|(id, (k, _))| (*id, k.0.to_vec())).collect();
+        let mut keys: Vec<(u64, Vec<Value>)> = self.keys.iter().map(|(id, k)| (id, k.0.to_vec())).collect();
         keys.sort_by_key(|(id, _)| *id);
         let counts = self
             .counts
@@ -463,7 +457,7 @@ impl Operator for WindowReduce {
             .map(|(&key, w)| SavedCount { key, acc: w.acc.clone(), n: w.n, min_ts: w.min_ts, max_ts: w.max_ts })
             .collect();
         let snapshot =
-            Snapshot { watermark: self.watermark, next_key: self.next_key, seq: self.seq, keys, windows, counts };
+            Snapshot { watermark: self.watermark, next_key: self.keys.next_id(), seq: self.seq, keys, windows, counts };
         serde_json::to_value(snapshot).unwrap_or_default()
     }
 
@@ -471,15 +465,15 @@ impl Operator for WindowReduce {
         let s: Snapshot = serde_json::from_value(state).map_err(|e| e.to_string())?;
         self.watermark = s.watermark;
         self.finite_watermark = s.watermark;
-        self.next_key = s.next_key;
+        self.keys.set_next_id(s.next_key);
         self.seq = s.seq;
+        let mut by_id = HashMap::<u64, Slot, FixedState>::default();
         for (id, values) in s.keys {
-            let key = Key(Arc::from(values));
-            self.key_ids.insert(key.clone(), id);
-            self.keys.insert(id, (key, 0));
+            by_id.insert(id, self.keys.restore(Key(Arc::from(values)), id));
         }
+        let key_of = |id: u64| by_id.get(&id).copied().ok_or_else(|| format!("a window of unknown key {id}"));
         for w in s.windows {
-            self.windows.insert((w.key, w.start), (w.end, Open { acc: w.acc, fired: w.fired }));
+            let key = key_of(w.key)?;
             if w.fired {
                 self.retained.insert((w.end, w.start, w.key));
             } else {
@@ -488,11 +482,13 @@ impl Operator for WindowReduce {
             if matches!(self.kind, Kind::Session { .. }) {
                 self.sessions.entry(w.key).or_default().insert(w.start, w.end);
             }
-            self.opened(w.key);
+            self.opened(key);
+            self.windows.insert((w.key, w.start), Open { end: w.end, acc: w.acc, fired: w.fired, key });
         }
         for c in s.counts {
-            self.counts.insert(c.key, CountWindow { acc: c.acc, n: c.n, min_ts: c.min_ts, max_ts: c.max_ts });
-            self.opened(c.key);
+            let key = key_of(c.key)?;
+            self.opened(key);
+            self.counts.insert(c.key, CountWindow { acc: c.acc, n: c.n, min_ts: c.min_ts, max_ts: c.max_ts, key });
         }
         Ok(())
     }

@@ -260,10 +260,12 @@ proptest! {
 
     #[test]
     fn every_event_is_in_one_tumbling_window_and_size_over_slide_sliding_windows(ts in -1_000_000i64..1_000_000, slide in 1i64..5000, k in 1i64..6) {
-        let tumbling = assign(&Kind::Tumbling { size: slide }, ts);
+        let mut tumbling = Vec::new();
+        assign(&Kind::Tumbling { size: slide }, ts, &mut tumbling);
         prop_assert_eq!(tumbling.len(), 1);
         prop_assert!(tumbling[0].0 <= ts && ts < tumbling[0].1);
-        let sliding = assign(&Kind::Sliding { size: slide * k, slide }, ts);
+        let mut sliding = Vec::new();
+        assign(&Kind::Sliding { size: slide * k, slide }, ts, &mut sliding);
         prop_assert_eq!(sliding.len() as i64, k);
         for (start, end) in sliding {
             prop_assert!(start <= ts && ts < end && start.rem_euclid(slide) == 0);
