@@ -2,6 +2,7 @@
 //! JSON lines (types kept) and text (one `{line}` record per line). Shared by every
 //! source that reads bytes.
 
+use super::csv_rows::{CsvRows, Row};
 use super::BadRecord;
 use crate::record::{Batch, Origin, Record, Schema, Value};
 use crate::spec::{DataFormat, Decoding, ValueType};
@@ -182,7 +183,7 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
 }
 
 pub struct CsvDecoder<R: Read> {
-    reader: csv::Reader<R>,
+    rows: CsvRows<R>,
     header: bool,
     /// Where the reader started (positions from the csv crate are relative to it).
     start: Origin,
@@ -191,7 +192,7 @@ pub struct CsvDecoder<R: Read> {
     /// Schema and per-column declared types, once known (after the header).
     layout: Option<(Arc<Schema>, Vec<Option<ValueType>>)>,
     known_schema: Option<Arc<Schema>>,
-    row: csv::ByteRecord,
+    row: Row,
 }
 
 impl<R: Read> CsvDecoder<R> {
@@ -203,22 +204,15 @@ impl<R: Read> CsvDecoder<R> {
         known_schema: Option<Arc<Schema>>,
         header: Option<Vec<String>>,
     ) -> Self {
-        let reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .delimiter(decoding.csv.delimiter)
-            .quote(decoding.csv.quote)
-            .buffer_capacity(buffer)
-            .from_reader(reader);
         let mut decoder = CsvDecoder {
-            reader,
+            rows: CsvRows::new(reader, buffer, decoding.csv.delimiter, decoding.csv.quote),
             header: decoding.csv.header,
             start,
             origin: start,
             declared: decoding.schema.iter().map(|(n, t)| (n.value.clone(), *t)).collect(),
             layout: None,
             known_schema,
-            row: csv::ByteRecord::new(),
+            row: Row::default(),
         };
         if let Some(names) = header {
             decoder.layout = Some(decoder.make_layout(names));
@@ -237,33 +231,16 @@ impl<R: Read> CsvDecoder<R> {
 
     /// Updates the origin to the record just read: its line and the offset after it.
     fn advance(&mut self) {
-        let end = self.reader.position();
-        self.origin.offset = self.start.offset + end.byte();
-        self.origin.line = self.start.line + self.row.position().map(|p| p.line()).unwrap_or(end.line());
+        self.origin.offset = self.start.offset + self.rows.position().byte;
+        self.origin.line = self.start.line + self.rows.record_start().line;
     }
 
     fn read(&mut self, max: usize, out: &mut Batch, bad: &mut Vec<BadRecord>) -> std::io::Result<bool> {
         let mut produced = 0;
         while produced < max {
-            let more = match self.reader.read_byte_record(&mut self.row) {
-                Ok(more) => more,
-                Err(e) => match e.kind() {
-                    csv::ErrorKind::Io(_) => return Err(std::io::Error::other(e.to_string())),
-                    _ => {
-                        self.advance();
-                        if let Some(p) = e.position() {
-                            self.origin.line = self.start.line + p.line();
-                        }
-                        bad.push(BadRecord {
-                            origin: self.origin,
-                            raw: String::new(),
-                            error: format!("invalid CSV: {e}"),
-                        });
-                        return Ok(true);
-                    }
-                },
-            };
-            if !more {
+            // The parser is lenient (as the `csv` crate's): any bytes make rows, so
+            // only reading can fail.
+            if !self.rows.read(&mut self.row)? {
                 return Ok(false);
             }
             self.advance();
@@ -308,11 +285,11 @@ impl<R: Read> CsvDecoder<R> {
     }
 }
 
-fn raw_row(row: &csv::ByteRecord) -> String {
+fn raw_row(row: &Row) -> String {
     row.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect::<Vec<_>>().join(",")
 }
 
-fn decode_row(row: &csv::ByteRecord, schema: &Schema, types: &[Option<ValueType>]) -> Result<Vec<Value>, String> {
+fn decode_row(row: &Row, schema: &Schema, types: &[Option<ValueType>]) -> Result<Vec<Value>, String> {
     let mut values = Vec::with_capacity(row.len());
     for (i, field) in row.iter().enumerate() {
         // Declared ints (most numeric columns) straight from the bytes: no UTF-8 pass.

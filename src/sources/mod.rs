@@ -1,6 +1,7 @@
 //! Sources: where records come from. One file per source kind; this module holds the
 //! trait and the `build` registry.
 
+mod csv_rows;
 mod datagen;
 pub mod decode;
 mod file;

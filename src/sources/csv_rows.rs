@@ -1,0 +1,319 @@
+//! CSV rows off a byte stream, exactly as the `csv` crate reads them with
+//! `flexible(true)` and no header handling (the same fields, the same byte offsets and
+//! line numbers), but faster on plain lines: a line that holds no quote and no `\r`
+//! is split at its delimiters in one pass over its bytes; every other record (quoted
+//! fields, `\r` endings, the first record, which may start with a byte-order mark)
+//! goes through `csv_core`'s state machine, as the `csv` crate does for all of them.
+//! A differential property test holds the two readers equal.
+
+use std::io::Read;
+
+/// One record's fields: field i is `data[starts[i]..ends[i]]` (a plain line is kept
+/// whole, delimiters included; `csv_core` writes fields back to back).
+#[derive(Default)]
+pub struct Row {
+    data: Vec<u8>,
+    starts: Vec<usize>,
+    ends: Vec<usize>,
+}
+
+impl Row {
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        Some(&self.data[*self.starts.get(i)?..*self.ends.get(i)?])
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        (0..self.len()).filter_map(|i| self.get(i))
+    }
+
+    fn clear(&mut self) {
+        self.data.clear();
+        self.starts.clear();
+        self.ends.clear();
+    }
+}
+
+/// Where the reader is: bytes consumed and the current line (1-based), as
+/// `csv::Position` counts them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Position {
+    pub byte: u64,
+    pub line: u64,
+}
+
+pub struct CsvRows<R> {
+    reader: R,
+    buf: Vec<u8>,
+    /// The unread bytes are `buf[start..end]`.
+    start: usize,
+    end: usize,
+    eof: bool,
+    core: csv_core::Reader,
+    delimiter: u8,
+    quote: u8,
+    /// Where in `buf` the next quote or `\r` at or after `start` is (`usize::MAX`:
+    /// none before `end`); None when unknown (after a refill or past it).
+    special_at: Option<usize>,
+    position: Position,
+    /// The position before the last record (and the empty lines skipped before it).
+    record_start: Position,
+    /// True when the last byte consumed ended a line, so that `csv_core` is between
+    /// records and the next line may take the fast path.
+    at_line_start: bool,
+    done: bool,
+}
+
+impl<R: Read> CsvRows<R> {
+    pub fn new(reader: R, capacity: usize, delimiter: u8, quote: u8) -> Self {
+        let core = csv_core::ReaderBuilder::new().delimiter(delimiter).quote(quote).build();
+        let start = Position { byte: 0, line: 1 };
+        CsvRows {
+            reader,
+            buf: vec![0; capacity.max(1024)],
+            start: 0,
+            end: 0,
+            eof: false,
+            core,
+            delimiter,
+            quote,
+            special_at: None,
+            position: start,
+            record_start: start,
+            at_line_start: false,
+            done: false,
+        }
+    }
+
+    /// The position after the last record read.
+    pub fn position(&self) -> Position {
+        self.position
+    }
+
+    /// The position before the last record read (where the `csv` crate's
+    /// `ByteRecord::position` points).
+    pub fn record_start(&self) -> Position {
+        self.record_start
+    }
+
+    /// Reads the next record into `row`; false at the end of the input.
+    pub fn read(&mut self, row: &mut Row) -> std::io::Result<bool> {
+        row.clear();
+        self.record_start = self.position;
+        if self.done {
+            return Ok(false);
+        }
+        loop {
+            if !self.at_line_start {
+                return self.read_with_core(row);
+            }
+            match self.fast_line(row) {
+                Line::Record => return Ok(true),
+                Line::Skipped => continue,
+                Line::Special => return self.read_with_core(row),
+                Line::NeedInput => {
+                    if self.eof {
+                        if self.start == self.end {
+                            self.done = true;
+                            return Ok(false);
+                        }
+                        // A last line without a newline: the state machine ends it.
+                        return self.read_with_core(row);
+                    }
+                    self.refill()?;
+                }
+            }
+        }
+    }
+
+    /// Splits the next complete line if it is plain.
+    fn fast_line(&mut self, row: &mut Row) -> Line {
+        let unread = &self.buf[self.start..self.end];
+        let Some(newline) = memchr::memchr(b'\n', unread) else { return Line::NeedInput };
+        let special = match self.special_at {
+            Some(at) if at >= self.start => at,
+            _ => {
+                let at = memchr::memchr2(self.quote, b'\r', unread).map_or(usize::MAX, |i| self.start + i);
+                self.special_at = Some(at);
+                at
+            }
+        };
+        if special < self.start + newline {
+            return Line::Special;
+        }
+        let line = &unread[..newline];
+        self.start += newline + 1;
+        self.position.byte += newline as u64 + 1;
+        self.position.line += 1;
+        if line.is_empty() {
+            return Line::Skipped;
+        }
+        row.data.extend_from_slice(line);
+        row.starts.push(0);
+        for (i, &b) in line.iter().enumerate() {
+            if b == self.delimiter {
+                row.ends.push(i);
+                row.starts.push(i + 1);
+            }
+        }
+        row.ends.push(line.len());
+        Line::Record
+    }
+
+    /// One record through `csv_core`, refilling the buffer as it asks.
+    fn read_with_core(&mut self, row: &mut Row) -> std::io::Result<bool> {
+        use csv_core::ReadRecordResult;
+        self.core.set_line(self.position.line);
+        let (mut out_len, mut ends_len) = (0, 0);
+        if row.data.len() < 1024 {
+            row.data.resize(1024, 0);
+        }
+        if row.ends.len() < 16 {
+            row.ends.resize(16, 0);
+        }
+        loop {
+            if self.start == self.end && !self.eof {
+                self.refill()?;
+            }
+            let input = &self.buf[self.start..self.end];
+            let (result, nin, nout, nend) =
+                self.core.read_record(input, &mut row.data[out_len..], &mut row.ends[ends_len..]);
+            if nin > 0 {
+                self.at_line_start = input[nin - 1] == b'\n';
+            }
+            self.start += nin;
+            self.position.byte += nin as u64;
+            self.position.line = self.core.line();
+            out_len += nout;
+            ends_len += nend;
+            match result {
+                // More input, or (at the end) an empty input, which tells csv_core
+                // that the input ended: it then answers Record or End.
+                ReadRecordResult::InputEmpty => continue,
+                ReadRecordResult::OutputFull => {
+                    let n = row.data.len() * 2;
+                    row.data.resize(n, 0);
+                }
+                ReadRecordResult::OutputEndsFull => {
+                    let n = row.ends.len() * 2;
+                    row.ends.resize(n, 0);
+                }
+                ReadRecordResult::Record => {
+                    row.data.truncate(out_len);
+                    row.ends.truncate(ends_len);
+                    row.starts.clear();
+                    row.starts.push(0);
+                    row.starts.extend_from_slice(&row.ends[..ends_len.saturating_sub(1)]);
+                    return Ok(true);
+                }
+                ReadRecordResult::End => {
+                    row.clear();
+                    self.done = true;
+                    return Ok(false);
+                }
+            }
+        }
+    }
+
+    /// Moves the unread bytes to the front and reads more after them (growing the
+    /// buffer when a line is longer than it).
+    fn refill(&mut self) -> std::io::Result<()> {
+        self.special_at = None;
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            let n = self.buf.len() * 2;
+            self.buf.resize(n, 0);
+        }
+        loop {
+            match self.reader.read(&mut self.buf[self.end..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(());
+                }
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+enum Line {
+    Record,
+    Skipped,
+    /// The line holds a quote or `\r`: the state machine reads this record.
+    Special,
+    /// No complete line is buffered.
+    NeedInput,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    type Read = (Vec<Vec<u8>>, (u64, u64), (u64, u64));
+
+    fn with_csv_crate(input: &[u8], capacity: usize) -> Vec<Read> {
+        let mut reader =
+            csv::ReaderBuilder::new().has_headers(false).flexible(true).buffer_capacity(capacity).from_reader(input);
+        let mut row = csv::ByteRecord::new();
+        let mut out = Vec::new();
+        while reader.read_byte_record(&mut row).unwrap() {
+            let before = row.position().map(|p| (p.byte(), p.line())).unwrap_or_default();
+            let after = (reader.position().byte(), reader.position().line());
+            out.push((row.iter().map(<[u8]>::to_vec).collect(), before, after));
+        }
+        out
+    }
+
+    fn with_csv_rows(input: &[u8], capacity: usize) -> Vec<Read> {
+        let mut reader = CsvRows::new(input, capacity, b',', b'"');
+        let mut row = Row::default();
+        let mut out = Vec::new();
+        while reader.read(&mut row).unwrap() {
+            let (before, after) = (reader.record_start(), reader.position());
+            out.push((row.iter().map(<[u8]>::to_vec).collect(), (before.byte, before.line), (after.byte, after.line)));
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn reads_what_the_csv_crate_reads(
+            bytes in proptest::collection::vec(prop_oneof![
+                4 => Just(b'a'), 2 => Just(b','), 2 => Just(b'\n'), 1 => Just(b'"'), 1 => Just(b'\r'),
+                1 => Just(b' '), 1 => Just(0xef), 1 => Just(0xbb), 1 => Just(0xbf),
+            ], 0..200),
+            capacity in 1usize..64,
+        ) {
+            prop_assert_eq!(with_csv_rows(&bytes, capacity), with_csv_crate(&bytes, capacity));
+        }
+    }
+
+    #[test]
+    fn plain_quoted_crlf_and_bom_inputs() {
+        for input in [
+            &b"a,b\n1,2\n"[..],
+            b"\xef\xbb\xbfa,b\n1,2",
+            b"a,\"b\nc\",d\n\n\nx,y\r\nz\r\r\n,\n\"\"\n",
+            b"last line without newline",
+            b"",
+            b"\n\n\n",
+        ] {
+            assert_eq!(with_csv_rows(input, 4), with_csv_crate(input, 4));
+            assert_eq!(with_csv_rows(input, 1 << 16), with_csv_crate(input, 1 << 16));
+        }
+    }
+}
