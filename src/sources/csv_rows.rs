@@ -52,7 +52,7 @@ pub struct CsvRows<R> {
     start: usize,
     end: usize,
     eof: bool,
-    core: csv_core::Reader,
+    core: Box<csv_core::Reader>,
     delimiter: u8,
     quote: u8,
     /// Where in `buf` the next quote or `\r` at or after `start` is (`usize::MAX`:
@@ -69,7 +69,7 @@ pub struct CsvRows<R> {
 
 impl<R: Read> CsvRows<R> {
     pub fn new(reader: R, capacity: usize, delimiter: u8, quote: u8) -> Self {
-        let core = csv_core::ReaderBuilder::new().delimiter(delimiter).quote(quote).build();
+        let core = Box::new(csv_core::ReaderBuilder::new().delimiter(delimiter).quote(quote).build());
         let start = Position { byte: 0, line: 1 };
         CsvRows {
             reader,
