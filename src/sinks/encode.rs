@@ -27,6 +27,11 @@ enum Format {
 struct Csv {
     header: bool,
     delimiter: char,
+    /// The bytes that make a field quoted: the delimiter, `"`, `\r`, `\n`.
+    special: [bool; 256],
+    /// Whether integers can be written without a check (the delimiter is no digit
+    /// or minus sign).
+    plain_ints: bool,
     /// The columns, those of the first record.
     columns: Option<Arc<Schema>>,
     quoted: String,
@@ -38,7 +43,19 @@ impl<W: Write> Encoder<W> {
     }
 
     pub fn csv(out: W, header: bool, delimiter: u8) -> Self {
-        let csv = Csv { header, delimiter: char::from(delimiter), columns: None, quoted: String::new() };
+        let mut special = [false; 256];
+        for b in [delimiter, b'"', b'\r', b'\n'] {
+            special[usize::from(b)] = true;
+        }
+        let plain_ints = !(delimiter.is_ascii_digit() || delimiter == b'-');
+        let csv = Csv {
+            header,
+            delimiter: char::from(delimiter),
+            special,
+            plain_ints,
+            columns: None,
+            quoted: String::new(),
+        };
         Encoder { out, text: String::with_capacity(CHUNK + 4096), format: Format::Csv(csv) }
     }
 
@@ -101,10 +118,15 @@ impl Csv {
             }
             let field = text.len();
             match cell {
+                Cell::Value(Value::Int(i)) if self.plain_ints => {
+                    text.push_str(itoa::Buffer::new().format(*i));
+                    continue;
+                }
+                Cell::Value(Value::Str(s)) => text.push_str(s),
                 Cell::Name(n) => text.push_str(n),
                 Cell::Value(v) => v.write_text(text),
             }
-            if text[field..].bytes().any(|b| b == b'"' || b == b'\n' || b == b'\r' || char::from(b) == self.delimiter) {
+            if text.as_bytes()[field..].iter().any(|&b| self.special[usize::from(b)]) {
                 self.quoted.clear();
                 self.quoted.push('"');
                 for c in text[field..].chars() {
@@ -146,7 +168,7 @@ mod tests {
     #[test]
     fn csv_quotes_exactly_as_the_csv_crate_does() {
         let texts = ["plain", "a,b", "say \"hi\"", "two\nlines", "cr\rhere", "", "semi;colon", "ünïcödé"];
-        for delimiter in [b',', b';', b'\t'] {
+        for delimiter in [b',', b';', b'\t', b'3', b'-'] {
             let records: Vec<Record> = texts
                 .iter()
                 .map(|t| Record::from_pairs(vec![("text", Value::str(t)), ("n", Value::Int(-3)), ("x", Value::Null)]))
