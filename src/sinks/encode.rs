@@ -18,7 +18,7 @@ pub struct Encoder<W: Write> {
 
 enum Format {
     Jsonl,
-    Csv(Csv),
+    Csv(Box<Csv>),
 }
 
 /// RFC 4180 as the `csv` crate writes it: a field is quoted when it holds the
@@ -56,7 +56,7 @@ impl<W: Write> Encoder<W> {
             columns: None,
             quoted: String::new(),
         };
-        Encoder { out, text: String::with_capacity(CHUNK + 4096), format: Format::Csv(csv) }
+        Encoder { out, text: String::with_capacity(CHUNK + 4096), format: Format::Csv(Box::new(csv)) }
     }
 
     /// Writes records. CSV columns are those of the first record; later records are
