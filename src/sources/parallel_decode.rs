@@ -188,9 +188,14 @@ impl BlockReader {
 /// a record boundary, just after a newline; 0 when there is none. `csv`: the quote and
 /// delimiter characters (None: JSON lines or text, where every newline ends a record).
 fn record_boundary(bytes: &[u8], csv: Option<(u8, u8)>) -> usize {
+    let last_newline = || memchr::memrchr(b'\n', bytes).map_or(0, |i| i + 1);
     let Some((quote, delimiter)) = csv else {
-        return memchr::memrchr(b'\n', bytes).map_or(0, |i| i + 1);
+        return last_newline();
     };
+    // Without quotes every newline ends a record (the usual case, found in bulk).
+    if memchr::memchr(quote, bytes).is_none() {
+        return last_newline();
+    }
     #[derive(Clone, Copy, PartialEq)]
     enum State {
         FieldStart,
