@@ -9,14 +9,16 @@ depend on timing.
 
     python scripts/flink_w1.py INPUT.csv OUTPUT_DIR
 prints nothing; the result is CSV files (user_id,window_start,window_end,count,bytes)
-under OUTPUT_DIR.
+under OUTPUT_DIR, which is emptied first (Flink's filesystem sink adds files to it).
 """
 
+import shutil
 import sys
 
 from pyflink.table import EnvironmentSettings, TableEnvironment
 
 source, out_dir = sys.argv[1], sys.argv[2]
+shutil.rmtree(out_dir, ignore_errors=True)
 env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
 env.get_config().set("parallelism.default", "1")
 env.execute_sql(f"""
