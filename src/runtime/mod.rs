@@ -203,10 +203,18 @@ impl SourceThread {
     /// Stamps event times, runs the steps the lane runs, and sends records and bad
     /// input in input order: a record whose event time cannot be read becomes bad
     /// input at its place. False when the executor has gone.
-    fn send_in_order(&mut self, batch: Batch, bad: Vec<BadRecord>) -> bool {
+    fn send_in_order(&mut self, mut batch: Batch, bad: Vec<BadRecord>) -> bool {
         let now = chrono::Utc::now().timestamp_millis();
-        let mut good = Vec::with_capacity(batch.len());
-        for mut record in batch {
+        // Stamped in place; only a batch with a record whose time cannot be read is
+        // split around it.
+        let failed_at =
+            batch.iter_mut().position(|record| event_time::assign(record, self.event_time.as_ref(), now).is_err());
+        let Some(first_failure) = failed_at else {
+            return self.send_records(batch) && (bad.is_empty() || self.tx.send(Message::Bad(bad)).is_ok());
+        };
+        let rest = batch.split_off(first_failure);
+        let mut good = batch;
+        for mut record in rest {
             if let Err(error) = event_time::assign(&mut record, self.event_time.as_ref(), now) {
                 let failed = BadRecord { origin: record.origin, raw: record.to_json(), error };
                 if !self.send_records(std::mem::take(&mut good)) || self.tx.send(Message::Bad(vec![failed])).is_err() {

@@ -48,14 +48,8 @@ impl<W: Write> Encoder<W> {
             special[usize::from(b)] = true;
         }
         let plain_ints = !(delimiter.is_ascii_digit() || delimiter == b'-');
-        let csv = Csv {
-            header,
-            delimiter: char::from(delimiter),
-            special,
-            plain_ints,
-            columns: None,
-            quoted: String::new(),
-        };
+        let csv =
+            Csv { header, delimiter: char::from(delimiter), special, plain_ints, columns: None, quoted: String::new() };
         Encoder { out, text: String::with_capacity(CHUNK + 4096), format: Format::Csv(Box::new(csv)) }
     }
 

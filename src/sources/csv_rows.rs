@@ -26,6 +26,16 @@ impl Row {
         Some(&self.data[*self.starts.get(i)?..*self.ends.get(i)?])
     }
 
+    /// Where field i lies in [`Row::bytes`].
+    pub fn range(&self, i: usize) -> Option<std::ops::Range<usize>> {
+        Some(*self.starts.get(i)?..*self.ends.get(i)?)
+    }
+
+    /// The bytes the fields are slices of (validate UTF-8 once for the whole row).
+    pub fn bytes(&self) -> &[u8] {
+        &self.data
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
         (0..self.len()).filter_map(|i| self.get(i))
     }

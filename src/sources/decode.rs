@@ -291,6 +291,10 @@ fn raw_row(row: &Row) -> String {
 
 fn decode_row(row: &Row, schema: &Schema, types: &[Option<ValueType>]) -> Result<Vec<Value>, String> {
     let mut values = Vec::with_capacity(row.len());
+    // One UTF-8 check for the whole row; a field is then a slice of it (the check per
+    // field only when the row is invalid, to name the column, or a field boundary
+    // falls inside a character).
+    let whole = std::str::from_utf8(row.bytes()).ok();
     for (i, field) in row.iter().enumerate() {
         // Declared ints (most numeric columns) straight from the bytes: no UTF-8 pass.
         if types[i] == Some(ValueType::Int) {
@@ -299,8 +303,12 @@ fn decode_row(row: &Row, schema: &Schema, types: &[Option<ValueType>]) -> Result
                 continue;
             }
         }
-        let text =
-            std::str::from_utf8(field).map_err(|_| format!("column `{}` is not valid UTF-8", schema.names()[i]))?;
+        let text = match whole.zip(row.range(i)).and_then(|(w, r)| w.get(r)) {
+            Some(text) => text,
+            None => {
+                std::str::from_utf8(field).map_err(|_| format!("column `{}` is not valid UTF-8", schema.names()[i]))?
+            }
+        };
         let value = match types[i] {
             None => infer(text),
             Some(t) => convert(text, t).map_err(|e| format!("column `{}`: {e}", schema.names()[i]))?,
@@ -421,6 +429,28 @@ mod tests {
         assert_eq!(infer("inf"), Value::str("inf"));
         assert_eq!(infer("1-2"), Value::str("1-2"));
         assert_eq!(infer(""), Value::Null);
+    }
+
+    #[test]
+    fn utf8_is_checked_once_per_row_and_a_bad_column_is_named() {
+        let schema = Schema::from_names(&["a", "b"]);
+        let decode_all = |bytes: &[u8]| {
+            let mut rows = CsvRows::new(bytes, 64, b',', b'"');
+            let mut row = Row::default();
+            let mut out = Vec::new();
+            while rows.read(&mut row).unwrap() {
+                out.push(decode_row(&row, &schema, &[None, None]));
+            }
+            out
+        };
+        // The first row goes through csv_core, later plain ones take the fast path.
+        let decoded = decode_all("é,x\nü,y\n".as_bytes());
+        assert_eq!(decoded[0].as_ref().unwrap(), &vec![Value::str("é"), Value::str("x")]);
+        assert_eq!(decoded[1].as_ref().unwrap(), &vec![Value::str("ü"), Value::str("y")]);
+        let decoded = decode_all(b"h,h\nok,\xff\n\"\xc3\",\"\xa9\"\n");
+        assert!(decoded[1].as_ref().unwrap_err().contains("column `b` is not valid UTF-8"));
+        // Quoted fields back to back make valid UTF-8 as a whole, but not each alone.
+        assert!(decoded[2].as_ref().unwrap_err().contains("column `a` is not valid UTF-8"));
     }
 
     #[test]
