@@ -205,26 +205,30 @@ impl SourceThread {
     /// input at its place. False when the executor has gone.
     fn send_in_order(&mut self, mut batch: Batch, bad: Vec<BadRecord>) -> bool {
         let now = chrono::Utc::now().timestamp_millis();
-        // Stamped in place; only a batch with a record whose time cannot be read is
-        // split around it.
-        let failed_at =
-            batch.iter_mut().position(|record| event_time::assign(record, self.event_time.as_ref(), now).is_err());
-        let Some(first_failure) = failed_at else {
-            return self.send_records(batch) && (bad.is_empty() || self.tx.send(Message::Bad(bad)).is_ok());
-        };
-        let rest = batch.split_off(first_failure);
-        let mut good = batch;
-        for mut record in rest {
-            if let Err(error) = event_time::assign(&mut record, self.event_time.as_ref(), now) {
+        // Stamped in place; only a batch with records whose time cannot be read is
+        // split around them.
+        let mut failures = Vec::new();
+        for (i, record) in batch.iter_mut().enumerate() {
+            if let Err(error) = event_time::assign(record, self.event_time.as_ref(), now) {
+                failures.push((i, error));
+            }
+        }
+        if !failures.is_empty() {
+            let mut failures = failures.into_iter().peekable();
+            let mut good = Vec::with_capacity(batch.len());
+            for (i, record) in batch.into_iter().enumerate() {
+                let Some((_, error)) = failures.next_if(|(at, _)| *at == i) else {
+                    good.push(record);
+                    continue;
+                };
                 let failed = BadRecord { origin: record.origin, raw: record.to_json(), error };
                 if !self.send_records(std::mem::take(&mut good)) || self.tx.send(Message::Bad(vec![failed])).is_err() {
                     return false;
                 }
-                continue;
             }
-            good.push(record);
+            batch = good;
         }
-        self.send_records(good) && (bad.is_empty() || self.tx.send(Message::Bad(bad)).is_ok())
+        self.send_records(batch) && (bad.is_empty() || self.tx.send(Message::Bad(bad)).is_ok())
     }
 
     /// Sends records (after the lane's steps); false when the executor has gone.

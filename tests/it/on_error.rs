@@ -101,3 +101,26 @@ fn sink_policy_collects_short_csv_rows() {
     let errors = std::fs::read_to_string(dir.path().join("errors.jsonl")).unwrap();
     assert!(errors.contains("\"line\":5") && errors.contains("expected 2 fields, found 1"), "{errors}");
 }
+
+#[test]
+fn records_whose_event_time_cannot_be_read_go_to_the_error_sink_in_input_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = "id,ts\n1,2024-01-01T00:00:00Z\n2,yesterday\n3,\n4,2024-01-01T00:00:01Z\n5,2024-01-01T00:00:02Z\n";
+    std::fs::write(dir.path().join("in.csv"), rows).unwrap();
+    let yaml = "on_error: errors\nsources:\n  data:\n    type: file\n    path: in.csv\n    schema: {id: int, ts: string}\n    \
+                event_time: ts\nsinks:\n  out: {type: stdout}\n  errors: {type: file, path: errors.jsonl}\n";
+    let path = write_pipeline(dir.path(), "p.yaml", yaml);
+    let out = flowctl(&["run", &path], None, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let ids: Vec<i64> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [1, 4, 5]);
+    let errors = std::fs::read_to_string(dir.path().join("errors.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = errors.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.iter().map(|l| l["line"].as_i64().unwrap()).collect::<Vec<_>>(), [3, 4]);
+    assert!(lines[0]["error"].as_str().unwrap().contains("`yesterday` is not an RFC 3339 timestamp"), "{errors}");
+    assert!(lines[1]["error"].as_str().unwrap().contains("the value is null"), "{errors}");
+}
