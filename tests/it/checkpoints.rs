@@ -107,9 +107,11 @@ fn interrupt_at_until_done(path: &str, signal: &str, seed: u64, stops: usize, pa
     }
 }
 
+// The interrupted tests read enough rows that their short-lived runs (5-50 ms each) do
+// not finish the input before the number of stops they count on.
 #[test]
 fn kill_9_at_random_moments_then_resume_gives_exactly_the_uninterrupted_output() {
-    let rows = 150_000;
+    let rows = 400_000;
     let expected = reference(rows);
     let (dir, path) = setup(rows);
     let kills = interrupt_until_done(&path, "-KILL", 0x9e37_79b9_7f4a_7c15, 20);
@@ -119,7 +121,7 @@ fn kill_9_at_random_moments_then_resume_gives_exactly_the_uninterrupted_output()
 
 #[test]
 fn kill_9_with_the_parallelism_changing_between_runs_gives_exactly_the_uninterrupted_output() {
-    let rows = 150_000;
+    let rows = 400_000;
     let expected = reference(rows);
     let (dir, path) = setup(rows);
     let kills = interrupt_at_until_done(&path, "-KILL", 0x2545_f491_4f6c_dd1d, 12, &["2", "3", "1"]);
@@ -129,7 +131,7 @@ fn kill_9_with_the_parallelism_changing_between_runs_gives_exactly_the_uninterru
 
 #[test]
 fn kill_9_with_the_file_decoded_on_three_threads_gives_exactly_the_uninterrupted_output() {
-    let rows = 150_000;
+    let rows = 400_000;
     let expected = reference(rows);
     let (dir, _) = setup(rows);
     let yaml = PIPELINE.replace("    path: input.csv\n", "    path: input.csv\n    parallelism: 3\n");
@@ -141,19 +143,21 @@ fn kill_9_with_the_file_decoded_on_three_threads_gives_exactly_the_uninterrupted
 
 #[test]
 fn sigterm_takes_a_final_checkpoint_and_exits_143_then_resumes_exactly() {
-    let rows = 150_000;
+    // Enough input that five more short runs (5-50 ms each) cannot finish it after the
+    // first one's 150 ms.
+    let rows = 600_000;
     let expected = reference(rows);
     let (dir, path) = setup(rows);
     let code = run_and_stop(&path, Duration::from_millis(150), "-TERM");
     assert_eq!(code, 143);
     let stops = interrupt_until_done(&path, "-TERM", 42, 5);
-    assert!(stops >= 5);
+    assert!(stops >= 5, "only {stops} stops");
     assert_eq!(sorted_output(dir.path()), expected);
 }
 
 #[test]
 fn a_corrupt_newest_checkpoint_is_reported_and_the_previous_one_used() {
-    let rows = 150_000;
+    let rows = 300_000;
     let expected = reference(rows);
     let (dir, path) = setup(rows);
     assert_eq!(run_and_stop(&path, Duration::from_millis(300), "-TERM"), 143);
