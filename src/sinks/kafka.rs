@@ -16,7 +16,7 @@
 use super::{Sink, SinkError, MAX_HELD_RECORDS};
 use crate::error::{Error, Result};
 use crate::expr::{self, Expr, Scope};
-use crate::kafka::{self, FlowContext};
+use crate::kafka::{self, FlowContext, Undelivered};
 use crate::record::{Record, Value};
 use crate::spec::DataFormat;
 use crate::steps::key::Key;
@@ -35,6 +35,8 @@ const TXN_TIMEOUT: Duration = Duration::from_secs(60);
 const TXN_ATTEMPTS: u32 = 10;
 /// Rounds of sending again messages the broker did not take (at-least-once).
 const DELIVERY_ATTEMPTS: u32 = 20;
+/// Every this many rounds of sending again, the producer is replaced (`new_producer`).
+const NEW_PRODUCER_EVERY: u32 = 3;
 
 /// The sink's settings, from the spec.
 pub struct KafkaSinkConfig {
@@ -87,6 +89,8 @@ pub struct KafkaSink {
     id: String,
     topic: String,
     producer: BaseProducer<FlowContext>,
+    /// The producer's configuration, to make a new one (see `check_deliveries`).
+    producer_config: rdkafka::ClientConfig,
     key: Option<Expr>,
     partition_by: Option<Expr>,
     partitions: usize,
@@ -128,7 +132,8 @@ impl KafkaSink {
         if config.exactly_once {
             defaults.push(("transactional.id", transactional_id.as_str()));
         }
-        let producer: BaseProducer<FlowContext> = kafka::config(&config.brokers, &defaults, &config.options)
+        let producer_config = kafka::config(&config.brokers, &defaults, &config.options);
+        let producer: BaseProducer<FlowContext> = producer_config
             .create_with_context(FlowContext::new(owner.clone()))
             .map_err(|e| Error::External(format!("{owner}: cannot create a Kafka producer: {e}")))?;
         if let Some(partitions) = config.create_topic {
@@ -139,6 +144,7 @@ impl KafkaSink {
             id: config.id.clone(),
             topic: config.topic.clone(),
             producer,
+            producer_config,
             key,
             partition_by,
             partitions,
@@ -242,11 +248,8 @@ impl KafkaSink {
     /// `DELIVERY_ATTEMPTS` rounds. In a transaction a failed delivery fails the attempt
     /// (the transaction is aborted and sent again as a whole).
     /// True when it sent messages again.
-    fn check_deliveries(&self) -> Result<bool, SinkError> {
-        if let Some((n, why)) = self.producer.context().take_delivery_failures() {
-            return Err(self.failed(format!("{n} record(s) could not be delivered: {why}")));
-        }
-        let retries = self.producer.context().take_retries();
+    fn check_deliveries(&mut self) -> Result<bool, SinkError> {
+        let mut retries = self.undelivered()?;
         let Some(first) = retries.first() else {
             self.resend_rounds.set(0);
             return Ok(false);
@@ -263,16 +266,43 @@ impl KafkaSink {
             first.reason
         );
         std::thread::sleep(Duration::from_millis(250 * u64::from(round)).min(Duration::from_secs(3)));
+        if round % NEW_PRODUCER_EVERY == 0 {
+            retries.extend(self.new_producer()?);
+        }
         for m in &retries {
             self.send_bytes(m.key.as_deref(), &m.payload, Some(m.partition))?;
         }
         Ok(true)
     }
 
+    /// The messages to send again (taken), or the error of a delivery that failed for good.
+    fn undelivered(&self) -> Result<Vec<Undelivered>, SinkError> {
+        if let Some((n, why)) = self.producer.context().take_delivery_failures() {
+            return Err(self.failed(format!("{n} record(s) could not be delivered: {why}")));
+        }
+        Ok(self.producer.context().take_retries())
+    }
+
+    /// Replaces the producer with a new one (a new producer id). A broker that lost the
+    /// idempotent producer's state in a restart (tansu does) refuses the old id's
+    /// messages for good; a new producer's are taken. Returns what the old one still
+    /// held, to be sent again.
+    fn new_producer(&mut self) -> Result<Vec<Undelivered>, SinkError> {
+        tracing::warn!("{}: the broker keeps refusing deliveries; reconnecting with a new producer", self.owner());
+        let producer: BaseProducer<FlowContext> = self
+            .producer_config
+            .create_with_context(FlowContext::new(self.owner()))
+            .map_err(|e| self.failed(format!("cannot create a Kafka producer: {e}")))?;
+        let old = std::mem::replace(&mut self.producer, producer);
+        old.purge(rdkafka::producer::PurgeConfig::default().queue().inflight());
+        old.poll(Duration::ZERO);
+        Ok(old.context().take_retries())
+    }
+
     /// Waits until every message sent has been acknowledged (or has failed; a broker
     /// that is away is waited for up to `message.timeout.ms`, failed messages are sent
     /// again).
-    fn flush(&self) -> Result<(), SinkError> {
+    fn flush(&mut self) -> Result<(), SinkError> {
         loop {
             self.flush_once()?;
             // Serve the delivery reports of what was flushed (failures among them).
@@ -372,7 +402,16 @@ impl KafkaSink {
             .ok_or_else(|| TxnError::Sink(self.failed("the marker consumer has no group".into())))?;
         self.producer.send_offsets_to_transaction(&marker, &group, TXN_TIMEOUT)?;
         self.producer.commit_transaction(TXN_TIMEOUT)?;
-        self.check_deliveries().map(|_| ()).map_err(TxnError::Delivery)
+        // In a transaction a message not delivered fails the attempt.
+        let undelivered = self.undelivered().map_err(TxnError::Delivery)?;
+        match undelivered.first() {
+            None => Ok(()),
+            Some(first) => Err(TxnError::Delivery(self.failed(format!(
+                "{} record(s) could not be delivered: {}",
+                undelivered.len(),
+                first.reason
+            )))),
+        }
     }
 
     /// After a restart: the checkpoint's epoch is sent again unless its marker shows
