@@ -86,10 +86,11 @@ impl<W: Write> Encoder<W> {
 
 impl Csv {
     fn write(&mut self, record: &Record, text: &mut String) {
-        let columns = match &self.columns {
-            Some(c) => c.clone(),
+        // Taken out while the line is written (no reference count change per record).
+        let columns = match self.columns.take() {
+            Some(c) => c,
             None => {
-                let c = self.columns.insert(record.schema().clone()).clone();
+                let c = record.schema().clone();
                 if self.header {
                     self.line(c.names().iter().map(|n| Cell::Name(n)), text);
                 }
@@ -102,6 +103,7 @@ impl Csv {
             let by_name = columns.names().iter().map(|name| Cell::Value(record.get(name).unwrap_or(&Value::Null)));
             self.line(by_name, text);
         }
+        self.columns = Some(columns);
     }
 
     fn line<'a>(&mut self, cells: impl Iterator<Item = Cell<'a>>, text: &mut String) {

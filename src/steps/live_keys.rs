@@ -63,8 +63,7 @@ impl LiveKeys {
 
     /// The key holds one window less (it stays live until `release_if_unused`).
     pub fn closed(&mut self, slot: Slot) {
-        let entry = &mut self.slots[slot as usize];
-        entry.open = entry.open.saturating_sub(1);
+        self.slots[slot as usize].open -= 1;
     }
 
     /// Forgets the key if it holds no window; gives its id when it did.
