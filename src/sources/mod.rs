@@ -8,6 +8,7 @@ mod file;
 mod kafka;
 pub mod memory;
 mod nexmark;
+mod nexmark_generator;
 mod parallel_decode;
 mod stream;
 mod synthetic;

@@ -1,5 +1,5 @@
 //! The `nexmark` source: the Nexmark benchmark's person, auction and bid events
-//! (1 : 3 : 46), from the `nexmark` crate, a port of the Beam/Flink generator: every
+//! (1 : 3 : 46), from `nexmark_generator` (a port of the Beam/Flink generator): every
 //! event is a pure function of its number, so the stream is deterministic and any
 //! position can be resumed. Event time (`date_time`) is spaced as at `rate` events per
 //! second (10 000 by default, as in Nexmark) from a fixed base time; `rate` also paces
@@ -12,13 +12,11 @@
 //!   seller, category, extra`
 //! - bid: `auction, bidder, price, channel, url, date_time, extra`
 
+use super::nexmark_generator::{EventKind, NexmarkGenerator};
 use super::synthetic::Synthetic;
 use super::{BadRecord, Source};
 use crate::error::Result;
 use crate::record::{Batch, Origin, Record, Schema, Value};
-use nexmark::config::NexmarkConfig;
-use nexmark::event::Event;
-use nexmark::EventGenerator;
 use std::sync::Arc;
 
 /// Event time of event 0: 2024-01-01T00:00:00Z (fixed, so runs repeat exactly).
@@ -28,8 +26,7 @@ pub const BASE_TIME_MS: u64 = 1_704_067_200_000;
 const DEFAULT_RATE: u64 = 10_000;
 
 pub struct NexmarkSource {
-    config: NexmarkConfig,
-    generator: EventGenerator,
+    generator: NexmarkGenerator,
     synthetic: Synthetic,
     layouts: Layouts,
 }
@@ -45,17 +42,9 @@ struct Layouts {
 impl NexmarkSource {
     /// `seed` shifts the event ids (0: the standard Nexmark stream).
     pub fn new(events: Option<u64>, rate: Option<u64>, seed: u64, origin: Origin) -> NexmarkSource {
-        let per_second = rate.unwrap_or(DEFAULT_RATE).max(1) as usize;
-        let config = NexmarkConfig {
-            base_time: BASE_TIME_MS,
-            first_rate: per_second,
-            next_rate: per_second,
-            first_event_id: (seed as usize).saturating_mul(1_000_000_000),
-            ..NexmarkConfig::default()
-        };
+        let first_event_id = (seed as usize).saturating_mul(1_000_000_000);
         NexmarkSource {
-            generator: EventGenerator::new(config.clone()),
-            config,
+            generator: NexmarkGenerator::new(BASE_TIME_MS, rate.unwrap_or(DEFAULT_RATE), first_event_id),
             synthetic: Synthetic::new(events, rate, origin),
             layouts: Layouts {
                 person: Schema::from_names(&[
@@ -99,65 +88,29 @@ impl NexmarkSource {
 }
 
 impl Layouts {
-    fn record(&self, event: Event) -> Record {
-        let int = |v: usize| Value::Int(v as i64);
-        let time = |ms: u64| Value::Timestamp(ms as i64);
-        let text = |s: String| Value::Str(crate::record::Str::from(s));
-        match event {
-            Event::Person(p) => Record::new(
-                self.person.clone(),
-                vec![
-                    self.types[0].clone(),
-                    int(p.id),
-                    text(p.name),
-                    text(p.email_address),
-                    text(p.credit_card),
-                    text(p.city),
-                    text(p.state),
-                    time(p.date_time),
-                    text(p.extra),
-                ],
-            ),
-            Event::Auction(a) => Record::new(
-                self.auction.clone(),
-                vec![
-                    self.types[1].clone(),
-                    int(a.id),
-                    text(a.item_name),
-                    text(a.description),
-                    int(a.initial_bid),
-                    int(a.reserve),
-                    time(a.date_time),
-                    time(a.expires),
-                    int(a.seller),
-                    int(a.category),
-                    text(a.extra),
-                ],
-            ),
-            Event::Bid(b) => Record::new(
-                self.bid.clone(),
-                vec![
-                    self.types[2].clone(),
-                    int(b.auction),
-                    int(b.bidder),
-                    int(b.price),
-                    text(b.channel),
-                    text(b.url),
-                    time(b.date_time),
-                    text(b.extra),
-                ],
-            ),
+    /// Event `n` as a record of its type's layout.
+    fn record(&self, generator: &mut NexmarkGenerator, n: u64) -> Record {
+        let kind = generator.kind(n);
+        let (schema, index) = match kind {
+            EventKind::Person => (&self.person, 0),
+            EventKind::Auction => (&self.auction, 1),
+            EventKind::Bid => (&self.bid, 2),
+        };
+        let mut values = Vec::with_capacity(schema.len());
+        values.push(self.types[index].clone());
+        match kind {
+            EventKind::Person => generator.person(n, &mut values),
+            EventKind::Auction => generator.auction(n, &mut values),
+            EventKind::Bid => generator.bid(n, &mut values),
         }
+        Record::new(schema.clone(), values)
     }
 }
 
 impl Source for NexmarkSource {
     fn read_batch(&mut self, max: usize, out: &mut Batch, _bad: &mut Vec<BadRecord>) -> Result<bool> {
         let (generator, layouts) = (&mut self.generator, &self.layouts);
-        Ok(self.synthetic.fill(max, out, |_| match generator.next() {
-            Some(event) => layouts.record(event),
-            None => unreachable!("the Nexmark generator is endless"),
-        }))
+        Ok(self.synthetic.fill(max, out, |n| layouts.record(generator, n)))
     }
 
     fn files(&self) -> Vec<Arc<str>> {
@@ -174,7 +127,6 @@ impl Source for NexmarkSource {
 
     fn seek(&mut self, position: &Origin) -> Result<()> {
         self.synthetic.next = position.offset;
-        self.generator = EventGenerator::new(self.config.clone()).with_offset(position.offset);
         Ok(())
     }
 }
