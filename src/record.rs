@@ -184,17 +184,34 @@ fn write_json_object<'a>(fields: impl Iterator<Item = (&'a str, &'a Value)>, out
 
 /// The field names of a record shape. Shared (`Arc`) by all records of that shape, so
 /// compiled expressions can resolve a field to an index once and check the shape by
-/// pointer.
-#[derive(Debug, PartialEq, Eq)]
+/// pointer, or by `id` where they met the shape at run time.
+#[derive(Debug)]
 pub struct Schema {
     names: Vec<Arc<str>>,
     index: ahash::HashMap<Arc<str>, usize>,
+    id: u64,
 }
+
+impl PartialEq for Schema {
+    fn eq(&self, other: &Schema) -> bool {
+        self.names == other.names
+    }
+}
+
+impl Eq for Schema {}
 
 impl Schema {
     pub fn new(names: Vec<Arc<str>>) -> Arc<Schema> {
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let index = names.iter().enumerate().map(|(i, n)| (n.clone(), i)).collect();
-        Arc::new(Schema { names, index })
+        let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Arc::new(Schema { names, index, id })
+    }
+
+    /// A number no other schema of this process has (from 1): a shape's identity that,
+    /// unlike its address, is never reused after the schema is dropped.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     pub fn from_names<S: AsRef<str>>(names: &[S]) -> Arc<Schema> {
@@ -277,6 +294,20 @@ impl Record {
     pub fn with_fields(&self, schema: Arc<Schema>, values: Vec<Value>) -> Record {
         debug_assert_eq!(schema.len(), values.len(), "record values do not match its schema");
         Record { schema, values, event_time: self.event_time, watermark: self.watermark, origin: self.origin }
+    }
+
+    /// Takes the values out, leaving none (give the record new ones with
+    /// [`Record::set_fields`]).
+    pub fn take_values(&mut self) -> Vec<Value> {
+        std::mem::take(&mut self.values)
+    }
+
+    /// Gives the record a new shape and values, keeping its event time, watermark and
+    /// origin.
+    pub fn set_fields(&mut self, schema: Arc<Schema>, values: Vec<Value>) {
+        debug_assert_eq!(schema.len(), values.len(), "record values do not match its schema");
+        self.schema = schema;
+        self.values = values;
     }
 
     pub fn schema(&self) -> &Arc<Schema> {

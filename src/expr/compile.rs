@@ -17,7 +17,7 @@ use super::node::{as_bool, list_item, FieldRef, Node, Operand, Step, NULL};
 use super::ops::{and3, arith, cmp_values, concat, negate, or3, sql_eq, ArithOp, CmpOp};
 use super::parse::{did_you_mean, LineIndex};
 use super::{CompileError, EvalError, Scope};
-use crate::record::{Record, Schema, Value};
+use crate::record::{Record, Schema, Str, Value};
 
 pub(crate) struct Compiler<'a> {
     text: &'a str,
@@ -181,7 +181,7 @@ impl<'a> Compiler<'a> {
         let slot = self.scope.schema.as_ref().and_then(|s| s.index_of(name).map(|i| (s.clone(), i)));
         let mut all: Vec<Step> = rest.iter().map(|i| Step::Key(Arc::from(i.value.as_str()))).collect();
         all.append(&mut steps);
-        Node::Field(FieldRef { name: Arc::from(name), slot, steps: all })
+        Node::Field(FieldRef::new(Arc::from(name), slot, all))
     }
 
     /// `root.a['k'][2]`: literal steps on a field stay a borrowed field path; anything
@@ -698,6 +698,17 @@ fn field_vs_int(op: CmpOp, f: FieldRef, k: i64) -> Node {
     }
 }
 
+/// `field = 'text'` and `field <> 'text'`: a string field compared by its bytes, without
+/// the general comparison's dispatch; other value types take the general path.
+fn field_equals_str(negated: bool, f: FieldRef, k: Str) -> Node {
+    let constant = Value::Str(k.clone());
+    let op = if negated { CmpOp::NotEq } else { CmpOp::Eq };
+    Node::Bool(Box::new(move |r| match f.get(r) {
+        Value::Str(x) => Ok(Some((x.as_str() == k.as_str()) != negated)),
+        other => cmp_values(op, other, &constant),
+    }))
+}
+
 /// `v[k]` with a run-time key: ints index lists (1-based), strings read map entries.
 fn subscript<'v>(v: &'v Value, k: &Value) -> Result<&'v Value, EvalError> {
     Ok(match (v, k) {
@@ -716,6 +727,12 @@ fn comparison(op: CmpOp, l: Node, r: Node) -> Node {
     match (l.into_operand(), r.into_operand()) {
         (Operand::Field(f), Operand::Const(Value::Int(k))) => field_vs_int(op, f, k),
         (Operand::Const(Value::Int(k)), Operand::Field(f)) => field_vs_int(op.flip(), f, k),
+        (Operand::Field(f), Operand::Const(Value::Str(k))) if matches!(op, CmpOp::Eq | CmpOp::NotEq) => {
+            field_equals_str(op == CmpOp::NotEq, f, k)
+        }
+        (Operand::Const(Value::Str(k)), Operand::Field(f)) if matches!(op, CmpOp::Eq | CmpOp::NotEq) => {
+            field_equals_str(op == CmpOp::NotEq, f, k)
+        }
         (Operand::Field(f), Operand::Const(c)) => Node::Bool(Box::new(move |r| cmp_values(op, f.get(r), &c))),
         (Operand::Const(c), Operand::Field(f)) => Node::Bool(Box::new(move |r| cmp_values(op, &c, f.get(r)))),
         (a, b) => Node::Bool(Box::new(move |r| a.with(r, |x| b.with(r, |y| cmp_values(op, x, y))))),

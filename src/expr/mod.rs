@@ -130,6 +130,24 @@ impl Expr {
         self.inner.node.eval(record)
     }
 
+    /// For a bare top-level field (`a`, not `a.b` or `a + 1`), where it is in `schema`
+    /// (`Some(None)`: absent, so NULL); None for any other expression.
+    pub fn field_index(&self, schema: &Arc<Schema>) -> Option<Option<usize>> {
+        self.bare_field().map(|f| f.index_in(schema))
+    }
+
+    /// The name of a bare top-level field (see [`Expr::field_index`]).
+    pub fn bare_field_name(&self) -> Option<&str> {
+        self.bare_field().map(|f| &*f.name)
+    }
+
+    fn bare_field(&self) -> Option<&node::FieldRef> {
+        match &self.inner.node {
+            Node::Field(f) if f.steps.is_empty() => Some(f),
+            _ => None,
+        }
+    }
+
     /// Like [`Expr::eval`], but a bare field or a constant is borrowed, not cloned.
     pub fn eval_cow<'r>(&'r self, record: &'r Record) -> Result<std::borrow::Cow<'r, Value>, EvalError> {
         use std::borrow::Cow;

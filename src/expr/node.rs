@@ -1,6 +1,7 @@
 //! The compiled form of an expression: boxed closures over `&Record`, plus the field
 //! accessors and borrowed operands that let hot paths avoid cloning values.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::EvalError;
@@ -40,23 +41,86 @@ pub(crate) fn list_item(items: &[Value], i: i64) -> &Value {
 }
 
 /// A (possibly nested) field reference resolved as far as compile time allows.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct FieldRef {
     pub name: Arc<str>,
     /// Index of `name` in the schema the scope promised; used when the record carries
     /// that very schema (pointer check), otherwise the name is looked up.
     pub slot: Option<(Arc<Schema>, usize)>,
     pub steps: Vec<Step>,
+    /// The last lookup by name: the schema's id and where `name` was in it
+    /// (`ShapeCache::pack`), so records of shapes no scope promised (several event types
+    /// from one source, JSON) are looked up once per change of shape, not per record.
+    pub cache: ShapeCache,
+}
+
+impl Clone for FieldRef {
+    fn clone(&self) -> FieldRef {
+        FieldRef {
+            name: self.name.clone(),
+            slot: self.slot.clone(),
+            steps: self.steps.clone(),
+            cache: ShapeCache::default(),
+        }
+    }
 }
 
 impl FieldRef {
+    pub(crate) fn new(name: Arc<str>, slot: Option<(Arc<Schema>, usize)>, steps: Vec<Step>) -> FieldRef {
+        FieldRef { name, slot, steps, cache: ShapeCache::default() }
+    }
+
     #[inline]
     pub(crate) fn get<'r>(&self, r: &'r Record) -> &'r Value {
-        let top = match &self.slot {
-            Some((schema, i)) if Arc::ptr_eq(r.schema(), schema) => r.values().get(*i).unwrap_or(&NULL),
-            _ => r.get(&self.name).unwrap_or(&NULL),
-        };
+        let top = self.index_in(r.schema()).and_then(|i| r.values().get(i)).unwrap_or(&NULL);
         self.steps.iter().fold(top, |v, s| s.apply(v))
+    }
+
+    /// Where the top-level field is in `schema` (None: it has no such field).
+    #[inline]
+    pub(crate) fn index_in(&self, schema: &Arc<Schema>) -> Option<usize> {
+        match &self.slot {
+            Some((promised, i)) if Arc::ptr_eq(schema, promised) => Some(*i),
+            _ => self.cache.get(schema.id()).unwrap_or_else(|| {
+                let index = schema.index_of(&self.name);
+                self.cache.set(schema.id(), index);
+                index
+            }),
+        }
+    }
+}
+
+/// One remembered (schema id, field index or absent) pair in a single atomic word, so
+/// compiled expressions stay `Sync` and a stale read is impossible: the id and the
+/// index are read together. Schema ids up to 2^48 and indexes below 2^16 - 1 fit;
+/// others are simply not remembered.
+#[derive(Debug, Default)]
+pub(crate) struct ShapeCache(AtomicU64);
+
+/// The low 16 bits saying "the schema has no such field".
+const ABSENT: u64 = 0xffff;
+
+impl ShapeCache {
+    fn get(&self, schema_id: u64) -> Option<Option<usize>> {
+        let packed = self.0.load(Ordering::Relaxed);
+        if packed >> 16 != schema_id {
+            return None;
+        }
+        Some(match packed & 0xffff {
+            ABSENT => None,
+            index => Some(index as usize),
+        })
+    }
+
+    fn set(&self, schema_id: u64, index: Option<usize>) {
+        let low = match index {
+            None => ABSENT,
+            Some(i) if (i as u64) < ABSENT => i as u64,
+            Some(_) => return,
+        };
+        if schema_id < 1 << 48 {
+            self.0.store(schema_id << 16 | low, Ordering::Relaxed);
+        }
     }
 }
 

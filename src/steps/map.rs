@@ -2,30 +2,59 @@
 
 use super::{Operator, StepError};
 use crate::expr::Expr;
-use crate::record::{Batch, Record, Schema};
+use crate::record::{Batch, Record, Schema, Value};
 use std::sync::Arc;
 
 pub struct Map {
     schema: Arc<Schema>,
     exprs: Vec<Expr>,
+    /// Which expressions are bare fields named by no other: their values are moved
+    /// from the input record, not cloned.
+    moved: Vec<bool>,
+    /// The last input record's value vector, emptied: the next output's values.
+    spare: Vec<Value>,
 }
 
 impl Map {
     pub fn new(schema: Arc<Schema>, exprs: Vec<Expr>) -> Map {
-        Map { schema, exprs }
+        let names: Vec<Option<&str>> = exprs.iter().map(Expr::bare_field_name).collect();
+        let moved = names.iter().map(|n| n.is_some() && names.iter().filter(|m| *m == n).count() == 1).collect();
+        Map { schema, exprs, moved, spare: Vec::new() }
     }
 }
 
 impl Operator for Map {
-    fn process(&mut self, record: Record, out: &mut Batch) -> Result<(), StepError> {
-        let mut values = Vec::with_capacity(self.exprs.len());
-        for e in &self.exprs {
+    fn process(&mut self, mut record: Record, out: &mut Batch) -> Result<(), StepError> {
+        let mut values = std::mem::take(&mut self.spare);
+        values.reserve(self.exprs.len());
+        // Computed fields first, while the input record is whole.
+        for (e, &moved) in self.exprs.iter().zip(&self.moved) {
+            if moved {
+                values.push(Value::Null);
+                continue;
+            }
             match e.eval(&record) {
                 Ok(v) => values.push(v),
-                Err(error) => return Err(StepError { error, record }),
+                Err(error) => {
+                    self.spare = values;
+                    self.spare.clear();
+                    return Err(StepError { error, record });
+                }
             }
         }
-        out.push(record.with_fields(self.schema.clone(), values));
+        let mut input = record.take_values();
+        for ((e, &moved), value) in self.exprs.iter().zip(&self.moved).zip(values.iter_mut()) {
+            if !moved {
+                continue;
+            }
+            if let Some(Some(i)) = e.field_index(record.schema()) {
+                *value = std::mem::take(&mut input[i]);
+            }
+        }
+        record.set_fields(self.schema.clone(), values);
+        out.push(record);
+        input.clear();
+        self.spare = input;
         Ok(())
     }
 }
