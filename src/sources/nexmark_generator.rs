@@ -210,19 +210,41 @@ impl NexmarkGenerator {
         let length = wanted - delta + if delta == 0 { 0 } else { rng.gen_range(0..2 * delta) };
         self.scratch.clear();
         self.scratch.resize(length, 0);
-        for chunk in self.scratch.chunks_mut(LETTERS_PER_DRAW) {
-            // The leading base-26 digits of a random fraction bits / 2^64: each
-            // multiplication by 26 shifts the next digit into the high word.
-            let mut bits = rng.next_u64();
-            for letter in chunk {
-                let shifted = bits as u128 * 26;
-                *letter = b'a' + (shifted >> 64) as u8;
-                bits = shifted as u64;
-            }
+        let mut chunks = self.scratch.chunks_exact_mut(LETTERS_PER_DRAW);
+        for chunk in &mut chunks {
+            chunk.copy_from_slice(&letters(rng.next_u64()));
+        }
+        let rest = chunks.into_remainder();
+        if !rest.is_empty() {
+            rest.copy_from_slice(&letters(rng.next_u64())[..rest.len()]);
         }
         Str::new(std::str::from_utf8(&self.scratch).expect("letters are ASCII"))
     }
 }
+
+/// Eight letters from 64 random bits: the leading base-26 digits of the fraction
+/// bits / 2^64, two at a time (each multiplication by 26^2 shifts the next pair into the
+/// high word).
+fn letters(mut bits: u64) -> [u8; LETTERS_PER_DRAW] {
+    let mut out = [0; LETTERS_PER_DRAW];
+    for pair in out.chunks_exact_mut(2) {
+        let shifted = bits as u128 * 676;
+        pair.copy_from_slice(&LETTER_PAIRS[(shifted >> 64) as usize]);
+        bits = shifted as u64;
+    }
+    out
+}
+
+/// The 26^2 pairs of lowercase letters, in order.
+const LETTER_PAIRS: [[u8; 2]; 676] = {
+    let mut pairs = [[0; 2]; 676];
+    let mut i = 0;
+    while i < 676 {
+        pairs[i] = [b'a' + (i / 26) as u8, b'a' + (i % 26) as u8];
+        i += 1;
+    }
+    pairs
+};
 
 /// One of `items`, drawn as the crate's `choose` draws it.
 fn pick<T: Copy>(rng: &mut SmallRng, items: &[T]) -> T {
