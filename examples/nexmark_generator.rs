@@ -1,5 +1,6 @@
-//! The Nexmark generator alone (the `nexmark` crate flowctl's source wraps): events per
-//! second with nothing else, the ceiling for the Nexmark queries in `scripts/bench`.
+//! The `nexmark` crate's generator alone (the Rust port of Beam's that flowctl's own
+//! generator draws the same events as): events per second with nothing else, the
+//! baseline for the Nexmark queries in `scripts/bench`.
 //!
 //!   nexmark_generator N    generates N events, prints how many were bids
 
