@@ -34,6 +34,9 @@ struct Csv {
     plain_ints: bool,
     /// The columns, those of the first record.
     columns: Option<Arc<Schema>>,
+    /// The id of the last other schema found to have exactly these columns (records of
+    /// parallel instances carry equal schemas of their own).
+    same_columns: u64,
     quoted: String,
 }
 
@@ -48,8 +51,15 @@ impl<W: Write> Encoder<W> {
             special[usize::from(b)] = true;
         }
         let plain_ints = !(delimiter.is_ascii_digit() || delimiter == b'-');
-        let csv =
-            Csv { header, delimiter: char::from(delimiter), special, plain_ints, columns: None, quoted: String::new() };
+        let csv = Csv {
+            header,
+            delimiter: char::from(delimiter),
+            special,
+            plain_ints,
+            columns: None,
+            same_columns: 0,
+            quoted: String::new(),
+        };
         Encoder { out, text: String::with_capacity(CHUNK + 4096), format: Format::Csv(Box::new(csv)) }
     }
 
@@ -97,7 +107,14 @@ impl Csv {
                 c
             }
         };
-        if Arc::ptr_eq(&columns, record.schema()) {
+        let shape = record.schema();
+        let same = Arc::ptr_eq(&columns, shape)
+            || shape.id() == self.same_columns
+            || (columns.names() == shape.names() && {
+                self.same_columns = shape.id();
+                true
+            });
+        if same {
             self.line(record.values().iter().map(Cell::Value), text);
         } else {
             let by_name = columns.names().iter().map(|name| Cell::Value(record.get(name).unwrap_or(&Value::Null)));
@@ -179,6 +196,19 @@ mod tests {
             let expected = String::from_utf8(expected.into_inner().unwrap()).unwrap();
             assert_eq!(csv_of(&records, delimiter), expected);
         }
+    }
+
+    #[test]
+    fn csv_columns_are_the_first_records_whatever_shape_the_others_have() {
+        let pairs = |a: i64, b: i64| vec![("a", Value::Int(a)), ("b", Value::Int(b))];
+        let records = [
+            Record::from_pairs(pairs(1, 2)),
+            Record::from_pairs(pairs(3, 4)),
+            Record::from_pairs(vec![("b", Value::Int(6)), ("a", Value::Int(5))]),
+            Record::from_pairs(pairs(7, 8)),
+            Record::from_pairs(vec![("a", Value::Int(9))]),
+        ];
+        assert_eq!(csv_of(&records, b','), "a,b\n1,2\n3,4\n5,6\n7,8\n9,\n");
     }
 
     #[test]
