@@ -90,19 +90,15 @@ impl NexmarkSource {
 impl Layouts {
     /// Event `n` as a record of its type's layout.
     fn record(&self, generator: &mut NexmarkGenerator, n: u64) -> Record {
-        let kind = generator.kind(n);
-        let (schema, index) = match kind {
-            EventKind::Person => (&self.person, 0),
-            EventKind::Auction => (&self.auction, 1),
-            EventKind::Bid => (&self.bid, 2),
+        type Make = fn(&mut NexmarkGenerator, u64, &mut Vec<Value>);
+        let (schema, event_type, make): (&Arc<Schema>, &Value, Make) = match generator.kind(n) {
+            EventKind::Person => (&self.person, &self.types[0], NexmarkGenerator::person),
+            EventKind::Auction => (&self.auction, &self.types[1], NexmarkGenerator::auction),
+            EventKind::Bid => (&self.bid, &self.types[2], NexmarkGenerator::bid),
         };
         let mut values = Vec::with_capacity(schema.len());
-        values.push(self.types[index].clone());
-        match kind {
-            EventKind::Person => generator.person(n, &mut values),
-            EventKind::Auction => generator.auction(n, &mut values),
-            EventKind::Bid => generator.bid(n, &mut values),
-        }
+        values.push(event_type.clone());
+        make(generator, n, &mut values);
         Record::new(schema.clone(), values)
     }
 }
