@@ -302,6 +302,21 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
             let lane = s.lane();
             let saved =
                 resume.as_ref().and_then(|c| c.sources.iter().find(|s| s.id == source.id.value && s.lane == lane));
+            if saved.is_none() && s.fixed_lanes() {
+                let taken: Vec<String> = resume
+                    .iter()
+                    .flat_map(|c| c.sources.iter().filter(|s| s.id == source.id.value))
+                    .map(|s| format!("`{}`", s.lane.as_deref().unwrap_or("(one lane)")))
+                    .collect();
+                if !taken.is_empty() {
+                    return Err(Error::Usage(format!(
+                        "source `{}`: the checkpoint holds positions for lanes {} but this run reads lane `{}`: the source's `parallelism` changed since the checkpoint\n  = help: run with the parallelism the checkpoint was taken at, or --fresh to start over",
+                        source.id.value,
+                        taken.join(", "),
+                        lane.as_deref().unwrap_or("(one lane)")
+                    )));
+                }
+            }
             let mut at = None;
             if let Some(position) = saved.and_then(|s| s.position.as_ref()) {
                 if s.replayable() {

@@ -31,10 +31,10 @@ pub fn unsupported(plan: &Plan) -> Diagnostics {
             (Some(p), SourceKind::File { follow, .. }) if follow.value && p.value > 1 => {
                 refuse(p.span, "`parallelism` on a followed file (it is read by one thread)".into())
             }
-            (Some(_), SourceKind::File { .. }) | (None, _) => {}
+            (Some(_), SourceKind::File { .. } | SourceKind::Nexmark { .. }) | (None, _) => {}
             (Some(p), _) => refuse(
                 p.span,
-                "`parallelism` on this source (file sources decode in parallel; Kafka reads each partition on its own thread)"
+                "`parallelism` on this source (file sources decode in parallel, nexmark generates on lanes; Kafka reads each partition on its own thread)"
                     .into(),
             ),
         }

@@ -69,13 +69,22 @@ pub trait Source: Send {
         None
     }
 
+    /// Whether the source's lanes follow from its settings (a `nexmark` source's
+    /// `parallelism`), so that a checkpoint without this lane's position was taken
+    /// with other settings and cannot be resumed from; Kafka's lanes follow the topic,
+    /// where a new partition is simply read from its start.
+    fn fixed_lanes(&self) -> bool {
+        false
+    }
+
     /// What to call after a checkpoint with this lane's position is written.
     fn committer(&self) -> Option<Committer> {
         None
     }
 }
 
-/// Opens a source as its lanes: one for most sources, one per partition for Kafka.
+/// Opens a source as its lanes: one for most sources, one per partition for Kafka,
+/// `parallelism` for Nexmark.
 /// `index` is the source's position in the pipeline (for origins); `schema` is the
 /// record layout known at validation, reused for speed.
 pub fn build(
@@ -86,6 +95,15 @@ pub fn build(
 ) -> Result<Vec<Box<dyn Source>>> {
     if let SourceKind::Kafka { .. } = &source.kind {
         return kafka::open(spec, source, index);
+    }
+    if let SourceKind::Nexmark { events, rate, seed } = &source.kind {
+        let origin = Origin { source: index as u32, ..Origin::default() };
+        let lanes = source.parallelism.as_ref().map_or(1, |p| p.value);
+        return Ok((0..lanes)
+            .map(|lane| -> Box<dyn Source> {
+                Box::new(nexmark::NexmarkSource::new(*events, *rate, *seed, origin, (lane, lanes)))
+            })
+            .collect());
     }
     build_one(spec, source, index, schema).map(|s| vec![s])
 }
@@ -118,10 +136,9 @@ fn build_one(
         SourceKind::Datagen { fields, rate, count, seed } => {
             Ok(Box::new(datagen::DatagenSource::new(fields, *rate, *count, *seed, origin, &source.id.value)?))
         }
-        SourceKind::Nexmark { events, rate, seed } => {
-            Ok(Box::new(nexmark::NexmarkSource::new(*events, *rate, *seed, origin)))
+        SourceKind::Kafka { .. } | SourceKind::Nexmark { .. } => {
+            Err(Error::Internal("kafka and nexmark sources open as lanes".into()))
         }
-        SourceKind::Kafka { .. } => Err(Error::Internal("kafka sources open as lanes".into())),
     }
 }
 

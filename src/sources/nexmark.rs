@@ -26,6 +26,8 @@ pub const BASE_TIME_MS: u64 = 1_704_067_200_000;
 const DEFAULT_RATE: u64 = 10_000;
 
 pub struct NexmarkSource {
+    /// This lane's number and the number of lanes: lane k makes events k, k + n, k + 2n, ...
+    lane: (u64, u64),
     generator: NexmarkGenerator,
     synthetic: Synthetic,
     layouts: Layouts,
@@ -40,12 +42,18 @@ struct Layouts {
 }
 
 impl NexmarkSource {
-    /// `seed` shifts the event ids (0: the standard Nexmark stream).
-    pub fn new(events: Option<u64>, rate: Option<u64>, seed: u64, origin: Origin) -> NexmarkSource {
+    /// `seed` shifts the event ids (0: the standard Nexmark stream). `lane` is (k, n):
+    /// this source makes every n-th event from event k, its share of `events` and of
+    /// `rate`, so n lanes together make the stream one lane makes, with event times
+    /// advancing alike on every lane.
+    pub fn new(events: Option<u64>, rate: Option<u64>, seed: u64, origin: Origin, lane: (u64, u64)) -> NexmarkSource {
+        let (k, n) = (lane.0, lane.1.max(1));
         let first_event_id = (seed as usize).saturating_mul(1_000_000_000);
+        let share = |total: u64| total / n + u64::from(k < total % n);
         NexmarkSource {
+            lane: (k, n),
             generator: NexmarkGenerator::new(BASE_TIME_MS, rate.unwrap_or(DEFAULT_RATE), first_event_id),
-            synthetic: Synthetic::new(events, rate, origin),
+            synthetic: Synthetic::new(events.map(share), rate.map(|r| share(r).max(1)), origin),
             layouts: Layouts {
                 person: Schema::from_names(&[
                     "event_type",
@@ -105,8 +113,8 @@ impl Layouts {
 
 impl Source for NexmarkSource {
     fn read_batch(&mut self, max: usize, out: &mut Batch, _bad: &mut Vec<BadRecord>) -> Result<bool> {
-        let (generator, layouts) = (&mut self.generator, &self.layouts);
-        Ok(self.synthetic.fill(max, out, |n| layouts.record(generator, n)))
+        let (generator, layouts, (k, n)) = (&mut self.generator, &self.layouts, self.lane);
+        Ok(self.synthetic.fill(max, out, |i| layouts.record(generator, k + i * n)))
     }
 
     fn files(&self) -> Vec<Arc<str>> {
@@ -118,6 +126,15 @@ impl Source for NexmarkSource {
     }
 
     fn replayable(&self) -> bool {
+        true
+    }
+
+    fn lane(&self) -> Option<String> {
+        let (k, n) = self.lane;
+        (n > 1).then(|| format!("{k}/{n}"))
+    }
+
+    fn fixed_lanes(&self) -> bool {
         true
     }
 
@@ -139,15 +156,30 @@ mod tests {
 
     #[test]
     fn the_stream_is_deterministic_resumable_and_in_nexmark_proportions() {
-        let mut a = NexmarkSource::new(Some(100), None, 0, Origin::default());
+        let new = || NexmarkSource::new(Some(100), None, 0, Origin::default(), (0, 1));
+        let mut a = new();
         let first = take(&mut a, 100);
-        let mut b = NexmarkSource::new(Some(100), None, 0, Origin::default());
+        let mut b = new();
         assert_eq!(take(&mut b, 100), first);
-        let mut resumed = NexmarkSource::new(Some(100), None, 0, Origin::default());
+        let mut resumed = new();
         resumed.seek(&Origin { offset: 40, ..Origin::default() }).unwrap();
         assert_eq!(take(&mut resumed, 60), first[40..]);
         let count = |t: &str| first.iter().filter(|r| r.contains(&format!("\"event_type\":\"{t}\""))).count();
         assert_eq!((count("person"), count("auction"), count("bid")), (2, 6, 92));
         assert!(first[0].contains("\"date_time\":\"2024-01-01T00:00:00.000Z\""), "{}", first[0]);
+    }
+
+    #[test]
+    fn lanes_share_the_stream_and_resume_on_their_own() {
+        let lane = |k, n| NexmarkSource::new(Some(100), None, 0, Origin::default(), (k, n));
+        let one = take(&mut lane(0, 1), 100);
+        let lanes: Vec<Vec<String>> = (0..3).map(|k| take(&mut lane(k, 3), 100)).collect();
+        assert_eq!(lanes.iter().map(Vec::len).collect::<Vec<_>>(), [34, 33, 33]);
+        let interleaved: Vec<String> = (0..100).map(|i| lanes[i % 3][i / 3].clone()).collect();
+        assert_eq!(interleaved, one);
+        let mut resumed = lane(1, 3);
+        resumed.seek(&Origin { offset: 10, ..Origin::default() }).unwrap();
+        assert_eq!(take(&mut resumed, 100), lanes[1][10..]);
+        assert_eq!((resumed.lane().as_deref(), lane(0, 1).lane()), (Some("1/3"), None));
     }
 }

@@ -101,7 +101,7 @@ macro_rules! source_fields {
             req("type", Ty::Str, "The kind of source."),
             f("event_time", Ty::AnyOf(&[Ty::Str, Ty::Object(EVENT_TIME)]), "Where the event time comes from: a field name, or {field|expr, format}. Without it the pipeline runs on processing time."),
             f("watermark", Ty::Object(WATERMARK), "Watermark settings."),
-            f("parallelism", Ty::PosInt, "File sources: threads decoding its files (blocks cut on record boundaries, handed on in order: the same records as one thread). Not for followed files or other sources (Kafka reads each partition on its own thread)."),
+            f("parallelism", Ty::PosInt, "File sources: threads decoding its files (blocks cut on record boundaries, handed on in order: the same records as one thread). Nexmark: lanes, each on its own thread making every n-th event (event times advance alike on all; a checkpoint resumes only at the same parallelism). Not for followed files or other sources (Kafka reads each partition on its own thread)."),
             $($extra),*
         ]
     };

@@ -236,6 +236,46 @@ fn an_edited_step_is_refused_unless_state_loss_is_allowed() {
 }
 
 #[test]
+fn nexmark_lanes_resume_each_from_its_own_position_and_only_at_the_same_parallelism() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "name: bids
+sources:
+  events: {type: nexmark, events: 1000, parallelism: 2}
+steps:
+  - filter: event_type = 'bid'
+  - map: {auction: auction, price: price}
+sinks:
+  out: {type: file, path: bids.jsonl}
+checkpoint: {interval: 1s}
+";
+    let path = write_pipeline(dir.path(), "p.yaml", yaml);
+    let first = flowctl(&["run", &path], None, &[]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(first.stderr.contains("1000 in, 920 out"), "{}", first.stderr);
+    let refused = flowctl(&["run", &path, "--set", "sources.events.parallelism=1"], None, &[]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("source `events`: the checkpoint holds positions for lanes `0/2`, `1/2`"),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.stderr.contains("`parallelism` changed since the checkpoint"), "{}", refused.stderr);
+    let more = flowctl(&["run", &path, "--set", "sources.events.events=1500"], None, &[]);
+    assert_eq!(more.code, 0, "{}", more.stderr);
+    assert!(more.stderr.contains("500 in, 460 out"), "each lane continues after its own position: {}", more.stderr);
+    let lines = std::fs::read_to_string(dir.path().join("bids.jsonl")).unwrap();
+    let mut got: Vec<&str> = lines.lines().collect();
+    let fresh = tempfile::tempdir().unwrap();
+    let once = write_pipeline(fresh.path(), "p.yaml", &yaml.replace("events: 1000", "events: 1500"));
+    assert_eq!(flowctl(&["run", &once], None, &[]).code, 0);
+    let expected_text = std::fs::read_to_string(fresh.path().join("bids.jsonl")).unwrap();
+    let mut expected: Vec<&str> = expected_text.lines().collect();
+    got.sort_unstable();
+    expected.sort_unstable();
+    assert_eq!(got, expected, "two runs give what one run of all events gives");
+}
+
+#[test]
 fn a_checkpoint_written_by_format_version_1_still_resumes() {
     let fixture = super::common::root().join("tests/fixtures/checkpoint_v1");
     let dir = tempfile::tempdir().unwrap();

@@ -93,17 +93,15 @@ fn every_example_pipeline_matches_its_expected_output() {
 }
 
 /// The Nexmark queries in pipelines/nexmark/ run on a small stream, give the same
-/// output twice (the generator is deterministic) and what their SQL says.
+/// output twice (the generator is deterministic), the same at parallelism 2 and with
+/// the events generated on 2 lanes, and what their SQL says.
 #[test]
 fn nexmark_queries_run_and_repeat_exactly() {
-    let run = |q: &str, parallelism: &str| {
+    let run = |q: &str, options: &[&str]| {
         let out_dir = tempfile::tempdir().expect("temp dir");
         let path = format!("pipelines/nexmark/{q}.yaml");
-        let out = flowctl(
-            &["run", &path, "--set", "sources.events.events=20000", "--parallelism", parallelism],
-            None,
-            &[("OUT_DIR", &out_dir.path().display().to_string())],
-        );
+        let args = [&["run", path.as_str(), "--set", "sources.events.events=20000"], options].concat();
+        let out = flowctl(&args, None, &[("OUT_DIR", &out_dir.path().display().to_string())]);
         assert_eq!(out.code, 0, "{path}: {}", out.stderr);
         (
             outputs(out_dir.path()),
@@ -111,9 +109,12 @@ fn nexmark_queries_run_and_repeat_exactly() {
         )
     };
     for q in ["q0", "q1", "q2", "q5", "q11", "q14", "q15", "q16", "q17", "q22"] {
-        let (first, counts) = run(q, "1");
-        assert_eq!(run(q, "1").0, first, "{q} repeats");
-        assert_eq!(multiset(&run(q, "2").0), multiset(&first), "{q} at parallelism 2");
+        let (first, counts) = run(q, &["--parallelism", "1"]);
+        assert_eq!(run(q, &["--parallelism", "1"]).0, first, "{q} repeats");
+        assert_eq!(multiset(&run(q, &["--parallelism", "2"]).0), multiset(&first), "{q} at parallelism 2");
+        let (lanes, lane_counts) = run(q, &["--parallelism", "2", "--set", "sources.events.parallelism=2"]);
+        assert_eq!(multiset(&lanes), multiset(&first), "{q} generated on 2 lanes");
+        assert!(lane_counts.contains("20000 in, "), "{q} on 2 lanes: {lane_counts}");
         assert!(counts.contains("20000 in, "), "{q}: {counts}");
         let text: String = first.values().cloned().collect();
         let records: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).expect("json")).collect();
