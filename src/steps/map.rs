@@ -36,8 +36,8 @@ impl Operator for Map {
             match e.eval(&record) {
                 Ok(v) => values.push(v),
                 Err(error) => {
+                    values.clear();
                     self.spare = values;
-                    self.spare.clear();
                     return Err(StepError { error, record });
                 }
             }
