@@ -48,8 +48,9 @@ pub(crate) struct FieldRef {
     /// that very schema (pointer check), otherwise the name is looked up.
     pub slot: Option<(Arc<Schema>, usize)>,
     pub steps: Vec<Step>,
-    /// The last lookup by name: the schema's id and where `name` was in it, so records of shapes no scope promised (several event types
-    /// from one source, JSON) are looked up once per change of shape, not per record.
+    /// The last lookup by name: the schema's id and where `name` was in it, so records
+    /// of shapes no scope promised (several event types from one source, JSON) are
+    /// looked up once per change of shape, not per record.
     pub cache: ShapeCache,
 }
 
