@@ -61,6 +61,9 @@ pub enum Command {
         /// Records per batch (output is the same at any batch size).
         #[arg(long, default_value_t = 1024, hide = true)]
         batch_size: usize,
+        /// Batches each channel between threads holds (output is the same at any capacity).
+        #[arg(long, default_value_t = runtime::RunOptions::default().channel_capacity, hide = true)]
+        channel_capacity: usize,
         /// Ignore existing checkpoints and start over (they are moved aside, not deleted).
         #[arg(long)]
         fresh: bool,
@@ -124,6 +127,7 @@ pub fn run(cli: Cli) -> i32 {
             pipeline,
             quiet,
             batch_size,
+            channel_capacity,
             fresh,
             allow_state_loss,
             set,
@@ -139,6 +143,7 @@ pub fn run(cli: Cli) -> i32 {
             let display = progress::Display::new(progress, quiet);
             let options = runtime::RunOptions {
                 batch_size: batch_size.max(1),
+                channel_capacity: channel_capacity.max(1),
                 resume,
                 progress: display.as_ref().map(progress::Display::callback),
                 metrics_addr,

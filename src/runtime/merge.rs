@@ -27,8 +27,10 @@ pub struct SourceClock {
     pub idle_timeout: Option<Duration>,
 }
 
+/// What a lane sent, in order: its batches are kept whole (records are moved once,
+/// when taken), never empty.
 enum Item {
-    Record(Record),
+    Records(std::vec::IntoIter<Record>),
     Bad(Vec<BadRecord>),
 }
 
@@ -62,18 +64,32 @@ impl Input {
         }
     }
 
-    fn head_time(&self) -> Option<i64> {
+    fn head(&self) -> Option<&Record> {
         match self.buffer.front() {
-            Some(Item::Record(r)) => Some(r.event_time.unwrap_or(NO_WATERMARK)),
+            Some(Item::Records(records)) => records.as_slice().first(),
             _ => None,
         }
+    }
+
+    fn head_time(&self) -> Option<i64> {
+        self.head().map(|r| r.event_time.unwrap_or(NO_WATERMARK))
+    }
+
+    /// Takes the head record out of the buffer.
+    fn pop_record(&mut self) -> Option<Record> {
+        let Some(Item::Records(records)) = self.buffer.front_mut() else { return None };
+        let record = records.next();
+        if records.as_slice().is_empty() {
+            self.buffer.pop_front();
+        }
+        record
     }
 
     /// The stamp of the input the head record belongs to, when it is a further output
     /// of the input taken last.
     fn continued_stamp(&self) -> Option<i64> {
-        match (self.buffer.front(), self.last_input) {
-            (Some(Item::Record(r)), Some((origin, stamp))) if r.origin == origin => Some(stamp),
+        match (self.head(), self.last_input) {
+            (Some(r), Some((origin, stamp))) if r.origin == origin => Some(stamp),
             _ => None,
         }
     }
@@ -208,7 +224,9 @@ impl Merge {
         match message {
             Ok(Message::Batch(batch)) => {
                 input.idle = false;
-                input.buffer.extend(batch.into_iter().map(Item::Record));
+                if !batch.is_empty() {
+                    input.buffer.push_back(Item::Records(batch.into_iter()));
+                }
             }
             Ok(Message::Bad(bad)) => {
                 input.idle = false;
@@ -363,7 +381,11 @@ impl Merge {
                 return Some(Merged::Bad(bad));
             }
         }
-        let mut records = Vec::with_capacity(self.inputs[i].buffer.len().min(self.batch_size));
+        let buffered = match self.inputs[i].buffer.front() {
+            Some(Item::Records(records)) => records.len(),
+            _ => 0,
+        };
+        let mut records = Vec::with_capacity(buffered.min(self.batch_size));
         let (mut failures, mut inputs, mut taken) = (Vec::new(), 0, 0);
         while let Some(ts) = self.inputs[i].head_time() {
             // The outputs of one input are never split between batches.
@@ -371,7 +393,7 @@ impl Merge {
             if continued.is_none() && (taken >= self.batch_size || limit.is_some_and(|l| (ts, i) > l)) {
                 break;
             }
-            let Some(Item::Record(mut record)) = self.inputs[i].buffer.pop_front() else { break };
+            let Some(mut record) = self.inputs[i].pop_record() else { break };
             taken += 1;
             record.watermark = continued.unwrap_or(self.watermark);
             if continued.is_none() {
