@@ -149,7 +149,6 @@ pub fn run(cli: Cli) -> i32 {
                 metrics_addr,
                 memory_limit,
                 parallelism: parallelism.map(|p| p as usize),
-                ..runtime::RunOptions::default()
             };
             run_pipeline(&pipeline, quiet, options, &set, display)
         }
