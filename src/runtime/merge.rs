@@ -64,11 +64,16 @@ impl Input {
         }
     }
 
-    fn head(&self) -> Option<&Record> {
+    /// The records left of the batch at the front of the buffer.
+    fn front_batch(&self) -> Option<&std::vec::IntoIter<Record>> {
         match self.buffer.front() {
-            Some(Item::Records(records)) => records.as_slice().first(),
+            Some(Item::Records(records)) => Some(records),
             _ => None,
         }
+    }
+
+    fn head(&self) -> Option<&Record> {
+        self.front_batch().and_then(|records| records.as_slice().first())
     }
 
     fn head_time(&self) -> Option<i64> {
@@ -381,10 +386,7 @@ impl Merge {
                 return Some(Merged::Bad(bad));
             }
         }
-        let buffered = match self.inputs[i].buffer.front() {
-            Some(Item::Records(records)) => records.len(),
-            _ => 0,
-        };
+        let buffered = self.inputs[i].front_batch().map_or(0, ExactSizeIterator::len);
         let mut records = Vec::with_capacity(buffered.min(self.batch_size));
         let (mut failures, mut inputs, mut taken) = (Vec::new(), 0, 0);
         while let Some(ts) = self.inputs[i].head_time() {
