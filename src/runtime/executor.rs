@@ -446,7 +446,7 @@ impl Executor {
             })
             .collect();
         if let Some(keyed) = &self.keyed {
-            for (i, queued) in keyed.queued().into_iter().enumerate() {
+            for (i, queued) in keyed.queued() {
                 channels.push((format!("steps -> keyed instance {i}"), queued, self.channel_capacity));
             }
         }

@@ -4,6 +4,10 @@
 //! lateness is decided exactly as on one thread) and the steps before the exchange,
 //! evaluates each record's key and sends it to its instance.
 //!
+//! Instance 0 runs on the executor thread itself (`Instances::local`): the records it
+//! owns never cross a thread, and one thread fewer competes for the cores; the others
+//! each have a thread of their own.
+//!
 //! Watermarks, the end of input and checkpoint barriers travel in-band on every
 //! instance's channel, after the records sent before them, so barriers are aligned by
 //! construction: an instance answers a barrier with its state once everything before it
@@ -54,23 +58,37 @@ const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 
 /// The executor's handle on the instances.
 pub struct Instances {
+    /// Instance 0, run by direct calls on the executor's thread, and when it last
+    /// published its counts (None once stopped: it holds sink senders).
+    local: Option<(Box<Executor>, Instant)>,
+    /// Instances 1 to N - 1, each on a thread of its own.
     senders: Vec<Sender<Work>>,
     handles: Vec<Option<JoinHandle<Result<()>>>>,
+    /// Per instance (the local one first).
     stats: Vec<Arc<Mutex<Stats>>>,
     /// Per step: the key expressions of a `key_by` whose output goes to the instances.
     exchanges: Vec<Option<Vec<Expr>>>,
 }
 
 impl Instances {
-    /// Starts one thread per instance executor; `exchanges` gives, per step, the key
-    /// expressions of the `key_by` steps that feed the instances.
+    /// Keeps the first instance executor on this thread and starts one thread for
+    /// each of the others; `exchanges` gives, per step, the key expressions of the
+    /// `key_by` steps that feed the instances.
     pub fn start(
         executors: Vec<Executor>,
         exchanges: Vec<Option<Vec<Expr>>>,
         channel_capacity: usize,
     ) -> Result<Instances> {
-        let mut instances = Instances { senders: Vec::new(), handles: Vec::new(), stats: Vec::new(), exchanges };
-        for (n, exec) in executors.into_iter().enumerate() {
+        let mut executors = executors.into_iter();
+        let local = executors.next().ok_or_else(|| Error::Internal("no keyed instance".into()))?;
+        let mut instances = Instances {
+            local: Some((Box::new(local), Instant::now())),
+            senders: Vec::new(),
+            handles: Vec::new(),
+            stats: vec![Arc::new(Mutex::new(Stats::default()))],
+            exchanges,
+        };
+        for (n, exec) in executors.enumerate().map(|(i, exec)| (i + 1, exec)) {
             let (tx, rx) = bounded(channel_capacity);
             let stats = Arc::new(Mutex::new(Stats::default()));
             let published = stats.clone();
@@ -95,7 +113,7 @@ impl Instances {
     /// whose step reports the error as it would on one thread.
     pub fn route(&mut self, step: usize, batch: Batch) -> Result<()> {
         let Some(Some(exprs)) = self.exchanges.get(step) else { return Ok(()) };
-        let n = self.senders.len();
+        let n = self.count();
         let mut parts: Vec<Batch> = (0..n).map(|_| Vec::with_capacity(batch.len() / n + 1)).collect();
         for record in batch {
             let part = instance_of(exprs, &record, n).unwrap_or(0);
@@ -109,8 +127,13 @@ impl Instances {
         Ok(())
     }
 
+    /// How many instances there are (the local one too).
+    fn count(&self) -> usize {
+        self.senders.len() + 1
+    }
+
     pub fn watermark(&mut self, watermark: i64) -> Result<()> {
-        for i in 0..self.senders.len() {
+        for i in 0..self.count() {
             self.send(i, Work::Watermark(watermark))?;
         }
         Ok(())
@@ -119,7 +142,7 @@ impl Instances {
     /// Ends every instance's steps and waits until they have sent their output.
     pub fn end(&mut self) -> Result<()> {
         let mut replies = Vec::new();
-        for i in 0..self.senders.len() {
+        for i in 0..self.count() {
             let (tx, rx) = bounded(1);
             self.send(i, Work::End(tx))?;
             replies.push(rx);
@@ -133,7 +156,7 @@ impl Instances {
     /// A checkpoint barrier: per instance, every step's state.
     pub fn barrier(&mut self) -> Result<Vec<Vec<serde_json::Value>>> {
         let mut replies = Vec::new();
-        for i in 0..self.senders.len() {
+        for i in 0..self.count() {
             let (tx, rx) = bounded(1);
             self.send(i, Work::Barrier(tx))?;
             replies.push(rx);
@@ -145,9 +168,10 @@ impl Instances {
         Ok(states)
     }
 
-    /// Per instance: the messages queued on its channel (for the channel-fill metric).
-    pub fn queued(&self) -> Vec<usize> {
-        self.senders.iter().map(Sender::len).collect()
+    /// Per instance with a thread (1 to N - 1): the messages queued on its channel
+    /// (for the channel-fill metric).
+    pub fn queued(&self) -> Vec<(usize, usize)> {
+        self.senders.iter().enumerate().map(|(i, s)| (i + 1, s.len())).collect()
     }
 
     /// The counts every instance published last.
@@ -155,12 +179,15 @@ impl Instances {
         self.stats.iter().map(|s| s.lock().map(|s| s.clone()).unwrap_or_default()).collect()
     }
 
-    /// Stops the instances (their channels close) and returns the first error one
-    /// of them stopped with.
+    /// Stops the instances (the local one is dropped, the channels close: none holds
+    /// a sink sender any more) and returns the first error one of them stopped with.
     pub fn stop(&mut self) -> Option<Error> {
+        if let Some((exec, _)) = self.local.take() {
+            publish(&exec, &self.stats[0]);
+        }
         self.senders.clear();
         let mut first = None;
-        for i in 0..self.handles.len() {
+        for i in 1..self.count() {
             if let Some(e) = self.join(i) {
                 first.get_or_insert(e);
             }
@@ -169,7 +196,17 @@ impl Instances {
     }
 
     fn send(&mut self, i: usize, work: Work) -> Result<()> {
-        if self.senders[i].send(work).is_ok() {
+        if i == 0 {
+            let (exec, published) =
+                self.local.as_mut().ok_or_else(|| Error::Internal("keyed instance 0 has stopped".into()))?;
+            handle(exec, work, &self.stats[0])?;
+            if published.elapsed() >= PUBLISH_EVERY {
+                publish(exec, &self.stats[0]);
+                *published = Instant::now();
+            }
+            return Ok(());
+        }
+        if self.senders[i - 1].send(work).is_ok() {
             return Ok(());
         }
         // The instance stopped: its own error says why.
@@ -180,7 +217,8 @@ impl Instances {
         loop {
             match rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(reply) => return Ok(reply),
-                Err(RecvTimeoutError::Timeout) if !self.handles[i].as_ref().is_some_and(|h| h.is_finished()) => {}
+                Err(RecvTimeoutError::Timeout)
+                    if i > 0 && !self.handles[i - 1].as_ref().is_some_and(|h| h.is_finished()) => {}
                 Err(_) => {
                     return Err(self
                         .join(i)
@@ -190,8 +228,9 @@ impl Instances {
         }
     }
 
+    /// Waits for instance `i` (1 to N - 1) to stop; its error, if it failed.
     fn join(&mut self, i: usize) -> Option<Error> {
-        match self.handles[i].take()?.join() {
+        match self.handles.get_mut(i.checked_sub(1)?)?.take()?.join() {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(e),
             Err(_) => Some(Error::Internal(format!("keyed instance {i} panicked"))),
@@ -199,39 +238,48 @@ impl Instances {
     }
 }
 
+/// Publishes an instance's counts.
+fn publish(exec: &Executor, stats: &Mutex<Stats>) {
+    if let Ok(mut s) = stats.lock() {
+        *s = exec.stats();
+    }
+}
+
+/// Runs one piece of work on an instance, publishing its counts before it answers;
+/// Ok(false) when the instance is done (its steps failed at the end of input: the
+/// failure went in the reply).
+fn handle(exec: &mut Executor, work: Work, stats: &Mutex<Stats>) -> Result<bool> {
+    match work {
+        Work::Batch(step, batch) => exec.deliver_from(step, batch)?,
+        Work::Watermark(w) => exec.advance_watermark(w)?,
+        Work::End(reply) => {
+            let outcome = exec.end_steps();
+            publish(exec, stats);
+            let failed = outcome.is_err();
+            let _ = reply.send(outcome);
+            return Ok(!failed);
+        }
+        Work::Barrier(reply) => {
+            publish(exec, stats);
+            let _ = reply.send(Ok(exec.snapshot_states()));
+        }
+    }
+    Ok(true)
+}
+
 /// An instance's thread: runs its steps on what arrives until the channel closes.
 fn work(mut exec: Executor, rx: Receiver<Work>, stats: Arc<Mutex<Stats>>) -> Result<()> {
     let mut published = Instant::now();
-    let publish = |exec: &Executor| {
-        if let Ok(mut s) = stats.lock() {
-            *s = exec.stats();
-        }
-    };
     while let Ok(work) = rx.recv() {
-        match work {
-            Work::Batch(step, batch) => exec.deliver_from(step, batch)?,
-            Work::Watermark(w) => exec.advance_watermark(w)?,
-            Work::End(reply) => {
-                let outcome = exec.end_steps();
-                publish(&exec);
-                let failed = outcome.is_err();
-                // A failure travels in the reply; the thread just stops.
-                let _ = reply.send(outcome);
-                if failed {
-                    return Ok(());
-                }
-            }
-            Work::Barrier(reply) => {
-                publish(&exec);
-                let _ = reply.send(Ok(exec.snapshot_states()));
-            }
+        if !handle(&mut exec, work, &stats)? {
+            return Ok(());
         }
         // Before waiting for more work, and every PUBLISH_EVERY under load.
         if rx.is_empty() || published.elapsed() >= PUBLISH_EVERY {
-            publish(&exec);
+            publish(&exec, &stats);
             published = Instant::now();
         }
     }
-    publish(&exec);
+    publish(&exec, &stats);
     Ok(())
 }
