@@ -69,3 +69,29 @@ fn w1_equals_the_hand_written_reference() {
 fn w1_with_delayed_events_counts_each_as_late() {
     check(20_000, 5);
 }
+
+/// The benchmark's two-thread baselines (examples/w1_reference.rs) compute the same
+/// windows and late count as the single-threaded reference, on data with late events
+/// spread over many of the two-worker version's 1 MiB blocks.
+#[test]
+fn the_two_thread_references_equal_the_single_threaded_one() {
+    let (csv, delayed) = generate(120_000, 5);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input.csv");
+    std::fs::write(&input, &csv).unwrap();
+    assert!(csv.len() > 3 << 20, "spans several blocks");
+    let sorted = |mut lines: Vec<String>| {
+        lines.sort();
+        lines
+    };
+    let mut single = Vec::new();
+    assert_eq!(reference::w1(csv.as_bytes(), |line| single.push(line)), delayed);
+    let single = sorted(single);
+    let mut pipelined = Vec::new();
+    assert_eq!(reference::w1_two_threads(csv.as_bytes(), |line| pipelined.push(line)), delayed);
+    assert_eq!(sorted(pipelined), single);
+    let out = std::sync::Mutex::new(Vec::new());
+    assert_eq!(reference::w1_two_workers(input.to_str().unwrap(), &out), delayed);
+    let text = String::from_utf8(out.into_inner().unwrap()).unwrap();
+    assert_eq!(sorted(text.lines().map(String::from).collect()), single);
+}
