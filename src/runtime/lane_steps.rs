@@ -98,28 +98,39 @@ impl LaneSteps {
             source.fetch_add(batch.len() as u64, Ordering::Release);
         }
         let mut counted = vec![(0u64, 0u64); self.steps.len()];
+        let last = self.steps.len().saturating_sub(1);
         for record in batch {
             let (origin, event_time) = (record.origin, record.event_time);
             let produced = out.len();
-            self.current.clear();
-            self.current.push(record);
+            // The first step reads the record itself, each step writes into `next`
+            // and the last one straight into `out`: a record is moved as few times as
+            // the steps need. Failure markers and outputs of one input stay together.
+            let mut first = Some(record);
             for (k, (_, label, op)) in self.steps.iter_mut().enumerate() {
-                counted[k].0 += self.current.len() as u64;
-                self.next.clear();
-                for r in self.current.drain(..) {
-                    if let Err(e) = op.process(r, &mut self.next) {
+                let to_out = k == last;
+                let before = out.len();
+                let mut failed = 0;
+                for r in first.take().into_iter().chain(self.current.drain(..)) {
+                    counted[k].0 += 1;
+                    let target = if to_out { &mut *out } else { &mut self.next };
+                    if let Err(e) = op.process(r, target) {
                         let values = vec![Value::str(label), e.record.to_map_value(), Value::str(&e.error.message)];
                         out.push(marked(failure_schema(), values, e.record.origin, event_time));
+                        failed += 1;
                     }
                 }
-                counted[k].1 += self.next.len() as u64;
-                std::mem::swap(&mut self.current, &mut self.next);
+                if to_out {
+                    counted[k].1 += (out.len() - before - failed) as u64;
+                } else {
+                    counted[k].1 += self.next.len() as u64;
+                    std::mem::swap(&mut self.current, &mut self.next);
+                }
             }
-            if self.current.is_empty() && out.len() == produced {
+            // Without steps the record passes as it is.
+            out.extend(first);
+            if out.len() == produced {
                 out.push(marked(tick_schema(), Vec::new(), origin, event_time));
             }
-            // Failure markers and outputs of one input: the merge takes them together.
-            out.append(&mut self.current);
         }
         for ((step, _, _), (i, o)) in self.steps.iter().zip(counted) {
             self.counts.step_in[*step].fetch_add(i, Ordering::Release);
