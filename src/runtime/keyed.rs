@@ -187,7 +187,8 @@ impl Instances {
         }
         self.senders.clear();
         let mut first = None;
-        for i in 1..self.count() {
+        // Instances 1 to N - 1, by their threads (with the senders gone, `count()` is 1).
+        for i in 1..=self.handles.len() {
             if let Some(e) = self.join(i) {
                 first.get_or_insert(e);
             }
