@@ -113,6 +113,29 @@ pub fn w1(input: impl BufRead, mut emit: impl FnMut(String)) -> u64 {
 /// instead of 1.1-1.2x (with mimalloc, as flowctl uses, the `String` cost nothing).
 type Kept = (Str, i64, i64, i64);
 
+/// The filter and lateness decisions of the threads that parse: the largest event
+/// time so far (every row read counts) and the late rows.
+struct Judge {
+    max_ts: i64,
+    late: u64,
+}
+
+impl Judge {
+    /// The row as a kept row, or None when it is filtered out or late.
+    fn keep(&mut self, (ts, user, bytes, status): (i64, &str, &str, &str)) -> Option<Kept> {
+        let watermark = watermark(self.max_ts);
+        self.max_ts = self.max_ts.max(ts);
+        if status != "200" {
+            return None;
+        }
+        let Some(start) = window_start(ts, watermark) else {
+            self.late += 1;
+            return None;
+        };
+        Some((Str::new(user), start, bytes.parse().expect("bytes"), watermark))
+    }
+}
+
 /// Adds kept rows to `windows`, firing what their watermarks close first.
 fn add_kept(windows: &mut Windows, rows: Vec<Kept>, emit: &mut impl FnMut(String)) {
     for (user, start, bytes, watermark) in rows {
@@ -134,21 +157,11 @@ pub fn w1_two_threads(input: impl BufRead, mut emit: impl FnMut(String) + Send) 
             }
             windows.fire(i64::MAX, &mut emit);
         });
-        let mut max_ts = i64::MIN;
-        let mut late = 0;
+        let mut judge = Judge { max_ts: i64::MIN, late: 0 };
         let mut rows = Vec::with_capacity(1024);
         for line in input.lines().skip(1) {
             let line = line.expect("readable input");
-            let Some((ts, user, bytes, status)) = fields(&line) else { continue };
-            let watermark = watermark(max_ts);
-            max_ts = max_ts.max(ts);
-            if status != "200" {
-                continue;
-            }
-            match window_start(ts, watermark) {
-                Some(start) => rows.push((Str::new(user), start, bytes.parse().expect("bytes"), watermark)),
-                None => late += 1,
-            }
+            rows.extend(fields(&line).and_then(|row| judge.keep(row)));
             if rows.len() == 1024 {
                 tx.send(std::mem::replace(&mut rows, Vec::with_capacity(1024))).expect("window thread");
             }
@@ -156,7 +169,7 @@ pub fn w1_two_threads(input: impl BufRead, mut emit: impl FnMut(String) + Send) 
         tx.send(rows).expect("window thread");
         // The window thread ends when the channel closes.
         drop(tx);
-        late
+        judge.late
     })
 }
 
@@ -231,26 +244,17 @@ pub fn w1_two_workers(path: &str, out: &Mutex<impl Write + Send>) -> u64 {
             let block = block_text(&file, b, size);
             let rows: Vec<_> = block.lines().filter_map(fields).collect();
             maxima.post(b, rows.iter().map(|r| r.0).max().unwrap_or(i64::MIN));
-            let mut max_ts = maxima.before(b);
+            let mut judge = Judge { max_ts: maxima.before(b), late: 0 };
             let (mut mine, mut theirs) = (Vec::new(), Vec::new());
-            for (ts, user, bytes, status) in rows {
-                let watermark = watermark(max_ts);
-                max_ts = max_ts.max(ts);
-                if status != "200" {
-                    continue;
-                }
-                let Some(start) = window_start(ts, watermark) else {
-                    late += 1;
-                    continue;
-                };
-                let owner = user.bytes().fold(0usize, |h, c| h.wrapping_mul(31).wrapping_add(usize::from(c))) % 2;
-                let row = (Str::new(user), start, bytes.parse().expect("bytes"), watermark);
+            for row in rows.into_iter().filter_map(|row| judge.keep(row)) {
+                let owner = row.0.bytes().fold(0usize, |h, c| h.wrapping_mul(31).wrapping_add(usize::from(c))) % 2;
                 if owner == w {
                     mine.push(row);
                 } else {
                     theirs.push(row);
                 }
             }
+            late += judge.late;
             to_other.send(theirs).expect("other worker");
             // The other worker's rows of the block before this one, then this one's.
             if b > 0 {
