@@ -308,7 +308,10 @@ mod tests {
             ], 0..200),
             capacity in 1usize..64,
         ) {
-            prop_assert_eq!(with_csv_rows(&bytes, capacity), with_csv_crate(&bytes, capacity));
+            // csv-core strips a BOM only when all of it is in its first buffer, and takes a buffer the
+            // BOM empties for the end of input, so the oracle gets at least four bytes; our reader
+            // strips it at any capacity.
+            prop_assert_eq!(with_csv_rows(&bytes, capacity), with_csv_crate(&bytes, capacity.max(4)));
         }
     }
 
@@ -321,9 +324,13 @@ mod tests {
             b"last line without newline",
             b"",
             b"\n\n\n",
+            b"\xef\xbb\xbf",
         ] {
             assert_eq!(with_csv_rows(input, 4), with_csv_crate(input, 4));
             assert_eq!(with_csv_rows(input, 1 << 16), with_csv_crate(input, 1 << 16));
         }
+        // A BOM split across buffer fills is still a BOM.
+        assert_eq!(with_csv_rows(b"\xef\xbb\xbfa", 1), with_csv_crate(b"\xef\xbb\xbfa", 4));
+        assert!(with_csv_rows(b"\xef\xbb\xbf", 1).is_empty());
     }
 }
