@@ -9,6 +9,7 @@ use super::merge::{Merge, Merged};
 use super::{RunSummary, SinkMessage};
 use crate::checkpoint::{Checkpoint, Position, SinkState, SourceState, StepState};
 use crate::error::{Error, Result};
+use crate::expr::Expr;
 use crate::plan::Plan;
 use crate::record::{Batch, Record, Value};
 use crate::sinks::SinkError;
@@ -19,6 +20,9 @@ use crossbeam_channel::Sender;
 use std::thread::JoinHandle;
 
 type SinkThread = JoinHandle<Result<(), SinkError>>;
+
+/// Per step: the key expressions of a `key_by` whose output goes to keyed instances.
+pub(super) type Exchanges = Vec<Option<Vec<Expr>>>;
 
 pub struct Executor {
     operators: Vec<Box<dyn Operator>>,
@@ -57,6 +61,8 @@ pub struct Executor {
     keyed_steps: Vec<bool>,
     /// The head steps the source lanes run, and their counts.
     head: Option<(Vec<usize>, std::sync::Arc<super::lane_steps::LaneCounts>)>,
+    /// The counts the workers of a run split by data publish (`runtime/split.rs`).
+    workers: Vec<std::sync::Arc<std::sync::Mutex<Stats>>>,
 }
 
 /// `memory_limit`: resident memory is read every `MEMORY_CHECK_EVERY` batches.
@@ -166,6 +172,7 @@ impl Executor {
             keyed: None,
             keyed_steps: vec![false; p.spec.steps.len()],
             head: None,
+            workers: Vec::new(),
         })
     }
 
@@ -192,6 +199,22 @@ impl Executor {
         saved: Option<&[StepState]>,
         channel_capacity: usize,
     ) -> Result<()> {
+        let (executors, exchanges) = self.instances(plan, keyed, n, saved)?;
+        self.keyed = Some(Instances::start(executors, exchanges, channel_capacity)?);
+        Ok(())
+    }
+
+    /// Hands the steps marked in `keyed` to `n` instance executors, each running only
+    /// them (this executor keeps the others), restored from `saved` and re-split by
+    /// key. Returns the instances and, per step, the key expressions of the `key_by`
+    /// steps whose output goes to them.
+    pub(super) fn instances(
+        &mut self,
+        plan: &Plan,
+        keyed: Vec<bool>,
+        n: usize,
+        saved: Option<&[StepState]>,
+    ) -> Result<(Vec<Executor>, Exchanges)> {
         let p = &plan.pipeline;
         let is_keyed = |r: &NodeRef| matches!(r, NodeRef::Step(j) if keyed[*j]);
         let mut exchanges = vec![None; p.steps.len()];
@@ -230,14 +253,14 @@ impl Executor {
             }
         }
         self.keyed_steps = keyed;
-        self.keyed = Some(Instances::start(executors, exchanges, channel_capacity)?);
-        Ok(())
+        Ok((executors, exchanges))
     }
 
     /// This executor's own counts, with those of the steps the source lanes run.
     pub(super) fn stats(&self) -> Stats {
         let s = &self.summary;
         let mut stats = Stats {
+            records_in: s.records_in,
             records_out: s.records_out,
             late: s.late,
             late_to_sink: s.late_to_sink,
@@ -261,10 +284,17 @@ impl Executor {
         stats
     }
 
-    /// The counts of the whole run: this executor's and its keyed instances'.
+    /// The counts of the whole run: this executor's and its keyed instances' (or its
+    /// workers').
     fn totals(&self) -> Stats {
         let mut total = self.stats();
-        let Some(keyed) = &self.keyed else { return total };
+        let instances = match &self.keyed {
+            Some(keyed) => keyed.stats(),
+            None if !self.workers.is_empty() => {
+                self.workers.iter().map(|s| s.lock().map(|s| s.clone()).unwrap_or_default()).collect()
+            }
+            None => return total,
+        };
         let add = |a: &mut Option<usize>, b: Option<&Option<usize>>| {
             if let Some(Some(b)) = b {
                 *a = Some(a.unwrap_or(0) + b);
@@ -275,7 +305,8 @@ impl Executor {
             total.state_entries[i] = None;
             total.peak_open_windows[i] = None;
         }
-        for s in keyed.stats() {
+        for s in instances {
+            total.records_in += s.records_in;
             total.records_out += s.records_out;
             total.late += s.late;
             total.late_to_sink += s.late_to_sink;
@@ -284,9 +315,12 @@ impl Executor {
             for (t, v) in total.sinks.iter_mut().zip(&s.sinks) {
                 *t += v;
             }
-            for &i in &steps {
+            // Instances count only the steps they run (a split worker its `key_by` too).
+            for i in 0..total.step_in.len() {
                 total.step_in[i] += s.step_in.get(i).copied().unwrap_or(0);
                 total.step_out[i] += s.step_out.get(i).copied().unwrap_or(0);
+            }
+            for &i in &steps {
                 add(&mut total.state_entries[i], s.state_entries.get(i));
                 add(&mut total.peak_open_windows[i], s.peak_open_windows.get(i));
             }
@@ -342,18 +376,25 @@ impl Executor {
     /// Refreshes the metrics, at most every 100 ms (they are read by scrapes, not per
     /// batch).
     fn update_metrics(&mut self, merge: &Merge) {
+        if self.metrics.is_some() {
+            self.publish(merge.watermark(), &merge.lanes());
+        }
+    }
+
+    /// Refreshes the metrics (at most every 100 ms) from the watermark and, per lane,
+    /// its watermark and the batches queued on its channel.
+    pub(super) fn publish(&mut self, watermark: i64, lanes: &[(Option<i64>, usize)]) {
         use std::sync::atomic::Ordering::Relaxed;
         let Some(m) = &self.metrics else { return };
         if self.metrics_updated.is_some_and(|t| t.elapsed() < std::time::Duration::from_millis(100)) {
             return;
         }
         self.metrics_updated = Some(std::time::Instant::now());
-        let watermark = merge.watermark();
         let t = self.totals();
         if let Ok(mut detail) = m.detail.lock() {
-            *detail = self.detail(merge, &t);
+            *detail = self.detail(lanes, &t);
         }
-        m.records_in.store(self.summary.records_in, Relaxed);
+        m.records_in.store(t.records_in, Relaxed);
         m.records_out.store(t.records_out, Relaxed);
         m.late.store(t.late, Relaxed);
         m.skipped.store(t.skipped, Relaxed);
@@ -383,6 +424,12 @@ impl Executor {
         if limit.batches % MEMORY_CHECK_EVERY != 0 {
             return Ok(());
         }
+        self.check_memory_now()
+    }
+
+    /// The memory limit's check itself (see [`Executor::check_memory`]).
+    pub(super) fn check_memory_now(&self) -> Result<()> {
+        let Some(limit) = &self.memory else { return Ok(()) };
         let (bytes, resident) = (limit.bytes, resident_bytes().unwrap_or(0));
         if resident <= bytes {
             return Ok(());
@@ -402,8 +449,7 @@ impl Executor {
     }
 
     /// Per source, step, sink and channel metrics.
-    fn detail(&self, merge: &Merge, totals: &Stats) -> super::metrics::Detail {
-        let lanes = merge.lanes();
+    fn detail(&self, lanes: &[(Option<i64>, usize)], totals: &Stats) -> super::metrics::Detail {
         let sources = self
             .names
             .sources
@@ -421,6 +467,8 @@ impl Executor {
                 // steps' counts, so never behind them).
                 let read = match &self.head {
                     Some((_, counts)) => counts.sources[i].load(std::sync::atomic::Ordering::Acquire),
+                    // A run split by data has one source, read by its workers.
+                    None if !self.workers.is_empty() => totals.records_in,
                     None => self.counts.sources[i],
                 };
                 (id.clone(), read, watermark)
@@ -464,12 +512,7 @@ impl Executor {
     }
 
     fn tell_progress(&mut self, merge: &Merge, force: bool) {
-        let Some(ProgressReport { report, sizes, last }) = &mut self.progress else { return };
-        if !force && last.elapsed() < std::time::Duration::from_millis(100) {
-            return;
-        }
-        *last = std::time::Instant::now();
-        let total: Option<u64> = sizes.iter().map(|s| s.as_ref().map(|v| v.iter().sum::<u64>())).sum();
+        let Some(ProgressReport { sizes, .. }) = &self.progress else { return };
         let done = merge
             .positions()
             .iter()
@@ -479,13 +522,19 @@ impl Executor {
                 _ => 0,
             })
             .sum();
-        let progress = super::Progress {
-            records_in: self.summary.records_in,
-            bytes_done: done,
-            bytes_total: total,
-            watermark: merge.watermark(),
-        };
-        (report.0)(&progress);
+        let (records_in, watermark) = (self.summary.records_in, merge.watermark());
+        self.report(records_in, done, watermark, force);
+    }
+
+    /// Reports progress (at most every 100 ms unless `force`).
+    pub(super) fn report(&mut self, records_in: u64, bytes_done: u64, watermark: i64, force: bool) {
+        let Some(ProgressReport { report, sizes, last }) = &mut self.progress else { return };
+        if !force && last.elapsed() < std::time::Duration::from_millis(100) {
+            return;
+        }
+        *last = std::time::Instant::now();
+        let bytes_total: Option<u64> = sizes.iter().map(|s| s.as_ref().map(|v| v.iter().sum::<u64>())).sum();
+        (report.0)(&super::Progress { records_in, bytes_done, bytes_total, watermark });
     }
 
     /// Puts saved step states back (by step key) before the first record, into the
@@ -514,6 +563,23 @@ impl Executor {
         self.deliver(&consumers, batch)
     }
 
+    /// Counts `inputs` records read (a split worker reads its own input).
+    pub(super) fn count_read(&mut self, inputs: u64) {
+        self.summary.records_in += inputs;
+    }
+
+    /// Counts `n` records through step `step` (one passing them on unchanged, such as
+    /// the `key_by` a split worker evaluates itself).
+    pub(super) fn count_through(&mut self, step: usize, n: u64) {
+        self.counts.step_in[step] += n;
+        self.counts.step_out[step] += n;
+    }
+
+    /// Takes the counts the workers of a run split by data publish into the totals.
+    pub(super) fn count_workers(&mut self, workers: Vec<std::sync::Arc<std::sync::Mutex<Stats>>>) {
+        self.workers = workers;
+    }
+
     /// At the end of input: the watermark goes to +infinity, then every step (and
     /// every keyed instance) runs `on_end`, in topological order.
     pub(super) fn end_steps(&mut self) -> Result<()> {
@@ -538,7 +604,7 @@ impl Executor {
 
     /// Notices sink threads that ended by themselves (a closed reader, a failure)
     /// when this executor does not write to them itself.
-    fn poll_sinks(&mut self) {
+    pub(super) fn poll_sinks(&mut self) {
         for i in 0..self.threads.len() {
             if self.threads[i].as_ref().is_some_and(|h| h.is_finished()) {
                 if let Some(e) = self.sink_ended(i) {
@@ -764,7 +830,12 @@ impl Executor {
         self.deliver(&consumers, out)
     }
 
-    fn all_closed(&self) -> bool {
+    /// Whether a sink failed (the error is reported when the run finishes).
+    pub(super) fn sink_failed(&self) -> bool {
+        self.sink_failure.is_some()
+    }
+
+    pub(super) fn all_closed(&self) -> bool {
         self.sinks.iter().enumerate().all(|(i, s)| s.is_none() || !self.counted[i])
     }
 
@@ -824,7 +895,7 @@ impl Executor {
         self.sinks[sink] = None;
     }
 
-    fn failure(&mut self, f: RecordFailure) -> Result<()> {
+    pub(super) fn failure(&mut self, f: RecordFailure) -> Result<()> {
         match &self.policy {
             ErrorPolicy::Fail => Err(self.names.fail(&f)),
             ErrorPolicy::Skip => {
@@ -886,6 +957,7 @@ impl Executor {
             }
         }
         let totals = self.totals();
+        self.summary.records_in = totals.records_in;
         self.summary.records_out = totals.records_out;
         self.summary.late = totals.late;
         self.summary.late_to_sink = totals.late_to_sink;

@@ -41,6 +41,7 @@ pub enum Work {
 /// Counts an instance publishes for the run summary, metrics and the memory limit.
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
+    pub records_in: u64,
     pub records_out: u64,
     pub late: u64,
     pub late_to_sink: u64,

@@ -15,6 +15,7 @@ mod keyed;
 mod lane_steps;
 mod merge;
 pub mod metrics;
+mod split;
 pub mod support;
 
 use crate::error::{Error, Result};
@@ -289,6 +290,7 @@ pub struct Io {
 
 /// [`run`], with the spec's sources and sinks replaced when `io` is given.
 pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<RunSummary> {
+    let given = io.is_some();
     let (mut given_sources, mut given_sinks) = match io {
         Some(io) => (Some(io.sources.into_iter()), Some(io.sinks.into_iter())),
         None => (None, None),
@@ -407,6 +409,18 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
             .collect::<Result<Vec<_>>>()?;
         Ok(Some(lane_steps::LaneSteps::new(steps, head_counts.clone())))
     };
+    // A file read by the keyed steps' workers themselves (`split.rs`), when the run
+    // allows it; else the sources' threads feed the merge.
+    let parallelism = parallelism(plan, options);
+    let keyed = if parallelism > 1 { plan.keyed_steps() } else { Err("parallelism 1") };
+    let split_key_by = match &keyed {
+        Ok(keyed) if !given && checkpointing.is_none() && opened.len() == 1 => split::key_by_of(plan, &head, keyed),
+        _ => None,
+    };
+    let feeds = split_key_by.and_then(|_| opened.first().and_then(|s| s.split_into_blocks(parallelism)));
+    if feeds.is_some() {
+        opened.clear();
+    }
     let receivers: Vec<Receiver<Message>> = opened
         .into_iter()
         .zip(&lanes)
@@ -442,7 +456,7 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
         sink_threads.push(Some(handle));
     }
 
-    let clocks = lanes
+    let clocks: Vec<merge::SourceClock> = lanes
         .iter()
         .map(|lane| &spec.sources[lane.source])
         .map(|s| merge::SourceClock {
@@ -451,7 +465,9 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
         })
         .collect();
     let by_event_time = spec.sources.iter().any(|s| s.event_time.is_some());
-    let mut merge = merge::Merge::new(receivers, clocks, by_event_time, bounded_inputs, options.batch_size, interrupt);
+    let out_of_orderness = clocks.first().map_or(0, |c| c.out_of_orderness);
+    let mut merge =
+        merge::Merge::new(receivers, clocks, by_event_time, bounded_inputs, options.batch_size, interrupt.clone());
     let mut exec = executor::Executor::new(plan, names, sink_senders, sink_threads, lanes, checkpointing)?;
     if !head.is_empty() {
         exec.run_head_on_lanes(head.clone(), head_counts.clone());
@@ -468,24 +484,49 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
     if let Some(c) = &resume {
         merge.restore(&resumed_at, c.watermark);
     }
-    let parallelism = parallelism(plan, options);
-    if parallelism > 1 {
-        match plan.keyed_steps() {
-            Ok(keyed) => {
-                tracing::debug!("keyed steps run on {parallelism} parallel instances");
-                let saved = resume.as_ref().map(|c| c.steps.as_slice());
-                exec.parallel(plan, keyed, parallelism, saved, options.channel_capacity)?;
-            }
-            Err(why) => tracing::debug!("every step runs on one thread: {why}"),
+    if let (Some(feeds), Some(key_by), Ok(keyed)) = (feeds, split_key_by, keyed.clone()) {
+        tracing::debug!("the file is split between {parallelism} workers running every step");
+        let (instances, mut exchanges) = exec.instances(plan, keyed, parallelism, None)?;
+        let exprs = exchanges[key_by].take().ok_or_else(|| Error::Internal("the split has no `key_by`".into()))?;
+        let heads = (0..parallelism).map(|_| lane_head()).collect::<Result<_>>()?;
+        let work = split::Split {
+            feeds,
+            event_time: pipeline.event_times[0].clone(),
+            out_of_orderness,
+            heads,
+            key_by,
+            exprs,
+            instances,
+        };
+        let outcome = split::run(&mut exec, work, &interrupt);
+        return finish(exec, outcome, spec, &rejected, started);
+    }
+    match keyed {
+        Ok(keyed) => {
+            tracing::debug!("keyed steps run on {parallelism} parallel instances");
+            let saved = resume.as_ref().map(|c| c.steps.as_slice());
+            exec.parallel(plan, keyed, parallelism, saved, options.channel_capacity)?;
         }
+        Err(why) => tracing::debug!("every step runs on one thread: {why}"),
     }
     if let Some(c) = &resume {
         exec.restore(&c.steps)?;
     }
     let outcome = exec.run(&mut merge);
     stop.store(true, Ordering::Relaxed);
+    finish(exec, outcome, spec, &rejected, started)
+}
+
+/// Ends a run: the sinks commit (or abort), the summary adds the rows a sink's target
+/// rejected under `on_error: skip` or `<sink>`.
+fn finish(
+    exec: executor::Executor,
+    outcome: Result<()>,
+    spec: &crate::spec::PipelineSpec,
+    rejected: &std::sync::atomic::AtomicU64,
+    started: Instant,
+) -> Result<RunSummary> {
     let mut summary = exec.finish(outcome)?;
-    // Rows a sink's target rejected, under `on_error: skip` or `<sink>`.
     match spec.on_error.value {
         crate::spec::ErrorPolicy::Skip => summary.skipped += rejected.load(Ordering::Relaxed),
         _ => summary.failed += rejected.load(Ordering::Relaxed),

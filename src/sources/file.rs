@@ -288,6 +288,20 @@ impl Source for FileSource {
         !self.follow
     }
 
+    fn split_into_blocks(&self, workers: usize) -> Option<Vec<super::parallel_decode::BlockFeed>> {
+        let start = Origin { file: 0, line: 0, offset: 0, ..self.origin };
+        (!self.follow).then(|| {
+            super::parallel_decode::deal(
+                self.paths.clone(),
+                self.decoding.clone(),
+                start,
+                self.schema.clone(),
+                self.id.clone(),
+                workers,
+            )
+        })
+    }
+
     fn sizes(&self) -> Option<Vec<u64>> {
         if self.follow {
             return None;

@@ -9,7 +9,7 @@ mod kafka;
 pub mod memory;
 mod nexmark;
 mod nexmark_generator;
-mod parallel_decode;
+pub mod parallel_decode;
 mod stream;
 mod synthetic;
 
@@ -79,6 +79,14 @@ pub trait Source: Send {
 
     /// What to call after a checkpoint with this lane's position is written.
     fn committer(&self) -> Option<Committer> {
+        None
+    }
+
+    /// The input from its start cut into blocks on record boundaries, dealt in turn to
+    /// `workers` feeds (block k to feed k mod `workers`) that decode them on their own
+    /// threads; None when the source cannot be read in blocks (only a bounded file
+    /// source can).
+    fn split_into_blocks(&self, _workers: usize) -> Option<Vec<parallel_decode::BlockFeed>> {
         None
     }
 }

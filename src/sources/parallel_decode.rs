@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Bytes per block handed to a worker (rounded to the record boundary before it).
-const BLOCK: usize = 256 * 1024;
+const BLOCK: usize = 64 * 1024;
 /// Records per chunk the source hands on.
 const CHUNK: usize = 1024;
 
@@ -63,23 +63,13 @@ impl ParallelDecoding {
         id: String,
         workers: usize,
     ) -> ParallelDecoding {
-        let mut inputs = Vec::new();
         let mut outputs = Vec::new();
-        for _ in 0..workers {
-            // One block queued and one decoded per worker: memory stays a few blocks.
-            let (task_tx, task_rx) = bounded::<Task>(1);
+        for feed in deal(paths, decoding, at, schema, id, workers) {
+            // One block decoded per worker: memory stays a few blocks.
             let (out_tx, out_rx) = bounded::<Decoded>(1);
-            let (decoding, schema) = (decoding.clone(), schema.clone());
-            std::thread::spawn(move || decode_blocks(task_rx, out_tx, decoding, schema));
-            inputs.push(task_tx);
+            std::thread::spawn(move || decode_blocks(feed, out_tx));
             outputs.push(out_rx);
         }
-        std::thread::spawn(move || {
-            let mut reader = BlockReader { inputs, next: 0 };
-            if let Err(e) = reader.cut(&paths, &decoding, at, &id) {
-                reader.deal(Task::Failed(e));
-            }
-        });
         ParallelDecoding { outputs, next: 0, chunks: VecDeque::new(), ended: false }
     }
 
@@ -110,6 +100,63 @@ impl ParallelDecoding {
             out.extend(records);
         }
         Ok(!self.chunks.is_empty() || !self.ended)
+    }
+}
+
+/// Starts a reader thread cutting `paths` (from `at`) into blocks dealt in turn to
+/// `workers` feeds: feed k gets blocks k, k + workers, ... and decodes them where it is
+/// read.
+pub fn deal(
+    paths: Vec<PathBuf>,
+    decoding: Decoding,
+    at: Origin,
+    schema: Option<Arc<Schema>>,
+    id: String,
+    workers: usize,
+) -> Vec<BlockFeed> {
+    let mut inputs = Vec::new();
+    let mut feeds = Vec::new();
+    for _ in 0..workers {
+        // One block queued per worker.
+        let (task_tx, task_rx) = bounded::<Task>(1);
+        inputs.push(task_tx);
+        feeds.push(BlockFeed { tasks: task_rx, decoding: decoding.clone(), schema: schema.clone() });
+    }
+    std::thread::spawn(move || {
+        let mut reader = BlockReader { inputs, next: 0 };
+        if let Err(e) = reader.cut(&paths, &decoding, at, &id) {
+            reader.deal(Task::Failed(e));
+        }
+    });
+    feeds
+}
+
+/// One worker's share of the blocks of a file source, decoded on the worker's thread.
+pub struct BlockFeed {
+    tasks: Receiver<Task>,
+    decoding: Decoding,
+    schema: Option<Arc<Schema>>,
+}
+
+/// A decoded block: its records and bad input in chunks, in input order, and its length
+/// in bytes.
+pub struct DecodedBlock {
+    pub chunks: Vec<(Batch, Vec<BadRecord>)>,
+    pub bytes: u64,
+}
+
+impl BlockFeed {
+    /// The next of this feed's blocks, decoded; None after the last one.
+    pub fn next_block(&mut self) -> Result<Option<DecodedBlock>> {
+        match self.tasks.recv() {
+            Ok(Task::Block { bytes, start, header }) => {
+                let chunks = decode_block(&bytes, start, header, &self.decoding, self.schema.clone())
+                    .map_err(|e| Error::io("cannot decode".to_string(), e))?;
+                Ok(Some(DecodedBlock { chunks, bytes: bytes.len() as u64 }))
+            }
+            Ok(Task::End) | Err(_) => Ok(None),
+            Ok(Task::Failed(e)) => Err(e),
+        }
     }
 }
 
@@ -226,41 +273,38 @@ fn record_boundary(bytes: &[u8], csv: Option<(u8, u8)>) -> usize {
 }
 
 /// A worker: decodes blocks into chunks of records until the reader ends.
-fn decode_blocks(tasks: Receiver<Task>, out: Sender<Decoded>, decoding: Decoding, schema: Option<Arc<Schema>>) {
-    while let Ok(task) = tasks.recv() {
-        let (bytes, start, header) = match task {
-            Task::Block { bytes, start, header } => (bytes, start, header),
-            Task::End => {
-                let _ = out.send(Decoded::End);
-                return;
-            }
-            Task::Failed(e) => {
-                let _ = out.send(Decoded::Failed(e));
-                return;
-            }
+fn decode_blocks(mut feed: BlockFeed, out: Sender<Decoded>) {
+    loop {
+        let decoded = match feed.next_block() {
+            Ok(Some(block)) => Decoded::Chunks(block.chunks),
+            Ok(None) => Decoded::End,
+            Err(e) => Decoded::Failed(e),
         };
-        let len = bytes.len().max(1);
-        let mut decoder = Decoder::new(&bytes[..], len, &decoding, start, schema.clone(), header);
-        let mut chunks = Vec::new();
-        loop {
-            let (mut records, mut bad) = (Vec::with_capacity(CHUNK), Vec::new());
-            match decoder.read(CHUNK, &mut records, &mut bad) {
-                Ok(more) => {
-                    if !records.is_empty() || !bad.is_empty() {
-                        chunks.push((records, bad));
-                    }
-                    if !more {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    let _ = out.send(Decoded::Failed(Error::io("cannot decode".to_string(), e)));
-                    return;
-                }
-            }
-        }
-        if out.send(Decoded::Chunks(chunks)).is_err() {
+        let last = !matches!(decoded, Decoded::Chunks(_));
+        if out.send(decoded).is_err() || last {
             return;
+        }
+    }
+}
+
+/// Decodes one block (starting at `start`) into chunks of records and bad input.
+fn decode_block(
+    bytes: &[u8],
+    start: Origin,
+    header: Option<Vec<String>>,
+    decoding: &Decoding,
+    schema: Option<Arc<Schema>>,
+) -> std::io::Result<Vec<(Batch, Vec<BadRecord>)>> {
+    let mut decoder = Decoder::new(bytes, bytes.len().max(1), decoding, start, schema, header);
+    let mut chunks = Vec::new();
+    loop {
+        let (mut records, mut bad) = (Vec::with_capacity(CHUNK), Vec::new());
+        let more = decoder.read(CHUNK, &mut records, &mut bad)?;
+        if !records.is_empty() || !bad.is_empty() {
+            chunks.push((records, bad));
+        }
+        if !more {
+            return Ok(chunks);
         }
     }
 }

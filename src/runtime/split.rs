@@ -1,0 +1,492 @@
+//! A run split by data: one bounded file source read by N workers that each decode
+//! their own blocks of the file, run the stateless head steps, evaluate the `key_by`
+//! and keep the windows (or rolling state) of the keys they own, handing the records
+//! of other keys to their owners once. There is no merge thread and no instance
+//! channel in between: a record is decoded, filtered and (for the keys its worker
+//! owns) reduced on one core.
+//!
+//! Blocks are cut by one reader thread on record boundaries and dealt in turn (block
+//! k to worker k mod N, `sources::parallel_decode`). Every worker applies records to
+//! its steps in block order: before its own block b, the pieces the other workers sent
+//! it of the blocks before b. Each record is stamped with the watermark before it as
+//! the merge would stamp it reading the file on one thread: a worker posts the largest
+//! event time of each block it decoded ([`BlockMaxima`]) and starts a block from the
+//! largest one of the blocks before it. So lateness, firing and results are those of
+//! one thread (the same multiset; lines of different keys may come in another order).
+//!
+//! The main thread keeps the sinks and watches: signals, sinks that closed or failed,
+//! the memory limit, progress and metrics. Not yet split: runs with checkpoints
+//! (barriers would fall on block boundaries), several sources, followed files; those
+//! run on the executor with keyed instances.
+
+use super::errors::RecordFailure;
+use super::executor::Executor;
+use super::keyed::Stats;
+use super::lane_steps::{marker, LaneSteps, Marker};
+use crate::error::{Error, Result};
+use crate::expr::Expr;
+use crate::record::{Batch, Origin, Value, NO_WATERMARK};
+use crate::sources::parallel_decode::BlockFeed;
+use crate::sources::BadRecord;
+use crate::steps::key::instance_of;
+use crate::validate::{CompiledEventTime, CompiledStep, NodeRef};
+use crossbeam_channel::{bounded, Receiver, Sender};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// The largest event time of the blocks decoded so far: the watermark before a block's
+/// first record follows from the blocks before it.
+#[derive(Default)]
+pub struct BlockMaxima {
+    state: Mutex<Maxima>,
+    posted: Condvar,
+}
+
+#[derive(Default)]
+struct Maxima {
+    /// `before[k]`: the largest event time in blocks 0..k (None: no record yet).
+    before: Vec<Option<i64>>,
+    /// Blocks posted ahead of a gap, by number.
+    waiting: std::collections::BTreeMap<usize, Option<i64>>,
+}
+
+impl BlockMaxima {
+    /// Block `block`'s largest event time (None: it has no record with one).
+    pub fn post(&self, block: usize, max: Option<i64>) {
+        let Ok(mut m) = self.state.lock() else { return };
+        m.waiting.insert(block, max);
+        if m.before.is_empty() {
+            m.before.push(None);
+        }
+        // Block k's maximum extends `before` to k + 1 once blocks 0..k are in.
+        loop {
+            let k = m.before.len() - 1;
+            let Some(max) = m.waiting.remove(&k) else { break };
+            let so_far = m.before.last().copied().flatten();
+            m.before.push(so_far.max(max));
+        }
+        self.posted.notify_all();
+    }
+
+    /// The largest event time of the blocks before `block`, once they are all posted;
+    /// None when the wait was given up (`give_up`).
+    fn before(&self, block: usize, give_up: impl Fn() -> bool) -> Option<Option<i64>> {
+        let mut m = self.state.lock().ok()?;
+        loop {
+            if block == 0 {
+                return Some(None);
+            }
+            if let Some(max) = m.before.get(block) {
+                return Some(*max);
+            }
+            if give_up() {
+                return None;
+            }
+            m = self.posted.wait_timeout(m, Duration::from_millis(50)).ok()?.0;
+        }
+    }
+}
+
+/// What the workers share with each other and the main thread.
+struct Shared {
+    maxima: BlockMaxima,
+    /// The first block no worker starts (usize::MAX: none). A worker that fails in
+    /// block b sets it to b, so the blocks before b are still applied and the error a
+    /// single thread would meet first is met; the main thread (a signal, a closed or
+    /// failed sink, the memory limit) sets it to 0.
+    stop_at: AtomicUsize,
+    /// Bytes of input decoded, for progress.
+    bytes: AtomicU64,
+    /// The watermark worker 0 applied last, for progress.
+    watermark: std::sync::atomic::AtomicI64,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Shared {
+            maxima: BlockMaxima::default(),
+            stop_at: AtomicUsize::new(usize::MAX),
+            bytes: AtomicU64::new(0),
+            watermark: std::sync::atomic::AtomicI64::new(NO_WATERMARK),
+        }
+    }
+}
+
+impl Shared {
+    /// No worker starts block `block` or a later one.
+    fn stop_from(&self, block: usize) {
+        self.stop_at.fetch_min(block, Ordering::Relaxed);
+    }
+
+    fn stops(&self, block: usize) -> bool {
+        block >= self.stop_at.load(Ordering::Relaxed)
+    }
+}
+
+/// The records of one block a worker hands to the owner of their keys, with the
+/// watermark after the block.
+struct Piece {
+    records: Batch,
+    watermark: i64,
+}
+
+/// How a worker ended.
+enum Ended {
+    /// Every block was applied and the steps ended.
+    Done,
+    /// Stopped early: asked to, or another worker stopped.
+    Stopped,
+}
+
+/// One worker: its blocks, the head steps, its share of the keyed steps.
+struct Worker {
+    index: usize,
+    count: usize,
+    /// The number of this worker's next block (index, index + count, ...).
+    own: usize,
+    feed: BlockFeed,
+    event_time: Option<CompiledEventTime>,
+    out_of_orderness: i64,
+    head: Option<LaneSteps>,
+    /// The `key_by` step feeding the keyed steps, and its key expressions.
+    key_by: usize,
+    exprs: Vec<Expr>,
+    /// To and from every other worker (None at this worker's own index).
+    to: Vec<Option<Sender<Piece>>>,
+    from: Vec<Option<Receiver<Piece>>>,
+    exec: Executor,
+    stats: Arc<Mutex<Stats>>,
+    shared: Arc<Shared>,
+    published: Instant,
+}
+
+/// A worker's error, with the block it happened in (the run reports the earliest).
+type BlockError = (usize, Error);
+
+impl Worker {
+    fn run(mut self) -> std::result::Result<Ended, BlockError> {
+        let outcome = self.blocks();
+        self.publish();
+        // The others may be waiting for this worker's blocks: they stop there too.
+        match &outcome {
+            Ok(Ended::Done) => {}
+            Ok(Ended::Stopped) => self.shared.stop_from(self.own),
+            Err((block, _)) => self.shared.stop_from(*block),
+        }
+        outcome
+    }
+
+    fn blocks(&mut self) -> std::result::Result<Ended, BlockError> {
+        // The next block (in file order) whose records this worker applies.
+        let mut next = 0;
+        loop {
+            let own = self.own;
+            if self.shared.stops(own) {
+                return Ok(Ended::Stopped);
+            }
+            let block = match self.feed.next_block() {
+                Ok(Some(block)) => block,
+                Ok(None) => break,
+                Err(e) => return Err((own, e)),
+            };
+            self.shared.bytes.fetch_add(block.bytes, Ordering::Relaxed);
+            let (records, mut failures, inputs) = self.stamp_event_times(block.chunks);
+            let max = records.iter().filter_map(|r| r.event_time).max();
+            self.shared.maxima.post(own, max);
+            let mut outputs = Vec::with_capacity(records.len());
+            match &mut self.head {
+                Some(head) if !records.is_empty() => head.run(records, &mut outputs),
+                _ => outputs = records,
+            }
+            let shared = &self.shared;
+            let Some(before) = shared.maxima.before(own, || shared.stops(own)) else { return Ok(Ended::Stopped) };
+            let (parts, watermark) = self.stamp_and_split(outputs, before, &mut failures);
+            let mut mine = Vec::new();
+            for (owner, part) in parts.into_iter().enumerate() {
+                match &self.to[owner] {
+                    Some(to) => {
+                        if to.send(Piece { records: part, watermark }).is_err() {
+                            return Ok(Ended::Stopped);
+                        }
+                    }
+                    None => mine = part,
+                }
+            }
+            while next < own {
+                if self.shared.stops(next) || !self.apply_from_owner(next)? {
+                    return Ok(Ended::Stopped);
+                }
+                next += 1;
+            }
+            self.exec.count_read(inputs);
+            for f in failures {
+                self.exec.failure(f).map_err(|e| (own, e))?;
+            }
+            self.apply(own, Piece { records: mine, watermark })?;
+            next = own + 1;
+            self.own += self.count;
+            if self.exec.all_closed() {
+                return Ok(Ended::Stopped);
+            }
+        }
+        // No more blocks of this worker's: the others see its channels close after
+        // the pieces it sent, and it applies theirs up to the end of the input.
+        self.to.clear();
+        while next % self.count != self.index {
+            if self.shared.stops(next) {
+                return Ok(Ended::Stopped);
+            }
+            if !self.apply_from_owner(next)? {
+                break;
+            }
+            next += 1;
+        }
+        if self.shared.stops(next) {
+            return Ok(Ended::Stopped);
+        }
+        self.exec.end_steps().map_err(|e| (next, e))?;
+        Ok(Ended::Done)
+    }
+
+    /// Applies the piece of block `block` its owner sent; false when the owner has no
+    /// such block (it ended) or stopped.
+    fn apply_from_owner(&mut self, block: usize) -> std::result::Result<bool, BlockError> {
+        let owner = block % self.count;
+        let Some(Ok(piece)) = self.from[owner].as_ref().map(Receiver::recv) else { return Ok(false) };
+        self.apply(block, piece)?;
+        Ok(true)
+    }
+
+    /// Hands a block's records of this worker's keys to its steps, then its watermark.
+    fn apply(&mut self, block: usize, piece: Piece) -> std::result::Result<(), BlockError> {
+        self.exec.count_through(self.key_by, piece.records.len() as u64);
+        let applied = match piece.records.is_empty() {
+            true => Ok(()),
+            false => self.exec.deliver_from(self.key_by, piece.records),
+        };
+        applied.and_then(|_| self.exec.advance_watermark(piece.watermark)).map_err(|e| (block, e))?;
+        if self.index == 0 {
+            self.shared.watermark.store(piece.watermark, Ordering::Relaxed);
+        }
+        if self.published.elapsed() >= Duration::from_millis(100) {
+            self.publish();
+        }
+        Ok(())
+    }
+
+    /// Stamps event times as a source thread does: a record whose time cannot be read
+    /// becomes bad input. Returns the records, the failures (bad input first) and the
+    /// number of inputs.
+    fn stamp_event_times(&self, chunks: Vec<(Batch, Vec<BadRecord>)>) -> (Batch, Vec<RecordFailure>, u64) {
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut records = Vec::with_capacity(chunks.iter().map(|c| c.0.len()).sum());
+        let mut failures = Vec::new();
+        let mut inputs = 0;
+        let bad_failure =
+            |b: BadRecord| RecordFailure { origin: b.origin, step: None, input: Value::str(&b.raw), error: b.error };
+        for (batch, bad) in chunks {
+            inputs += (batch.len() + bad.len()) as u64;
+            for mut record in batch {
+                match super::event_time::assign(&mut record, self.event_time.as_ref(), now) {
+                    Ok(()) => records.push(record),
+                    Err(error) => {
+                        failures.push(bad_failure(BadRecord { origin: record.origin, raw: record.to_json(), error }))
+                    }
+                }
+            }
+            failures.extend(bad.into_iter().map(bad_failure));
+        }
+        (records, failures, inputs)
+    }
+
+    /// Stamps every output of the head steps with the watermark before its input, as
+    /// the merge does on one thread (outputs of one input share the stamp), starting
+    /// from the largest event time before the block; splits them by the owner of their
+    /// key. Returns the parts and the watermark after the block.
+    fn stamp_and_split(
+        &self,
+        outputs: Batch,
+        mut max_ts: Option<i64>,
+        failures: &mut Vec<RecordFailure>,
+    ) -> (Vec<Batch>, i64) {
+        let ooo = self.out_of_orderness;
+        let watermark = |max: Option<i64>| max.map_or(NO_WATERMARK, |ts| ts.saturating_sub(ooo));
+        let mut parts: Vec<Batch> =
+            (0..self.count).map(|_| Vec::with_capacity(outputs.len() / self.count + 1)).collect();
+        let mut last: Option<(Origin, i64)> = None;
+        for mut record in outputs {
+            record.watermark = match last {
+                Some((origin, stamp)) if origin == record.origin => stamp,
+                _ => watermark(max_ts),
+            };
+            last = Some((record.origin, record.watermark));
+            let ts = record.event_time.unwrap_or(NO_WATERMARK);
+            max_ts = Some(max_ts.map_or(ts, |m| m.max(ts)));
+            match marker(&record) {
+                None => {
+                    // A key that cannot be evaluated goes to worker 0, whose step
+                    // reports the error as it would on one thread.
+                    let owner = instance_of(&self.exprs, &record, self.count).unwrap_or(0);
+                    parts[owner].push(record);
+                }
+                Some(Marker::Tick) => {}
+                Some(Marker::Failure(f)) => failures.push(f),
+            }
+        }
+        (parts, watermark(max_ts))
+    }
+
+    fn publish(&mut self) {
+        if let Ok(mut s) = self.stats.lock() {
+            *s = self.exec.stats();
+        }
+        self.published = Instant::now();
+    }
+}
+
+/// What a run split by data needs beyond the executor: set up by `runtime::run_with`.
+pub struct Split {
+    pub feeds: Vec<BlockFeed>,
+    pub event_time: Option<CompiledEventTime>,
+    pub out_of_orderness: i64,
+    /// The head steps per worker (None: the source feeds the `key_by` directly).
+    pub heads: Vec<Option<LaneSteps>>,
+    pub key_by: usize,
+    pub exprs: Vec<Expr>,
+    pub instances: Vec<Executor>,
+}
+
+/// Runs the workers to the end of the input (or until they stop), watching signals,
+/// sinks and the memory limit from this thread; `exec` keeps the sinks.
+pub fn run(exec: &mut Executor, split: Split, interrupt: &AtomicUsize) -> Result<()> {
+    let count = split.feeds.len();
+    let shared = Arc::new(Shared::default());
+    let mut to: Vec<Vec<Option<Sender<Piece>>>> = (0..count).map(|_| (0..count).map(|_| None).collect()).collect();
+    let mut from: Vec<Vec<Option<Receiver<Piece>>>> = (0..count).map(|_| (0..count).map(|_| None).collect()).collect();
+    for a in 0..count {
+        for b in (0..count).filter(|&b| b != a) {
+            let (tx, rx) = bounded(4);
+            to[a][b] = Some(tx);
+            from[b][a] = Some(rx);
+        }
+    }
+    let stats: Vec<Arc<Mutex<Stats>>> = (0..count).map(|_| Arc::new(Mutex::new(Stats::default()))).collect();
+    exec.count_workers(stats.clone());
+    let (done_tx, done_rx) = bounded(count);
+    let mut handles = Vec::new();
+    let parts = split.feeds.into_iter().zip(split.heads).zip(split.instances).zip(to).zip(from).enumerate();
+    for (index, ((((feed, head), instance), to), from)) in parts {
+        let worker = Worker {
+            index,
+            count,
+            own: index,
+            feed,
+            event_time: split.event_time.clone(),
+            out_of_orderness: split.out_of_orderness,
+            head,
+            key_by: split.key_by,
+            exprs: split.exprs.clone(),
+            to,
+            from,
+            exec: instance,
+            stats: stats[index].clone(),
+            shared: shared.clone(),
+            published: Instant::now(),
+        };
+        let done = done_tx.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("worker-{index}"))
+            .spawn(move || {
+                let ended = worker.run();
+                let _ = done.send(());
+                ended
+            })
+            .map_err(|e| Error::Internal(format!("cannot start a worker thread: {e}")))?;
+        handles.push(handle);
+    }
+    drop(done_tx);
+    let mut watched = Ok(());
+    let mut finished = 0;
+    while finished < count {
+        match done_rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(()) => finished += 1,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        }
+        if !shared.stops(0) {
+            match watch(exec, interrupt) {
+                Ok(true) => {}
+                Ok(false) => shared.stop_from(0),
+                Err(e) => {
+                    shared.stop_from(0);
+                    watched = Err(e);
+                }
+            }
+        }
+        let records_in = stats.iter().filter_map(|s| s.lock().ok().map(|s| s.records_in)).sum();
+        let watermark = shared.watermark.load(Ordering::Relaxed);
+        exec.report(records_in, shared.bytes.load(Ordering::Relaxed), watermark, false);
+        // The source's lane: no channel, its records go to the steps on the worker.
+        exec.publish(watermark, &[(Some(watermark), 0)]);
+    }
+    // The earliest block's error is the one a single thread would have met first.
+    let mut first: Option<BlockError> = None;
+    let mut all_done = true;
+    for (i, handle) in handles.into_iter().enumerate() {
+        match handle.join() {
+            Ok(Ok(Ended::Done)) => {}
+            Ok(Ok(Ended::Stopped)) => all_done = false,
+            Ok(Err((block, e))) => {
+                if first.as_ref().is_none_or(|(b, _)| block < *b) {
+                    first = Some((block, e));
+                }
+            }
+            Err(_) => {
+                first.get_or_insert((usize::MAX, Error::Internal(format!("worker {i} panicked"))));
+            }
+        }
+    }
+    watched?;
+    if let Some((_, e)) = first {
+        return Err(e);
+    }
+    if all_done {
+        let records_in = stats.iter().filter_map(|s| s.lock().ok().map(|s| s.records_in)).sum();
+        exec.report(records_in, shared.bytes.load(Ordering::Relaxed), i64::MAX, true);
+    }
+    Ok(())
+}
+
+/// The main thread's watch while the workers run: a signal or the memory limit stops
+/// the run with an error; Ok(false) when every sink has closed or one failed (the
+/// failure is reported when the executor finishes), so the workers stop.
+fn watch(exec: &mut Executor, interrupt: &AtomicUsize) -> Result<bool> {
+    match interrupt.load(Ordering::Relaxed) {
+        0 => {}
+        code => return Err(Error::Interrupted(code as i32)),
+    }
+    exec.check_memory_now()?;
+    exec.poll_sinks();
+    Ok(!exec.sink_failed() && !exec.all_closed())
+}
+
+/// The `key_by` step a run of `plan` split by data evaluates on its workers, when the
+/// pipeline has that shape: one source with event time, read by the stateless `head`
+/// steps (or directly) into one `key_by` whose readers are all `keyed` steps.
+pub fn key_by_of(plan: &crate::plan::Plan, head: &[usize], keyed: &[bool]) -> Option<usize> {
+    let p = &plan.pipeline;
+    if p.spec.sources.len() != 1 || p.event_times.first().is_none_or(Option::is_none) {
+        return None;
+    }
+    let reader_of = |node: NodeRef| match p.graph.consumers(node)[..] {
+        [NodeRef::Step(next)] => Some(next),
+        _ => None,
+    };
+    let key_by = reader_of(head.last().map_or(NodeRef::Source(0), |&i| NodeRef::Step(i)))?;
+    let only_keyed_readers =
+        p.graph.consumers(NodeRef::Step(key_by)).iter().all(|r| matches!(r, NodeRef::Step(j) if keyed[*j]));
+    let every_step_placed = (0..keyed.len()).all(|i| keyed[i] || i == key_by || head.contains(&i));
+    (matches!(p.steps[key_by], CompiledStep::KeyBy { .. }) && !keyed[key_by] && only_keyed_readers && every_step_placed)
+        .then_some(key_by)
+}

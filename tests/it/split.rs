@@ -1,0 +1,96 @@
+//! A file split between the keyed steps' workers (`runtime/split.rs`: each worker
+//! decodes its own blocks, runs the head steps and keeps the windows of its keys) gives
+//! what one thread gives: the same windows, late records and bad records as a multiset,
+//! the same counts, and under `on_error: fail` the same first bad record.
+
+use super::common::{flowctl, summary_counts, write_pipeline};
+use super::examples::multiset;
+use super::w1::generate;
+use std::collections::BTreeMap;
+
+/// W1's rows (about 4.5 MB: many blocks, late rows throughout) with an undecodable row
+/// every 9973 rows.
+fn input_with_bad_rows() -> String {
+    let (csv, _) = generate(150_000, 2);
+    let mut out = String::with_capacity(csv.len() + 1024);
+    for (i, line) in csv.lines().enumerate() {
+        out.push_str(line);
+        out.push('\n');
+        if i % 9973 == 9972 {
+            out.push_str("1700000000000,u1,/,notanumber,200\n");
+        }
+    }
+    out
+}
+
+const PIPELINE: &str = "sources:
+  in:
+    type: file
+    path: in.csv
+    schema: {ts: int, user_id: string, url: string, bytes: int, status: int}
+    event_time: ts
+    watermark: {max_out_of_orderness: 2s}
+on_error: {policy}
+steps:
+  - filter: status = 200
+  - key_by: user_id
+  - window: {tumbling: 10s, late: late}
+  - reduce: {n: count(), bytes: sum(bytes), first_url: first(url)}
+sinks:
+  out: {type: file, path: out/windows.csv}
+  late: {type: file, path: out/late.csv}
+  errors: {type: file, path: out/errors.jsonl, format: jsonl}
+";
+
+/// Runs the pipeline under `policy` at `parallelism` (with debug logs); the exit code,
+/// stderr and the output files.
+fn run(dir: &std::path::Path, policy: &str, parallelism: &str) -> (i32, String, BTreeMap<String, String>) {
+    let _ = std::fs::remove_dir_all(dir.join("out"));
+    let path = write_pipeline(dir, "split.yaml", &PIPELINE.replace("{policy}", policy));
+    let out = flowctl(&["run", "-v", "--parallelism", parallelism, &path], None, &[]);
+    let mut files = BTreeMap::new();
+    for entry in std::fs::read_dir(dir.join("out")).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        files.insert(name, std::fs::read_to_string(entry.path()).unwrap());
+    }
+    (out.code, out.stderr, files)
+}
+
+#[test]
+fn workers_splitting_a_file_give_the_windows_late_and_bad_records_of_one_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), input_with_bad_rows()).unwrap();
+    let (code, stderr, one) = run(dir.path(), "errors", "1");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("split between"), "{stderr}");
+    assert!(one["windows.csv"].lines().count() > 1000, "{stderr}");
+    assert!(one["late.csv"].lines().count() > 100, "{stderr}");
+    assert_eq!(one["errors.jsonl"].lines().count(), 15, "{stderr}");
+    for parallelism in ["2", "3"] {
+        let (code, split_stderr, split) = run(dir.path(), "errors", parallelism);
+        assert_eq!(code, 0, "{split_stderr}");
+        assert!(split_stderr.contains(&format!("split between {parallelism} workers")), "{split_stderr}");
+        assert_eq!(multiset(&split), multiset(&one), "at parallelism {parallelism}");
+        assert_eq!(summary_counts(&split_stderr), summary_counts(&stderr), "at parallelism {parallelism}");
+        // The late counts (the peak of open windows is summed over the workers).
+        let late = |s: &str| s.lines().find_map(|l| l.split_once("late records: ")).map(|(_, n)| n.to_string());
+        assert_eq!(late(&split_stderr), late(&stderr), "at parallelism {parallelism}");
+    }
+}
+
+#[test]
+fn under_on_error_fail_the_workers_stop_at_the_first_bad_record_of_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), input_with_bad_rows()).unwrap();
+    let error = |stderr: &str| stderr.lines().find(|l| l.contains("error")).unwrap_or_default().to_string();
+    let (code, stderr, _) = run(dir.path(), "fail", "1");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(error(&stderr).contains("in.csv:9974)"), "{stderr}");
+    for parallelism in ["2", "3"] {
+        for _ in 0..3 {
+            let (split_code, split_stderr, _) = run(dir.path(), "fail", parallelism);
+            assert!(split_stderr.contains("split between"), "{split_stderr}");
+            assert_eq!((split_code, error(&split_stderr)), (code, error(&stderr)), "at parallelism {parallelism}");
+        }
+    }
+}
