@@ -6,13 +6,17 @@
 //! owns) reduced on one core.
 //!
 //! Blocks are cut by one reader thread on record boundaries and dealt in turn (block
-//! k to worker k mod N, `sources::parallel_decode`). Every worker applies records to
-//! its steps in block order: before its own block b, the pieces the other workers sent
-//! it of the blocks before b. Each record is stamped with the watermark before it as
-//! the merge would stamp it reading the file on one thread: a worker posts the largest
-//! event time of each block it decoded ([`BlockMaxima`]) and starts a block from the
-//! largest one of the blocks before it. So lateness, firing and results are those of
-//! one thread (the same multiset; lines of different keys may come in another order).
+//! k to worker k mod N, `sources::parallel_decode`). A worker reads its block 128
+//! records at a time through every stage (decode, event time, head steps, key), keeps
+//! its own part and sends the others theirs, then applies to its steps, in block
+//! order, the pieces of the blocks before its own and then its own: every worker
+//! applies a piece (maybe empty) of every block, followed by the watermark after
+//! that block. Records are stamped with the watermark the block's own records give
+//! before them; a step's watermark being the largest it has heard, each record is
+//! judged against the watermark of reading the file on one thread, so lateness,
+//! firing and results are those of one thread (the same multiset; lines of different
+//! keys may come in another order), and no worker waits for another's block before
+//! reading its own.
 //!
 //! The main thread keeps the sinks and watches: signals, sinks that closed or failed,
 //! the memory limit, progress and metrics. Not yet split: runs with checkpoints
@@ -25,72 +29,17 @@ use super::keyed::Stats;
 use super::lane_steps::{marker, LaneSteps, Marker};
 use crate::error::{Error, Result};
 use crate::expr::Expr;
-use crate::record::{Batch, Origin, Value, NO_WATERMARK};
-use crate::sources::parallel_decode::BlockFeed;
-use crate::sources::BadRecord;
+use crate::record::{Batch, Origin, Record, Value, NO_WATERMARK};
+use crate::sources::parallel_decode::{Block, BlockFeed};
 use crate::steps::key::instance_of;
 use crate::validate::{CompiledEventTime, CompiledStep, NodeRef};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// The largest event time of the blocks decoded so far: the watermark before a block's
-/// first record follows from the blocks before it.
-#[derive(Default)]
-pub struct BlockMaxima {
-    state: Mutex<Maxima>,
-    posted: Condvar,
-}
-
-#[derive(Default)]
-struct Maxima {
-    /// `before[k]`: the largest event time in blocks 0..k (None: no record yet).
-    before: Vec<Option<i64>>,
-    /// Blocks posted ahead of a gap, by number.
-    waiting: std::collections::BTreeMap<usize, Option<i64>>,
-}
-
-impl BlockMaxima {
-    /// Block `block`'s largest event time (None: it has no record with one).
-    pub fn post(&self, block: usize, max: Option<i64>) {
-        let Ok(mut m) = self.state.lock() else { return };
-        m.waiting.insert(block, max);
-        if m.before.is_empty() {
-            m.before.push(None);
-        }
-        // Block k's maximum extends `before` to k + 1 once blocks 0..k are in.
-        loop {
-            let k = m.before.len() - 1;
-            let Some(max) = m.waiting.remove(&k) else { break };
-            let so_far = m.before.last().copied().flatten();
-            m.before.push(so_far.max(max));
-        }
-        self.posted.notify_all();
-    }
-
-    /// The largest event time of the blocks before `block`, once they are all posted;
-    /// None when the wait was given up (`give_up`).
-    fn before(&self, block: usize, give_up: impl Fn() -> bool) -> Option<Option<i64>> {
-        let mut m = self.state.lock().ok()?;
-        loop {
-            if block == 0 {
-                return Some(None);
-            }
-            if let Some(max) = m.before.get(block) {
-                return Some(*max);
-            }
-            if give_up() {
-                return None;
-            }
-            m = self.posted.wait_timeout(m, Duration::from_millis(50)).ok()?.0;
-        }
-    }
-}
 
 /// What the workers share with each other and the main thread.
 struct Shared {
-    maxima: BlockMaxima,
     /// The first block no worker starts (usize::MAX: none). A worker that fails in
     /// block b sets it to b, so the blocks before b are still applied and the error a
     /// single thread would meet first is met; the main thread (a signal, a closed or
@@ -105,7 +54,6 @@ struct Shared {
 impl Default for Shared {
     fn default() -> Self {
         Shared {
-            maxima: BlockMaxima::default(),
             stop_at: AtomicUsize::new(usize::MAX),
             bytes: AtomicU64::new(0),
             watermark: std::sync::atomic::AtomicI64::new(NO_WATERMARK),
@@ -121,6 +69,33 @@ impl Shared {
 
     fn stops(&self, block: usize) -> bool {
         block >= self.stop_at.load(Ordering::Relaxed)
+    }
+}
+
+/// Records a worker reads and passes through its stages at a time, as a source thread.
+const READ_CHUNK: usize = 128;
+
+/// Stamps records with the watermark before them, as the merge does on one thread:
+/// outputs of one input (same origin) share its stamp.
+struct Stamper {
+    max_ts: Option<i64>,
+    out_of_orderness: i64,
+    last: Option<(Origin, i64)>,
+}
+
+impl Stamper {
+    fn watermark(&self) -> i64 {
+        self.max_ts.map_or(NO_WATERMARK, |ts| ts.saturating_sub(self.out_of_orderness))
+    }
+
+    fn stamp(&mut self, record: &mut Record) {
+        record.watermark = match self.last {
+            Some((origin, stamp)) if origin == record.origin => stamp,
+            _ => self.watermark(),
+        };
+        self.last = Some((record.origin, record.watermark));
+        let ts = record.event_time.unwrap_or(NO_WATERMARK);
+        self.max_ts = Some(self.max_ts.map_or(ts, |m| m.max(ts)));
     }
 }
 
@@ -190,18 +165,8 @@ impl Worker {
                 Ok(None) => break,
                 Err(e) => return Err((own, e)),
             };
-            self.shared.bytes.fetch_add(block.bytes, Ordering::Relaxed);
-            let (records, mut failures, inputs) = self.stamp_event_times(block.chunks);
-            let max = records.iter().filter_map(|r| r.event_time).max();
-            self.shared.maxima.post(own, max);
-            let mut outputs = Vec::with_capacity(records.len());
-            match &mut self.head {
-                Some(head) if !records.is_empty() => head.run(records, &mut outputs),
-                _ => outputs = records,
-            }
-            let shared = &self.shared;
-            let Some(before) = shared.maxima.before(own, || shared.stops(own)) else { return Ok(Ended::Stopped) };
-            let (parts, watermark) = self.stamp_and_split(outputs, before, &mut failures);
+            self.shared.bytes.fetch_add(block.bytes(), Ordering::Relaxed);
+            let (parts, watermark, failures, inputs) = self.read(&block).map_err(|e| (own, e))?;
             let mut mine = Vec::new();
             for (owner, part) in parts.into_iter().enumerate() {
                 match &self.to[owner] {
@@ -275,66 +240,67 @@ impl Worker {
         Ok(())
     }
 
-    /// Stamps event times as a source thread does: a record whose time cannot be read
-    /// becomes bad input. Returns the records, the failures (bad input first) and the
-    /// number of inputs.
-    fn stamp_event_times(&self, chunks: Vec<(Batch, Vec<BadRecord>)>) -> (Batch, Vec<RecordFailure>, u64) {
+    /// Reads a block a chunk at a time (each chunk passes every stage while it is in
+    /// the core's caches): decodes it, stamps event times (a record whose time cannot
+    /// be read becomes bad input, as on a source thread), runs the head steps, stamps
+    /// every output with the watermark before its input and puts it in the part of
+    /// the worker owning its key. Returns the parts, the watermark after the block,
+    /// the failures and the number of inputs read.
+    ///
+    /// Watermarks are the block's own: the largest event time of the blocks before
+    /// it reaches every worker's steps as the watermark after each of those blocks
+    /// (every worker applies a piece of every block, in order), and a step's watermark
+    /// is the largest it has heard, so a record's is that of reading the file on one
+    /// thread without waiting for the blocks before it.
+    fn read(&mut self, block: &Block) -> Result<(Vec<Batch>, i64, Vec<RecordFailure>, u64)> {
+        let mut decoder = self.feed.decoder(block);
         let now = chrono::Utc::now().timestamp_millis();
-        let mut records = Vec::with_capacity(chunks.iter().map(|c| c.0.len()).sum());
-        let mut failures = Vec::new();
-        let mut inputs = 0;
-        let bad_failure =
-            |b: BadRecord| RecordFailure { origin: b.origin, step: None, input: Value::str(&b.raw), error: b.error };
-        for (batch, bad) in chunks {
-            inputs += (batch.len() + bad.len()) as u64;
-            for mut record in batch {
-                match super::event_time::assign(&mut record, self.event_time.as_ref(), now) {
-                    Ok(()) => records.push(record),
-                    Err(error) => {
-                        failures.push(bad_failure(BadRecord { origin: record.origin, raw: record.to_json(), error }))
+        let mut parts: Vec<Batch> = (0..self.count).map(|_| Vec::new()).collect();
+        let (mut failures, mut inputs) = (Vec::new(), 0);
+        let mut stamper = Stamper { max_ts: None, out_of_orderness: self.out_of_orderness, last: None };
+        let (mut records, mut bad, mut outputs) = (Vec::new(), Vec::new(), Vec::new());
+        loop {
+            let more = decoder.read(READ_CHUNK, &mut records, &mut bad).map_err(|e| Error::io("cannot decode", e))?;
+            inputs += (records.len() + bad.len()) as u64;
+            records.retain_mut(|record| match super::event_time::assign(record, self.event_time.as_ref(), now) {
+                Ok(()) => true,
+                Err(error) => {
+                    failures.push(RecordFailure {
+                        origin: record.origin,
+                        step: None,
+                        input: Value::str(&record.to_json()),
+                        error,
+                    });
+                    false
+                }
+            });
+            failures.extend(bad.drain(..).map(|b| RecordFailure {
+                origin: b.origin,
+                step: None,
+                input: Value::str(&b.raw),
+                error: b.error,
+            }));
+            match &mut self.head {
+                Some(head) if !records.is_empty() => head.run(std::mem::take(&mut records), &mut outputs),
+                _ => outputs.append(&mut records),
+            }
+            for mut record in outputs.drain(..) {
+                stamper.stamp(&mut record);
+                match marker(&record) {
+                    None => {
+                        // A key that cannot be evaluated goes to worker 0, whose step
+                        // reports the error as it would on one thread.
+                        let owner = instance_of(&self.exprs, &record, self.count).unwrap_or(0);
+                        parts[owner].push(record);
                     }
+                    Some(Marker::Tick) => {}
+                    Some(Marker::Failure(f)) => failures.push(f),
                 }
             }
-            failures.extend(bad.into_iter().map(bad_failure));
-        }
-        (records, failures, inputs)
-    }
-
-    /// Stamps every output of the head steps with the watermark before its input, as
-    /// the merge does on one thread (outputs of one input share the stamp), starting
-    /// from the largest event time before the block; splits them by the owner of their
-    /// key. Returns the parts and the watermark after the block.
-    fn stamp_and_split(
-        &self,
-        outputs: Batch,
-        mut max_ts: Option<i64>,
-        failures: &mut Vec<RecordFailure>,
-    ) -> (Vec<Batch>, i64) {
-        let ooo = self.out_of_orderness;
-        let watermark = |max: Option<i64>| max.map_or(NO_WATERMARK, |ts| ts.saturating_sub(ooo));
-        let mut parts: Vec<Batch> =
-            (0..self.count).map(|_| Vec::with_capacity(outputs.len() / self.count + 1)).collect();
-        let mut last: Option<(Origin, i64)> = None;
-        for mut record in outputs {
-            record.watermark = match last {
-                Some((origin, stamp)) if origin == record.origin => stamp,
-                _ => watermark(max_ts),
-            };
-            last = Some((record.origin, record.watermark));
-            let ts = record.event_time.unwrap_or(NO_WATERMARK);
-            max_ts = Some(max_ts.map_or(ts, |m| m.max(ts)));
-            match marker(&record) {
-                None => {
-                    // A key that cannot be evaluated goes to worker 0, whose step
-                    // reports the error as it would on one thread.
-                    let owner = instance_of(&self.exprs, &record, self.count).unwrap_or(0);
-                    parts[owner].push(record);
-                }
-                Some(Marker::Tick) => {}
-                Some(Marker::Failure(f)) => failures.push(f),
+            if !more {
+                return Ok((parts, stamper.watermark(), failures, inputs));
             }
         }
-        (parts, watermark(max_ts))
     }
 
     fn publish(&mut self) {

@@ -298,6 +298,7 @@ impl Source for FileSource {
                 self.schema.clone(),
                 self.id.clone(),
                 workers,
+                super::parallel_decode::SPLIT_BLOCK,
             )
         })
     }
