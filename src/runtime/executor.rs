@@ -65,6 +65,14 @@ pub struct Executor {
     workers: Vec<std::sync::Arc<std::sync::Mutex<Stats>>>,
 }
 
+/// Where a checkpoint is taken: per lane, the origin of the last input handed out and
+/// the largest event time seen; the watermark (finite); whether the input has ended.
+pub(super) struct Barrier {
+    pub positions: Vec<(Option<crate::record::Origin>, Option<i64>)>,
+    pub watermark: i64,
+    pub completed: bool,
+}
+
 /// `memory_limit`: resident memory is read every `MEMORY_CHECK_EVERY` batches.
 struct MemoryLimit {
     bytes: u64,
@@ -689,13 +697,28 @@ impl Executor {
     /// state, the sources' positions come from the merge; then the file is written.
     fn checkpoint(&mut self, merge: &Merge, completed: bool) -> Result<()> {
         let started = std::time::Instant::now();
-        let epoch = self.checkpointing.as_ref().map_or(0, |c| c.epoch) + 1;
         // Keyed instances first: once they answer, their output before the barrier is
         // in the sink channels, ahead of the barrier the sinks get next.
         let instance_states = match &mut self.keyed {
             Some(keyed) => Some(keyed.barrier()?),
             None => None,
         };
+        let at = Barrier { positions: merge.positions(), watermark: merge.finite_watermark(), completed };
+        self.write_checkpoint(instance_states, at, started)
+    }
+
+    /// Takes checkpoint epoch N+1 once every record before the barrier has passed every
+    /// step: `instance_states` are the keyed instances' (or a split run's workers')
+    /// states, their output already in the sink channels; the sinks get the barrier
+    /// after it and answer with their commit state; then the file is written and the
+    /// sinks commit the epoch.
+    pub(super) fn write_checkpoint(
+        &mut self,
+        instance_states: Option<Vec<Vec<serde_json::Value>>>,
+        at: Barrier,
+        started: std::time::Instant,
+    ) -> Result<()> {
+        let epoch = self.checkpointing.as_ref().map_or(0, |c| c.epoch) + 1;
         let mut sink_states = Vec::with_capacity(self.sinks.len());
         let mut replies = Vec::new();
         for i in 0..self.sinks.len() {
@@ -749,7 +772,7 @@ impl Executor {
                 },
             })
             .collect();
-        let positions = merge.positions();
+        let Barrier { positions, watermark, completed } = at;
         let sources = positions
             .iter()
             .zip(&self.lanes)
@@ -771,7 +794,7 @@ impl Executor {
             epoch,
             created_ms: chrono::Utc::now().timestamp_millis(),
             completed,
-            watermark: merge.finite_watermark(),
+            watermark,
             sources,
             steps,
             sinks: sink_states,
@@ -828,6 +851,11 @@ impl Executor {
         }
         keyed.route(step, out.clone())?;
         self.deliver(&consumers, out)
+    }
+
+    /// Whether a checkpoint is due (its interval passed, or a sink asked for one).
+    pub(super) fn checkpoint_due(&self) -> bool {
+        self.checkpointing.as_ref().is_some_and(|c| c.due())
     }
 
     /// Whether a sink failed (the error is reported when the run finishes).

@@ -414,7 +414,7 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
     let parallelism = parallelism(plan, options);
     let keyed = if parallelism > 1 { plan.keyed_steps() } else { Err("parallelism 1") };
     let split_key_by = match &keyed {
-        Ok(keyed) if !given && checkpointing.is_none() && opened.len() == 1 => split::key_by_of(plan, &head, keyed),
+        Ok(keyed) if !given && opened.len() == 1 => split::key_by_of(plan, &head, keyed),
         _ => None,
     };
     let feeds = split_key_by.and_then(|_| opened.first().and_then(|s| s.split_into_blocks(parallelism)));
@@ -486,18 +486,18 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
     }
     if let (Some(feeds), Some(key_by), Ok(keyed)) = (feeds, split_key_by, keyed.clone()) {
         tracing::debug!("the file is split between {parallelism} workers running every step");
-        let (instances, mut exchanges) = exec.instances(plan, keyed, parallelism, None)?;
+        let saved = resume.as_ref().map(|c| c.steps.as_slice());
+        let (instances, mut exchanges) = exec.instances(plan, keyed, parallelism, saved)?;
+        if let Some(c) = &resume {
+            exec.restore(&c.steps)?;
+        }
         let exprs = exchanges[key_by].take().ok_or_else(|| Error::Internal("the split has no `key_by`".into()))?;
         let heads = (0..parallelism).map(|_| lane_head()).collect::<Result<_>>()?;
-        let work = split::Split {
-            feeds,
-            event_time: pipeline.event_times[0].clone(),
-            out_of_orderness,
-            heads,
-            key_by,
-            exprs,
-            instances,
-        };
+        let (end, max_ts) = resumed_at.first().copied().unwrap_or_default();
+        let watermark = resume.as_ref().map_or(crate::record::NO_WATERMARK, |c| c.watermark);
+        let start = split::Applied { end, max_ts, watermark };
+        let event_time = pipeline.event_times[0].clone();
+        let work = split::Split { feeds, event_time, out_of_orderness, heads, key_by, exprs, instances, start };
         let outcome = split::run(&mut exec, work, &interrupt);
         return finish(exec, outcome, spec, &rejected, started);
     }

@@ -19,12 +19,16 @@
 //! reading its own.
 //!
 //! The main thread keeps the sinks and watches: signals, sinks that closed or failed,
-//! the memory limit, progress and metrics. Not yet split: runs with checkpoints
-//! (barriers would fall on block boundaries), several sources, followed files; those
-//! run on the executor with keyed instances.
+//! the memory limit, progress and metrics, and checkpoints. A checkpoint barrier is
+//! set at the first block no worker has claimed (a worker claims each block just
+//! before applying it); every worker reports its steps' states there and waits, the
+//! sinks get the barrier after the workers' output before it, and the checkpoint
+//! holds where that block starts, so a killed run resumes from it at any parallelism.
+//! Not split: several sources, followed files, pipelines of other shapes; those run
+//! on the executor with keyed instances.
 
 use super::errors::RecordFailure;
-use super::executor::Executor;
+use super::executor::{Barrier, Executor};
 use super::keyed::Stats;
 use super::lane_steps::{marker, LaneSteps, Marker};
 use crate::error::{Error, Result};
@@ -35,11 +39,12 @@ use crate::steps::key::instance_of;
 use crate::validate::{CompiledEventTime, CompiledStep, NodeRef};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// What the workers share with each other and the main thread.
 struct Shared {
+    barriers: Barriers,
     /// The first block no worker starts (usize::MAX: none). A worker that fails in
     /// block b sets it to b, so the blocks before b are still applied and the error a
     /// single thread would meet first is met; the main thread (a signal, a closed or
@@ -54,6 +59,7 @@ struct Shared {
 impl Default for Shared {
     fn default() -> Self {
         Shared {
+            barriers: Barriers::default(),
             stop_at: AtomicUsize::new(usize::MAX),
             bytes: AtomicU64::new(0),
             watermark: std::sync::atomic::AtomicI64::new(NO_WATERMARK),
@@ -99,19 +105,72 @@ impl Stamper {
     }
 }
 
-/// The records of one block a worker hands to the owner of their keys, with the
-/// watermark after the block.
+/// The records of one block a worker hands to the owner of their keys, with how far
+/// the block takes the input.
 struct Piece {
     records: Batch,
+    after: Applied,
+}
+
+/// How far the input a worker has applied goes: where the last block ends, the largest
+/// event time in it and the blocks before, and the watermark after it.
+#[derive(Clone, Copy, Debug)]
+pub struct Applied {
+    pub end: Option<Origin>,
+    pub max_ts: Option<i64>,
+    pub watermark: i64,
+}
+
+impl Applied {
+    /// After one more block: its end, its largest event time and watermark.
+    fn then(self, end: Origin, max_ts: Option<i64>, watermark: i64) -> Applied {
+        Applied { end: Some(end), max_ts: self.max_ts.max(max_ts), watermark: self.watermark.max(watermark) }
+    }
+}
+
+/// What a worker reports at a checkpoint barrier and at its end: its steps' states
+/// and how far it has applied the input.
+struct Report {
+    states: Vec<serde_json::Value>,
+    applied: Applied,
+}
+
+/// A block a worker has read: per worker, the records of its keys; the block's largest
+/// event time and the watermark after it; its bad records and failures; how many
+/// inputs it held.
+struct ReadBlock {
+    parts: Vec<Batch>,
+    max_ts: Option<i64>,
     watermark: i64,
+    failures: Vec<RecordFailure>,
+    inputs: u64,
 }
 
 /// How a worker ended.
 enum Ended {
-    /// Every block was applied and the steps ended.
-    Done,
+    /// Every block was applied and the steps ended: the final checkpoint's report.
+    Done(Report),
     /// Stopped early: asked to, or another worker stopped.
     Stopped,
+}
+
+/// Checkpoint barriers of a split run. The main thread sets one at a block no worker
+/// has claimed yet (a worker claims a block just before applying it); each worker,
+/// about to apply that block, reports and waits until the checkpoint is written. A
+/// worker waiting there has sent the others its pieces up to its next block, so they
+/// all reach the barrier.
+#[derive(Default)]
+struct Barriers {
+    state: Mutex<BarrierState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct BarrierState {
+    /// Per worker: the next block it may claim.
+    next: Vec<usize>,
+    /// A barrier at a block, with the reports so far.
+    pending: Option<(usize, Vec<Option<Report>>)>,
 }
 
 /// One worker: its blocks, the head steps, its share of the keyed steps.
@@ -134,6 +193,7 @@ struct Worker {
     stats: Arc<Mutex<Stats>>,
     shared: Arc<Shared>,
     published: Instant,
+    applied: Applied,
 }
 
 /// A worker's error, with the block it happened in (the run reports the earliest).
@@ -145,7 +205,7 @@ impl Worker {
         self.publish();
         // The others may be waiting for this worker's blocks: they stop there too.
         match &outcome {
-            Ok(Ended::Done) => {}
+            Ok(Ended::Done(_)) => {}
             Ok(Ended::Stopped) => self.shared.stop_from(self.own),
             Err((block, _)) => self.shared.stop_from(*block),
         }
@@ -166,12 +226,13 @@ impl Worker {
                 Err(e) => return Err((own, e)),
             };
             self.shared.bytes.fetch_add(block.bytes(), Ordering::Relaxed);
-            let (parts, watermark, failures, inputs) = self.read(&block).map_err(|e| (own, e))?;
+            let ReadBlock { parts, max_ts, watermark, failures, inputs } = self.read(&block).map_err(|e| (own, e))?;
+            let after = Applied { end: Some(block.end), max_ts, watermark };
             let mut mine = Vec::new();
             for (owner, part) in parts.into_iter().enumerate() {
                 match &self.to[owner] {
                     Some(to) => {
-                        if to.send(Piece { records: part, watermark }).is_err() {
+                        if to.send(Piece { records: part, after }).is_err() {
                             return Ok(Ended::Stopped);
                         }
                     }
@@ -184,11 +245,14 @@ impl Worker {
                 }
                 next += 1;
             }
+            if !self.claim(own) {
+                return Ok(Ended::Stopped);
+            }
             self.exec.count_read(inputs);
             for f in failures {
                 self.exec.failure(f).map_err(|e| (own, e))?;
             }
-            self.apply(own, Piece { records: mine, watermark })?;
+            self.apply(own, Piece { records: mine, after })?;
             next = own + 1;
             self.own += self.count;
             if self.exec.all_closed() {
@@ -211,7 +275,34 @@ impl Worker {
             return Ok(Ended::Stopped);
         }
         self.exec.end_steps().map_err(|e| (next, e))?;
-        Ok(Ended::Done)
+        Ok(Ended::Done(Report { states: self.exec.snapshot_states(), applied: self.applied }))
+    }
+
+    /// Claims block `block` for applying, first reporting at a checkpoint barrier set
+    /// there and waiting until the checkpoint is written; false when the run stops.
+    fn claim(&mut self, block: usize) -> bool {
+        let barriers = &self.shared.barriers;
+        let Ok(mut state) = barriers.state.lock() else { return false };
+        // A barrier set again at the same block (the next checkpoint came due before
+        // this worker woke) gets a report again: nothing has changed since.
+        while !self.shared.stops(block) {
+            let index = self.index;
+            match &mut state.pending {
+                Some((at, reports)) if *at == block && reports.get(index).is_some_and(Option::is_none) => {
+                    reports[index] = Some(Report { states: self.exec.snapshot_states(), applied: self.applied });
+                    barriers.changed.notify_all();
+                }
+                Some((at, _)) if *at == block => {
+                    match barriers.changed.wait_timeout(state, Duration::from_millis(50)) {
+                        Ok((s, _)) => state = s,
+                        Err(_) => return false,
+                    }
+                }
+                _ => break,
+            }
+        }
+        state.next[self.index] = block + 1;
+        !self.shared.stops(block)
     }
 
     /// Applies the piece of block `block` its owner sent; false when the owner has no
@@ -219,6 +310,9 @@ impl Worker {
     fn apply_from_owner(&mut self, block: usize) -> std::result::Result<bool, BlockError> {
         let owner = block % self.count;
         let Some(Ok(piece)) = self.from[owner].as_ref().map(Receiver::recv) else { return Ok(false) };
+        if !self.claim(block) {
+            return Ok(false);
+        }
         self.apply(block, piece)?;
         Ok(true)
     }
@@ -230,9 +324,11 @@ impl Worker {
             true => Ok(()),
             false => self.exec.deliver_from(self.key_by, piece.records),
         };
-        applied.and_then(|_| self.exec.advance_watermark(piece.watermark)).map_err(|e| (block, e))?;
+        let after = piece.after;
+        applied.and_then(|_| self.exec.advance_watermark(after.watermark)).map_err(|e| (block, e))?;
+        self.applied = self.applied.then(after.end.unwrap_or_default(), after.max_ts, after.watermark);
         if self.index == 0 {
-            self.shared.watermark.store(piece.watermark, Ordering::Relaxed);
+            self.shared.watermark.store(self.applied.watermark, Ordering::Relaxed);
         }
         if self.published.elapsed() >= Duration::from_millis(100) {
             self.publish();
@@ -244,15 +340,14 @@ impl Worker {
     /// the core's caches): decodes it, stamps event times (a record whose time cannot
     /// be read becomes bad input, as on a source thread), runs the head steps, stamps
     /// every output with the watermark before its input and puts it in the part of
-    /// the worker owning its key. Returns the parts, the watermark after the block,
-    /// the failures and the number of inputs read.
+    /// the worker owning its key.
     ///
     /// Watermarks are the block's own: the largest event time of the blocks before
     /// it reaches every worker's steps as the watermark after each of those blocks
     /// (every worker applies a piece of every block, in order), and a step's watermark
     /// is the largest it has heard, so a record's is that of reading the file on one
     /// thread without waiting for the blocks before it.
-    fn read(&mut self, block: &Block) -> Result<(Vec<Batch>, i64, Vec<RecordFailure>, u64)> {
+    fn read(&mut self, block: &Block) -> Result<ReadBlock> {
         let mut decoder = self.feed.decoder(block);
         let now = chrono::Utc::now().timestamp_millis();
         let mut parts: Vec<Batch> = (0..self.count).map(|_| Vec::new()).collect();
@@ -298,7 +393,8 @@ impl Worker {
                 }
             }
             if !more {
-                return Ok((parts, stamper.watermark(), failures, inputs));
+                let (max_ts, watermark) = (stamper.max_ts, stamper.watermark());
+                return Ok(ReadBlock { parts, max_ts, watermark, failures, inputs });
             }
         }
     }
@@ -321,13 +417,19 @@ pub struct Split {
     pub key_by: usize,
     pub exprs: Vec<Expr>,
     pub instances: Vec<Executor>,
+    /// Where the input starts: a checkpoint's position, event time and watermark.
+    pub start: Applied,
 }
 
 /// Runs the workers to the end of the input (or until they stop), watching signals,
-/// sinks and the memory limit from this thread; `exec` keeps the sinks.
+/// sinks, the memory limit and checkpoints from this thread; `exec` keeps the sinks
+/// and writes the checkpoints.
 pub fn run(exec: &mut Executor, split: Split, interrupt: &AtomicUsize) -> Result<()> {
     let count = split.feeds.len();
     let shared = Arc::new(Shared::default());
+    if let Ok(mut state) = shared.barriers.state.lock() {
+        state.next = vec![0; count];
+    }
     let mut to: Vec<Vec<Option<Sender<Piece>>>> = (0..count).map(|_| (0..count).map(|_| None).collect()).collect();
     let mut from: Vec<Vec<Option<Receiver<Piece>>>> = (0..count).map(|_| (0..count).map(|_| None).collect()).collect();
     for a in 0..count {
@@ -342,7 +444,11 @@ pub fn run(exec: &mut Executor, split: Split, interrupt: &AtomicUsize) -> Result
     let (done_tx, done_rx) = bounded(count);
     let mut handles = Vec::new();
     let parts = split.feeds.into_iter().zip(split.heads).zip(split.instances).zip(to).zip(from).enumerate();
-    for (index, ((((feed, head), instance), to), from)) in parts {
+    for (index, ((((feed, head), mut instance), to), from)) in parts {
+        // As the merge stamps the first record after a restore.
+        if split.start.watermark > NO_WATERMARK {
+            instance.advance_watermark(split.start.watermark)?;
+        }
         let worker = Worker {
             index,
             count,
@@ -359,6 +465,7 @@ pub fn run(exec: &mut Executor, split: Split, interrupt: &AtomicUsize) -> Result
             stats: stats[index].clone(),
             shared: shared.clone(),
             published: Instant::now(),
+            applied: split.start,
         };
         let done = done_tx.clone();
         let handle = std::thread::Builder::new()
@@ -373,17 +480,45 @@ pub fn run(exec: &mut Executor, split: Split, interrupt: &AtomicUsize) -> Result
     }
     drop(done_tx);
     let mut watched = Ok(());
+    // A checkpoint barrier set (when), and the signal that asked for it.
+    let mut barrier: Option<Instant> = None;
+    let mut interrupted = None;
     let mut finished = 0;
     while finished < count {
-        match done_rx.recv_timeout(Duration::from_millis(50)) {
+        let wait = if barrier.is_some() { 2 } else { 50 };
+        match done_rx.recv_timeout(Duration::from_millis(wait)) {
             Ok(()) => finished += 1,
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
         }
-        if !shared.stops(0) {
+        if let Some(started) = barrier {
+            match complete_barrier(exec, &shared, started, finished == count) {
+                Ok(false) => {}
+                Ok(true) => {
+                    barrier = None;
+                    if let Some(code) = interrupted {
+                        shared.stop_from(0);
+                        watched = Err(Error::Interrupted(code));
+                    }
+                }
+                Err(e) => {
+                    barrier = None;
+                    shared.stop_from(0);
+                    release(&shared);
+                    watched = Err(e);
+                }
+            }
+        }
+        if !shared.stops(0) && interrupted.is_none() {
             match watch(exec, interrupt) {
+                Ok(true) if barrier.is_none() && exec.checkpoint_due() => barrier = Some(set_barrier(&shared)),
                 Ok(true) => {}
                 Ok(false) => shared.stop_from(0),
+                // A signal with checkpoints: a last one, then the workers stop.
+                Err(Error::Interrupted(code)) if exec.checkpointing.is_some() => {
+                    interrupted = Some(code);
+                    barrier = barrier.or_else(|| Some(set_barrier(&shared)));
+                }
                 Err(e) => {
                     shared.stop_from(0);
                     watched = Err(e);
@@ -398,11 +533,11 @@ pub fn run(exec: &mut Executor, split: Split, interrupt: &AtomicUsize) -> Result
     }
     // The earliest block's error is the one a single thread would have met first.
     let mut first: Option<BlockError> = None;
-    let mut all_done = true;
+    let mut reports = Vec::new();
     for (i, handle) in handles.into_iter().enumerate() {
         match handle.join() {
-            Ok(Ok(Ended::Done)) => {}
-            Ok(Ok(Ended::Stopped)) => all_done = false,
+            Ok(Ok(Ended::Done(report))) => reports.push(report),
+            Ok(Ok(Ended::Stopped)) => {}
             Ok(Err((block, e))) => {
                 if first.as_ref().is_none_or(|(b, _)| block < *b) {
                     first = Some((block, e));
@@ -417,11 +552,63 @@ pub fn run(exec: &mut Executor, split: Split, interrupt: &AtomicUsize) -> Result
     if let Some((_, e)) = first {
         return Err(e);
     }
-    if all_done {
+    if reports.len() == count {
         let records_in = stats.iter().filter_map(|s| s.lock().ok().map(|s| s.records_in)).sum();
         exec.report(records_in, shared.bytes.load(Ordering::Relaxed), i64::MAX, true);
+        if exec.checkpointing.is_some() {
+            checkpoint(exec, reports, true, Instant::now())?;
+        }
     }
     Ok(())
+}
+
+/// Sets a checkpoint barrier at the first block no worker has claimed.
+fn set_barrier(shared: &Shared) -> Instant {
+    if let Ok(mut state) = shared.barriers.state.lock() {
+        let block = state.next.iter().copied().max().unwrap_or(0);
+        let reports = state.next.iter().map(|_| None).collect();
+        state.pending = Some((block, reports));
+    }
+    Instant::now()
+}
+
+/// Lets the workers waiting at the barrier go on.
+fn release(shared: &Shared) {
+    if let Ok(mut state) = shared.barriers.state.lock() {
+        state.pending = None;
+    }
+    shared.barriers.changed.notify_all();
+}
+
+/// Writes the checkpoint of the pending barrier once every worker has reported (true;
+/// then the workers go on), or gives it up when the workers have all ended without
+/// reaching it (the input ended before its block: the final checkpoint follows).
+fn complete_barrier(exec: &mut Executor, shared: &Shared, started: Instant, all_ended: bool) -> Result<bool> {
+    let reports = {
+        let Ok(mut state) = shared.barriers.state.lock() else { return Ok(true) };
+        let Some((_, reports)) = &mut state.pending else { return Ok(true) };
+        if !reports.iter().all(Option::is_some) {
+            drop(state);
+            if all_ended {
+                release(shared);
+                return Ok(true);
+            }
+            return Ok(false);
+        }
+        std::mem::take(reports).into_iter().flatten().collect()
+    };
+    let written = checkpoint(exec, reports, false, started);
+    release(shared);
+    written.map(|_| true)
+}
+
+/// Writes a checkpoint from the workers' reports: their states, and where they all
+/// stand in the input.
+fn checkpoint(exec: &mut Executor, reports: Vec<Report>, completed: bool, started: Instant) -> Result<()> {
+    let applied = reports.first().map(|r| r.applied).ok_or_else(|| Error::Internal("no worker reported".into()))?;
+    let states = reports.into_iter().map(|r| r.states).collect();
+    let at = Barrier { positions: vec![(applied.end, applied.max_ts)], watermark: applied.watermark, completed };
+    exec.write_checkpoint(Some(states), at, started)
 }
 
 /// The main thread's watch while the workers run: a signal or the memory limit stops

@@ -63,6 +63,8 @@ pub struct FileSource {
     /// decoder above, on the source's own thread).
     readers: usize,
     parallel: Option<super::parallel_decode::ParallelDecoding>,
+    /// Where the files were last opened (the start, or a checkpoint's position).
+    opened_at: Origin,
 }
 
 /// How often a followed file is looked at when there is nothing new.
@@ -95,6 +97,7 @@ impl FileSource {
             seen_size: 0,
             readers: 1,
             parallel: None,
+            opened_at: origin,
         };
         source.open_at(Origin { file: 0, line: 0, offset: 0, ..origin })?;
         Ok(source)
@@ -114,6 +117,7 @@ impl FileSource {
     /// Opens file `at.file` at byte offset `at.offset` (with `at.line` lines before it).
     fn open_at(&mut self, at: Origin) -> Result<()> {
         let index = at.file as usize;
+        self.opened_at = Origin { source: self.origin.source, ..at };
         self.current_file = index;
         if self.readers > 1 && !self.follow {
             let (paths, decoding, schema) = (self.paths.clone(), self.decoding.clone(), self.schema.clone());
@@ -289,12 +293,11 @@ impl Source for FileSource {
     }
 
     fn split_into_blocks(&self, workers: usize) -> Option<Vec<super::parallel_decode::BlockFeed>> {
-        let start = Origin { file: 0, line: 0, offset: 0, ..self.origin };
         (!self.follow).then(|| {
             super::parallel_decode::deal(
                 self.paths.clone(),
                 self.decoding.clone(),
-                start,
+                self.opened_at,
                 self.schema.clone(),
                 self.id.clone(),
                 workers,

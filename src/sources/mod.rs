@@ -82,7 +82,8 @@ pub trait Source: Send {
         None
     }
 
-    /// The input from its start cut into blocks on record boundaries, dealt in turn to
+    /// The input from where it stands (its start, or where `seek` put it) cut into
+    /// blocks on record boundaries, dealt in turn to
     /// `workers` feeds (block k to feed k mod `workers`) that decode them on their own
     /// threads; None when the source cannot be read in blocks (only a bounded file
     /// source can).

@@ -37,7 +37,7 @@ enum Task {
     /// Bytes starting at `start` (file, byte offset, lines before it); CSV column
     /// names for blocks after a file's first one (None: the block starts with the
     /// header line, or the file has none).
-    Block { bytes: Vec<u8>, start: Origin, header: Option<Vec<String>> },
+    Block { bytes: Vec<u8>, start: Origin, end: Origin, header: Option<Vec<String>> },
     /// Every file has been read.
     End,
     /// Reading failed; the worker whose turn it is passes it on in order.
@@ -148,6 +148,9 @@ pub struct BlockFeed {
 pub struct Block {
     bytes: Vec<u8>,
     start: Origin,
+    /// Where the block ends: the origin of its last record (where a run that has read
+    /// it continues).
+    pub end: Origin,
     header: Option<Vec<String>>,
 }
 
@@ -162,7 +165,7 @@ impl BlockFeed {
     /// The next of this feed's blocks; None after the last one.
     pub fn next_block(&mut self) -> Result<Option<Block>> {
         match self.tasks.recv() {
-            Ok(Task::Block { bytes, start, header }) => Ok(Some(Block { bytes, start, header })),
+            Ok(Task::Block { bytes, start, end, header }) => Ok(Some(Block { bytes, start, end, header })),
             Ok(Task::End) | Err(_) => Ok(None),
             Ok(Task::Failed(e)) => Err(e),
         }
@@ -170,7 +173,7 @@ impl BlockFeed {
 
     /// A decoder of `block`'s records, with their origins in the input.
     pub fn decoder<'a>(&self, block: &'a Block) -> Decoder<&'a [u8]> {
-        let Block { bytes, start, header } = block;
+        let Block { bytes, start, header, .. } = block;
         Decoder::new(&bytes[..], bytes.len().max(1), &self.decoding, *start, self.schema.clone(), header.clone())
     }
 }
@@ -238,7 +241,8 @@ impl BlockReader {
                 let block_header = if offset == 0 { None } else { header.clone() };
                 offset += bytes.len() as u64;
                 line += lines;
-                if !self.deal(Task::Block { bytes, start, header: block_header }) {
+                let end = Origin { offset, line, ..start };
+                if !self.deal(Task::Block { bytes, start, end, header: block_header }) {
                     return Ok(());
                 }
             }
