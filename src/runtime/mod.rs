@@ -391,6 +391,10 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
             None => sinks::build(spec, sink, &run, saved)?,
         });
     }
+    // The sinks that reject rows hold their own handles on the error sink; this one
+    // would keep its channel open, and an interrupted run (no `End`) would wait for
+    // the error sink forever.
+    drop(on_reject);
 
     // The stateless head of the pipeline runs on every lane's thread.
     let head = plan.lane_steps();

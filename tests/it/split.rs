@@ -94,3 +94,49 @@ fn under_on_error_fail_the_workers_stop_at_the_first_bad_record_of_the_file() {
         }
     }
 }
+
+#[test]
+fn a_split_run_stopped_again_and_again_resumes_from_its_checkpoints_to_the_same_results() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), input_with_bad_rows()).unwrap();
+    let (code, stderr, expected) = run(dir.path(), "errors", "1");
+    assert_eq!(code, 0, "{stderr}");
+    let _ = std::fs::remove_dir_all(dir.path().join("out"));
+    let yaml = format!("{}checkpoint: {{interval: 10ms}}\n", PIPELINE.replace("{policy}", "errors"));
+    let path = write_pipeline(dir.path(), "checkpointed.yaml", &yaml);
+    let split = flowctl(&["run", "-v", "--parallelism", "2", "--fresh", &path], None, &[]);
+    assert!(split.stderr.contains("split between 2 workers"), "{}", split.stderr);
+    let _ = std::fs::remove_dir_all(dir.path().join("out"));
+    let mut stops = 0;
+    for attempt in 0.. {
+        assert!(attempt < 200, "the run never finished");
+        let parallelism = ["2", "3"][attempt % 2];
+        let mut args = vec!["run", "-q", "--parallelism", parallelism];
+        if attempt == 0 {
+            args.push("--fresh");
+        }
+        args.push(&path);
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_flowctl"))
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Short lives first, then long enough to finish.
+        let ms = if stops < 6 { 30 + 17 * (attempt as u64 % 5) } else { 2000 };
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        match child.wait().unwrap().code() {
+            Some(0) => break,
+            Some(143) => stops += 1,
+            other => panic!("a run ended with {other:?}"),
+        }
+    }
+    assert!(stops >= 6, "only {stops} stops");
+    let mut resumed = BTreeMap::new();
+    for entry in std::fs::read_dir(dir.path().join("out")).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        resumed.insert(name, std::fs::read_to_string(entry.path()).unwrap());
+    }
+    assert_eq!(multiset(&resumed), multiset(&expected));
+}
