@@ -148,6 +148,35 @@ impl Plan {
         chain
     }
 
+    /// The `key_by` step whose keyed steps' workers read the input themselves, split by
+    /// data (`runtime/split.rs`), when the pipeline has that shape: one bounded file
+    /// source with event time, read by the stateless head steps (or directly) into one
+    /// `key_by` whose readers are all keyed steps, and every other step keyed.
+    pub fn split_key_by(&self) -> Option<usize> {
+        let p = &self.pipeline;
+        let one_file = match &p.spec.sources[..] {
+            [source] => matches!(&source.kind, SourceKind::File { follow, .. } if !follow.value),
+            _ => false,
+        };
+        if !one_file || p.event_times.first().is_none_or(Option::is_none) {
+            return None;
+        }
+        let keyed = self.keyed_steps().ok()?;
+        let head = self.lane_steps();
+        let key_by = match p.graph.consumers(head.last().map_or(NodeRef::Source(0), |&i| NodeRef::Step(i)))[..] {
+            [NodeRef::Step(next)] => next,
+            _ => return None,
+        };
+        let only_keyed_readers =
+            p.graph.consumers(NodeRef::Step(key_by)).iter().all(|r| matches!(r, NodeRef::Step(j) if keyed[*j]));
+        let every_step_placed = (0..keyed.len()).all(|i| keyed[i] || i == key_by || head.contains(&i));
+        (matches!(p.steps[key_by], CompiledStep::KeyBy { .. })
+            && !keyed[key_by]
+            && only_keyed_readers
+            && every_step_placed)
+            .then_some(key_by)
+    }
+
     /// The text `flowctl plan` prints.
     pub fn describe(&self) -> String {
         let spec = &self.pipeline.spec;
@@ -176,6 +205,9 @@ impl Plan {
                 Edge::Forward => "sources".to_string(),
                 Edge::Partition { key_by } => {
                     let instances = match &keyed {
+                        Ok(_) if self.split_key_by() == Some(*key_by) => {
+                            "`parallelism` workers reading the file split by data".to_string()
+                        }
                         Ok(_) => "`parallelism` instances".to_string(),
                         Err(why) => format!("one thread: {why}"),
                     };

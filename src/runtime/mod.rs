@@ -418,7 +418,7 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
     let parallelism = parallelism(plan, options);
     let keyed = if parallelism > 1 { plan.keyed_steps() } else { Err("parallelism 1") };
     let split_key_by = match &keyed {
-        Ok(keyed) if !given && opened.len() == 1 => split::key_by_of(plan, &head, keyed),
+        Ok(_) if !given && opened.len() == 1 => plan.split_key_by(),
         _ => None,
     };
     let feeds = split_key_by.and_then(|_| opened.first().and_then(|s| s.split_into_blocks(parallelism)));

@@ -36,7 +36,7 @@ use crate::expr::Expr;
 use crate::record::{Batch, Origin, Record, Value, NO_WATERMARK};
 use crate::sources::parallel_decode::{Block, BlockFeed};
 use crate::steps::key::instance_of;
-use crate::validate::{CompiledEventTime, CompiledStep, NodeRef};
+use crate::validate::CompiledEventTime;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -525,9 +525,8 @@ pub fn run(exec: &mut Executor, split: Split, interrupt: &AtomicUsize) -> Result
                 }
             }
         }
-        let records_in = stats.iter().filter_map(|s| s.lock().ok().map(|s| s.records_in)).sum();
         let watermark = shared.watermark.load(Ordering::Relaxed);
-        exec.report(records_in, shared.bytes.load(Ordering::Relaxed), watermark, false);
+        report_progress(exec, &stats, &shared, watermark, false);
         // The source's lane: no channel, its records go to the steps on the worker.
         exec.publish(watermark, &[(Some(watermark), 0)]);
     }
@@ -553,13 +552,18 @@ pub fn run(exec: &mut Executor, split: Split, interrupt: &AtomicUsize) -> Result
         return Err(e);
     }
     if reports.len() == count {
-        let records_in = stats.iter().filter_map(|s| s.lock().ok().map(|s| s.records_in)).sum();
-        exec.report(records_in, shared.bytes.load(Ordering::Relaxed), i64::MAX, true);
+        report_progress(exec, &stats, &shared, i64::MAX, true);
         if exec.checkpointing.is_some() {
             checkpoint(exec, reports, true, Instant::now())?;
         }
     }
     Ok(())
+}
+
+/// Reports progress: the records the workers have read, the bytes of the blocks.
+fn report_progress(exec: &mut Executor, stats: &[Arc<Mutex<Stats>>], shared: &Shared, watermark: i64, force: bool) {
+    let records_in = stats.iter().filter_map(|s| s.lock().ok().map(|s| s.records_in)).sum();
+    exec.report(records_in, shared.bytes.load(Ordering::Relaxed), watermark, force);
 }
 
 /// Sets a checkpoint barrier at the first block no worker has claimed.
@@ -622,24 +626,4 @@ fn watch(exec: &mut Executor, interrupt: &AtomicUsize) -> Result<bool> {
     exec.check_memory_now()?;
     exec.poll_sinks();
     Ok(!exec.sink_failed() && !exec.all_closed())
-}
-
-/// The `key_by` step a run of `plan` split by data evaluates on its workers, when the
-/// pipeline has that shape: one source with event time, read by the stateless `head`
-/// steps (or directly) into one `key_by` whose readers are all `keyed` steps.
-pub fn key_by_of(plan: &crate::plan::Plan, head: &[usize], keyed: &[bool]) -> Option<usize> {
-    let p = &plan.pipeline;
-    if p.spec.sources.len() != 1 || p.event_times.first().is_none_or(Option::is_none) {
-        return None;
-    }
-    let reader_of = |node: NodeRef| match p.graph.consumers(node)[..] {
-        [NodeRef::Step(next)] => Some(next),
-        _ => None,
-    };
-    let key_by = reader_of(head.last().map_or(NodeRef::Source(0), |&i| NodeRef::Step(i)))?;
-    let only_keyed_readers =
-        p.graph.consumers(NodeRef::Step(key_by)).iter().all(|r| matches!(r, NodeRef::Step(j) if keyed[*j]));
-    let every_step_placed = (0..keyed.len()).all(|i| keyed[i] || i == key_by || head.contains(&i));
-    (matches!(p.steps[key_by], CompiledStep::KeyBy { .. }) && !keyed[key_by] && only_keyed_readers && every_step_placed)
-        .then_some(key_by)
 }

@@ -103,6 +103,17 @@ impl FileSource {
         Ok(source)
     }
 
+    /// This source's files to read in blocks from `at`.
+    fn files(&self, at: Origin) -> super::parallel_decode::Files {
+        super::parallel_decode::Files {
+            paths: self.paths.clone(),
+            decoding: self.decoding.clone(),
+            at,
+            schema: self.schema.clone(),
+            id: self.id.clone(),
+        }
+    }
+
     fn path_error(&self, what: &str, file: usize, e: std::io::Error) -> Error {
         let path = self.paths.get(file).map(|p| p.display().to_string()).unwrap_or_default();
         Error::io(format!("source `{}`: cannot {what} {path}", self.id), e)
@@ -120,16 +131,8 @@ impl FileSource {
         self.opened_at = Origin { source: self.origin.source, ..at };
         self.current_file = index;
         if self.readers > 1 && !self.follow {
-            let (paths, decoding, schema) = (self.paths.clone(), self.decoding.clone(), self.schema.clone());
-            let start = Origin { source: self.origin.source, ..at };
-            self.parallel = Some(super::parallel_decode::ParallelDecoding::start(
-                paths,
-                decoding,
-                start,
-                schema,
-                self.id.clone(),
-                self.readers,
-            ));
+            self.parallel =
+                Some(super::parallel_decode::ParallelDecoding::start(self.files(self.opened_at), self.readers));
             self.current = None;
             return Ok(());
         }
@@ -294,15 +297,7 @@ impl Source for FileSource {
 
     fn split_into_blocks(&self, workers: usize) -> Option<Vec<super::parallel_decode::BlockFeed>> {
         (!self.follow).then(|| {
-            super::parallel_decode::deal(
-                self.paths.clone(),
-                self.decoding.clone(),
-                self.opened_at,
-                self.schema.clone(),
-                self.id.clone(),
-                workers,
-                super::parallel_decode::SPLIT_BLOCK,
-            )
+            super::parallel_decode::deal(self.files(self.opened_at), workers, super::parallel_decode::SPLIT_BLOCK)
         })
     }
 

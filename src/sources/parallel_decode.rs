@@ -58,18 +58,21 @@ pub struct ParallelDecoding {
     ended: bool,
 }
 
+/// The files of a source to read in blocks, from `at` on.
+pub struct Files {
+    pub paths: Vec<PathBuf>,
+    pub decoding: Decoding,
+    pub at: Origin,
+    pub schema: Option<Arc<Schema>>,
+    /// The source's id, for errors.
+    pub id: String,
+}
+
 impl ParallelDecoding {
-    /// Starts decoding `paths` from `at` on `workers` threads.
-    pub fn start(
-        paths: Vec<PathBuf>,
-        decoding: Decoding,
-        at: Origin,
-        schema: Option<Arc<Schema>>,
-        id: String,
-        workers: usize,
-    ) -> ParallelDecoding {
+    /// Starts decoding `files` on `workers` threads.
+    pub fn start(files: Files, workers: usize) -> ParallelDecoding {
         let mut outputs = Vec::new();
-        for feed in deal(paths, decoding, at, schema, id, workers, BLOCK) {
+        for feed in deal(files, workers, BLOCK) {
             // One block decoded per worker: memory stays a few blocks.
             let (out_tx, out_rx) = bounded::<Decoded>(1);
             std::thread::spawn(move || decode_blocks(feed, out_tx));
@@ -108,18 +111,11 @@ impl ParallelDecoding {
     }
 }
 
-/// Starts a reader thread cutting `paths` (from `at`) into blocks of about `block`
-/// bytes dealt in turn to `workers` feeds: feed k gets blocks k, k + workers, ... and
-/// decodes them where it is read.
-pub fn deal(
-    paths: Vec<PathBuf>,
-    decoding: Decoding,
-    at: Origin,
-    schema: Option<Arc<Schema>>,
-    id: String,
-    workers: usize,
-    block: usize,
-) -> Vec<BlockFeed> {
+/// Starts a reader thread cutting `files` into blocks of about `block` bytes dealt in
+/// turn to `workers` feeds: feed k gets blocks k, k + workers, ... and decodes them
+/// where it is read.
+pub fn deal(files: Files, workers: usize, block: usize) -> Vec<BlockFeed> {
+    let Files { paths, decoding, at, schema, id } = files;
     let mut inputs = Vec::new();
     let mut feeds = Vec::new();
     for _ in 0..workers {

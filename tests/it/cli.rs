@@ -95,11 +95,21 @@ fn plan_shows_chains_and_sinks() {
 fn plan_says_whether_keyed_steps_run_on_parallel_instances() {
     let out = flowctl(&["plan", "pipelines/w1.yaml"], None, &[]);
     assert!(
-        out.stdout.contains("chain 2 <- partition by key of `key_by #2` (`parallelism` instances)"),
+        out.stdout.contains(
+            "chain 2 <- partition by key of `key_by #2` (`parallelism` workers reading the file split by data)"
+        ),
         "{}",
         out.stdout
     );
     let dir = tempfile::tempdir().unwrap();
+    // Not a file: the source's thread feeds keyed instances.
+    let yaml = "sources:\n  in: {type: stdin}\nsteps:\n  - key_by: a\n  - reduce: {n: count()}\nsinks:\n  out: {type: stdout}\n";
+    let out = flowctl(&["plan", &write_pipeline(dir.path(), "one.yaml", yaml)], None, &[]);
+    assert!(
+        out.stdout.contains("chain 2 <- partition by key of `key_by #1` (`parallelism` instances)"),
+        "{}",
+        out.stdout
+    );
     let yaml = "sources:\n  in: {type: stdin}\nsteps:\n  - key_by: a\n  - reduce: {n: count()}\n  - key_by: n\n  - reduce: {m: count()}\nsinks:\n  out: {type: stdout}\n";
     let path = write_pipeline(dir.path(), "p.yaml", yaml);
     let out = flowctl(&["plan", &path], None, &[]);

@@ -48,12 +48,17 @@ fn run(dir: &std::path::Path, policy: &str, parallelism: &str) -> (i32, String, 
     let _ = std::fs::remove_dir_all(dir.join("out"));
     let path = write_pipeline(dir, "split.yaml", &PIPELINE.replace("{policy}", policy));
     let out = flowctl(&["run", "-v", "--parallelism", parallelism, &path], None, &[]);
+    (out.code, out.stderr, outputs(dir))
+}
+
+/// The files the pipeline wrote into `dir`/out, by name.
+fn outputs(dir: &std::path::Path) -> BTreeMap<String, String> {
     let mut files = BTreeMap::new();
     for entry in std::fs::read_dir(dir.join("out")).into_iter().flatten().flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
         files.insert(name, std::fs::read_to_string(entry.path()).unwrap());
     }
-    (out.code, out.stderr, files)
+    files
 }
 
 #[test]
@@ -133,10 +138,5 @@ fn a_split_run_stopped_again_and_again_resumes_from_its_checkpoints_to_the_same_
         }
     }
     assert!(stops >= 6, "only {stops} stops");
-    let mut resumed = BTreeMap::new();
-    for entry in std::fs::read_dir(dir.path().join("out")).unwrap().flatten() {
-        let name = entry.file_name().to_string_lossy().to_string();
-        resumed.insert(name, std::fs::read_to_string(entry.path()).unwrap());
-    }
-    assert_eq!(multiset(&resumed), multiset(&expected));
+    assert_eq!(multiset(&outputs(dir.path())), multiset(&expected));
 }
