@@ -520,7 +520,10 @@ impl Executor {
     }
 
     fn tell_progress(&mut self, merge: &Merge, force: bool) {
-        let Some(ProgressReport { sizes, .. }) = &self.progress else { return };
+        let Some(ProgressReport { sizes, last, .. }) = &self.progress else { return };
+        if !force && last.elapsed() < std::time::Duration::from_millis(100) {
+            return;
+        }
         let done = merge
             .positions()
             .iter()
@@ -534,7 +537,8 @@ impl Executor {
         self.report(records_in, done, watermark, force);
     }
 
-    /// Reports progress (at most every 100 ms unless `force`).
+    /// Reports progress (at most every 100 ms unless `force`; the caller may check
+    /// first, to skip working out what to report).
     pub(super) fn report(&mut self, records_in: u64, bytes_done: u64, watermark: i64, force: bool) {
         let Some(ProgressReport { report, sizes, last }) = &mut self.progress else { return };
         if !force && last.elapsed() < std::time::Duration::from_millis(100) {
