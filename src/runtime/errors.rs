@@ -15,6 +15,13 @@ pub struct RecordFailure {
     pub error: String,
 }
 
+impl From<crate::sources::BadRecord> for RecordFailure {
+    /// Input that could not be decoded (or its event time read): no step failed.
+    fn from(bad: crate::sources::BadRecord) -> RecordFailure {
+        RecordFailure { origin: bad.origin, step: None, input: Value::str(&bad.raw), error: bad.error }
+    }
+}
+
 /// Names of sources and their files, to describe origins.
 #[derive(Clone)]
 pub struct OriginNames {

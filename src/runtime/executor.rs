@@ -11,7 +11,7 @@ use crate::checkpoint::{Checkpoint, Position, SinkState, SourceState, StepState}
 use crate::error::{Error, Result};
 use crate::expr::Expr;
 use crate::plan::Plan;
-use crate::record::{Batch, Record, Value};
+use crate::record::{Batch, Record};
 use crate::sinks::SinkError;
 use crate::spec::ErrorPolicy;
 use crate::steps::{self, Operator};
@@ -653,12 +653,7 @@ impl Executor {
                 Merged::Bad(bad) => {
                     self.summary.records_in += bad.len() as u64;
                     for b in bad {
-                        self.failure(RecordFailure {
-                            origin: b.origin,
-                            step: None,
-                            input: Value::str(&b.raw),
-                            error: b.error,
-                        })?;
+                        self.failure(RecordFailure::from(b))?;
                     }
                 }
             }

@@ -27,6 +27,12 @@ pub struct SourceClock {
     pub idle_timeout: Option<Duration>,
 }
 
+/// The watermark of a source that has seen event times up to `max_ts`: the largest
+/// minus the out-of-orderness it allows (none seen yet: no watermark).
+pub fn bounded_watermark(max_ts: Option<i64>, out_of_orderness: i64) -> i64 {
+    max_ts.map_or(NO_WATERMARK, |ts| ts.saturating_sub(out_of_orderness))
+}
+
 /// What a lane sent, in order: its batches are kept whole (records are moved once,
 /// when taken), never empty.
 enum Item {
@@ -60,7 +66,7 @@ impl Input {
         } else if self.idle {
             None
         } else {
-            Some(self.max_ts.map_or(NO_WATERMARK, |ts| ts.saturating_sub(self.clock.out_of_orderness)))
+            Some(bounded_watermark(self.max_ts, self.clock.out_of_orderness))
         }
     }
 

@@ -33,8 +33,9 @@ use super::keyed::Stats;
 use super::lane_steps::{marker, LaneSteps, Marker};
 use crate::error::{Error, Result};
 use crate::expr::Expr;
-use crate::record::{Batch, Origin, Record, Value, NO_WATERMARK};
+use crate::record::{Batch, Origin, Record, NO_WATERMARK};
 use crate::sources::parallel_decode::{Block, BlockFeed};
+use crate::sources::BadRecord;
 use crate::steps::key::instance_of;
 use crate::validate::CompiledEventTime;
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -91,7 +92,7 @@ struct Stamper {
 
 impl Stamper {
     fn watermark(&self) -> i64 {
-        self.max_ts.map_or(NO_WATERMARK, |ts| ts.saturating_sub(self.out_of_orderness))
+        super::merge::bounded_watermark(self.max_ts, self.out_of_orderness)
     }
 
     fn stamp(&mut self, record: &mut Record) {
@@ -360,21 +361,15 @@ impl Worker {
             records.retain_mut(|record| match super::event_time::assign(record, self.event_time.as_ref(), now) {
                 Ok(()) => true,
                 Err(error) => {
-                    failures.push(RecordFailure {
+                    failures.push(RecordFailure::from(BadRecord {
                         origin: record.origin,
-                        step: None,
-                        input: Value::str(&record.to_json()),
+                        raw: record.to_json(),
                         error,
-                    });
+                    }));
                     false
                 }
             });
-            failures.extend(bad.drain(..).map(|b| RecordFailure {
-                origin: b.origin,
-                step: None,
-                input: Value::str(&b.raw),
-                error: b.error,
-            }));
+            failures.extend(bad.drain(..).map(RecordFailure::from));
             match &mut self.head {
                 Some(head) if !records.is_empty() => head.run(std::mem::take(&mut records), &mut outputs),
                 _ => outputs.append(&mut records),
