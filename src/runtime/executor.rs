@@ -298,9 +298,7 @@ impl Executor {
         let mut total = self.stats();
         let instances = match &self.keyed {
             Some(keyed) => keyed.stats(),
-            None if !self.workers.is_empty() => {
-                self.workers.iter().map(|s| s.lock().map(|s| s.clone()).unwrap_or_default()).collect()
-            }
+            None if !self.workers.is_empty() => super::keyed::published(&self.workers),
             None => return total,
         };
         let add = |a: &mut Option<usize>, b: Option<&Option<usize>>| {

@@ -177,7 +177,7 @@ impl Instances {
 
     /// The counts every instance published last.
     pub fn stats(&self) -> Vec<Stats> {
-        self.stats.iter().map(|s| s.lock().map(|s| s.clone()).unwrap_or_default()).collect()
+        published(&self.stats)
     }
 
     /// Stops the instances (the local one is dropped, the channels close: none holds
@@ -240,8 +240,13 @@ impl Instances {
     }
 }
 
-/// Publishes an instance's counts.
-fn publish(exec: &Executor, stats: &Mutex<Stats>) {
+/// The counts last published in each of `stats`.
+pub fn published(stats: &[Arc<Mutex<Stats>>]) -> Vec<Stats> {
+    stats.iter().map(|s| s.lock().map(|s| s.clone()).unwrap_or_default()).collect()
+}
+
+/// Publishes an instance's (or a split run's worker's) counts.
+pub fn publish(exec: &Executor, stats: &Mutex<Stats>) {
     if let Ok(mut s) = stats.lock() {
         *s = exec.stats();
     }

@@ -395,9 +395,7 @@ impl Worker {
     }
 
     fn publish(&mut self) {
-        if let Ok(mut s) = self.stats.lock() {
-            *s = self.exec.stats();
-        }
+        super::keyed::publish(&self.exec, &self.stats);
         self.published = Instant::now();
     }
 }
