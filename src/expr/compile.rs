@@ -1080,6 +1080,9 @@ mod tests {
         let e = compile("b * 10 + a", &scope).unwrap();
         let same = Record::new(schema.clone(), vec![Value::Int(1), Value::Int(2)]);
         assert_eq!(e.eval(&same).unwrap(), Value::Int(21));
+        // A thread's twin of the schema takes the compiled slots too.
+        let twin = Record::new(schema.twin(), vec![Value::Int(5), Value::Int(6)]);
+        assert_eq!(e.eval(&twin).unwrap(), Value::Int(65));
         // Same names in another order and another Arc: found by name.
         let other = Record::from_pairs(vec![("b", Value::Int(3)), ("a", Value::Int(4))]);
         assert_eq!(e.eval(&other).unwrap(), Value::Int(34));

@@ -45,7 +45,7 @@ pub(crate) fn list_item(items: &[Value], i: i64) -> &Value {
 pub(crate) struct FieldRef {
     pub name: Arc<str>,
     /// Index of `name` in the schema the scope promised; used when the record carries
-    /// that very schema (pointer check), otherwise the name is looked up.
+    /// that schema or a twin of it (same id), otherwise the name is looked up.
     pub slot: Option<(Arc<Schema>, usize)>,
     pub steps: Vec<Step>,
     /// The last lookup by name: the schema's id and where `name` was in it, so records
@@ -80,7 +80,7 @@ impl FieldRef {
     #[inline]
     pub(crate) fn index_in(&self, schema: &Arc<Schema>) -> Option<usize> {
         match &self.slot {
-            Some((promised, i)) if Arc::ptr_eq(schema, promised) => Some(*i),
+            Some((promised, i)) if Schema::same(schema, promised) => Some(*i),
             _ => self.cache.get(schema.id()).unwrap_or_else(|| {
                 let index = schema.index_of(&self.name);
                 self.cache.set(schema.id(), index);

@@ -24,6 +24,9 @@ pub struct LaneSteps {
     counts: Arc<LaneCounts>,
     current: Vec<Record>,
     next: Vec<Record>,
+    /// This lane's twins of the marker schemas (see [`Schema::twin`]).
+    tick: Arc<Schema>,
+    failure: Arc<Schema>,
 }
 
 /// Per source, records the lanes read; per step index, records in and out; summed
@@ -63,10 +66,10 @@ pub enum Marker {
 
 /// The marker a record stands for, if it is one.
 pub fn marker(record: &Record) -> Option<Marker> {
-    if Arc::ptr_eq(record.schema(), tick_schema()) {
+    if Schema::same(record.schema(), tick_schema()) {
         return Some(Marker::Tick);
     }
-    if !Arc::ptr_eq(record.schema(), failure_schema()) {
+    if !Schema::same(record.schema(), failure_schema()) {
         return None;
     }
     let [Value::Str(step), input, Value::Str(error)] = record.values() else { return None };
@@ -88,7 +91,14 @@ fn marked(schema: &Arc<Schema>, values: Vec<Value>, origin: Origin, event_time: 
 impl LaneSteps {
     /// `steps`: (step index, label, operator) in order.
     pub fn new(steps: Vec<(usize, String, Box<dyn Operator>)>, counts: Arc<LaneCounts>) -> LaneSteps {
-        LaneSteps { steps, counts, current: Vec::new(), next: Vec::new() }
+        LaneSteps {
+            steps,
+            counts,
+            current: Vec::new(),
+            next: Vec::new(),
+            tick: tick_schema().twin(),
+            failure: failure_schema().twin(),
+        }
     }
 
     /// Runs the steps over a batch, appending to `out` for each input record its
@@ -115,7 +125,7 @@ impl LaneSteps {
                     let target = if to_out { &mut *out } else { &mut self.next };
                     if let Err(e) = op.process(r, target) {
                         let values = vec![Value::str(label), e.record.to_map_value(), Value::str(&e.error.message)];
-                        out.push(marked(failure_schema(), values, e.record.origin, event_time));
+                        out.push(marked(&self.failure, values, e.record.origin, event_time));
                         failed += 1;
                     }
                 }
@@ -129,7 +139,7 @@ impl LaneSteps {
             // Without steps the record passes as it is.
             out.extend(first);
             if out.len() == produced {
-                out.push(marked(tick_schema(), Vec::new(), origin, event_time));
+                out.push(marked(&self.tick, Vec::new(), origin, event_time));
             }
         }
         for ((step, _, _), (i, o)) in self.steps.iter().zip(counted) {

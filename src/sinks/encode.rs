@@ -108,7 +108,7 @@ impl Csv {
             }
         };
         let shape = record.schema();
-        let same = Arc::ptr_eq(&columns, shape)
+        let same = Schema::same(&columns, shape)
             || shape.id() == self.same_columns
             || (columns.names() == shape.names() && {
                 self.same_columns = shape.id();

@@ -244,7 +244,7 @@ impl KafkaLane {
             return record;
         }
         let schema = match &self.extended {
-            Some((base, ext)) if Arc::ptr_eq(base, record.schema()) => ext.clone(),
+            Some((base, ext)) if Schema::same(base, record.schema()) => ext.clone(),
             _ => {
                 let mut names = record.schema().names().to_vec();
                 names.extend(layout.extras.iter().cloned());

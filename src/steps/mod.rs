@@ -91,7 +91,7 @@ pub trait Operator: Send {
 pub fn build(step: &CompiledStep) -> Option<Box<dyn Operator>> {
     Some(match step {
         CompiledStep::Filter(e) => Box::new(filter::Filter::new(e.clone())),
-        CompiledStep::Map { schema, exprs } => Box::new(map::Map::new(schema.clone(), exprs.clone())),
+        CompiledStep::Map { schema, exprs } => Box::new(map::Map::new(schema.twin(), exprs.clone())),
         CompiledStep::Set { assignments } => Box::new(set::Set::new(assignments.clone())),
         CompiledStep::Drop(names) => Box::new(drop::Drop::new(names.clone())),
         CompiledStep::FlatMap { each, as_field } => Box::new(flat_map::FlatMap::new(each.clone(), as_field.clone())),
@@ -130,7 +130,7 @@ impl<L> LayoutCache<L> {
         input: &std::sync::Arc<crate::record::Schema>,
         make: impl FnOnce(&std::sync::Arc<crate::record::Schema>) -> L,
     ) -> &L {
-        let hit = matches!(&self.last, Some((s, _)) if std::sync::Arc::ptr_eq(s, input));
+        let hit = matches!(&self.last, Some((s, _)) if crate::record::Schema::same(s, input));
         if !hit {
             self.last = Some((input.clone(), make(input)));
         }
