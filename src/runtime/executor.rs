@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::expr::Expr;
 use crate::plan::Plan;
 use crate::record::{Batch, Record};
+use crate::sinks::encode::LineEncoder;
 use crate::sinks::SinkError;
 use crate::spec::ErrorPolicy;
 use crate::steps::{self, Operator};
@@ -63,6 +64,12 @@ pub struct Executor {
     head: Option<(Vec<usize>, std::sync::Arc<super::lane_steps::LaneCounts>)>,
     /// The counts the workers of a run split by data publish (`runtime/split.rs`).
     workers: Vec<std::sync::Arc<std::sync::Mutex<Stats>>>,
+    /// Per sink: the line format keyed instances encode its records in, when the sink
+    /// writes text (`Sink::line_encoder`).
+    instance_encoders: Vec<Option<LineEncoder>>,
+    /// Per sink: the line format this executor (an instance) encodes its records in
+    /// before sending them; None: records are sent as they are.
+    encoders: Vec<Option<LineEncoder>>,
 }
 
 /// Where a checkpoint is taken: per lane, the origin of the last input handed out and
@@ -181,7 +188,16 @@ impl Executor {
             keyed_steps: vec![false; p.spec.steps.len()],
             head: None,
             workers: Vec::new(),
+            instance_encoders: Vec::new(),
+            encoders: Vec::new(),
         })
+    }
+
+    /// Keyed instances (and split workers) will encode the records they send to
+    /// sinks that write lines of text, per sink in `formats`, so that the records are
+    /// freed where they were made and the sink only writes.
+    pub fn encode_in_instances(&mut self, formats: Vec<Option<LineEncoder>>) {
+        self.instance_encoders = formats;
     }
 
     /// The steps `head` (a chain read by every source) run on the source lanes: the
@@ -237,6 +253,7 @@ impl Executor {
         for _ in 0..n {
             let threads = (0..self.sinks.len()).map(|_| None).collect();
             let mut exec = Executor::new(plan, self.names.clone(), self.sinks.clone(), threads, Vec::new(), None)?;
+            exec.encoders = self.instance_encoders.clone();
             exec.order.retain(|i| keyed[*i]);
             for (k, exchange) in exchanges.iter().enumerate() {
                 if exchange.is_some() {
@@ -904,7 +921,18 @@ impl Executor {
     fn send(&mut self, sink: usize, batch: Batch) {
         let n = batch.len() as u64;
         let Some(tx) = &self.sinks[sink] else { return };
-        if tx.send(SinkMessage::Batch(batch)).is_ok() {
+        let message = match self.encoders.get_mut(sink).and_then(Option::as_mut) {
+            Some(lines) => {
+                let mut text = String::with_capacity(batch.len() * 64);
+                for record in &batch {
+                    lines.encode(record, &mut text);
+                }
+                drop(batch);
+                SinkMessage::Lines(text)
+            }
+            None => SinkMessage::Batch(batch),
+        };
+        if tx.send(message).is_ok() {
             self.counts.sinks[sink] += n;
             if self.counted[sink] {
                 self.summary.records_out += n;

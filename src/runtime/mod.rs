@@ -42,6 +42,9 @@ pub enum Message {
 /// What travels from the executor to a sink.
 pub enum SinkMessage {
     Batch(Batch),
+    /// Lines of text encoded for the sink by the thread that made the records
+    /// (`Sink::line_encoder`).
+    Lines(String),
     /// A checkpoint barrier for an epoch: flush, make durable and reply with the
     /// commit state.
     Barrier(u64, crossbeam_channel::Sender<Result<serde_json::Value, SinkError>>),
@@ -449,6 +452,7 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
         })
         .collect::<Result<_>>()?;
 
+    let line_encoders: Vec<_> = sink_writers.iter().map(|s| s.line_encoder()).collect();
     let mut sink_threads = Vec::new();
     let sink_senders: Vec<_> = sink_senders.into_iter().map(Some).collect();
     for (i, (sink, rx)) in sink_writers.into_iter().zip(sink_receivers).enumerate() {
@@ -473,6 +477,7 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
     let mut merge =
         merge::Merge::new(receivers, clocks, by_event_time, bounded_inputs, options.batch_size, interrupt.clone());
     let mut exec = executor::Executor::new(plan, names, sink_senders, sink_threads, lanes, checkpointing)?;
+    exec.encode_in_instances(line_encoders);
     if !head.is_empty() {
         exec.run_head_on_lanes(head.clone(), head_counts.clone());
     }
@@ -588,6 +593,12 @@ fn sink_thread(mut sink: Box<dyn sinks::Sink>, rx: Receiver<SinkMessage>) -> Res
         match rx.recv() {
             Ok(SinkMessage::Batch(batch)) => {
                 if let Err(e) = sink.write(&batch) {
+                    sink.abort();
+                    return Err(e);
+                }
+            }
+            Ok(SinkMessage::Lines(text)) => {
+                if let Err(e) = sink.write_lines(&text) {
                     sink.abort();
                     return Err(e);
                 }

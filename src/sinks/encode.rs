@@ -2,10 +2,14 @@
 //! and socket sinks. Records are written straight into one text buffer that goes to
 //! the writer in 64 KiB pieces (and on `flush`), so a line costs no allocation and no
 //! system call of its own, even on a line-buffered stdout.
+//!
+//! The line format itself is a [`LineEncoder`], which threads that make records
+//! (keyed instances, split workers) clone, so that they hand their sink text instead
+//! of records: a record is then encoded and freed on the core that made it.
 
 use crate::record::{Record, Schema, Value};
 use std::io::Write;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// How much encoded text is gathered before it is handed to the writer.
 const CHUNK: usize = 64 * 1024;
@@ -13,10 +17,16 @@ const CHUNK: usize = 64 * 1024;
 pub struct Encoder<W: Write> {
     out: W,
     text: String,
-    format: Format,
+    lines: LineEncoder,
+    /// A CSV header is still to be written, before the first line.
+    header: bool,
 }
 
-enum Format {
+/// Writes records as lines of text: JSON lines or CSV. Clones share the CSV columns
+/// (those of the first record any clone meets), so lines encoded on several threads
+/// for one sink all have its header's columns.
+#[derive(Clone)]
+pub enum LineEncoder {
     Jsonl,
     Csv(Box<Csv>),
 }
@@ -24,60 +34,75 @@ enum Format {
 /// RFC 4180 as the `csv` crate writes it: a field is quoted when it holds the
 /// delimiter, a quote, `\r` or `\n`, quotes inside doubled; a record of one empty
 /// field is written as `""`.
-struct Csv {
-    header: bool,
-    delimiter: char,
-    /// The bytes that make a field quoted: the delimiter, `"`, `\r`, `\n`.
-    special: [bool; 256],
-    /// Whether integers can be written without a check (the delimiter is no digit
-    /// or minus sign).
-    plain_ints: bool,
-    /// The columns, those of the first record.
-    columns: Option<Arc<Schema>>,
+#[derive(Clone)]
+pub struct Csv {
+    style: CsvStyle,
+    /// The columns, those of the first record, shared by the clones.
+    columns: Arc<OnceLock<Arc<Schema>>>,
     /// The id of the last other schema found to have exactly these columns (records of
     /// parallel instances carry equal schemas of their own).
     same_columns: u64,
     quoted: String,
 }
 
+#[derive(Clone)]
+struct CsvStyle {
+    delimiter: char,
+    /// The bytes that make a field quoted: the delimiter, `"`, `\r`, `\n`.
+    special: [bool; 256],
+    /// Whether integers can be written without a check (the delimiter is no digit
+    /// or minus sign).
+    plain_ints: bool,
+}
+
 impl<W: Write> Encoder<W> {
     pub fn jsonl(out: W) -> Self {
-        Encoder { out, text: String::with_capacity(CHUNK + 4096), format: Format::Jsonl }
+        Encoder { out, text: String::with_capacity(CHUNK + 4096), lines: LineEncoder::Jsonl, header: false }
     }
 
     pub fn csv(out: W, header: bool, delimiter: u8) -> Self {
-        let mut special = [false; 256];
-        for b in [delimiter, b'"', b'\r', b'\n'] {
-            special[usize::from(b)] = true;
-        }
-        let plain_ints = !(delimiter.is_ascii_digit() || delimiter == b'-');
-        let csv = Csv {
-            header,
-            delimiter: char::from(delimiter),
-            special,
-            plain_ints,
-            columns: None,
-            same_columns: 0,
-            quoted: String::new(),
-        };
-        Encoder { out, text: String::with_capacity(CHUNK + 4096), format: Format::Csv(Box::new(csv)) }
+        Encoder { out, text: String::with_capacity(CHUNK + 4096), lines: LineEncoder::csv(delimiter), header }
+    }
+
+    /// The line format, for a thread that encodes records for this writer
+    /// ([`Encoder::write_lines`]).
+    pub fn line_encoder(&self) -> LineEncoder {
+        self.lines.clone()
     }
 
     /// Writes records. CSV columns are those of the first record; later records are
     /// written by field name (missing fields empty, extra fields left out).
     pub fn write(&mut self, records: &[Record]) -> std::io::Result<()> {
         for record in records {
-            match &mut self.format {
-                Format::Jsonl => {
-                    record.write_json(&mut self.text);
-                    self.text.push('\n');
-                }
-                Format::Csv(csv) => csv.write(record, &mut self.text),
+            if self.header {
+                self.header = false;
+                self.lines.header(Some(record.schema()), &mut self.text);
             }
+            self.lines.encode(record, &mut self.text);
             if self.text.len() >= CHUNK {
                 self.out.write_all(self.text.as_bytes())?;
                 self.text.clear();
             }
+        }
+        Ok(())
+    }
+
+    /// Writes whole lines that a clone of [`Encoder::line_encoder`] encoded.
+    pub fn write_lines(&mut self, lines: &str) -> std::io::Result<()> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        if self.header {
+            self.header = false;
+            self.lines.header(None, &mut self.text);
+        }
+        if self.text.is_empty() && lines.len() >= CHUNK {
+            return self.out.write_all(lines.as_bytes());
+        }
+        self.text.push_str(lines);
+        if self.text.len() >= CHUNK {
+            self.out.write_all(self.text.as_bytes())?;
+            self.text.clear();
         }
         Ok(())
     }
@@ -94,36 +119,64 @@ impl<W: Write> Encoder<W> {
     }
 }
 
+impl LineEncoder {
+    pub fn csv(delimiter: u8) -> LineEncoder {
+        let mut special = [false; 256];
+        for b in [delimiter, b'"', b'\r', b'\n'] {
+            special[usize::from(b)] = true;
+        }
+        let plain_ints = !(delimiter.is_ascii_digit() || delimiter == b'-');
+        let style = CsvStyle { delimiter: char::from(delimiter), special, plain_ints };
+        LineEncoder::Csv(Box::new(Csv { style, columns: Arc::default(), same_columns: 0, quoted: String::new() }))
+    }
+
+    /// Appends the record's line to `text`.
+    pub fn encode(&mut self, record: &Record, text: &mut String) {
+        match self {
+            LineEncoder::Jsonl => {
+                record.write_json(text);
+                text.push('\n');
+            }
+            LineEncoder::Csv(csv) => csv.write(record, text),
+        }
+    }
+
+    /// Appends the CSV header: the columns, those of `first` unless a clone already
+    /// met a record (nothing for JSON lines, or before any record).
+    fn header(&mut self, first: Option<&Arc<Schema>>, text: &mut String) {
+        let LineEncoder::Csv(csv) = self else { return };
+        let columns = match first {
+            Some(first) => Some(csv.columns.get_or_init(|| first.clone())),
+            None => csv.columns.get(),
+        };
+        if let Some(columns) = columns {
+            csv.style.line(columns.names().iter().map(|n| Cell::Name(n)), &mut csv.quoted, text);
+        }
+    }
+}
+
 impl Csv {
     fn write(&mut self, record: &Record, text: &mut String) {
-        // Taken out while the line is written (no reference count change per record).
-        let columns = match self.columns.take() {
-            Some(c) => c,
-            None => {
-                let c = record.schema().clone();
-                if self.header {
-                    self.line(c.names().iter().map(|n| Cell::Name(n)), text);
-                }
-                c
-            }
-        };
+        let Csv { style, columns, same_columns, quoted } = self;
+        let columns = columns.get_or_init(|| record.schema().clone());
         let shape = record.schema();
-        let same = Schema::same(&columns, shape)
-            || shape.id() == self.same_columns
+        let same = Schema::same(columns, shape)
+            || shape.id() == *same_columns
             || (columns.names() == shape.names() && {
-                self.same_columns = shape.id();
+                *same_columns = shape.id();
                 true
             });
         if same {
-            self.line(record.values().iter().map(Cell::Value), text);
+            style.line(record.values().iter().map(Cell::Value), quoted, text);
         } else {
             let by_name = columns.names().iter().map(|name| Cell::Value(record.get(name).unwrap_or(&Value::Null)));
-            self.line(by_name, text);
+            style.line(by_name, quoted, text);
         }
-        self.columns = Some(columns);
     }
+}
 
-    fn line<'a>(&mut self, cells: impl Iterator<Item = Cell<'a>>, text: &mut String) {
+impl CsvStyle {
+    fn line<'a>(&self, cells: impl Iterator<Item = Cell<'a>>, quoted: &mut String, text: &mut String) {
         let start = text.len();
         for (i, cell) in cells.enumerate() {
             if i > 0 {
@@ -140,17 +193,17 @@ impl Csv {
                 Cell::Value(v) => v.write_text(text),
             }
             if text.as_bytes()[field..].iter().any(|&b| self.special[usize::from(b)]) {
-                self.quoted.clear();
-                self.quoted.push('"');
+                quoted.clear();
+                quoted.push('"');
                 for c in text[field..].chars() {
                     if c == '"' {
-                        self.quoted.push('"');
+                        quoted.push('"');
                     }
-                    self.quoted.push(c);
+                    quoted.push(c);
                 }
-                self.quoted.push('"');
+                quoted.push('"');
                 text.truncate(field);
-                text.push_str(&self.quoted);
+                text.push_str(quoted);
             }
         }
         if text.len() == start {
@@ -209,6 +262,23 @@ mod tests {
             Record::from_pairs(vec![("a", Value::Int(9))]),
         ];
         assert_eq!(csv_of(&records, b','), "a,b\n1,2\n3,4\n5,6\n7,8\n9,\n");
+    }
+
+    #[test]
+    fn lines_encoded_by_clones_share_the_header_columns() {
+        let mut out = Vec::new();
+        let mut sink = Encoder::csv(&mut out, true, b',');
+        let (mut a, mut b) = (sink.line_encoder(), sink.line_encoder());
+        let (mut text_a, mut text_b) = (String::new(), String::new());
+        // The first record a clone meets sets the columns for every clone.
+        b.encode(&Record::from_pairs(vec![("x", Value::Int(1)), ("y", Value::str("a,b"))]), &mut text_b);
+        a.encode(&Record::from_pairs(vec![("y", Value::str("q")), ("x", Value::Int(2))]), &mut text_a);
+        sink.write_lines(&text_a).unwrap();
+        sink.write(&[Record::from_pairs(vec![("y", Value::Null), ("x", Value::Int(3))])]).unwrap();
+        sink.write_lines(&text_b).unwrap();
+        sink.flush().unwrap();
+        drop(sink);
+        assert_eq!(String::from_utf8(out).unwrap(), "x,y\n2,q\n3,\n1,\"a,b\"\n");
     }
 
     #[test]

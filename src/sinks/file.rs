@@ -143,6 +143,17 @@ impl Sink for FileSink {
         }
     }
 
+    fn line_encoder(&self) -> Option<super::encode::LineEncoder> {
+        self.encoder.as_ref().map(Encoder::line_encoder)
+    }
+
+    fn write_lines(&mut self, lines: &str) -> Result<(), SinkError> {
+        match &mut self.encoder {
+            Some(e) => e.write_lines(lines).map_err(|e| self.failed("write", e)),
+            None => Ok(()),
+        }
+    }
+
     fn pre_commit(&mut self, _epoch: u64) -> Result<serde_json::Value, SinkError> {
         let length = self.sync()?;
         serde_json::to_value(Committed { length }).map_err(|e| SinkError::Failed(Error::Internal(e.to_string())))

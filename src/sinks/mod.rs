@@ -31,6 +31,20 @@ pub trait Sink: Send {
     /// Writes records; may block (that is backpressure).
     fn write(&mut self, records: &[Record]) -> Result<(), SinkError>;
 
+    /// The line format of a sink that writes records as lines of text (files, stdout
+    /// and sockets in CSV or JSON lines): threads that make many records (keyed
+    /// instances, split workers) encode them with a clone and hand over the text
+    /// ([`Sink::write_lines`]), so a record is encoded and freed on the core that made
+    /// it. None: the sink takes records.
+    fn line_encoder(&self) -> Option<encode::LineEncoder> {
+        None
+    }
+
+    /// Writes whole lines encoded by a clone of [`Sink::line_encoder`]; may block.
+    fn write_lines(&mut self, _lines: &str) -> Result<(), SinkError> {
+        Err(SinkError::Failed(Error::Internal("this sink takes records, not lines of text".into())))
+    }
+
     /// Makes everything written so far durable and returns what a checkpoint must
     /// record to come back to exactly this point (the first phase of a two-phase
     /// commit). Called at a checkpoint barrier, after every earlier write.

@@ -41,6 +41,17 @@ impl Sink for SocketSink {
         }
     }
 
+    fn line_encoder(&self) -> Option<super::encode::LineEncoder> {
+        Some(self.encoder.line_encoder())
+    }
+
+    fn write_lines(&mut self, lines: &str) -> Result<(), SinkError> {
+        match self.encoder.write_lines(lines).and_then(|_| self.encoder.flush()) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.failed(e)),
+        }
+    }
+
     fn commit(&mut self) -> Result<(), SinkError> {
         match self.encoder.flush() {
             Ok(()) => Ok(()),

@@ -44,6 +44,20 @@ impl Sink for StdoutSink {
         }
     }
 
+    fn line_encoder(&self) -> Option<super::encode::LineEncoder> {
+        match &self.mode {
+            Mode::Encoded(e) => Some(e.line_encoder()),
+            Mode::Table(_) => None,
+        }
+    }
+
+    fn write_lines(&mut self, lines: &str) -> Result<(), SinkError> {
+        match &mut self.mode {
+            Mode::Encoded(e) => e.write_lines(lines).and_then(|_| e.flush()).map_err(|e| io_error("stdout", e)),
+            Mode::Table(_) => Err(SinkError::Failed(crate::error::Error::Internal("a table takes records".into()))),
+        }
+    }
+
     fn commit(&mut self) -> Result<(), SinkError> {
         match &mut self.mode {
             Mode::Encoded(e) => e.flush().map_err(|e| io_error("stdout", e)),

@@ -76,6 +76,10 @@ fn workers_splitting_a_file_give_the_windows_late_and_bad_records_of_one_thread(
         assert_eq!(code, 0, "{split_stderr}");
         assert!(split_stderr.contains(&format!("split between {parallelism} workers")), "{split_stderr}");
         assert_eq!(multiset(&split), multiset(&one), "at parallelism {parallelism}");
+        // The workers encode their lines; the sinks' headers still come first.
+        for file in ["windows.csv", "late.csv"] {
+            assert_eq!(split[file].lines().next(), one[file].lines().next(), "{file} at parallelism {parallelism}");
+        }
         assert_eq!(summary_counts(&split_stderr), summary_counts(&stderr), "at parallelism {parallelism}");
         // The late counts (the peak of open windows is summed over the workers).
         let late = |s: &str| s.lines().find_map(|l| l.split_once("late records: ")).map(|(_, n)| n.to_string());
