@@ -227,8 +227,9 @@ impl Worker {
                 Err(e) => return Err((own, e)),
             };
             self.shared.bytes.fetch_add(block.bytes(), Ordering::Relaxed);
-            let ReadBlock { parts, max_ts, watermark, failures, inputs } = self.read(&block).map_err(|e| (own, e))?;
-            let after = Applied { end: Some(block.end), max_ts, watermark };
+            let end = block.end;
+            let ReadBlock { parts, max_ts, watermark, failures, inputs } = self.read(block).map_err(|e| (own, e))?;
+            let after = Applied { end: Some(end), max_ts, watermark };
             let mut mine = Vec::new();
             for (owner, part) in parts.into_iter().enumerate() {
                 match &self.to[owner] {
@@ -348,7 +349,7 @@ impl Worker {
     /// (every worker applies a piece of every block, in order), and a step's watermark
     /// is the largest it has heard, so a record's is that of reading the file on one
     /// thread without waiting for the blocks before it.
-    fn read(&mut self, block: &Block) -> Result<ReadBlock> {
+    fn read(&mut self, block: Block) -> Result<ReadBlock> {
         let mut decoder = self.feed.decoder(block);
         let now = chrono::Utc::now().timestamp_millis();
         let mut parts: Vec<Batch> = (0..self.count).map(|_| Vec::new()).collect();

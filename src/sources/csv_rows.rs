@@ -62,7 +62,9 @@ pub struct CsvRows<R> {
     start: usize,
     end: usize,
     eof: bool,
-    core: Box<csv_core::Reader>,
+    /// The state machine, built when a record first needs it (building one takes
+    /// longer than splitting a small block's plain lines).
+    core: Option<Box<csv_core::Reader>>,
     delimiter: u8,
     quote: u8,
     /// Where in `buf` the next quote or `\r` at or after `start` is (`usize::MAX`:
@@ -77,17 +79,41 @@ pub struct CsvRows<R> {
     done: bool,
 }
 
+/// The `csv_core` state machine in `core`, built there first if need be.
+fn core_of(core: &mut Option<Box<csv_core::Reader>>, delimiter: u8, quote: u8) -> &mut csv_core::Reader {
+    core.get_or_insert_with(|| Box::new(csv_core::ReaderBuilder::new().delimiter(delimiter).quote(quote).build()))
+}
+
+impl CsvRows<std::io::Cursor<Vec<u8>>> {
+    /// Rows of `bytes` (a block of a file), split where they lie instead of being
+    /// copied into a buffer of the reader's own. A block that does not start its file
+    /// starts on a record boundary with no byte-order mark: plain lines take the fast
+    /// path from its first one.
+    pub fn in_place(bytes: Vec<u8>, at_file_start: bool, delimiter: u8, quote: u8) -> Self {
+        let end = bytes.len();
+        let nothing_more = std::io::Cursor::new(Vec::new());
+        let mut rows = CsvRows::with_buffer(nothing_more, bytes, delimiter, quote);
+        rows.end = end;
+        rows.eof = true;
+        rows.at_line_start = !at_file_start;
+        rows
+    }
+}
+
 impl<R: Read> CsvRows<R> {
     pub fn new(reader: R, capacity: usize, delimiter: u8, quote: u8) -> Self {
-        let core = Box::new(csv_core::ReaderBuilder::new().delimiter(delimiter).quote(quote).build());
+        CsvRows::with_buffer(reader, vec![0; capacity.max(1024)], delimiter, quote)
+    }
+
+    fn with_buffer(reader: R, buf: Vec<u8>, delimiter: u8, quote: u8) -> Self {
         let start = Position { byte: 0, line: 1 };
         CsvRows {
             reader,
-            buf: vec![0; capacity.max(1024)],
+            buf,
             start: 0,
             end: 0,
             eof: false,
-            core,
+            core: None,
             delimiter,
             quote,
             special_at: None,
@@ -173,10 +199,15 @@ impl<R: Read> CsvRows<R> {
         Line::Record
     }
 
+    fn core(&mut self) -> &mut csv_core::Reader {
+        core_of(&mut self.core, self.delimiter, self.quote)
+    }
+
     /// One record through `csv_core`, refilling the buffer as it asks.
     fn read_with_core(&mut self, row: &mut Row) -> std::io::Result<bool> {
         use csv_core::ReadRecordResult;
-        self.core.set_line(self.position.line);
+        let line = self.position.line;
+        self.core().set_line(line);
         let (mut out_len, mut ends_len) = (0, 0);
         if row.data.len() < 1024 {
             row.data.resize(1024, 0);
@@ -189,14 +220,17 @@ impl<R: Read> CsvRows<R> {
                 self.refill()?;
             }
             let input = &self.buf[self.start..self.end];
-            let (result, nin, nout, nend) =
-                self.core.read_record(input, &mut row.data[out_len..], &mut row.ends[ends_len..]);
+            let (result, nin, nout, nend) = core_of(&mut self.core, self.delimiter, self.quote).read_record(
+                input,
+                &mut row.data[out_len..],
+                &mut row.ends[ends_len..],
+            );
             if nin > 0 {
                 self.at_line_start = input[nin - 1] == b'\n';
             }
             self.start += nin;
             self.position.byte += nin as u64;
-            self.position.line = self.core.line();
+            self.position.line = self.core().line();
             out_len += nout;
             ends_len += nend;
             match result {
@@ -288,7 +322,10 @@ mod tests {
     }
 
     fn with_csv_rows(input: &[u8], capacity: usize) -> Vec<Read> {
-        let mut reader = CsvRows::new(input, capacity, b',', b'"');
+        rows_of(CsvRows::new(input, capacity, b',', b'"'))
+    }
+
+    fn rows_of<R: std::io::Read>(mut reader: CsvRows<R>) -> Vec<Read> {
         let mut row = Row::default();
         let mut out = Vec::new();
         while reader.read(&mut row).unwrap() {
@@ -312,6 +349,24 @@ mod tests {
             // BOM empties for the end of input, so the oracle gets at least four bytes; our reader
             // strips it at any capacity.
             prop_assert_eq!(with_csv_rows(&bytes, capacity), with_csv_crate(&bytes, capacity.max(4)));
+            // A whole file in memory, read in place.
+            let in_place = rows_of(CsvRows::in_place(bytes.clone(), true, b',', b'"'));
+            prop_assert_eq!(in_place, with_csv_crate(&bytes, bytes.len().max(4)));
+        }
+    }
+
+    #[test]
+    fn a_block_after_the_start_of_a_file_takes_the_fast_path_from_its_first_line() {
+        // Blocks start on record boundaries; bytes that would be a byte-order mark at the
+        // start of a file are data here, as they are to the csv crate after a first line.
+        for block in [&b"1,2\n3,4\n"[..], b"\xef\xbb\xbfx,y\n", b"q,\"a\nb\"\n5,6", b"\n\nlast"] {
+            let mut file = b"h,h\n".to_vec();
+            file.extend_from_slice(block);
+            let mut expected = with_csv_crate(&file, 1 << 16);
+            expected.remove(0);
+            let shift = |(fields, (b0, l0), (b1, l1)): Read| (fields, (b0 - 4, l0 - 1), (b1 - 4, l1 - 1));
+            let expected: Vec<Read> = expected.into_iter().map(shift).collect();
+            assert_eq!(rows_of(CsvRows::in_place(block.to_vec(), false, b',', b'"')), expected, "{block:?}");
         }
     }
 

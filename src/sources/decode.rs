@@ -30,7 +30,10 @@ impl<R: Read> Decoder<R> {
         header: Option<Vec<String>>,
     ) -> Decoder<R> {
         match decoding.format.value {
-            DataFormat::Csv => Decoder::Csv(CsvDecoder::new(reader, buffer, decoding, start, known_schema, header)),
+            DataFormat::Csv => {
+                let rows = CsvRows::new(reader, buffer, decoding.csv.delimiter, decoding.csv.quote);
+                Decoder::Csv(CsvDecoder::new(rows, decoding, start, known_schema, header))
+            }
             format => Decoder::Lines(LineDecoder {
                 reader: BufReader::with_capacity(buffer, reader),
                 json: format == DataFormat::Jsonl,
@@ -77,6 +80,26 @@ impl<R: Read> Decoder<R> {
             Decoder::Csv(d) => d.read(max, out, bad),
             Decoder::Lines(d) => d.read(max, out, bad),
         }
+    }
+}
+
+impl Decoder<std::io::Cursor<Vec<u8>>> {
+    /// A decoder of bytes already in memory (a block of a file, starting on a record
+    /// boundary at `start`): CSV is split where it lies instead of being copied into a
+    /// buffer of the reader's own.
+    pub fn in_memory(
+        bytes: Vec<u8>,
+        decoding: &Decoding,
+        start: Origin,
+        known_schema: Option<Arc<Schema>>,
+        header: Option<Vec<String>>,
+    ) -> Self {
+        if decoding.format.value != DataFormat::Csv {
+            let n = bytes.len().max(1);
+            return Decoder::new(std::io::Cursor::new(bytes), n, decoding, start, known_schema, header);
+        }
+        let rows = CsvRows::in_place(bytes, start.offset == 0, decoding.csv.delimiter, decoding.csv.quote);
+        Decoder::Csv(CsvDecoder::new(rows, decoding, start, known_schema, header))
     }
 }
 
@@ -197,15 +220,14 @@ pub struct CsvDecoder<R: Read> {
 
 impl<R: Read> CsvDecoder<R> {
     fn new(
-        reader: R,
-        buffer: usize,
+        rows: CsvRows<R>,
         decoding: &Decoding,
         start: Origin,
         known_schema: Option<Arc<Schema>>,
         header: Option<Vec<String>>,
     ) -> Self {
         let mut decoder = CsvDecoder {
-            rows: CsvRows::new(reader, buffer, decoding.csv.delimiter, decoding.csv.quote),
+            rows,
             header: decoding.csv.header,
             start,
             origin: start,

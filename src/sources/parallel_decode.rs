@@ -170,9 +170,9 @@ impl BlockFeed {
     }
 
     /// A decoder of `block`'s records, with their origins in the input.
-    pub fn decoder<'a>(&self, block: &'a Block) -> Decoder<&'a [u8]> {
+    pub fn decoder(&self, block: Block) -> Decoder<std::io::Cursor<Vec<u8>>> {
         let Block { bytes, start, header, .. } = block;
-        Decoder::new(&bytes[..], bytes.len().max(1), &self.decoding, *start, self.schema.clone(), header.clone())
+        Decoder::in_memory(bytes, &self.decoding, start, self.schema.clone(), header)
     }
 }
 
@@ -211,18 +211,11 @@ impl BlockReader {
             let mut at_end = false;
             while !at_end {
                 let mut bytes = std::mem::take(&mut carry);
-                let have = bytes.len();
-                bytes.resize(have + self.block, 0);
-                let mut filled = have;
-                while filled < bytes.len() {
-                    let n = file.read(&mut bytes[filled..]).map_err(|e| cannot("read", e))?;
-                    if n == 0 {
-                        at_end = true;
-                        break;
-                    }
-                    filled += n;
-                }
-                bytes.truncate(filled);
+                // Read into spare capacity: no zeroing of the block first.
+                bytes.reserve_exact(self.block);
+                let want = self.block as u64;
+                let n = (&mut file).take(want).read_to_end(&mut bytes).map_err(|e| cannot("read", e))?;
+                at_end = (n as u64) < want;
                 if bytes.is_empty() {
                     break;
                 }
@@ -295,7 +288,7 @@ fn record_boundary(bytes: &[u8], csv: Option<(u8, u8)>) -> usize {
 fn decode_blocks(mut feed: BlockFeed, out: Sender<Decoded>) {
     loop {
         let decoded = match feed.next_block() {
-            Ok(Some(block)) => match decode_block(feed.decoder(&block)) {
+            Ok(Some(block)) => match decode_block(feed.decoder(block)) {
                 Ok(chunks) => Decoded::Chunks(chunks),
                 Err(e) => Decoded::Failed(Error::io("cannot decode".to_string(), e)),
             },
@@ -310,7 +303,7 @@ fn decode_blocks(mut feed: BlockFeed, out: Sender<Decoded>) {
 }
 
 /// Decodes one block into chunks of records and bad input.
-fn decode_block(mut decoder: Decoder<&[u8]>) -> std::io::Result<Vec<(Batch, Vec<BadRecord>)>> {
+fn decode_block(mut decoder: Decoder<std::io::Cursor<Vec<u8>>>) -> std::io::Result<Vec<(Batch, Vec<BadRecord>)>> {
     let mut chunks = Vec::new();
     loop {
         let (mut records, mut bad) = (Vec::with_capacity(CHUNK), Vec::new());
