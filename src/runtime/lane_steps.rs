@@ -12,7 +12,7 @@
 //! batches, and hands failures to the `on_error` policy.
 
 use super::errors::RecordFailure;
-use crate::record::{Origin, Record, Schema, Value};
+use crate::record::{Origin, Record, Schema, SchemaMaker, Value};
 use crate::steps::Operator;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -24,9 +24,9 @@ pub struct LaneSteps {
     counts: Arc<LaneCounts>,
     current: Vec<Record>,
     next: Vec<Record>,
-    /// This lane's twins of the marker schemas (see [`Schema::twin`]).
-    tick: Arc<Schema>,
-    failure: Arc<Schema>,
+    /// The marker schemas, as this lane makes them (see [`SchemaMaker`]).
+    tick: SchemaMaker,
+    failure: SchemaMaker,
 }
 
 /// Per source, records the lanes read; per step index, records in and out; summed
@@ -81,8 +81,8 @@ pub fn marker(record: &Record) -> Option<Marker> {
     }))
 }
 
-fn marked(schema: &Arc<Schema>, values: Vec<Value>, origin: Origin, event_time: Option<i64>) -> Record {
-    let mut r = Record::new(schema.clone(), values);
+fn marked(schema: Arc<Schema>, values: Vec<Value>, origin: Origin, event_time: Option<i64>) -> Record {
+    let mut r = Record::new(schema, values);
     r.origin = origin;
     r.event_time = event_time;
     r
@@ -96,8 +96,8 @@ impl LaneSteps {
             counts,
             current: Vec::new(),
             next: Vec::new(),
-            tick: tick_schema().twin(),
-            failure: failure_schema().twin(),
+            tick: SchemaMaker::new(tick_schema()),
+            failure: SchemaMaker::new(failure_schema()),
         }
     }
 
@@ -125,7 +125,7 @@ impl LaneSteps {
                     let target = if to_out { &mut *out } else { &mut self.next };
                     if let Err(e) = op.process(r, target) {
                         let values = vec![Value::str(label), e.record.to_map_value(), Value::str(&e.error.message)];
-                        out.push(marked(&self.failure, values, e.record.origin, event_time));
+                        out.push(marked(self.failure.for_record(), values, e.record.origin, event_time));
                         failed += 1;
                     }
                 }
@@ -139,7 +139,7 @@ impl LaneSteps {
             // Without steps the record passes as it is.
             out.extend(first);
             if out.len() == produced {
-                out.push(marked(&self.tick, Vec::new(), origin, event_time));
+                out.push(marked(self.tick.for_record(), Vec::new(), origin, event_time));
             }
         }
         for ((step, _, _), (i, o)) in self.steps.iter().zip(counted) {

@@ -5,7 +5,7 @@
 
 use super::{BadRecord, Source};
 use crate::error::{Error, Result};
-use crate::record::{Batch, Origin, Record, Schema, Value};
+use crate::record::{Batch, Origin, Record, Schema, SchemaMaker, Value};
 use crate::spec::Generator;
 use std::sync::Arc;
 
@@ -90,7 +90,7 @@ impl Gen {
 
 pub struct DatagenSource {
     gens: Vec<Gen>,
-    schema: Arc<Schema>,
+    schema: SchemaMaker,
     seed: u64,
     synthetic: super::synthetic::Synthetic,
 }
@@ -105,17 +105,17 @@ impl DatagenSource {
         id: &str,
     ) -> Result<Self> {
         let gens = fields.iter().map(|g| Gen::parse(g, id)).collect::<Result<Vec<_>>>()?;
-        let schema = Schema::new(fields.iter().map(|g| Arc::from(g.field.value.as_str())).collect());
+        let schema = SchemaMaker::new(&Schema::new(fields.iter().map(|g| Arc::from(g.field.value.as_str())).collect()));
         Ok(DatagenSource { gens, schema, seed, synthetic: super::synthetic::Synthetic::new(count, rate, origin) })
     }
 }
 
 impl Source for DatagenSource {
     fn read_batch(&mut self, max: usize, out: &mut Batch, _bad: &mut Vec<BadRecord>) -> Result<bool> {
-        let (gens, schema, seed) = (&self.gens, &self.schema, self.seed);
+        let (gens, schema, seed) = (&self.gens, &mut self.schema, self.seed);
         Ok(self.synthetic.fill(max, out, |i| {
             let values = gens.iter().enumerate().map(|(f, g)| g.value(i, mix(seed.wrapping_add(f as u64)))).collect();
-            Record::new(schema.clone(), values)
+            Record::new(schema.for_record(), values)
         }))
     }
 

@@ -4,7 +4,7 @@
 
 use super::csv_rows::{CsvRows, Row};
 use super::BadRecord;
-use crate::record::{Batch, Origin, Record, Schema, Value};
+use crate::record::{Batch, Origin, Record, Schema, SchemaMaker, Value};
 use crate::spec::{DataFormat, Decoding, ValueType};
 use std::io::{BufRead, BufReader, Read};
 use std::sync::Arc;
@@ -40,7 +40,7 @@ impl<R: Read> Decoder<R> {
                 origin: start,
                 buf: Vec::new(),
                 schema_cache: None,
-                line_schema: Schema::from_names(&["line"]),
+                line_schema: SchemaMaker::new(&Schema::from_names(&["line"])),
                 follow: false,
                 partial: false,
             }),
@@ -110,8 +110,8 @@ pub struct LineDecoder<R> {
     origin: Origin,
     buf: Vec<u8>,
     /// JSON lines usually share their keys: reuse the last schema when they match.
-    schema_cache: Option<Arc<Schema>>,
-    line_schema: Arc<Schema>,
+    schema_cache: Option<SchemaMaker>,
+    line_schema: SchemaMaker,
     /// Following a growing file: a last line without its newline is not a record yet;
     /// its bytes wait in `buf` for the rest (`partial`).
     follow: bool,
@@ -162,7 +162,7 @@ impl<R: Read> LineDecoder<BufReader<R>> {
                     }
                 }
             } else {
-                let mut record = Record::new(self.line_schema.clone(), vec![Value::str(line)]);
+                let mut record = Record::new(self.line_schema.for_record(), vec![Value::str(line)]);
                 record.origin = self.origin;
                 out.push(record);
             }
@@ -178,18 +178,19 @@ impl<R: Read> LineDecoder<BufReader<R>> {
 }
 
 /// Parses one JSON object into a record, reusing `cache` when the keys are the same.
-pub fn parse_json_object(line: &str, cache: &mut Option<Arc<Schema>>) -> Result<Record, String> {
+pub fn parse_json_object(line: &str, cache: &mut Option<SchemaMaker>) -> Result<Record, String> {
     let value: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
     let serde_json::Value::Object(map) = value else {
         return Err(format!("expected a JSON object, found {}", json_kind(&value)));
     };
     let same = cache
         .as_ref()
+        .map(SchemaMaker::schema)
         .is_some_and(|s| s.len() == map.len() && s.names().iter().zip(map.keys()).all(|(a, b)| **a == **b));
     if !same {
-        *cache = Some(Schema::new(map.keys().map(|k| Arc::from(k.as_str())).collect()));
+        *cache = Some(SchemaMaker::new(&Schema::new(map.keys().map(|k| Arc::from(k.as_str())).collect())));
     }
-    let schema = cache.clone().unwrap_or_else(|| Schema::new(Vec::new()));
+    let schema = cache.as_mut().map_or_else(|| Schema::new(Vec::new()), SchemaMaker::for_record);
     let values = map.into_iter().map(|(_, v)| Value::from_json(v)).collect();
     Ok(Record::new(schema, values))
 }
@@ -213,7 +214,7 @@ pub struct CsvDecoder<R: Read> {
     origin: Origin,
     declared: Vec<(String, ValueType)>,
     /// Schema and per-column declared types, once known (after the header).
-    layout: Option<(Arc<Schema>, Vec<Option<ValueType>>)>,
+    layout: Option<(SchemaMaker, Vec<Option<ValueType>>)>,
     known_schema: Option<Arc<Schema>>,
     row: Row,
 }
@@ -242,11 +243,11 @@ impl<R: Read> CsvDecoder<R> {
         decoder
     }
 
-    fn make_layout(&self, names: Vec<String>) -> (Arc<Schema>, Vec<Option<ValueType>>) {
+    fn make_layout(&self, names: Vec<String>) -> (SchemaMaker, Vec<Option<ValueType>>) {
         let types = names.iter().map(|n| self.declared.iter().find(|(d, _)| d == n).map(|(_, t)| *t)).collect();
         let schema = match &self.known_schema {
-            Some(s) if s.names().iter().map(|n| &**n).eq(names.iter().map(String::as_str)) => s.clone(),
-            _ => Schema::from_names(&names),
+            Some(s) if s.names().iter().map(|n| &**n).eq(names.iter().map(String::as_str)) => SchemaMaker::new(s),
+            _ => SchemaMaker::new(&Schema::from_names(&names)),
         };
         (schema, types)
     }
@@ -278,7 +279,8 @@ impl<R: Read> CsvDecoder<R> {
                 };
                 self.layout = Some(self.make_layout(names));
             }
-            let Some((schema, types)) = &self.layout else { continue };
+            let Some((maker, types)) = &mut self.layout else { continue };
+            let schema = maker.schema();
             if self.row.len() != schema.len() {
                 if self.row.len() == 1 && self.row.get(0).is_some_and(|f| f.is_empty()) {
                     continue;
@@ -292,7 +294,7 @@ impl<R: Read> CsvDecoder<R> {
             }
             match decode_row(&self.row, schema, types) {
                 Ok(values) => {
-                    let mut record = Record::new(schema.clone(), values);
+                    let mut record = Record::new(maker.for_record(), values);
                     record.origin = self.origin;
                     out.push(record);
                     produced += 1;

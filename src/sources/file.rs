@@ -162,8 +162,7 @@ impl FileSource {
         }
         let start = Origin { source: self.origin.source, ..at };
         let reader = file.take(limit);
-        let schema = self.schema.as_ref().map(|s| s.twin());
-        let mut decoder = Decoder::new(reader, READ_BUFFER, &self.decoding, start, schema, header);
+        let mut decoder = Decoder::new(reader, READ_BUFFER, &self.decoding, start, self.schema.clone(), header);
         if self.follow {
             decoder.follow();
         }

@@ -13,7 +13,7 @@ use super::decode::{parse_json_object, Decoder};
 use super::{BadRecord, Committer, Source};
 use crate::error::{Error, Result};
 use crate::kafka::{self, FlowContext};
-use crate::record::{Batch, Origin, Record, Schema, Value};
+use crate::record::{Batch, Origin, Record, Schema, SchemaMaker, Value};
 use crate::spec::{DataFormat, Decoding, KafkaStart, PipelineSpec, SourceKind, SourceSpec};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{Headers, OwnedMessage};
@@ -108,6 +108,7 @@ pub fn open(spec: &PipelineSpec, source: &SourceSpec, index: usize) -> Result<Ve
             origin: Origin { source: index as u32, file: k as u32, ..Origin::default() },
             next: first,
             end: bounded.then_some(high),
+            text_schema: SchemaMaker::new(&layout.text_schema),
             layout: layout.clone(),
             json_schema: None,
             extended: None,
@@ -165,9 +166,11 @@ struct KafkaLane {
     /// Bounded: the end offset at start-up (exclusive).
     end: Option<i64>,
     layout: Arc<Layout>,
-    json_schema: Option<Arc<Schema>>,
+    /// The schema of text and raw values, as this partition makes them.
+    text_schema: SchemaMaker,
+    json_schema: Option<SchemaMaker>,
     /// The value schema last extended with the extra fields, and the result.
-    extended: Option<(Arc<Schema>, Arc<Schema>)>,
+    extended: Option<(Arc<Schema>, SchemaMaker)>,
 }
 
 impl KafkaLane {
@@ -215,11 +218,11 @@ impl KafkaLane {
         let layout = &self.layout;
         match layout.decoding.format.value {
             DataFormat::Raw => {
-                Ok(Record::new(layout.text_schema.clone(), vec![Value::str(&String::from_utf8_lossy(payload))]))
+                Ok(Record::new(self.text_schema.for_record(), vec![Value::str(&String::from_utf8_lossy(payload))]))
             }
             DataFormat::Text => {
                 let text = std::str::from_utf8(payload).map_err(|_| "the message is not valid UTF-8".to_string())?;
-                Ok(Record::new(layout.text_schema.clone(), vec![Value::str(text.trim_end_matches(['\n', '\r']))]))
+                Ok(Record::new(self.text_schema.for_record(), vec![Value::str(text.trim_end_matches(['\n', '\r']))]))
             }
             DataFormat::Jsonl => {
                 let text = std::str::from_utf8(payload).map_err(|_| "the message is not valid UTF-8".to_string())?;
@@ -239,18 +242,19 @@ impl KafkaLane {
     }
 
     fn add_extras(&mut self, record: Record, message: &OwnedMessage) -> Record {
-        let layout = self.layout.clone();
+        let layout = &self.layout;
         if layout.extras.is_empty() {
             return record;
         }
-        let schema = match &self.extended {
-            Some((base, ext)) if Schema::same(base, record.schema()) => ext.clone(),
+        let schema = match &mut self.extended {
+            Some((base, ext)) if Schema::same(base, record.schema()) => ext.for_record(),
             _ => {
                 let mut names = record.schema().names().to_vec();
                 names.extend(layout.extras.iter().cloned());
-                let ext = Schema::new(names);
-                self.extended = Some((record.schema().clone(), ext.clone()));
-                ext
+                let mut ext = SchemaMaker::new(&Schema::new(names));
+                let schema = ext.for_record();
+                self.extended = Some((record.schema().clone(), ext));
+                schema
             }
         };
         let mut values = record.into_values();

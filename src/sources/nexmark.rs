@@ -16,7 +16,7 @@ use super::nexmark_generator::{EventKind, NexmarkGenerator};
 use super::synthetic::Synthetic;
 use super::{BadRecord, Source};
 use crate::error::Result;
-use crate::record::{Batch, Origin, Record, Schema, Value};
+use crate::record::{Batch, Origin, Record, Schema, SchemaMaker, Value};
 use std::sync::Arc;
 
 /// Event time of event 0: 2024-01-01T00:00:00Z (fixed, so runs repeat exactly).
@@ -35,9 +35,9 @@ pub struct NexmarkSource {
 
 /// The record layout of each event type.
 struct Layouts {
-    person: Arc<Schema>,
-    auction: Arc<Schema>,
-    bid: Arc<Schema>,
+    person: SchemaMaker,
+    auction: SchemaMaker,
+    bid: SchemaMaker,
     types: [Value; 3],
 }
 
@@ -55,7 +55,7 @@ impl NexmarkSource {
             generator: NexmarkGenerator::new(BASE_TIME_MS, rate.unwrap_or(DEFAULT_RATE), first_event_id),
             synthetic: Synthetic::new(events.map(share), rate.map(|r| share(r).max(1)), origin),
             layouts: Layouts {
-                person: Schema::from_names(&[
+                person: SchemaMaker::new(&Schema::from_names(&[
                     "event_type",
                     "id",
                     "name",
@@ -65,8 +65,8 @@ impl NexmarkSource {
                     "state",
                     "date_time",
                     "extra",
-                ]),
-                auction: Schema::from_names(&[
+                ])),
+                auction: SchemaMaker::new(&Schema::from_names(&[
                     "event_type",
                     "id",
                     "item_name",
@@ -78,8 +78,8 @@ impl NexmarkSource {
                     "seller",
                     "category",
                     "extra",
-                ]),
-                bid: Schema::from_names(&[
+                ])),
+                bid: SchemaMaker::new(&Schema::from_names(&[
                     "event_type",
                     "auction",
                     "bidder",
@@ -88,7 +88,7 @@ impl NexmarkSource {
                     "url",
                     "date_time",
                     "extra",
-                ]),
+                ])),
                 types: [Value::str("person"), Value::str("auction"), Value::str("bid")],
             },
         }
@@ -97,23 +97,24 @@ impl NexmarkSource {
 
 impl Layouts {
     /// Event `n` as a record of its type's layout.
-    fn record(&self, generator: &mut NexmarkGenerator, n: u64) -> Record {
+    fn record(&mut self, generator: &mut NexmarkGenerator, n: u64) -> Record {
         type Make = fn(&mut NexmarkGenerator, u64, &mut Vec<Value>);
-        let (schema, event_type, make): (&Arc<Schema>, &Value, Make) = match generator.kind(n) {
-            EventKind::Person => (&self.person, &self.types[0], NexmarkGenerator::person),
-            EventKind::Auction => (&self.auction, &self.types[1], NexmarkGenerator::auction),
-            EventKind::Bid => (&self.bid, &self.types[2], NexmarkGenerator::bid),
+        let (maker, event_type, make): (&mut SchemaMaker, &Value, Make) = match generator.kind(n) {
+            EventKind::Person => (&mut self.person, &self.types[0], NexmarkGenerator::person),
+            EventKind::Auction => (&mut self.auction, &self.types[1], NexmarkGenerator::auction),
+            EventKind::Bid => (&mut self.bid, &self.types[2], NexmarkGenerator::bid),
         };
+        let schema = maker.for_record();
         let mut values = Vec::with_capacity(schema.len());
         values.push(event_type.clone());
         make(generator, n, &mut values);
-        Record::new(schema.clone(), values)
+        Record::new(schema, values)
     }
 }
 
 impl Source for NexmarkSource {
     fn read_batch(&mut self, max: usize, out: &mut Batch, _bad: &mut Vec<BadRecord>) -> Result<bool> {
-        let (generator, layouts, (k, n)) = (&mut self.generator, &self.layouts, self.lane);
+        let (generator, layouts, (k, n)) = (&mut self.generator, &mut self.layouts, self.lane);
         Ok(self.synthetic.fill(max, out, |i| layouts.record(generator, k + i * n)))
     }
 

@@ -122,9 +122,7 @@ pub fn deal(files: Files, workers: usize, block: usize) -> Vec<BlockFeed> {
         // One block queued per worker.
         let (task_tx, task_rx) = bounded::<Task>(1);
         inputs.push(task_tx);
-        // Each feed's records carry its own twin of the schema (see `Schema::twin`).
-        let schema = schema.as_ref().map(|s| s.twin());
-        feeds.push(BlockFeed { tasks: task_rx, decoding: decoding.clone(), schema });
+        feeds.push(BlockFeed { tasks: task_rx, decoding: decoding.clone(), schema: schema.clone() });
     }
     std::thread::spawn(move || {
         let mut reader = BlockReader { inputs, next: 0, block };

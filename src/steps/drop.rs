@@ -1,12 +1,12 @@
 //! `drop`: removes fields.
 
 use super::{LayoutCache, Operator, StepError};
-use crate::record::{Batch, Record, Schema};
+use crate::record::{Batch, Record, Schema, SchemaMaker};
 use std::sync::Arc;
 
 pub struct Drop {
     names: Vec<Arc<str>>,
-    layouts: LayoutCache<(Arc<Schema>, Vec<usize>)>,
+    layouts: LayoutCache<(SchemaMaker, Vec<usize>)>,
 }
 
 impl Drop {
@@ -20,10 +20,10 @@ impl Operator for Drop {
         let names = &self.names;
         let (schema, keep) = self.layouts.get(record.schema(), |s| {
             let keep: Vec<usize> = (0..s.len()).filter(|&i| !names.contains(&s.names()[i])).collect();
-            (Schema::new(keep.iter().map(|&i| s.names()[i].clone()).collect()), keep)
+            (SchemaMaker::new(&Schema::new(keep.iter().map(|&i| s.names()[i].clone()).collect())), keep)
         });
         let values = keep.iter().map(|&i| record.values()[i].clone()).collect();
-        out.push(record.with_fields(schema.clone(), values));
+        out.push(record.with_fields(schema.for_record(), values));
         Ok(())
     }
 }

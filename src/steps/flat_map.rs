@@ -3,13 +3,13 @@
 
 use super::{LayoutCache, Operator, StepError};
 use crate::expr::{EvalError, Expr};
-use crate::record::{Batch, Record, Schema, Value};
+use crate::record::{Batch, Record, Schema, SchemaMaker, Value};
 use std::sync::Arc;
 
 pub struct FlatMap {
     each: Expr,
     as_field: Arc<str>,
-    layouts: LayoutCache<(Arc<Schema>, usize)>,
+    layouts: LayoutCache<(SchemaMaker, usize)>,
 }
 
 impl FlatMap {
@@ -32,19 +32,19 @@ impl Operator for FlatMap {
         };
         let as_field = &self.as_field;
         let (schema, target) = self.layouts.get(record.schema(), |s| match s.index_of(as_field) {
-            Some(i) => (s.clone(), i),
+            Some(i) => (SchemaMaker::new(s), i),
             None => {
                 let mut names = s.names().to_vec();
                 names.push(as_field.clone());
                 let n = names.len() - 1;
-                (Schema::new(names), n)
+                (SchemaMaker::new(&Schema::new(names)), n)
             }
         });
         for item in items.iter() {
             let mut values = record.values().to_vec();
-            values.resize(schema.len(), Value::Null);
+            values.resize(schema.schema().len(), Value::Null);
             values[*target] = item.clone();
-            out.push(record.with_fields(schema.clone(), values));
+            out.push(record.with_fields(schema.for_record(), values));
         }
         Ok(())
     }

@@ -2,11 +2,11 @@
 
 use super::{Operator, StepError};
 use crate::expr::Expr;
-use crate::record::{Batch, Record, Schema, Value};
+use crate::record::{Batch, Record, Schema, SchemaMaker, Value};
 use std::sync::Arc;
 
 pub struct Map {
-    schema: Arc<Schema>,
+    schema: SchemaMaker,
     exprs: Vec<Expr>,
     /// Which expressions are bare fields named by no other: their values are moved
     /// from the input record, not cloned.
@@ -19,7 +19,7 @@ impl Map {
     pub fn new(schema: Arc<Schema>, exprs: Vec<Expr>) -> Map {
         let names: Vec<Option<&str>> = exprs.iter().map(Expr::bare_field_name).collect();
         let moved = names.iter().map(|n| n.is_some() && names.iter().filter(|m| *m == n).count() == 1).collect();
-        Map { schema, exprs, moved, spare: Vec::new() }
+        Map { schema: SchemaMaker::new(&schema), exprs, moved, spare: Vec::new() }
     }
 }
 
@@ -51,7 +51,7 @@ impl Operator for Map {
                 *value = std::mem::take(&mut input[i]);
             }
         }
-        record.set_fields(self.schema.clone(), values);
+        record.set_fields(self.schema.for_record(), values);
         out.push(record);
         input.clear();
         self.spare = input;

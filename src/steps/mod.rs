@@ -91,7 +91,7 @@ pub trait Operator: Send {
 pub fn build(step: &CompiledStep) -> Option<Box<dyn Operator>> {
     Some(match step {
         CompiledStep::Filter(e) => Box::new(filter::Filter::new(e.clone())),
-        CompiledStep::Map { schema, exprs } => Box::new(map::Map::new(schema.twin(), exprs.clone())),
+        CompiledStep::Map { schema, exprs } => Box::new(map::Map::new(schema.clone(), exprs.clone())),
         CompiledStep::Set { assignments } => Box::new(set::Set::new(assignments.clone())),
         CompiledStep::Drop(names) => Box::new(drop::Drop::new(names.clone())),
         CompiledStep::FlatMap { each, as_field } => Box::new(flat_map::FlatMap::new(each.clone(), as_field.clone())),
@@ -129,12 +129,12 @@ impl<L> LayoutCache<L> {
         &mut self,
         input: &std::sync::Arc<crate::record::Schema>,
         make: impl FnOnce(&std::sync::Arc<crate::record::Schema>) -> L,
-    ) -> &L {
+    ) -> &mut L {
         let hit = matches!(&self.last, Some((s, _)) if crate::record::Schema::same(s, input));
         if !hit {
             self.last = Some((input.clone(), make(input)));
         }
-        match &self.last {
+        match &mut self.last {
             Some((_, layout)) => layout,
             None => unreachable!("layout cache was just filled"),
         }

@@ -6,14 +6,14 @@ use super::aggregate::Accumulators;
 use super::key::{Key, KeyMap};
 use super::{Operator, StepError};
 use crate::expr::Expr;
-use crate::record::{Batch, Record, Schema};
+use crate::record::{Batch, Record, Schema, SchemaMaker};
 use crate::validate::Aggregate;
 use std::sync::Arc;
 
 pub struct RollingReduce {
     key_exprs: Vec<Expr>,
     aggregates: Vec<Aggregate>,
-    schema: Arc<Schema>,
+    schema: SchemaMaker,
     state: KeyMap<Accumulators>,
     seq: u64,
 }
@@ -22,7 +22,13 @@ impl RollingReduce {
     pub fn new(key_names: Vec<Arc<str>>, key_exprs: Vec<Expr>, aggregates: Vec<Aggregate>) -> RollingReduce {
         let mut names = key_names;
         names.extend(aggregates.iter().map(|a| a.name.clone()));
-        RollingReduce { key_exprs, aggregates, schema: Schema::new(names), state: KeyMap::default(), seq: 0 }
+        RollingReduce {
+            key_exprs,
+            aggregates,
+            schema: SchemaMaker::new(&Schema::new(names)),
+            state: KeyMap::default(),
+            seq: 0,
+        }
     }
 }
 
@@ -81,7 +87,7 @@ impl Operator for RollingReduce {
         }
         let mut values: Vec<_> = key.0.iter().cloned().collect();
         values.extend(accs.values());
-        out.push(record.with_fields(self.schema.clone(), values));
+        out.push(record.with_fields(self.schema.for_record(), values));
         Ok(())
     }
 }

@@ -3,7 +3,7 @@
 
 use super::{LayoutCache, Operator, StepError};
 use crate::expr::Expr;
-use crate::record::{Batch, Record, Schema};
+use crate::record::{Batch, Record, Schema, SchemaMaker};
 use std::sync::Arc;
 
 pub struct Set {
@@ -13,7 +13,7 @@ pub struct Set {
 
 /// For one input schema: the output schema and, per assignment, the output position.
 struct Layout {
-    schema: Arc<Schema>,
+    schema: SchemaMaker,
     targets: Vec<usize>,
 }
 
@@ -35,7 +35,7 @@ fn layout(input: &Schema, assignments: &[(Arc<str>, Expr)]) -> Layout {
             }
         })
         .collect();
-    Layout { schema: Schema::new(names), targets }
+    Layout { schema: SchemaMaker::new(&Schema::new(names)), targets }
 }
 
 impl Operator for Set {
@@ -49,7 +49,7 @@ impl Operator for Set {
         }
         let assignments = &self.assignments;
         let layout = self.layouts.get(record.schema(), |s| layout(s, assignments));
-        let schema = layout.schema.clone();
+        let schema = layout.schema.for_record();
         let mut values = record.values().to_vec();
         values.resize(schema.len(), crate::record::Value::Null);
         for (target, v) in layout.targets.iter().zip(computed) {

@@ -16,7 +16,7 @@ use super::live_keys::{LiveKeys, Slot};
 use super::window_queue::WindowQueue;
 use super::{Operator, StepError};
 use crate::expr::Expr;
-use crate::record::{Batch, Record, Schema, Value};
+use crate::record::{Batch, Record, Schema, SchemaMaker, Value};
 use crate::spec::WindowKind;
 use crate::validate::Aggregate;
 use std::collections::{BTreeMap, HashMap};
@@ -115,7 +115,7 @@ pub struct WindowReduce {
     aggregates: Vec<Aggregate>,
     kind: Kind,
     lateness: i64,
-    schema: Arc<Schema>,
+    schema: SchemaMaker,
     /// Keys with an open window; a key is forgotten when its last window closes.
     keys: LiveKeys,
     /// Open windows by (key id, start).
@@ -159,7 +159,7 @@ impl WindowReduce {
             aggregates,
             kind: Kind::from_spec(kind),
             lateness: allowed_lateness.as_millis() as i64,
-            schema: Schema::new(names),
+            schema: SchemaMaker::new(&Schema::new(names)),
             keys: LiveKeys::default(),
             windows: HashMap::default(),
             pending: WindowQueue::default(),
@@ -214,8 +214,8 @@ impl WindowReduce {
         too_late(end, self.lateness, watermark)
     }
 
-    fn result(&self, key: Slot, start: i64, end: i64, acc: &Accumulators) -> Record {
-        result(&self.schema, self.watermark, self.keys.key(key), (start, end), acc)
+    fn result(&mut self, key: Slot, start: i64, end: i64, acc: &Accumulators) -> Record {
+        result(self.schema.for_record(), self.watermark, self.keys.key(key), (start, end), acc)
     }
 
     /// Fires every window with `end - 1 <= watermark` and frees those past lateness.
@@ -240,7 +240,7 @@ impl WindowReduce {
                     }
                 } else if let Some(open) = self.windows.get_mut(&(id, start)) {
                     open.fired = true;
-                    out.push(result(&self.schema, watermark, self.keys.key(open.key), (start, end), &open.acc));
+                    out.push(result(self.schema.for_record(), watermark, self.keys.key(open.key), (start, end), &open.acc));
                     self.retained.insert((end, start, id));
                 }
             }
@@ -277,7 +277,8 @@ impl WindowReduce {
         open.acc.add_arguments(self.arguments.iter().cloned(), self.seq);
         let fired = open.fired || end.saturating_sub(1) <= self.watermark;
         open.fired = fired;
-        let record = fired.then(|| result(&self.schema, self.watermark, self.keys.key(key), (start, end), &open.acc));
+        let schema = &mut self.schema;
+        let record = fired.then(|| result(schema.for_record(), self.watermark, self.keys.key(key), (start, end), &open.acc));
         if created {
             self.opened(key);
             if fired {
@@ -375,13 +376,13 @@ fn too_late(end: i64, lateness: i64, watermark: i64) -> bool {
 
 /// The output record of a window: the key's values, the window's bounds and the
 /// aggregates, stamped with the window's last instant and the current watermark.
-fn result(schema: &Arc<Schema>, watermark: i64, key: &Key, (start, end): (i64, i64), acc: &Accumulators) -> Record {
+fn result(schema: Arc<Schema>, watermark: i64, key: &Key, (start, end): (i64, i64), acc: &Accumulators) -> Record {
     let mut values = Vec::with_capacity(schema.len());
     values.extend(key.0.iter().cloned());
     values.push(Value::Int(start));
     values.push(Value::Int(end));
     values.extend(acc.values());
-    let mut r = Record::new(schema.clone(), values);
+    let mut r = Record::new(schema, values);
     r.event_time = Some(end - 1);
     r.watermark = watermark;
     r
