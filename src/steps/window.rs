@@ -240,7 +240,13 @@ impl WindowReduce {
                     }
                 } else if let Some(open) = self.windows.get_mut(&(id, start)) {
                     open.fired = true;
-                    out.push(result(self.schema.for_record(), watermark, self.keys.key(open.key), (start, end), &open.acc));
+                    out.push(result(
+                        self.schema.for_record(),
+                        watermark,
+                        self.keys.key(open.key),
+                        (start, end),
+                        &open.acc,
+                    ));
                     self.retained.insert((end, start, id));
                 }
             }
@@ -278,7 +284,8 @@ impl WindowReduce {
         let fired = open.fired || end.saturating_sub(1) <= self.watermark;
         open.fired = fired;
         let schema = &mut self.schema;
-        let record = fired.then(|| result(schema.for_record(), self.watermark, self.keys.key(key), (start, end), &open.acc));
+        let record =
+            fired.then(|| result(schema.for_record(), self.watermark, self.keys.key(key), (start, end), &open.acc));
         if created {
             self.opened(key);
             if fired {
