@@ -111,6 +111,7 @@ pub fn open(spec: &PipelineSpec, source: &SourceSpec, index: usize) -> Result<Ve
             text_schema: SchemaMaker::new(&layout.text_schema),
             layout: layout.clone(),
             json_schema: None,
+            csv_schema: None,
             extended: None,
         }));
     }
@@ -169,6 +170,9 @@ struct KafkaLane {
     /// The schema of text and raw values, as this partition makes them.
     text_schema: SchemaMaker,
     json_schema: Option<SchemaMaker>,
+    /// The schema of the last CSV value: the next message's decoder takes it when the
+    /// columns are the same, so the values of one partition keep one shape (`id`).
+    csv_schema: Option<Arc<Schema>>,
     /// The value schema last extended with the extra fields, and the result.
     extended: Option<(Arc<Schema>, SchemaMaker)>,
 }
@@ -229,12 +233,16 @@ impl KafkaLane {
                 parse_json_object(text, &mut self.json_schema)
             }
             DataFormat::Csv => {
-                let mut decoder = Decoder::new(payload, payload.len().max(64), &layout.decoding, origin, None, None);
+                let known = self.csv_schema.clone();
+                let mut decoder = Decoder::new(payload, payload.len().max(64), &layout.decoding, origin, known, None);
                 let (mut out, mut bad) = (Vec::with_capacity(1), Vec::new());
                 decoder.read(1, &mut out, &mut bad).map_err(|e| e.to_string())?;
                 match (out.pop(), bad.pop()) {
                     (_, Some(b)) => Err(b.error),
-                    (Some(r), None) => Ok(r),
+                    (Some(r), None) => {
+                        self.csv_schema = Some(r.schema().clone());
+                        Ok(r)
+                    }
                     (None, None) => Err("the message is empty".into()),
                 }
             }
