@@ -79,10 +79,7 @@ impl<W: Write> Encoder<W> {
                 self.lines.header(Some(record.schema()), &mut self.text);
             }
             self.lines.encode(record, &mut self.text);
-            if self.text.len() >= CHUNK {
-                self.out.write_all(self.text.as_bytes())?;
-                self.text.clear();
-            }
+            self.hand_on_a_full_chunk()?;
         }
         Ok(())
     }
@@ -100,6 +97,11 @@ impl<W: Write> Encoder<W> {
             return self.out.write_all(lines.as_bytes());
         }
         self.text.push_str(lines);
+        self.hand_on_a_full_chunk()
+    }
+
+    /// Hands the gathered text to the writer once it fills a chunk.
+    fn hand_on_a_full_chunk(&mut self) -> std::io::Result<()> {
         if self.text.len() >= CHUNK {
             self.out.write_all(self.text.as_bytes())?;
             self.text.clear();

@@ -46,10 +46,7 @@ impl Sink for SocketSink {
     }
 
     fn write_lines(&mut self, lines: &str) -> Result<(), SinkError> {
-        match self.encoder.write_lines(lines).and_then(|_| self.encoder.flush()) {
-            Ok(()) => Ok(()),
-            Err(e) => Err(self.failed(e)),
-        }
+        self.encoder.write_lines(lines).and_then(|_| self.encoder.flush()).map_err(|e| self.failed(e))
     }
 
     fn commit(&mut self) -> Result<(), SinkError> {
