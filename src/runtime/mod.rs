@@ -590,39 +590,25 @@ fn reject_handler(
 /// aborts when the run stops early (the channel closes without `End`).
 fn sink_thread(mut sink: Box<dyn sinks::Sink>, rx: Receiver<SinkMessage>) -> Result<(), SinkError> {
     loop {
-        match rx.recv() {
-            Ok(SinkMessage::Batch(batch)) => {
-                if let Err(e) = sink.write(&batch) {
-                    sink.abort();
-                    return Err(e);
-                }
-            }
-            Ok(SinkMessage::Lines(text)) => {
-                if let Err(e) = sink.write_lines(&text) {
-                    sink.abort();
-                    return Err(e);
-                }
-            }
-            Ok(SinkMessage::CheckpointDone(epoch)) => {
-                if let Err(e) = sink.checkpoint_done(epoch) {
-                    sink.abort();
-                    return Err(e);
-                }
-            }
+        let done = match rx.recv() {
+            Ok(SinkMessage::Batch(batch)) => sink.write(&batch),
+            Ok(SinkMessage::Lines(text)) => sink.write_lines(&text),
+            Ok(SinkMessage::CheckpointDone(epoch)) => sink.checkpoint_done(epoch),
             Ok(SinkMessage::Barrier(epoch, reply)) => {
                 let state = sink.pre_commit(epoch);
                 let failed = state.is_err();
                 let _ = reply.send(state);
-                if failed {
-                    sink.abort();
-                    return Err(SinkError::Failed(Error::External("a sink failed at a checkpoint".into())));
+                match failed {
+                    true => Err(SinkError::Failed(Error::External("a sink failed at a checkpoint".into()))),
+                    false => Ok(()),
                 }
             }
             Ok(SinkMessage::End) => return sink.commit(),
-            Err(_) => {
-                sink.abort();
-                return Err(SinkError::Failed(Error::Internal("the run stopped before the end".into())));
-            }
+            Err(_) => Err(SinkError::Failed(Error::Internal("the run stopped before the end".into()))),
+        };
+        if let Err(e) = done {
+            sink.abort();
+            return Err(e);
         }
     }
 }
