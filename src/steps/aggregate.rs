@@ -241,10 +241,7 @@ impl Accumulators {
 
     /// Adds one record's arguments (from [`Accumulators::arguments`]).
     pub fn add_arguments(&mut self, arguments: impl IntoIterator<Item = Option<Value>>, seq: u64) {
-        for (acc, value) in self.0.iter_mut().zip(arguments) {
-            // Checked by `arguments`, so this cannot fail.
-            let _ = acc.add(value, seq);
-        }
+        add_arguments(&mut self.0, arguments, seq);
     }
 
     /// Adds a record: `arguments`, then `add_arguments`.
@@ -262,6 +259,15 @@ impl Accumulators {
 
     pub fn values(&self) -> impl Iterator<Item = Value> + '_ {
         self.0.iter().map(Acc::value)
+    }
+}
+
+/// Adds one record's arguments (from [`Accumulators::arguments`]) to the accumulators
+/// of one key and window.
+pub fn add_arguments(accs: &mut [Acc], arguments: impl IntoIterator<Item = Option<Value>>, seq: u64) {
+    for (acc, value) in accs.iter_mut().zip(arguments) {
+        // Checked by `arguments`, so this cannot fail.
+        let _ = acc.add(value, seq);
     }
 }
 

@@ -8,6 +8,7 @@ mod flat_map;
 pub mod key;
 mod live_keys;
 mod map;
+mod panes;
 mod passthrough;
 pub mod reduce;
 mod set;

@@ -7,12 +7,15 @@
 //! is added to the windows it is not too late for (re-emitting those that already
 //! fired), and counts as late only when it is too late for all of them. Window state
 //! is freed as soon as `end - 1 + allowed_lateness <= watermark`, so memory follows
-//! live keys times open windows. Firing order is (end, start, key arrival order), so
-//! output does not depend on batch sizes or hash order.
+//! live keys times open windows. Firing order is (end, start, arrival): for tumbling
+//! and sliding windows ([`Panes`]) the order in which keys first reached the window,
+//! for sessions and count windows the order keys became live, so output does not
+//! depend on batch sizes or hash order.
 
-use super::aggregate::Accumulators;
+use super::aggregate::{Acc, Accumulators};
 use super::key::{FixedState, Key};
 use super::live_keys::{LiveKeys, Slot};
+use super::panes::{key_hash, Panes};
 use super::window_queue::WindowQueue;
 use super::{Operator, StepError};
 use crate::expr::Expr;
@@ -116,13 +119,16 @@ pub struct WindowReduce {
     kind: Kind,
     lateness: i64,
     schema: SchemaMaker,
-    /// Keys with an open window; a key is forgotten when its last window closes.
+    /// The windows of tumbling and sliding kinds.
+    panes: Panes,
+    /// Session and count windows below: keys with an open window; a key is forgotten
+    /// when its last window closes.
     keys: LiveKeys,
-    /// Open windows by (key id, start).
+    /// Open sessions by (key id, start).
     windows: HashMap<(u64, i64), Open, FixedState>,
-    /// Not yet fired.
+    /// Sessions not yet fired.
     pending: WindowQueue,
-    /// Fired, kept for allowed lateness.
+    /// Sessions fired, kept for allowed lateness.
     retained: WindowQueue,
     /// Session starts per key (sessions of one key never overlap).
     sessions: HashMap<u64, BTreeMap<i64, i64>, FixedState>,
@@ -155,6 +161,7 @@ impl WindowReduce {
         names.push(Arc::from("window_end"));
         names.extend(aggregates.iter().map(|a| a.name.clone()));
         WindowReduce {
+            panes: Panes::new(key_exprs.len(), &aggregates),
             key_exprs,
             aggregates,
             kind: Kind::from_spec(kind),
@@ -215,7 +222,7 @@ impl WindowReduce {
     }
 
     fn result(&mut self, key: Slot, start: i64, end: i64, acc: &Accumulators) -> Record {
-        result(self.schema.for_record(), self.watermark, self.keys.key(key), (start, end), acc)
+        result(self.schema.for_record(), self.watermark, &self.keys.key(key).0, (start, end), &acc.0)
     }
 
     /// Fires every window with `end - 1 <= watermark` and frees those past lateness.
@@ -243,9 +250,9 @@ impl WindowReduce {
                     out.push(result(
                         self.schema.for_record(),
                         watermark,
-                        self.keys.key(open.key),
+                        &self.keys.key(open.key).0,
                         (start, end),
-                        &open.acc,
+                        &open.acc.0,
                     ));
                     self.retained.insert((end, start, id));
                 }
@@ -260,6 +267,15 @@ impl WindowReduce {
                 }
             }
         }
+        let schema = &mut self.schema;
+        self.panes.fire(
+            |(end, _)| end.saturating_sub(1) <= watermark,
+            |(end, _)| too_late(end, lateness, watermark),
+            |(end, start), window| {
+                out.push(result(schema.for_record(), watermark, window.key, (start, end), window.accs))
+            },
+        );
+        self.panes.expire(|(end, _)| too_late(end, lateness, watermark));
     }
 
     fn forget_session(&mut self, id: u64, start: i64) {
@@ -269,32 +285,6 @@ impl WindowReduce {
         if let Some(s) = self.sessions.get_mut(&id) {
             s.remove(&start);
         }
-    }
-
-    /// Adds the record's `arguments` to a time window (tumbling, sliding); emits at
-    /// once when the window already fired.
-    fn add_to_window(&mut self, (id, key): (u64, Slot), start: i64, end: i64, out: &mut Batch) {
-        let aggregates = &self.aggregates;
-        let mut created = false;
-        let open = self.windows.entry((id, start)).or_insert_with(|| {
-            created = true;
-            Open { end, acc: Accumulators::new(aggregates), fired: false, key }
-        });
-        open.acc.add_arguments(self.arguments.iter().cloned(), self.seq);
-        let fired = open.fired || end.saturating_sub(1) <= self.watermark;
-        open.fired = fired;
-        let schema = &mut self.schema;
-        let record =
-            fired.then(|| result(schema.for_record(), self.watermark, self.keys.key(key), (start, end), &open.acc));
-        if created {
-            self.opened(key);
-            if fired {
-                self.retained.insert((end, start, id));
-            } else {
-                self.pending.insert((end, start, id));
-            }
-        }
-        out.extend(record);
     }
 
     fn add_to_session(&mut self, (id, key): (u64, Slot), ts: i64, gap: i64, record: Record, out: &mut Batch) {
@@ -383,12 +373,12 @@ fn too_late(end: i64, lateness: i64, watermark: i64) -> bool {
 
 /// The output record of a window: the key's values, the window's bounds and the
 /// aggregates, stamped with the window's last instant and the current watermark.
-fn result(schema: Arc<Schema>, watermark: i64, key: &Key, (start, end): (i64, i64), acc: &Accumulators) -> Record {
+fn result(schema: Arc<Schema>, watermark: i64, key: &[Value], (start, end): (i64, i64), accs: &[Acc]) -> Record {
     let mut values = Vec::with_capacity(schema.len());
-    values.extend(key.0.iter().cloned());
+    values.extend_from_slice(key);
     values.push(Value::Int(start));
     values.push(Value::Int(end));
-    values.extend(acc.values());
+    values.extend(accs.iter().map(Acc::value));
     let mut r = Record::new(schema, values);
     r.event_time = Some(end - 1);
     r.watermark = watermark;
@@ -420,9 +410,15 @@ impl Operator for WindowReduce {
                 if assigned.is_empty() {
                     self.late.push(record);
                 } else {
-                    let (id, key) = self.key_id();
+                    let hash = key_hash(&self.key_values);
                     for &(start, end) in &assigned {
-                        self.add_to_window((id, key), start, end, out);
+                        let fired = end.saturating_sub(1) <= self.watermark;
+                        let bounds = (end, start);
+                        let (key, arguments) = (&self.key_values, &self.arguments);
+                        if let Some(window) = self.panes.add(bounds, fired, hash, key, arguments, self.seq) {
+                            let schema = self.schema.for_record();
+                            out.push(result(schema, self.watermark, window.key, (start, end), window.accs));
+                        }
                     }
                 }
                 self.assigned = assigned;
@@ -456,16 +452,22 @@ impl Operator for WindowReduce {
                 acc: open.acc.clone(),
             })
             .collect();
-        windows.sort_by_key(|w| (w.end, w.start, w.key));
         let mut keys: Vec<(u64, Vec<Value>)> = self.keys.iter().map(|(id, k)| (id, k.0.to_vec())).collect();
         keys.sort_by_key(|(id, _)| *id);
+        // A key of its own per time window, numbered in arrival order within a pane.
+        let mut next_key = self.keys.next_id();
+        for ((end, start), fired, window) in self.panes.iter() {
+            keys.push((next_key, window.key.to_vec()));
+            windows.push(SavedWindow { key: next_key, start, end, fired, acc: Accumulators(window.accs.to_vec()) });
+            next_key += 1;
+        }
+        windows.sort_by_key(|w| (w.end, w.start, w.key));
         let counts = self
             .counts
             .iter()
             .map(|(&key, w)| SavedCount { key, acc: w.acc.clone(), n: w.n, min_ts: w.min_ts, max_ts: w.max_ts })
             .collect();
-        let snapshot =
-            Snapshot { watermark: self.watermark, next_key: self.keys.next_id(), seq: self.seq, keys, windows, counts };
+        let snapshot = Snapshot { watermark: self.watermark, next_key, seq: self.seq, keys, windows, counts };
         serde_json::to_value(snapshot).unwrap_or_default()
     }
 
@@ -475,6 +477,16 @@ impl Operator for WindowReduce {
         self.finite_watermark = s.watermark;
         self.keys.set_next_id(s.next_key);
         self.seq = s.seq;
+        if matches!(self.kind, Kind::Tumbling { .. } | Kind::Sliding { .. }) {
+            let keys: HashMap<u64, Vec<Value>, FixedState> = s.keys.into_iter().collect();
+            let mut windows = s.windows;
+            windows.sort_by_key(|w| (w.end, w.start, w.key));
+            for w in windows {
+                let key = keys.get(&w.key).ok_or_else(|| format!("a window of unknown key {}", w.key))?;
+                self.panes.restore((w.end, w.start), w.fired, key, w.acc);
+            }
+            return Ok(());
+        }
         let mut by_id = HashMap::<u64, Slot, FixedState>::default();
         for (id, values) in s.keys {
             by_id.insert(id, self.keys.restore(Key(Arc::from(values)), id));
@@ -549,11 +561,11 @@ impl Operator for WindowReduce {
     }
 
     fn peak_open_windows(&self) -> Option<usize> {
-        Some(self.peak)
+        Some(self.peak.max(self.panes.peak()))
     }
 
     fn state_entries(&self) -> Option<usize> {
-        Some(self.windows.len() + self.counts.len())
+        Some(self.windows.len() + self.counts.len() + self.panes.len())
     }
 }
 
