@@ -368,6 +368,14 @@ impl Record {
         &self.schema
     }
 
+    /// A copy of this record in the calling thread's memory holding `schema`, a twin
+    /// of its own (see [`SchemaMaker`]): what a thread keeps of a record another thread
+    /// made, so that the maker frees the original and nothing is shared per record.
+    pub fn copy_with(&self, schema: Arc<Schema>) -> Record {
+        debug_assert!(Schema::same(&self.schema, &schema), "a copy keeps the record's shape");
+        Record { schema, values: self.values.clone(), ..*self }
+    }
+
     pub fn values(&self) -> &[Value] {
         &self.values
     }

@@ -33,12 +33,12 @@ use super::keyed::Stats;
 use super::lane_steps::{marker, LaneSteps, Marker};
 use crate::error::{Error, Result};
 use crate::expr::Expr;
-use crate::record::{Batch, Origin, Record, NO_WATERMARK};
+use crate::record::{Batch, Origin, Record, Schema, SchemaMaker, NO_WATERMARK};
 use crate::sources::parallel_decode::{Block, BlockFeed};
 use crate::sources::BadRecord;
 use crate::steps::key::instance_of;
 use crate::validate::CompiledEventTime;
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -190,11 +190,43 @@ struct Worker {
     /// To and from every other worker (None at this worker's own index).
     to: Vec<Option<Sender<Piece>>>,
     from: Vec<Option<Receiver<Piece>>>,
+    /// Pieces' records, once copied, go back to the worker that made them (its index
+    /// here) to be freed there; this worker's come back on `spent`, emptied into `spare`.
+    returns: Vec<Sender<Batch>>,
+    spent: Receiver<Batch>,
+    spare: Vec<Batch>,
+    copier: Copier,
     exec: Executor,
     stats: Arc<Mutex<Stats>>,
     shared: Arc<Shared>,
     published: Instant,
     applied: Applied,
+}
+
+/// Copies records another worker made into this worker's memory (see
+/// [`Record::copy_with`]), with twins of its own of their schemas: then every record
+/// is allocated, counted and freed by one thread, and the memory a worker reuses is in
+/// its own core's caches rather than last written by the other core.
+#[derive(Default)]
+struct Copier {
+    maker: Option<SchemaMaker>,
+}
+
+impl Copier {
+    fn copy(&mut self, records: &Batch) -> Batch {
+        records
+            .iter()
+            .map(|record| {
+                let mut maker = match self.maker.take() {
+                    Some(maker) if Schema::same(maker.schema(), record.schema()) => maker,
+                    _ => SchemaMaker::new(record.schema()),
+                };
+                let copy = record.copy_with(maker.for_record());
+                self.maker = Some(maker);
+                copy
+            })
+            .collect()
+    }
 }
 
 /// A worker's error, with the block it happened in (the run reports the earliest).
@@ -221,6 +253,7 @@ impl Worker {
             if self.shared.stops(own) {
                 return Ok(Ended::Stopped);
             }
+            self.free_spent();
             let block = match self.feed.next_block() {
                 Ok(Some(block)) => block,
                 Ok(None) => break,
@@ -315,8 +348,21 @@ impl Worker {
         if !self.claim(block) {
             return Ok(false);
         }
-        self.apply(block, piece)?;
+        let records = self.copier.copy(&piece.records);
+        // The owner may have ended: then its records are freed here.
+        let _ = self.returns[owner].send(piece.records);
+        self.apply(block, Piece { records, after: piece.after })?;
         Ok(true)
+    }
+
+    /// Frees the records the others have copied, keeping the batches for parts.
+    fn free_spent(&mut self) {
+        while let Ok(mut batch) = self.spent.try_recv() {
+            batch.clear();
+            if self.spare.len() < 2 * self.count {
+                self.spare.push(batch);
+            }
+        }
     }
 
     /// Hands a block's records of this worker's keys to its steps, then its watermark.
@@ -352,7 +398,8 @@ impl Worker {
     fn read(&mut self, block: Block) -> Result<ReadBlock> {
         let mut decoder = self.feed.decoder(block);
         let now = chrono::Utc::now().timestamp_millis();
-        let mut parts: Vec<Batch> = (0..self.count).map(|_| Vec::new()).collect();
+        let spare = &mut self.spare;
+        let mut parts: Vec<Batch> = (0..self.count).map(|_| spare.pop().unwrap_or_default()).collect();
         let (mut failures, mut inputs) = (Vec::new(), 0);
         let mut stamper = Stamper { max_ts: None, out_of_orderness: self.out_of_orderness, last: None };
         let (mut records, mut bad, mut outputs) = (Vec::new(), Vec::new(), Vec::new());
@@ -433,6 +480,7 @@ pub fn run(exec: &mut Executor, split: Split, interrupt: &AtomicUsize) -> Result
             from[b][a] = Some(rx);
         }
     }
+    let (returns, mut spent): (Vec<Sender<Batch>>, Vec<Receiver<Batch>>) = (0..count).map(|_| unbounded()).unzip();
     let stats: Vec<Arc<Mutex<Stats>>> = (0..count).map(|_| Arc::new(Mutex::new(Stats::default()))).collect();
     exec.count_workers(stats.clone());
     let (done_tx, done_rx) = bounded(count);
@@ -455,6 +503,10 @@ pub fn run(exec: &mut Executor, split: Split, interrupt: &AtomicUsize) -> Result
             exprs: split.exprs.clone(),
             to,
             from,
+            returns: returns.clone(),
+            spent: spent.remove(0),
+            spare: Vec::new(),
+            copier: Copier::default(),
             exec: instance,
             stats: stats[index].clone(),
             shared: shared.clone(),
