@@ -189,11 +189,9 @@ impl<R: Read> CsvRows<R> {
         }
         row.data.extend_from_slice(line);
         row.starts.push(0);
-        for (i, &b) in line.iter().enumerate() {
-            if b == self.delimiter {
-                row.ends.push(i);
-                row.starts.push(i + 1);
-            }
+        for i in Delimiters::new(line, self.delimiter) {
+            row.ends.push(i);
+            row.starts.push(i + 1);
         }
         row.ends.push(line.len());
         Line::Record
@@ -301,6 +299,53 @@ enum Line {
     NeedInput,
 }
 
+/// The positions of a byte in a short slice (a CSV line's delimiters), found eight
+/// bytes at a time: faster than a byte loop's unpredictable branches, and without
+/// the setup of a vector search, which lines of a few dozen bytes do not repay.
+struct Delimiters<'a> {
+    words: std::slice::ChunksExact<'a, u8>,
+    /// Bit 8k+7 set where byte k of the current word is the delimiter.
+    found: u64,
+    /// Where the current word starts, and the next.
+    base: usize,
+    next_base: usize,
+    pattern: u64,
+    delimiter: u8,
+    tail: std::iter::Enumerate<std::slice::Iter<'a, u8>>,
+}
+
+impl<'a> Delimiters<'a> {
+    fn new(line: &'a [u8], delimiter: u8) -> Delimiters<'a> {
+        let words = line.chunks_exact(8);
+        let tail = words.remainder().iter().enumerate();
+        let pattern = u64::from_ne_bytes([delimiter; 8]);
+        Delimiters { words, found: 0, base: 0, next_base: 0, pattern, delimiter, tail }
+    }
+}
+
+impl Iterator for Delimiters<'_> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+        while self.found == 0 {
+            let Some(word) = self.words.next() else {
+                let (start, delimiter) = (self.next_base, self.delimiter);
+                return self.tail.find(|(_, &b)| b == delimiter).map(|(i, _)| start + i);
+            };
+            let x = u64::from_le_bytes(word.try_into().unwrap_or([0; 8])) ^ self.pattern;
+            // An exact zero-byte test (no borrow runs between bytes): the high bit of
+            // each byte of x that is zero, i.e. of each delimiter.
+            self.found = !(((x & LOW7) + LOW7) | x | LOW7);
+            self.base = self.next_base;
+            self.next_base += 8;
+        }
+        let at = self.base + (self.found.trailing_zeros() / 8) as usize;
+        self.found &= self.found - 1;
+        Some(at)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,6 +378,16 @@ mod tests {
             out.push((row.iter().map(<[u8]>::to_vec).collect(), (before.byte, before.line), (after.byte, after.line)));
         }
         out
+    }
+
+    proptest! {
+        #[test]
+        fn delimiters_are_found_where_a_byte_loop_finds_them(
+            line in proptest::collection::vec(prop_oneof![3 => any::<u8>(), 1 => Just(b';'), 1 => Just(b';' ^ 0x80)], 0..80),
+        ) {
+            let expected: Vec<usize> = line.iter().enumerate().filter(|(_, &b)| b == b';').map(|(i, _)| i).collect();
+            prop_assert_eq!(Delimiters::new(&line, b';').collect::<Vec<_>>(), expected);
+        }
     }
 
     proptest! {
