@@ -195,6 +195,9 @@ struct Worker {
     returns: Vec<Sender<Batch>>,
     spent: Receiver<Batch>,
     spare: Vec<Batch>,
+    /// The most records a part of a block has held: new parts are made that large, not
+    /// grown record by record.
+    part_capacity: usize,
     copier: Copier,
     exec: Executor,
     stats: Arc<Mutex<Stats>>,
@@ -398,8 +401,9 @@ impl Worker {
     fn read(&mut self, block: Block) -> Result<ReadBlock> {
         let mut decoder = self.feed.decoder(block);
         let now = chrono::Utc::now().timestamp_millis();
-        let spare = &mut self.spare;
-        let mut parts: Vec<Batch> = (0..self.count).map(|_| spare.pop().unwrap_or_default()).collect();
+        let (spare, capacity) = (&mut self.spare, self.part_capacity);
+        let mut parts: Vec<Batch> =
+            (0..self.count).map(|_| spare.pop().unwrap_or_else(|| Vec::with_capacity(capacity))).collect();
         let (mut failures, mut inputs) = (Vec::new(), 0);
         let mut stamper = Stamper { max_ts: None, out_of_orderness: self.out_of_orderness, last: None };
         let (mut records, mut bad, mut outputs) = (Vec::new(), Vec::new(), Vec::new());
@@ -436,6 +440,7 @@ impl Worker {
                 }
             }
             if !more {
+                self.part_capacity = parts.iter().map(Vec::len).fold(self.part_capacity, usize::max);
                 let (max_ts, watermark) = (stamper.max_ts, stamper.watermark());
                 return Ok(ReadBlock { parts, max_ts, watermark, failures, inputs });
             }
@@ -506,6 +511,7 @@ pub fn run(exec: &mut Executor, split: Split, interrupt: &AtomicUsize) -> Result
             returns: returns.clone(),
             spent: spent.remove(0),
             spare: Vec::new(),
+            part_capacity: 0,
             copier: Copier::default(),
             exec: instance,
             stats: stats[index].clone(),
