@@ -80,9 +80,18 @@ impl Panes {
         arguments: &[Option<Value>],
         seq: u64,
     ) -> Option<Entry<'_>> {
+        let (k, a) = (self.key_len, self.fresh.len());
+        let (pane, i) = self.window(bounds, fired, hash, key);
+        super::aggregate::add_arguments(&mut pane.accs[i * a..][..a], arguments.iter().cloned(), seq);
+        fired.then(|| entry(pane, i, k, a))
+    }
+
+    /// The pane of `bounds` (in `retained` when `fired`) and the number of the key's
+    /// window in it, opened with fresh accumulators if new.
+    fn window(&mut self, bounds: Bounds, fired: bool, hash: u64, key: &[Value]) -> (&mut Pane, usize) {
         let panes = if fired { &mut self.retained } else { &mut self.pending };
         let pane = panes.entry(bounds).or_insert_with(|| self.spare.pop().unwrap_or_default());
-        let (k, a) = (self.key_len, self.fresh.len());
+        let k = self.key_len;
         let i = match pane.index.find(hash, |&i| pane.keys[i as usize * k..][..k] == *key) {
             Some(&i) => i as usize,
             None => {
@@ -96,27 +105,23 @@ impl Panes {
                 pane.len - 1
             }
         };
-        let accs = &mut pane.accs[i * a..][..a];
-        super::aggregate::add_arguments(accs, arguments.iter().cloned(), seq);
-        fired.then(|| Entry { key: &pane.keys[i * k..][..k], accs: &pane.accs[i * a..][..a] })
+        (pane, i)
     }
 
-    /// Fires every pending pane with `due(bounds)`, in order, calling `emit` for each
-    /// window in arrival order; a pane `gone(bounds)` by then is freed, others kept.
+    /// Fires every pending pane with `due(bounds)`, in order, calling `emit` with its
+    /// windows; a pane `gone(bounds)` by then is freed, others kept.
     pub fn fire(
         &mut self,
         due: impl Fn(Bounds) -> bool,
         gone: impl Fn(Bounds) -> bool,
-        mut emit: impl FnMut(Bounds, Entry),
+        mut emit: impl FnMut(Bounds, Windows<'_>),
     ) {
         while let Some(first) = self.pending.first_entry() {
             if !due(*first.key()) {
                 break;
             }
             let (bounds, pane) = first.remove_entry();
-            for i in 0..pane.len {
-                emit(bounds, entry(&pane, i, self.key_len, self.fresh.len()));
-            }
+            emit(bounds, Windows { pane: &pane, next: 0, k: self.key_len, a: self.fresh.len() });
             if gone(bounds) {
                 self.free(pane);
             } else {
@@ -155,20 +160,15 @@ impl Panes {
         let pending = self.pending.iter().map(|(b, p)| (b, p, false));
         fired
             .chain(pending)
-            .flat_map(move |(&bounds, pane, fired)| (0..pane.len).map(move |i| (bounds, fired, entry(pane, i, k, a))))
+            .flat_map(move |(&bounds, pane, fired)| Windows { pane, next: 0, k, a }.map(move |w| (bounds, fired, w)))
     }
 
     /// Puts back a window from a checkpoint (windows of a pane in arrival order).
     pub fn restore(&mut self, bounds: Bounds, fired: bool, key: &[Value], accs: Accumulators) {
-        let arguments: Vec<Option<Value>> = Vec::new();
-        self.add(bounds, fired, key_hash(key), key, &arguments, 0);
         let a = self.fresh.len();
-        let panes = if fired { &mut self.retained } else { &mut self.pending };
-        if let Some(pane) = panes.get_mut(&bounds) {
-            let at = (pane.len - 1) * a;
-            for (slot, acc) in pane.accs[at..][..a].iter_mut().zip(accs.0) {
-                *slot = acc;
-            }
+        let (pane, i) = self.window(bounds, fired, key_hash(key), key);
+        for (slot, acc) in pane.accs[i * a..][..a].iter_mut().zip(accs.0) {
+            *slot = acc;
         }
     }
 
@@ -187,6 +187,34 @@ fn entry(pane: &Pane, i: usize, k: usize, a: usize) -> Entry<'_> {
     Entry { key: &pane.keys[i * k..][..k], accs: &pane.accs[i * a..][..a] }
 }
 
+/// The windows of one pane in arrival order (of known number, so that a batch takes
+/// a pane's results in one reservation).
+pub struct Windows<'a> {
+    pane: &'a Pane,
+    next: usize,
+    k: usize,
+    a: usize,
+}
+
+impl<'a> Iterator for Windows<'a> {
+    type Item = Entry<'a>;
+
+    fn next(&mut self) -> Option<Entry<'a>> {
+        let i = self.next;
+        (i < self.pane.len).then(|| {
+            self.next += 1;
+            entry(self.pane, i, self.k, self.a)
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.pane.len - self.next;
+        (left, Some(left))
+    }
+}
+
+impl ExactSizeIterator for Windows<'_> {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,7 +232,7 @@ mod tests {
         panes.fire(
             |(end, _)| end - 1 <= watermark,
             |(end, _)| end - 1 <= watermark,
-            |bounds, w| out.push((bounds, w.key[0].clone(), w.accs[0].value())),
+            |bounds, windows| out.extend(windows.map(|w| (bounds, w.key[0].clone(), w.accs[0].value()))),
         );
         out
     }

@@ -271,8 +271,8 @@ impl WindowReduce {
         self.panes.fire(
             |(end, _)| end.saturating_sub(1) <= watermark,
             |(end, _)| too_late(end, lateness, watermark),
-            |(end, start), window| {
-                out.push(result(schema.for_record(), watermark, window.key, (start, end), window.accs))
+            |(end, start), windows| {
+                out.extend(windows.map(|w| result(schema.for_record(), watermark, w.key, (start, end), w.accs)))
             },
         );
         self.panes.expire(|(end, _)| too_late(end, lateness, watermark));
