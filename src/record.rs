@@ -368,12 +368,15 @@ impl Record {
         &self.schema
     }
 
-    /// A copy of this record in the calling thread's memory holding `schema`, a twin
-    /// of its own (see [`SchemaMaker`]): what a thread keeps of a record another thread
-    /// made, so that the maker frees the original and nothing is shared per record.
-    pub fn copy_with(&self, schema: Arc<Schema>) -> Record {
-        debug_assert!(Schema::same(&self.schema, &schema), "a copy keeps the record's shape");
-        Record { schema, values: self.values.clone(), ..*self }
+    /// This record moved into a value vector allocated by the calling thread, holding
+    /// `schema`, a twin of its own (see [`SchemaMaker`]): what a thread keeps of a
+    /// record another thread made. The values are moved, not cloned; this record keeps
+    /// its emptied vector, so that its maker frees that allocation.
+    pub fn move_to_own(&mut self, schema: Arc<Schema>) -> Record {
+        debug_assert!(Schema::same(&self.schema, &schema), "a moved record keeps its shape");
+        let mut values = Vec::with_capacity(self.values.len());
+        values.append(&mut self.values);
+        Record { schema, values, ..*self }
     }
 
     pub fn values(&self) -> &[Value] {

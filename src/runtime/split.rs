@@ -190,15 +190,15 @@ struct Worker {
     /// To and from every other worker (None at this worker's own index).
     to: Vec<Option<Sender<Piece>>>,
     from: Vec<Option<Receiver<Piece>>>,
-    /// Pieces' records, once copied, go back to the worker that made them (its index
-    /// here) to be freed there; this worker's come back on `spent`, emptied into `spare`.
+    /// Pieces' records, once adopted (values moved out), go back to the worker that made
+    /// them (its index here) to be freed there; this worker's come back on `spent`, emptied into `spare`.
     returns: Vec<Sender<Batch>>,
     spent: Receiver<Batch>,
     spare: Vec<Batch>,
     /// The most records a part of a block has held: new parts are made that large, not
     /// grown record by record.
     part_capacity: usize,
-    copier: Copier,
+    adopter: Adopter,
     exec: Executor,
     stats: Arc<Mutex<Stats>>,
     shared: Arc<Shared>,
@@ -206,27 +206,27 @@ struct Worker {
     applied: Applied,
 }
 
-/// Copies records another worker made into this worker's memory (see
-/// [`Record::copy_with`]), with twins of its own of their schemas: then every record
-/// is allocated, counted and freed by one thread, and the memory a worker reuses is in
+/// Moves records another worker made into this worker's memory (see
+/// [`Record::move_to_own`]), with twins of its own of their schemas: then every value
+/// vector is allocated and freed by one thread, and the memory a worker reuses is in
 /// its own core's caches rather than last written by the other core.
 #[derive(Default)]
-struct Copier {
+struct Adopter {
     maker: Option<SchemaMaker>,
 }
 
-impl Copier {
-    fn copy(&mut self, records: &Batch) -> Batch {
+impl Adopter {
+    fn adopt(&mut self, records: &mut Batch) -> Batch {
         records
-            .iter()
+            .iter_mut()
             .map(|record| {
                 let mut maker = match self.maker.take() {
                     Some(maker) if Schema::same(maker.schema(), record.schema()) => maker,
                     _ => SchemaMaker::new(record.schema()),
                 };
-                let copy = record.copy_with(maker.for_record());
+                let adopted = record.move_to_own(maker.for_record());
                 self.maker = Some(maker);
-                copy
+                adopted
             })
             .collect()
     }
@@ -347,18 +347,18 @@ impl Worker {
     /// such block (it ended) or stopped.
     fn apply_from_owner(&mut self, block: usize) -> std::result::Result<bool, BlockError> {
         let owner = block % self.count;
-        let Some(Ok(piece)) = self.from[owner].as_ref().map(Receiver::recv) else { return Ok(false) };
+        let Some(Ok(mut piece)) = self.from[owner].as_ref().map(Receiver::recv) else { return Ok(false) };
         if !self.claim(block) {
             return Ok(false);
         }
-        let records = self.copier.copy(&piece.records);
+        let records = self.adopter.adopt(&mut piece.records);
         // The owner may have ended: then its records are freed here.
         let _ = self.returns[owner].send(piece.records);
         self.apply(block, Piece { records, after: piece.after })?;
         Ok(true)
     }
 
-    /// Frees the records the others have copied, keeping the batches for parts.
+    /// Frees the records the others have adopted, keeping the batches for parts.
     fn free_spent(&mut self) {
         while let Ok(mut batch) = self.spent.try_recv() {
             batch.clear();
@@ -512,7 +512,7 @@ pub fn run(exec: &mut Executor, split: Split, interrupt: &AtomicUsize) -> Result
             spent: spent.remove(0),
             spare: Vec::new(),
             part_capacity: 0,
-            copier: Copier::default(),
+            adopter: Adopter::default(),
             exec: instance,
             stats: stats[index].clone(),
             shared: shared.clone(),
