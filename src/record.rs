@@ -457,6 +457,23 @@ mod tests {
     }
 
     #[test]
+    fn a_record_moved_to_own_keeps_its_values_and_stamps_and_leaves_an_empty_vector() {
+        let schema = Schema::from_names(&["a", "s"]);
+        let long = "a string longer than the inline twenty-three bytes";
+        let mut made = Record::new(schema.clone(), vec![Value::Int(1), Value::str(long)]);
+        made.event_time = Some(7);
+        made.watermark = 5;
+        made.origin.line = 3;
+        let expected = made.clone();
+        let twin = schema.twin();
+        let own = made.move_to_own(twin.clone());
+        assert_eq!(own, expected);
+        assert!(Arc::ptr_eq(own.schema(), &twin));
+        assert_eq!((own.event_time, own.watermark, own.origin), (Some(7), 5, expected.origin));
+        assert!(made.values().is_empty());
+    }
+
+    #[test]
     fn values_stay_three_words() {
         // A record's values are a Vec<Value>: the inline strings must not make them wider.
         assert_eq!(std::mem::size_of::<Value>(), 24);
