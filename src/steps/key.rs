@@ -99,17 +99,23 @@ impl BuildHasher for FixedState {
 
 pub type KeyMap<V> = hashbrown::HashMap<Key, V, FixedState>;
 
+/// The fixed-seed hash of a key's values: that of its [`Key`] (a `Key` hashes as the
+/// `KeyRef` of its values), without building one.
+pub fn key_hash(values: &[Value]) -> u64 {
+    FixedState.hash_one(KeyRef(values))
+}
+
 impl Key {
     /// The partition (0..n) this key belongs to: the hash modulo n (the Kafka sink's
     /// `partition_by`; stable across versions).
     pub fn partition(&self, n: usize) -> usize {
-        (FixedState.hash_one(self) % n.max(1) as u64) as usize
+        (key_hash(&self.0) % n.max(1) as u64) as usize
     }
 
     /// The keyed instance (0..n) that owns this key, from the hash's high bits (hash
     /// maps index by the low bits, which then stay evenly spread within an instance).
     pub fn instance(&self, n: usize) -> usize {
-        instance_of_hash(FixedState.hash_one(self), n)
+        instance_of_hash(key_hash(&self.0), n)
     }
 }
 

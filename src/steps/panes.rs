@@ -6,23 +6,17 @@
 //! keys arrived, and is freed (and its vectors kept for the next pane) at once.
 
 use super::aggregate::{Acc, Accumulators};
-use super::key::{FixedState, KeyRef};
+use super::key::key_hash;
 use crate::record::Value;
 use crate::validate::Aggregate;
 use hashbrown::HashTable;
 use std::collections::BTreeMap;
-use std::hash::BuildHasher;
 
 /// A window's bounds as panes are ordered: `(end, start)`, the contract's firing order.
 pub type Bounds = (i64, i64);
 
 /// Emptied panes kept for reuse; more are simply freed.
 const SPARE_PANES: usize = 16;
-
-/// The hash of a key's values, as the panes index them.
-pub fn key_hash(values: &[Value]) -> u64 {
-    FixedState.hash_one(KeyRef(values))
-}
 
 #[derive(Default)]
 struct Pane {
@@ -32,7 +26,13 @@ struct Pane {
     keys: Vec<Value>,
     /// One accumulator per aggregate per entry.
     accs: Vec<Acc>,
-    len: usize,
+}
+
+impl Pane {
+    /// Its windows (one per key).
+    fn len(&self) -> usize {
+        self.index.len()
+    }
 }
 
 /// One key's window in a pane.
@@ -95,14 +95,13 @@ impl Panes {
         let i = match pane.index.find(hash, |&i| pane.keys[i as usize * k..][..k] == *key) {
             Some(&i) => i as usize,
             None => {
-                let keys = &pane.keys;
-                pane.index.insert_unique(hash, pane.len as u32, |&i| key_hash(&keys[i as usize * k..][..k]));
+                let (n, keys) = (pane.len(), &pane.keys);
+                pane.index.insert_unique(hash, n as u32, |&i| key_hash(&keys[i as usize * k..][..k]));
                 pane.keys.extend_from_slice(key);
                 pane.accs.extend_from_slice(&self.fresh);
-                pane.len += 1;
                 self.entries += 1;
                 self.peak = self.peak.max(self.entries);
-                pane.len - 1
+                n
             }
         };
         (pane, i)
@@ -142,12 +141,11 @@ impl Panes {
     }
 
     fn free(&mut self, mut pane: Pane) {
-        self.entries -= pane.len;
+        self.entries -= pane.len();
         if self.spare.len() < SPARE_PANES {
             pane.index.clear();
             pane.keys.clear();
             pane.accs.clear();
-            pane.len = 0;
             self.spare.push(pane);
         }
     }
@@ -201,14 +199,14 @@ impl<'a> Iterator for Windows<'a> {
 
     fn next(&mut self) -> Option<Entry<'a>> {
         let i = self.next;
-        (i < self.pane.len).then(|| {
+        (i < self.pane.len()).then(|| {
             self.next += 1;
             entry(self.pane, i, self.k, self.a)
         })
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let left = self.pane.len - self.next;
+        let left = self.pane.len() - self.next;
         (left, Some(left))
     }
 }

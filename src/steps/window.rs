@@ -13,9 +13,9 @@
 //! depend on batch sizes or hash order.
 
 use super::aggregate::{Acc, Accumulators};
-use super::key::{FixedState, Key};
+use super::key::{key_hash, FixedState, Key};
 use super::live_keys::{LiveKeys, Slot};
-use super::panes::{key_hash, Panes};
+use super::panes::Panes;
 use super::window_queue::WindowQueue;
 use super::{Operator, StepError};
 use crate::expr::Expr;
