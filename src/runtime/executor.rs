@@ -70,6 +70,8 @@ pub struct Executor {
     /// Per sink: the line format this executor (an instance) encodes its records in
     /// before sending them; None: records are sent as they are.
     encoders: Vec<Option<LineEncoder>>,
+    /// Per step: the sink whose lines it writes itself (`Operator::write_lines`).
+    writes_lines: Vec<Option<usize>>,
 }
 
 /// Where a checkpoint is taken: per lane, the origin of the last input handed out and
@@ -190,6 +192,7 @@ impl Executor {
             workers: Vec::new(),
             instance_encoders: Vec::new(),
             encoders: Vec::new(),
+            writes_lines: vec![None; p.spec.steps.len()],
         })
     }
 
@@ -260,6 +263,7 @@ impl Executor {
                     exec.step_consumers[k].retain(is_keyed);
                 }
             }
+            exec.offer_lines();
             executors.push(exec);
         }
         self.order.retain(|i| !keyed[*i]);
@@ -840,7 +844,20 @@ impl Executor {
         }
     }
 
-    /// Hands a step's output to its consumers and its late records to its late sink.
+    /// Lets each step this executor runs whose only reader is a sink it encodes lines
+    /// for write those lines itself (see `Operator::write_lines`).
+    fn offer_lines(&mut self) {
+        for &step in &self.order {
+            let [NodeRef::Sink(sink)] = self.step_consumers[step][..] else { continue };
+            let Some(format) = self.encoders.get(sink).and_then(Option::as_ref) else { continue };
+            if self.operators[step].write_lines(format.clone()) {
+                self.writes_lines[step] = Some(sink);
+            }
+        }
+    }
+
+    /// Hands a step's output to its consumers (or the lines it wrote to their sink) and
+    /// its late records to its late sink.
     fn emit(&mut self, step: usize, out: Batch) -> Result<()> {
         let late = self.operators[step].take_late();
         if !late.is_empty() {
@@ -848,6 +865,12 @@ impl Executor {
             if let Some(sink) = self.late_sinks[step] {
                 self.summary.late_to_sink += late.len() as u64;
                 self.send(sink, late);
+            }
+        }
+        if let Some(sink) = self.writes_lines[step] {
+            if let Some((lines, n)) = self.operators[step].take_lines() {
+                self.counts.step_out[step] += n;
+                self.post(sink, SinkMessage::Lines(lines), n);
             }
         }
         self.counts.step_out[step] += out.len() as u64;
@@ -920,7 +943,9 @@ impl Executor {
 
     fn send(&mut self, sink: usize, batch: Batch) {
         let n = batch.len() as u64;
-        let Some(tx) = &self.sinks[sink] else { return };
+        if self.sinks[sink].is_none() {
+            return;
+        }
         let message = match self.encoders.get_mut(sink).and_then(Option::as_mut) {
             Some(lines) => {
                 let mut text = String::with_capacity(batch.len() * 64);
@@ -932,6 +957,12 @@ impl Executor {
             }
             None => SinkMessage::Batch(batch),
         };
+        self.post(sink, message, n);
+    }
+
+    /// Sends `n` records (or their lines) to a sink, noticing a sink that has ended.
+    fn post(&mut self, sink: usize, message: SinkMessage, n: u64) {
+        let Some(tx) = &self.sinks[sink] else { return };
         if tx.send(message).is_ok() {
             self.counts.sinks[sink] += n;
             if self.counted[sink] {

@@ -7,7 +7,7 @@
 //! (keyed instances, split workers) clone, so that they hand their sink text instead
 //! of records: a record is then encoded and freed on the core that made it.
 
-use crate::record::{Record, Schema, Value};
+use crate::record::{write_json_object, Record, Schema, Value};
 use std::io::Write;
 use std::sync::{Arc, OnceLock};
 
@@ -134,12 +134,18 @@ impl LineEncoder {
 
     /// Appends the record's line to `text`.
     pub fn encode(&mut self, record: &Record, text: &mut String) {
+        self.encode_row(record.schema(), record.values(), text);
+    }
+
+    /// Appends the line of a record with these fields, without the record (steps that
+    /// write their outputs as lines, see `Operator::write_lines`).
+    pub fn encode_row(&mut self, schema: &Arc<Schema>, values: &[Value], text: &mut String) {
         match self {
             LineEncoder::Jsonl => {
-                record.write_json(text);
+                write_json_object(schema.names().iter().map(|n| &**n).zip(values), text);
                 text.push('\n');
             }
-            LineEncoder::Csv(csv) => csv.write(record, text),
+            LineEncoder::Csv(csv) => csv.write(schema, values, text),
         }
     }
 
@@ -158,10 +164,9 @@ impl LineEncoder {
 }
 
 impl Csv {
-    fn write(&mut self, record: &Record, text: &mut String) {
+    fn write(&mut self, shape: &Arc<Schema>, values: &[Value], text: &mut String) {
         let Csv { style, columns, same_columns, quoted } = self;
-        let columns = columns.get_or_init(|| record.schema().clone());
-        let shape = record.schema();
+        let columns = columns.get_or_init(|| shape.clone());
         let same = Schema::same(columns, shape)
             || shape.id() == *same_columns
             || (columns.names() == shape.names() && {
@@ -169,9 +174,10 @@ impl Csv {
                 true
             });
         if same {
-            style.line(record.values().iter().map(Cell::Value), quoted, text);
+            style.line(values.iter().map(Cell::Value), quoted, text);
         } else {
-            let by_name = columns.names().iter().map(|name| Cell::Value(record.get(name).unwrap_or(&Value::Null)));
+            let value_of = |name| shape.index_of(name).and_then(|i| values.get(i)).unwrap_or(&Value::Null);
+            let by_name = columns.names().iter().map(|name| Cell::Value(value_of(name)));
             style.line(by_name, quoted, text);
         }
     }

@@ -11,12 +11,14 @@ mod map;
 mod panes;
 mod passthrough;
 pub mod reduce;
+mod results;
 mod set;
 pub mod window;
 mod window_queue;
 
 use crate::expr::EvalError;
 use crate::record::{Batch, Record};
+use crate::sinks::encode::LineEncoder;
 use crate::validate::CompiledStep;
 
 /// A record that a step could not process, handed back with the reason so the
@@ -44,6 +46,19 @@ pub trait Operator: Send {
     /// Records that arrived too late for their windows since the last call.
     fn take_late(&mut self) -> Vec<Record> {
         Vec::new()
+    }
+
+    /// Offers the step the line format of the one sink that reads its outputs, when
+    /// the thread running it encodes that sink's lines: a step that accepts (true)
+    /// writes its outputs as lines from then on, without making records, and hands
+    /// them on through [`Operator::take_lines`].
+    fn write_lines(&mut self, _format: LineEncoder) -> bool {
+        false
+    }
+
+    /// The lines written since the last call, and how many there are.
+    fn take_lines(&mut self) -> Option<(String, u64)> {
+        None
     }
 
     /// The most windows this step held open at once (windowed steps only).

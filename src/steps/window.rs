@@ -12,14 +12,16 @@
 //! for sessions and count windows the order keys became live, so output does not
 //! depend on batch sizes or hash order.
 
-use super::aggregate::{Acc, Accumulators};
+use super::aggregate::Accumulators;
 use super::key::{key_hash, FixedState, Key};
 use super::live_keys::{LiveKeys, Slot};
 use super::panes::Panes;
+use super::results::Results;
 use super::window_queue::WindowQueue;
 use super::{Operator, StepError};
 use crate::expr::Expr;
-use crate::record::{Batch, Record, Schema, SchemaMaker, Value};
+use crate::record::{Batch, Record, Schema, Value};
+use crate::sinks::encode::LineEncoder;
 use crate::spec::WindowKind;
 use crate::validate::Aggregate;
 use std::collections::{BTreeMap, HashMap};
@@ -118,7 +120,7 @@ pub struct WindowReduce {
     aggregates: Vec<Aggregate>,
     kind: Kind,
     lateness: i64,
-    schema: SchemaMaker,
+    results: Results,
     /// The windows of tumbling and sliding kinds.
     panes: Panes,
     /// Session and count windows below: keys with an open window; a key is forgotten
@@ -166,7 +168,7 @@ impl WindowReduce {
             aggregates,
             kind: Kind::from_spec(kind),
             lateness: allowed_lateness.as_millis() as i64,
-            schema: SchemaMaker::new(&Schema::new(names)),
+            results: Results::new(&Schema::new(names)),
             keys: LiveKeys::default(),
             windows: HashMap::default(),
             pending: WindowQueue::default(),
@@ -221,8 +223,9 @@ impl WindowReduce {
         too_late(end, self.lateness, watermark)
     }
 
-    fn result(&mut self, key: Slot, start: i64, end: i64, acc: &Accumulators) -> Record {
-        result(self.schema.for_record(), self.watermark, &self.keys.key(key).0, (start, end), &acc.0)
+    /// Emits the result of a window of a live key.
+    fn emit(&mut self, out: &mut Batch, key: Slot, start: i64, end: i64, acc: &Accumulators) {
+        self.results.push(out, self.watermark, &self.keys.key(key).0, (start, end), &acc.0);
     }
 
     /// Fires every window with `end - 1 <= watermark` and frees those past lateness.
@@ -241,19 +244,13 @@ impl WindowReduce {
             for (start, id) in due {
                 if gone {
                     if let Some(open) = self.windows.remove(&(id, start)) {
-                        out.push(self.result(open.key, start, end, &open.acc));
+                        self.emit(out, open.key, start, end, &open.acc);
                         self.forget_session(id, start);
                         self.closed(open.key);
                     }
                 } else if let Some(open) = self.windows.get_mut(&(id, start)) {
                     open.fired = true;
-                    out.push(result(
-                        self.schema.for_record(),
-                        watermark,
-                        &self.keys.key(open.key).0,
-                        (start, end),
-                        &open.acc.0,
-                    ));
+                    self.results.push(out, watermark, &self.keys.key(open.key).0, (start, end), &open.acc.0);
                     self.retained.insert((end, start, id));
                 }
             }
@@ -267,12 +264,14 @@ impl WindowReduce {
                 }
             }
         }
-        let schema = &mut self.schema;
+        let results = &mut self.results;
         self.panes.fire(
             |(end, _)| end.saturating_sub(1) <= watermark,
             |(end, _)| too_late(end, lateness, watermark),
             |(end, start), windows| {
-                out.extend(windows.map(|w| result(schema.for_record(), watermark, w.key, (start, end), w.accs)))
+                for w in windows {
+                    results.push(out, watermark, w.key, (start, end), w.accs);
+                }
             },
         );
         self.panes.expire(|(end, _)| too_late(end, lateness, watermark));
@@ -324,7 +323,7 @@ impl WindowReduce {
         self.sessions.entry(id).or_default().insert(start, end);
         if fired {
             self.retained.insert((end, start, id));
-            out.push(self.result(key, start, end, &acc));
+            self.emit(out, key, start, end, &acc);
         } else {
             self.pending.insert((end, start, id));
         }
@@ -349,7 +348,7 @@ impl WindowReduce {
         }
         if full {
             if let Some(w) = self.counts.remove(&id) {
-                out.push(self.result(key, w.min_ts, w.max_ts + 1, &w.acc));
+                self.emit(out, key, w.min_ts, w.max_ts + 1, &w.acc);
             }
             self.closed(key);
         }
@@ -359,9 +358,7 @@ impl WindowReduce {
     /// into `arguments`, changing no state when either fails.
     fn read(&mut self, record: &Record) -> Result<(), crate::expr::EvalError> {
         self.key_values.clear();
-        for e in &self.key_exprs {
-            self.key_values.push(e.eval(record)?);
-        }
+        crate::record::extend_or_first_error(&mut self.key_values, self.key_exprs.iter().map(|e| e.eval(record)))?;
         Accumulators::arguments_into(&self.aggregates, record, &mut self.arguments)
     }
 }
@@ -369,20 +366,6 @@ impl WindowReduce {
 /// Whether a window ending at `end` is past its allowed lateness at `watermark`.
 fn too_late(end: i64, lateness: i64, watermark: i64) -> bool {
     end.saturating_sub(1).saturating_add(lateness) <= watermark
-}
-
-/// The output record of a window: the key's values, the window's bounds and the
-/// aggregates, stamped with the window's last instant and the current watermark.
-fn result(schema: Arc<Schema>, watermark: i64, key: &[Value], (start, end): (i64, i64), accs: &[Acc]) -> Record {
-    let mut values = Vec::with_capacity(schema.len());
-    values.extend_from_slice(key);
-    values.push(Value::Int(start));
-    values.push(Value::Int(end));
-    values.extend(accs.iter().map(Acc::value));
-    let mut r = Record::new(schema, values);
-    r.event_time = Some(end - 1);
-    r.watermark = watermark;
-    r
 }
 
 impl Operator for WindowReduce {
@@ -416,8 +399,7 @@ impl Operator for WindowReduce {
                         let bounds = (end, start);
                         let (key, arguments) = (&self.key_values, &self.arguments);
                         if let Some(window) = self.panes.add(bounds, fired, hash, key, arguments, self.seq) {
-                            let schema = self.schema.for_record();
-                            out.push(result(schema, self.watermark, window.key, (start, end), window.accs));
+                            self.results.push(out, self.watermark, window.key, (start, end), window.accs);
                         }
                     }
                 }
@@ -434,7 +416,7 @@ impl Operator for WindowReduce {
     fn on_end(&mut self, out: &mut Batch) {
         self.advance(i64::MAX, out);
         for (_, w) in std::mem::take(&mut self.counts) {
-            out.push(self.result(w.key, w.min_ts, w.max_ts + 1, &w.acc));
+            self.emit(out, w.key, w.min_ts, w.max_ts + 1, &w.acc);
             self.closed(w.key);
         }
         self.watermark = self.finite_watermark;
@@ -558,6 +540,15 @@ impl Operator for WindowReduce {
 
     fn take_late(&mut self) -> Vec<Record> {
         std::mem::take(&mut self.late)
+    }
+
+    fn write_lines(&mut self, format: LineEncoder) -> bool {
+        self.results.write_lines(format);
+        true
+    }
+
+    fn take_lines(&mut self) -> Option<(String, u64)> {
+        self.results.take_lines()
     }
 
     fn peak_open_windows(&self) -> Option<usize> {
