@@ -145,6 +145,7 @@ impl Acc {
         }
     }
 
+    #[inline]
     pub fn value(&self) -> Value {
         match self {
             Acc::Count(n) => Value::Int(*n),
@@ -228,15 +229,12 @@ impl Accumulators {
         arguments: &mut Vec<Option<Value>>,
     ) -> Result<(), EvalError> {
         arguments.clear();
-        for agg in aggregates {
-            let value = match &agg.arg {
-                Some(e) => Some(e.eval(record)?),
-                None => None,
-            };
+        let values = aggregates.iter().map(|agg| {
+            let value = agg.arg.as_ref().map(|e| e.eval(record)).transpose()?;
             check(agg.func, value.as_ref())?;
-            arguments.push(value);
-        }
-        Ok(())
+            Ok(value)
+        });
+        crate::record::extend_or_first_error(arguments, values)
     }
 
     /// Adds one record's arguments (from [`Accumulators::arguments`]).

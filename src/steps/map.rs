@@ -26,21 +26,15 @@ impl Map {
 impl Operator for Map {
     fn process(&mut self, mut record: Record, out: &mut Batch) -> Result<(), StepError> {
         let mut values = std::mem::take(&mut self.spare);
-        values.reserve(self.exprs.len());
         // Computed fields first, while the input record is whole.
-        for (e, &moved) in self.exprs.iter().zip(&self.moved) {
-            if moved {
-                values.push(Value::Null);
-                continue;
-            }
-            match e.eval(&record) {
-                Ok(v) => values.push(v),
-                Err(error) => {
-                    values.clear();
-                    self.spare = values;
-                    return Err(StepError { error, record });
-                }
-            }
+        let computed = self.exprs.iter().zip(&self.moved).map(|(e, &moved)| match moved {
+            true => Ok(Value::Null),
+            false => e.eval(&record),
+        });
+        if let Err(error) = crate::record::extend_or_first_error(&mut values, computed) {
+            values.clear();
+            self.spare = values;
+            return Err(StepError { error, record });
         }
         let mut input = record.take_values();
         for ((e, &moved), value) in self.exprs.iter().zip(&self.moved).zip(values.iter_mut()) {
