@@ -126,6 +126,7 @@ impl Expr {
         Expr { inner: Arc::new(Inner { text: text.into(), node, path }) }
     }
 
+    #[inline]
     pub fn eval(&self, record: &Record) -> Result<Value, EvalError> {
         self.inner.node.eval(record)
     }
@@ -148,6 +149,12 @@ impl Expr {
         }
     }
 
+    /// The value of a bare top-level field, borrowed; None for any other expression.
+    #[inline]
+    pub fn field_value<'r>(&self, record: &'r Record) -> Option<&'r Value> {
+        self.bare_field().map(|f| f.get(record))
+    }
+
     /// Like [`Expr::eval`], but a bare field or a constant is borrowed, not cloned.
     pub fn eval_cow<'r>(&'r self, record: &'r Record) -> Result<std::borrow::Cow<'r, Value>, EvalError> {
         use std::borrow::Cow;
@@ -159,6 +166,7 @@ impl Expr {
     }
 
     /// Filter semantics: true keeps; NULL and false drop; a non-bool result is an error.
+    #[inline]
     pub fn eval_predicate(&self, record: &Record) -> Result<bool, EvalError> {
         match &self.inner.node {
             Node::Bool(f) => Ok(f(record)? == Some(true)),

@@ -134,6 +134,7 @@ pub(crate) enum Node {
 }
 
 impl Node {
+    #[inline]
     pub(crate) fn eval(&self, r: &Record) -> Result<Value, EvalError> {
         match self {
             Node::Const(v) => Ok(v.clone()),

@@ -42,7 +42,9 @@ impl Acc {
     /// Whether `add` would accept this input.
     /// Adds one input. `value` is None for `count()` (counts records); NULL inputs are
     /// ignored by every aggregate except `first`, `last` and `collect`.
-    pub fn add(&mut self, value: Option<Value>, seq: u64) -> Result<(), EvalError> {
+    /// Adds one argument (None: `count()`'s), cloning it only where it is kept (a value
+    /// moved in would be copied through memory, which stalls on store forwarding).
+    pub fn add(&mut self, value: Option<&Value>, seq: u64) -> Result<(), EvalError> {
         let Some(v) = value else {
             if let Acc::Count(n) = self {
                 *n += 1;
@@ -57,12 +59,12 @@ impl Acc {
             }
             Acc::CountDistinct(set) => {
                 if !v.is_null() {
-                    set.insert(HashableValue(v));
+                    set.insert(HashableValue(v.clone()));
                 }
             }
             Acc::Sum { int, float, is_float, any } => match v {
                 Value::Null => {}
-                Value::Int(i) => {
+                &Value::Int(i) => {
                     *any = true;
                     if *is_float {
                         *float += i as f64;
@@ -74,7 +76,7 @@ impl Acc {
                         *is_float = true;
                     }
                 }
-                Value::Float(f) => {
+                &Value::Float(f) => {
                     *any = true;
                     if !*is_float {
                         *float += *int as f64;
@@ -88,11 +90,11 @@ impl Acc {
             Acc::Max(cur) => replace_if(cur, v, Ordering::Greater),
             Acc::Avg { sum, n } => match v {
                 Value::Null => {}
-                Value::Int(i) => {
+                &Value::Int(i) => {
                     *sum += i as f64;
                     *n += 1;
                 }
-                Value::Float(f) => {
+                &Value::Float(f) => {
                     *sum += f;
                     *n += 1;
                 }
@@ -100,15 +102,15 @@ impl Acc {
             },
             Acc::First(cur) => {
                 if cur.as_ref().is_none_or(|(s, _)| seq < *s) {
-                    *cur = Some((seq, v));
+                    *cur = Some((seq, v.clone()));
                 }
             }
             Acc::Last(cur) => {
                 if cur.as_ref().is_none_or(|(s, _)| seq >= *s) {
-                    *cur = Some((seq, v));
+                    *cur = Some((seq, v.clone()));
                 }
             }
-            Acc::Collect(items) => items.push((seq, v)),
+            Acc::Collect(items) => items.push((seq, v.clone())),
         }
         Ok(())
     }
@@ -129,8 +131,8 @@ impl Acc {
                     }
                 }
             }
-            (Acc::Min(a), Acc::Min(Some(b))) => replace_if(a, b, Ordering::Less),
-            (Acc::Max(a), Acc::Max(Some(b))) => replace_if(a, b, Ordering::Greater),
+            (Acc::Min(a), Acc::Min(Some(b))) => replace_if(a, &b, Ordering::Less),
+            (Acc::Max(a), Acc::Max(Some(b))) => replace_if(a, &b, Ordering::Greater),
             (Acc::Avg { sum, n }, Acc::Avg { sum: s2, n: n2 }) => {
                 *sum += s2;
                 *n += n2;
@@ -162,12 +164,12 @@ impl Acc {
     }
 }
 
-fn replace_if(cur: &mut Option<Value>, v: Value, wanted: Ordering) {
+fn replace_if(cur: &mut Option<Value>, v: &Value, wanted: Ordering) {
     if v.is_null() {
         return;
     }
-    if cur.as_ref().is_none_or(|c| total_cmp(&v, c) == wanted) {
-        *cur = Some(v);
+    if cur.as_ref().is_none_or(|c| total_cmp(v, c) == wanted) {
+        *cur = Some(v.clone());
     }
 }
 
@@ -238,14 +240,14 @@ impl Accumulators {
     }
 
     /// Adds one record's arguments (from [`Accumulators::arguments`]).
-    pub fn add_arguments(&mut self, arguments: impl IntoIterator<Item = Option<Value>>, seq: u64) {
+    pub fn add_arguments<'v>(&mut self, arguments: impl IntoIterator<Item = Option<&'v Value>>, seq: u64) {
         add_arguments(&mut self.0, arguments, seq);
     }
 
     /// Adds a record: `arguments`, then `add_arguments`.
     pub fn add(&mut self, aggregates: &[Aggregate], record: &Record, seq: u64) -> Result<(), EvalError> {
         let arguments = Accumulators::arguments(aggregates, record)?;
-        self.add_arguments(arguments, seq);
+        self.add_arguments(arguments.iter().map(Option::as_ref), seq);
         Ok(())
     }
 
@@ -262,7 +264,7 @@ impl Accumulators {
 
 /// Adds one record's arguments (from [`Accumulators::arguments`]) to the accumulators
 /// of one key and window.
-pub fn add_arguments(accs: &mut [Acc], arguments: impl IntoIterator<Item = Option<Value>>, seq: u64) {
+pub fn add_arguments<'v>(accs: &mut [Acc], arguments: impl IntoIterator<Item = Option<&'v Value>>, seq: u64) {
     for (acc, value) in accs.iter_mut().zip(arguments) {
         // Checked by `arguments`, so this cannot fail.
         let _ = acc.add(value, seq);
@@ -276,7 +278,7 @@ mod tests {
     fn fold(func: AggFunc, values: &[Value]) -> Value {
         let mut acc = Acc::new(func);
         for (i, v) in values.iter().enumerate() {
-            acc.add(Some(v.clone()), i as u64).unwrap();
+            acc.add(Some(v), i as u64).unwrap();
         }
         acc.value()
     }
@@ -313,16 +315,16 @@ mod tests {
     #[test]
     fn merging_keeps_arrival_order() {
         let mut a = Acc::new(AggFunc::Collect);
-        a.add(Some(Value::Int(2)), 2).unwrap();
+        a.add(Some(&Value::Int(2)), 2).unwrap();
         let mut b = Acc::new(AggFunc::Collect);
-        b.add(Some(Value::Int(1)), 1).unwrap();
-        b.add(Some(Value::Int(3)), 3).unwrap();
+        b.add(Some(&Value::Int(1)), 1).unwrap();
+        b.add(Some(&Value::Int(3)), 3).unwrap();
         a.merge(b);
         assert_eq!(a.value(), Value::List(Arc::new(vec![Value::Int(1), Value::Int(2), Value::Int(3)])));
         let mut f = Acc::new(AggFunc::First);
-        f.add(Some(Value::Int(9)), 5).unwrap();
+        f.add(Some(&Value::Int(9)), 5).unwrap();
         let mut g = Acc::new(AggFunc::First);
-        g.add(Some(Value::Int(8)), 4).unwrap();
+        g.add(Some(&Value::Int(8)), 4).unwrap();
         f.merge(g);
         assert_eq!(f.value(), Value::Int(8));
     }

@@ -82,7 +82,7 @@ impl Panes {
     ) -> Option<Entry<'_>> {
         let (k, a) = (self.key_len, self.fresh.len());
         let (pane, i) = self.window(bounds, fired, hash, key);
-        super::aggregate::add_arguments(&mut pane.accs[i * a..][..a], arguments.iter().cloned(), seq);
+        super::aggregate::add_arguments(&mut pane.accs[i * a..][..a], arguments.iter().map(Option::as_ref), seq);
         fired.then(|| entry(pane, i, k, a))
     }
 

@@ -318,7 +318,7 @@ impl WindowReduce {
             }
             self.closed_keep_key(key);
         }
-        acc.add_arguments(self.arguments.drain(..), self.seq);
+        acc.add_arguments(self.arguments.iter().map(Option::as_ref), self.seq);
         let fired = end.saturating_sub(1) <= self.watermark;
         self.sessions.entry(id).or_default().insert(start, end);
         if fired {
@@ -338,7 +338,7 @@ impl WindowReduce {
             created = true;
             CountWindow { acc: Accumulators::new(aggregates), n: 0, min_ts: i64::MAX, max_ts: i64::MIN, key }
         });
-        w.acc.add_arguments(self.arguments.drain(..), self.seq);
+        w.acc.add_arguments(self.arguments.iter().map(Option::as_ref), self.seq);
         w.n += 1;
         w.min_ts = w.min_ts.min(ts);
         w.max_ts = w.max_ts.max(ts);
