@@ -128,7 +128,11 @@ impl Expr {
 
     #[inline]
     pub fn eval(&self, record: &Record) -> Result<Value, EvalError> {
-        self.inner.node.eval(record)
+        // A bare field (keys, most arguments) cloned where the caller puts it.
+        match &self.inner.node {
+            Node::Field(f) => Ok(f.get(record).clone()),
+            node => node.eval(record),
+        }
     }
 
     /// For a bare top-level field (`a`, not `a.b` or `a + 1`), where it is in `schema`
@@ -156,6 +160,7 @@ impl Expr {
     }
 
     /// Like [`Expr::eval`], but a bare field or a constant is borrowed, not cloned.
+    #[inline]
     pub fn eval_cow<'r>(&'r self, record: &'r Record) -> Result<std::borrow::Cow<'r, Value>, EvalError> {
         use std::borrow::Cow;
         match &self.inner.node {

@@ -130,7 +130,10 @@ pub fn instance_of(
     // As `Key::hash` does: the length, then each value.
     state.write_usize(exprs.len());
     for e in exprs {
-        hash_value(e.eval_cow(record)?.as_ref(), &mut state);
+        match e.field_value(record) {
+            Some(value) => hash_value(value, &mut state),
+            None => hash_value(e.eval_cow(record)?.as_ref(), &mut state),
+        }
     }
     Ok(instance_of_hash(state.finish(), n))
 }
