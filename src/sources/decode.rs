@@ -340,6 +340,7 @@ fn decode_row(row: &Row, schema: &Schema, types: &[Option<ValueType>]) -> Result
         };
         match types[i] {
             None => *value = infer(text),
+            // `convert`'s string case, without a `Result` to copy the value out of.
             Some(ValueType::String) if !text.is_empty() => *value = Value::str(text),
             Some(t) => *value = convert(text, t).map_err(|e| format!("column `{}`: {e}", schema.names()[i]))?,
         }

@@ -39,11 +39,10 @@ impl Acc {
         }
     }
 
-    /// Whether `add` would accept this input.
     /// Adds one input. `value` is None for `count()` (counts records); NULL inputs are
-    /// ignored by every aggregate except `first`, `last` and `collect`.
-    /// Adds one argument (None: `count()`'s), cloning it only where it is kept (a value
-    /// moved in would be copied through memory, which stalls on store forwarding).
+    /// ignored by every aggregate except `first`, `last` and `collect`. It is cloned
+    /// only where it is kept (a value moved in is copied through memory, which stalls
+    /// on store forwarding).
     pub fn add(&mut self, value: Option<&Value>, seq: u64) -> Result<(), EvalError> {
         let Some(v) = value else {
             if let Acc::Count(n) = self {
