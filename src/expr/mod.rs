@@ -159,6 +159,17 @@ impl Expr {
         self.bare_field().map(|f| f.get(record))
     }
 
+    /// Calls `f` on the expression's value: a bare field read in place (a value handed
+    /// out, even a borrowed one in a `Cow`, is copied through memory, which stalls on
+    /// store forwarding), anything else evaluated as by [`Expr::eval_cow`].
+    #[inline]
+    pub fn with_value<T>(&self, record: &Record, f: impl FnOnce(&Value) -> T) -> Result<T, EvalError> {
+        match self.field_value(record) {
+            Some(value) => Ok(f(value)),
+            None => self.eval_cow(record).map(|value| f(&value)),
+        }
+    }
+
     /// Like [`Expr::eval`], but a bare field or a constant is borrowed, not cloned.
     #[inline]
     pub fn eval_cow<'r>(&'r self, record: &'r Record) -> Result<std::borrow::Cow<'r, Value>, EvalError> {

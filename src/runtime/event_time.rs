@@ -12,20 +12,15 @@ pub fn assign(record: &mut Record, event_time: Option<&CompiledEventTime>, now_m
         record.event_time = Some(now_ms);
         return Ok(());
     };
-    // Epoch milliseconds in an int field, the usual case: read in place (a value
-    // moved out first is copied through memory, which stalls).
-    if let (Some(Value::Int(ms)), None | Some(TimeFormat::EpochMillis)) = (et.expr.field_value(record), &et.format) {
-        record.event_time = Some(*ms);
-        return Ok(());
-    }
-    let value = et.expr.eval_cow(record).map_err(|e| format!("event time: {}", e.message))?;
-    let ms = match (value.as_ref(), &et.format) {
-        // Epoch milliseconds in an int field: the usual case, without the general path.
-        (Value::Int(ms), None | Some(TimeFormat::EpochMillis)) => *ms,
-        (value, format) => {
-            to_millis(value, format.as_ref()).map_err(|e| format!("event time `{}`: {e}", et.expr.text()))?
-        }
-    };
+    let ms = et
+        .expr
+        .with_value(record, |value| match (value, &et.format) {
+            // Epoch milliseconds in an int field: the usual case, without the general path.
+            (Value::Int(ms), None | Some(TimeFormat::EpochMillis)) => Ok(*ms),
+            (value, format) => to_millis(value, format.as_ref()),
+        })
+        .map_err(|e| format!("event time: {}", e.message))?
+        .map_err(|e| format!("event time `{}`: {e}", et.expr.text()))?;
     record.event_time = Some(ms);
     Ok(())
 }

@@ -130,10 +130,7 @@ pub fn instance_of(
     // As `Key::hash` does: the length, then each value.
     state.write_usize(exprs.len());
     for e in exprs {
-        match e.field_value(record) {
-            Some(value) => hash_value(value, &mut state),
-            None => hash_value(e.eval_cow(record)?.as_ref(), &mut state),
-        }
+        e.with_value(record, |value| hash_value(value, &mut state))?;
     }
     Ok(instance_of_hash(state.finish(), n))
 }
