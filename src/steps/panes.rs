@@ -107,20 +107,22 @@ impl Panes {
         (pane, i)
     }
 
-    /// Fires every pending pane with `due(bounds)`, in order, calling `emit` with its
-    /// windows; a pane `gone(bounds)` by then is freed, others kept.
+    /// Fires every pending pane with `due(bounds)`, in order, calling `emit` for each
+    /// window in arrival order; a pane `gone(bounds)` by then is freed, others kept.
     pub fn fire(
         &mut self,
         due: impl Fn(Bounds) -> bool,
         gone: impl Fn(Bounds) -> bool,
-        mut emit: impl FnMut(Bounds, Windows<'_>),
+        mut emit: impl FnMut(Bounds, Entry),
     ) {
         while let Some(first) = self.pending.first_entry() {
             if !due(*first.key()) {
                 break;
             }
             let (bounds, pane) = first.remove_entry();
-            emit(bounds, Windows { pane: &pane, next: 0, k: self.key_len, a: self.fresh.len() });
+            for i in 0..pane.len() {
+                emit(bounds, entry(&pane, i, self.key_len, self.fresh.len()));
+            }
             if gone(bounds) {
                 self.free(pane);
             } else {
@@ -158,7 +160,7 @@ impl Panes {
         let pending = self.pending.iter().map(|(b, p)| (b, p, false));
         fired
             .chain(pending)
-            .flat_map(move |(&bounds, pane, fired)| Windows { pane, next: 0, k, a }.map(move |w| (bounds, fired, w)))
+            .flat_map(move |(&bounds, pane, fired)| (0..pane.len()).map(move |i| (bounds, fired, entry(pane, i, k, a))))
     }
 
     /// Puts back a window from a checkpoint (windows of a pane in arrival order).
@@ -185,34 +187,6 @@ fn entry(pane: &Pane, i: usize, k: usize, a: usize) -> Entry<'_> {
     Entry { key: &pane.keys[i * k..][..k], accs: &pane.accs[i * a..][..a] }
 }
 
-/// The windows of one pane in arrival order (of known number, so that a batch takes
-/// a pane's results in one reservation).
-pub struct Windows<'a> {
-    pane: &'a Pane,
-    next: usize,
-    k: usize,
-    a: usize,
-}
-
-impl<'a> Iterator for Windows<'a> {
-    type Item = Entry<'a>;
-
-    fn next(&mut self) -> Option<Entry<'a>> {
-        let i = self.next;
-        (i < self.pane.len()).then(|| {
-            self.next += 1;
-            entry(self.pane, i, self.k, self.a)
-        })
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let left = self.pane.len() - self.next;
-        (left, Some(left))
-    }
-}
-
-impl ExactSizeIterator for Windows<'_> {}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,7 +204,7 @@ mod tests {
         panes.fire(
             |(end, _)| end - 1 <= watermark,
             |(end, _)| end - 1 <= watermark,
-            |bounds, windows| out.extend(windows.map(|w| (bounds, w.key[0].clone(), w.accs[0].value()))),
+            |bounds, w| out.push((bounds, w.key[0].clone(), w.accs[0].value())),
         );
         out
     }

@@ -268,11 +268,7 @@ impl WindowReduce {
         self.panes.fire(
             |(end, _)| end.saturating_sub(1) <= watermark,
             |(end, _)| too_late(end, lateness, watermark),
-            |(end, start), windows| {
-                for w in windows {
-                    results.push(out, watermark, w.key, (start, end), w.accs);
-                }
-            },
+            |(end, start), w| results.push(out, watermark, w.key, (start, end), w.accs),
         );
         self.panes.expire(|(end, _)| too_late(end, lateness, watermark));
     }
