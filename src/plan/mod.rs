@@ -148,6 +148,17 @@ impl Plan {
         chain
     }
 
+    /// The sink that alone reads what a source's lanes send on (the output of the head
+    /// steps when there are any, else the source's records): those lanes can encode
+    /// their records for it themselves.
+    pub fn lane_sink(&self, source: usize) -> Option<usize> {
+        let from = self.lane_steps().last().map_or(NodeRef::Source(source), |&i| NodeRef::Step(i));
+        match self.pipeline.graph.consumers(from)[..] {
+            [NodeRef::Sink(sink)] => Some(sink),
+            _ => None,
+        }
+    }
+
     /// The `key_by` step whose keyed steps' workers read the input themselves, split by
     /// data (`runtime/split.rs`), when the pipeline has that shape: one bounded file
     /// source with event time, read by the stateless head steps (or directly) into one

@@ -668,6 +668,14 @@ impl Executor {
                         self.failure(f)?;
                     }
                 }
+                Merged::Lines { lane, text, inputs, records } => {
+                    self.summary.records_in += inputs;
+                    let source = self.lanes[lane].source;
+                    self.counts.sources[source] += inputs;
+                    if let [NodeRef::Sink(sink)] = self.source_consumers[source][..] {
+                        self.post(sink, SinkMessage::Lines(text), records);
+                    }
+                }
                 Merged::Idle => {}
                 Merged::Bad(bad) => {
                     self.summary.records_in += bad.len() as u64;

@@ -64,12 +64,22 @@ pub enum Marker {
     Failure(RecordFailure),
 }
 
+/// Whether the record is a tick (an input a step dropped).
+pub fn is_tick(record: &Record) -> bool {
+    Schema::same(record.schema(), tick_schema())
+}
+
+/// Whether the record is a failure marker.
+pub fn is_failure(record: &Record) -> bool {
+    Schema::same(record.schema(), failure_schema())
+}
+
 /// The marker a record stands for, if it is one.
 pub fn marker(record: &Record) -> Option<Marker> {
-    if Schema::same(record.schema(), tick_schema()) {
+    if is_tick(record) {
         return Some(Marker::Tick);
     }
-    if !Schema::same(record.schema(), failure_schema()) {
+    if !is_failure(record) {
         return None;
     }
     let [Value::Str(step), input, Value::Str(error)] = record.values() else { return None };

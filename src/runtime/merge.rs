@@ -9,6 +9,7 @@
 //! depend on thread timing. Without event time, sources are read one after another.
 
 use super::errors::RecordFailure;
+use super::lane_lines::EncodedLines;
 use super::lane_steps::{marker, Marker};
 use super::Message;
 use crate::error::{Error, Result};
@@ -37,7 +38,37 @@ pub fn bounded_watermark(max_ts: Option<i64>, out_of_orderness: i64) -> i64 {
 /// when taken), never empty.
 enum Item {
     Records(std::vec::IntoIter<Record>),
+    Lines(LineCursor),
     Bad(Vec<BadRecord>),
+}
+
+/// Lines a lane encoded (`lane_lines`), taken entry by entry.
+struct LineCursor {
+    lines: EncodedLines,
+    /// The next entry to take.
+    next: usize,
+    /// The text before this byte has been handed out; up to `taken` it is taken.
+    handed: usize,
+    taken: usize,
+}
+
+impl LineCursor {
+    /// Moves the taken text to `out`: the whole text, when the batch is all taken at once.
+    fn hand(&mut self, out: &mut String) {
+        if self.handed == 0 && self.next == self.lines.entries.len() && out.is_empty() {
+            *out = std::mem::take(&mut self.lines.text);
+        } else {
+            out.push_str(&self.lines.text[self.handed..self.taken]);
+        }
+        self.handed = self.taken;
+    }
+}
+
+/// The input at the head of a lane: where it came from and its event time.
+#[derive(Clone, Copy)]
+struct Head {
+    origin: Origin,
+    event_time: Option<i64>,
 }
 
 struct Input {
@@ -70,20 +101,21 @@ impl Input {
         }
     }
 
-    /// The records left of the batch at the front of the buffer.
-    fn front_batch(&self) -> Option<&std::vec::IntoIter<Record>> {
+    /// The record or line at the front of the buffer.
+    fn head(&self) -> Option<Head> {
         match self.buffer.front() {
-            Some(Item::Records(records)) => Some(records),
+            Some(Item::Records(records)) => {
+                records.as_slice().first().map(|r| Head { origin: r.origin, event_time: r.event_time })
+            }
+            Some(Item::Lines(cursor)) => {
+                cursor.lines.entries.get(cursor.next).map(|e| Head { origin: e.origin, event_time: e.event_time })
+            }
             _ => None,
         }
     }
 
-    fn head(&self) -> Option<&Record> {
-        self.front_batch().and_then(|records| records.as_slice().first())
-    }
-
     fn head_time(&self) -> Option<i64> {
-        self.head().map(|r| r.event_time.unwrap_or(NO_WATERMARK))
+        self.head().map(|h| h.event_time.unwrap_or(NO_WATERMARK))
     }
 
     /// Takes the head record out of the buffer.
@@ -96,11 +128,26 @@ impl Input {
         record
     }
 
-    /// The stamp of the input the head record belongs to, when it is a further output
-    /// of the input taken last.
-    fn continued_stamp(&self) -> Option<i64> {
-        match (self.head(), self.last_input) {
-            (Some(r), Some((origin, stamp))) if r.origin == origin => Some(stamp),
+    /// Takes the head line; its text goes to `out` once its batch is all taken (else
+    /// when the caller hands the rest). Whether it is a record (not a tick).
+    fn pop_line(&mut self, out: &mut String) -> Option<bool> {
+        let Some(Item::Lines(cursor)) = self.buffer.front_mut() else { return None };
+        let entry = cursor.lines.entries.get(cursor.next)?;
+        let record = entry.record;
+        cursor.taken = entry.end;
+        cursor.next += 1;
+        if cursor.next == cursor.lines.entries.len() {
+            cursor.hand(out);
+            self.buffer.pop_front();
+        }
+        Some(record)
+    }
+
+    /// The stamp of the input the head belongs to, when it is a further output of the
+    /// input taken last.
+    fn continued_stamp(&self, head: Head) -> Option<i64> {
+        match self.last_input {
+            Some((origin, stamp)) if head.origin == origin => Some(stamp),
             _ => None,
         }
     }
@@ -108,6 +155,14 @@ impl Input {
 
 /// What the merge hands to the executor.
 pub enum Merged {
+    /// Lines a lane encoded for the one sink its records go to, in order.
+    Lines {
+        lane: usize,
+        text: String,
+        /// Input records these came from, and records written.
+        inputs: u64,
+        records: u64,
+    },
     /// Records of one lane, in order, each stamped with the watermark before its
     /// input record.
     Batch {
@@ -237,6 +292,12 @@ impl Merge {
                 input.idle = false;
                 if !batch.is_empty() {
                     input.buffer.push_back(Item::Records(batch.into_iter()));
+                }
+            }
+            Ok(Message::Lines(lines)) => {
+                input.idle = false;
+                if !lines.entries.is_empty() {
+                    input.buffer.push_back(Item::Lines(LineCursor { lines, next: 0, handed: 0, taken: 0 }));
                 }
             }
             Ok(Message::Bad(bad)) => {
@@ -381,37 +442,33 @@ impl Merge {
         }
     }
 
-    /// Takes records from source `i` while they come before `limit` (event time, then
-    /// source order), stamping each with the watermark before it.
+    /// Takes records (or lines) from source `i` while they come before `limit` (event
+    /// time, then source order), stamping each record with the watermark before it.
     fn take(&mut self, i: usize, limit: Option<(i64, usize)>) -> Option<Merged> {
-        if matches!(self.inputs[i].buffer.front(), Some(Item::Bad(_))) {
-            if let Some(Item::Bad(bad)) = self.inputs[i].buffer.pop_front() {
+        match self.inputs[i].buffer.front() {
+            Some(Item::Bad(_)) => {
+                let Some(Item::Bad(bad)) = self.inputs[i].buffer.pop_front() else { return None };
                 if let Some(last) = bad.last() {
                     self.inputs[i].position = Some(last.origin);
                 }
-                return Some(Merged::Bad(bad));
+                Some(Merged::Bad(bad))
             }
+            Some(Item::Lines(_)) => self.take_lines(i, limit),
+            _ => self.take_records(i, limit),
         }
-        let buffered = self.inputs[i].front_batch().map_or(0, ExactSizeIterator::len);
+    }
+
+    fn take_records(&mut self, i: usize, limit: Option<(i64, usize)>) -> Option<Merged> {
+        let buffered = match self.inputs[i].buffer.front() {
+            Some(Item::Records(records)) => records.len(),
+            _ => 0,
+        };
         let mut records = Vec::with_capacity(buffered.min(self.batch_size));
         let (mut failures, mut inputs, mut taken) = (Vec::new(), 0, 0);
-        while let Some(ts) = self.inputs[i].head_time() {
-            // The outputs of one input are never split between batches.
-            let continued = self.inputs[i].continued_stamp();
-            if continued.is_none() && (taken >= self.batch_size || limit.is_some_and(|l| (ts, i) > l)) {
-                break;
-            }
+        while let Some(stamp) = self.admit(i, limit, taken, &mut inputs, |item| matches!(item, Item::Records(_))) {
             let Some(mut record) = self.inputs[i].pop_record() else { break };
             taken += 1;
-            record.watermark = continued.unwrap_or(self.watermark);
-            if continued.is_none() {
-                inputs += 1;
-            }
-            let input = &mut self.inputs[i];
-            input.last_input = Some((record.origin, record.watermark));
-            input.max_ts = Some(input.max_ts.map_or(ts, |m| m.max(ts)));
-            input.position = Some(record.origin);
-            self.recompute_watermark();
+            record.watermark = stamp;
             match marker(&record) {
                 None => records.push(record),
                 Some(Marker::Tick) => {}
@@ -419,5 +476,54 @@ impl Merge {
             }
         }
         (taken > 0).then_some(Merged::Batch { lane: i, records, inputs, failures })
+    }
+
+    fn take_lines(&mut self, i: usize, limit: Option<(i64, usize)>) -> Option<Merged> {
+        let mut text = String::new();
+        let (mut inputs, mut taken, mut written) = (0, 0, 0);
+        while self.admit(i, limit, taken, &mut inputs, |item| matches!(item, Item::Lines(_))).is_some() {
+            let Some(record) = self.inputs[i].pop_line(&mut text) else { break };
+            taken += 1;
+            written += u64::from(record);
+        }
+        // The rest of a batch taken in part.
+        if let Some(Item::Lines(cursor)) = self.inputs[i].buffer.front_mut() {
+            cursor.hand(&mut text);
+        }
+        (taken > 0).then_some(Merged::Lines { lane: i, text, inputs, records: written })
+    }
+
+    /// Whether source `i`'s head (in an item of the kind `of_kind` accepts) is taken
+    /// next, after `taken` others: a further output of the input taken last always
+    /// (the outputs of one input are never split between batches), a new input while
+    /// the batch has room and it comes before `limit`. Then counts it (a new input
+    /// adds to `inputs`), advances the source's position and the watermark, and
+    /// returns the watermark its input is stamped with.
+    fn admit(
+        &mut self,
+        i: usize,
+        limit: Option<(i64, usize)>,
+        taken: usize,
+        inputs: &mut u64,
+        of_kind: impl Fn(&Item) -> bool,
+    ) -> Option<i64> {
+        let input = &self.inputs[i];
+        if !input.buffer.front().is_some_and(of_kind) {
+            return None;
+        }
+        let head = input.head()?;
+        let ts = head.event_time.unwrap_or(NO_WATERMARK);
+        let continued = input.continued_stamp(head);
+        if continued.is_none() && (taken >= self.batch_size || limit.is_some_and(|l| (ts, i) > l)) {
+            return None;
+        }
+        let stamp = continued.unwrap_or(self.watermark);
+        *inputs += u64::from(continued.is_none());
+        let input = &mut self.inputs[i];
+        input.last_input = Some((head.origin, stamp));
+        input.max_ts = Some(input.max_ts.map_or(ts, |m| m.max(ts)));
+        input.position = Some(head.origin);
+        self.recompute_watermark();
+        Some(stamp)
     }
 }

@@ -12,6 +12,7 @@ mod errors;
 pub mod event_time;
 mod executor;
 mod keyed;
+mod lane_lines;
 mod lane_steps;
 mod merge;
 pub mod metrics;
@@ -32,6 +33,8 @@ use std::time::{Duration, Instant};
 /// What travels from a source to the executor.
 pub enum Message {
     Batch(Batch),
+    /// The lane's records as lines for the one sink they go to (`lane_lines`).
+    Lines(lane_lines::EncodedLines),
     Bad(Vec<BadRecord>),
     /// The source is exhausted.
     End,
@@ -177,6 +180,9 @@ struct SourceThread {
     event_time: Option<crate::validate::CompiledEventTime>,
     /// The pipeline's head steps, when they run on the lane (see `lane_steps`).
     steps: Option<lane_steps::LaneSteps>,
+    /// The line format of the one sink the lane's outputs go to, when the lane encodes
+    /// them itself (see `lane_lines`).
+    lines: Option<lane_lines::LaneLines>,
 }
 
 /// Records a source thread reads, stamps and runs its steps on at a time: few enough
@@ -272,6 +278,9 @@ impl SourceThread {
     fn send(&mut self, pending: &mut Batch) -> bool {
         if pending.is_empty() {
             return true;
+        }
+        if let Some(lines) = &mut self.lines {
+            return lines.send(pending, &self.tx);
         }
         let records = std::mem::replace(pending, Vec::with_capacity(self.batch_size));
         self.tx.send(Message::Batch(records)).is_ok()
@@ -428,6 +437,7 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
     if feeds.is_some() {
         opened.clear();
     }
+    let line_encoders: Vec<_> = sink_writers.iter().map(|s| s.line_encoder()).collect();
     let receivers: Vec<Receiver<Message>> = opened
         .into_iter()
         .zip(&lanes)
@@ -441,6 +451,10 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
                 batch_size: options.batch_size,
                 event_time: pipeline.event_times[lane.source].clone(),
                 steps: lane_head()?,
+                lines: plan
+                    .lane_sink(lane.source)
+                    .and_then(|sink| line_encoders[sink].clone())
+                    .map(lane_lines::LaneLines::new),
             };
             // Detached: a source blocked reading stdin must not keep the process alive.
             // Named for `top -H`: `source-<lane>` (Linux keeps 15 characters).
@@ -452,7 +466,6 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
         })
         .collect::<Result<_>>()?;
 
-    let line_encoders: Vec<_> = sink_writers.iter().map(|s| s.line_encoder()).collect();
     let mut sink_threads = Vec::new();
     let sink_senders: Vec<_> = sink_senders.into_iter().map(Some).collect();
     for (i, (sink, rx)) in sink_writers.into_iter().zip(sink_receivers).enumerate() {

@@ -161,6 +161,14 @@ impl Sink for Blackhole {
         Ok(())
     }
 
+    fn line_encoder(&self) -> Option<encode::LineEncoder> {
+        Some(encode::LineEncoder::Discard)
+    }
+
+    fn write_lines(&mut self, _lines: &str) -> Result<(), SinkError> {
+        Ok(())
+    }
+
     fn commit(&mut self) -> Result<(), SinkError> {
         Ok(())
     }

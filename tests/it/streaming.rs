@@ -386,3 +386,51 @@ fn steps_on_source_threads_keep_the_per_record_watermark() {
         assert!(out.stderr.contains("flowctl: 5 in, 3 out, 1 late"), "{}", out.stderr);
     }
 }
+
+/// A stateless pipeline into one sink that writes text has its lines encoded on the
+/// source lanes' threads (`runtime/lane_lines.rs`); with a second sink on the same
+/// step the records travel to the sinks instead. Both write the same lines in the
+/// same order (two sources merged by event time, inputs dropped, multiplied and
+/// failing in between) and count the same, at any batch size.
+#[test]
+fn lines_encoded_on_the_source_lanes_equal_records_encoded_by_the_sink() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = String::new();
+    let mut b = String::new();
+    for i in 0..300i64 {
+        let (keep, n, items) = (i % 7 != 3, i % 11, (0..i % 4).map(|k| k.to_string()).collect::<Vec<_>>());
+        let line = format!(
+            "{{\"id\": {i}, \"ts\": {}, \"keep\": {keep}, \"n\": {n}, \"items\": [{}]}}\n",
+            i * 10 + i % 3 * 7,
+            items.join(",")
+        );
+        if i % 3 == 0 {
+            b.push_str(&line)
+        } else {
+            a.push_str(&line)
+        }
+    }
+    std::fs::write(dir.path().join("a.jsonl"), a).unwrap();
+    std::fs::write(dir.path().join("b.jsonl"), b).unwrap();
+    let yaml = "on_error: skip\nsources:\n  a: {type: file, path: a.jsonl, event_time: ts}\n  b: {type: file, path: b.jsonl, event_time: ts}\nsteps:\n  - filter: keep\n  - flat_map: {each: items, as: item}\n  - id: last\n    map: {id: id, item: item, r: 100 / n}\nsinks:\n  out: {type: file, path: out.csv, format: csv}\n";
+    let tee =
+        yaml.replace("format: csv}\n", "format: csv}\n  copy: {type: file, path: copy.csv, format: csv, from: last}\n");
+    let mut outputs = Vec::new();
+    for (name, yaml) in [("lanes.yaml", yaml.to_string()), ("tee.yaml", tee)] {
+        let path = write_pipeline(dir.path(), name, &yaml);
+        for batch in ["1", "2", "1024"] {
+            let out = super::common::flowctl(&["run", "--batch-size", batch, "-p", "1", &path], None, &[]);
+            assert_eq!(out.code, 0, "{}", out.stderr);
+            let text = std::fs::read_to_string(dir.path().join("out.csv")).unwrap();
+            outputs.push((name, batch, text, super::common::summary_counts(&out.stderr)));
+        }
+    }
+    let (_, _, first, counts) = &outputs[0];
+    assert_eq!(first.lines().count(), 1 + 348, "{first}");
+    assert_eq!(counts, "300 in, 348 out, 0 late, 36 skipped, 0 failed");
+    for (name, batch, text, counts) in &outputs[1..] {
+        assert_eq!(text, first, "{name} at batch size {batch}");
+        let out = if *name == "tee.yaml" { "696 out" } else { "348 out" };
+        assert_eq!(counts, &format!("300 in, {out}, 0 late, 36 skipped, 0 failed"), "{name} at batch size {batch}");
+    }
+}
