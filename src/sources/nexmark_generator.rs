@@ -3,12 +3,13 @@
 //! A port of the `nexmark` crate's generator (Apache-2.0; itself a port of the
 //! Beam/Flink Nexmark generator), drawing the same random numbers in the same order
 //! from the same seeded `SmallRng` per event, so every field equals the crate's but one:
-//! the trailing `extra` padding keeps the crate's length and is filled with lowercase
-//! letters drawn eight per 64-bit random number instead of one per number (the crate's
-//! letter-by-letter draw was most of the generator's time; `extra` is meaningless
-//! padding, drawn last, so nothing else changes). A test compares the two on every field.
-//! Short strings are built inline and the fixed ones (cities, channels, URLs) are shared
-//! statics, so an event allocates only its value vector and its long strings.
+//! the trailing `extra` padding keeps the crate's length, and its letters are a slice,
+//! at a random offset, of 256 KiB of random lowercase letters made once per process,
+//! where the crate draws a random number per letter and allocates the string (that was
+//! most of the generator's time; `extra` is meaningless padding, drawn last, so nothing
+//! else changes). A test compares the two on every field. Short strings are built
+//! inline, and the fixed ones (cities, channels, URLs) and `extra` are shared statics,
+//! so a bid allocates only its value vector, persons and auctions also their long names.
 
 use crate::record::{Str, Value};
 use rand::rngs::SmallRng;
@@ -41,9 +42,12 @@ const AVG_PERSON_BYTES: usize = 200;
 const AVG_AUCTION_BYTES: usize = 500;
 const AVG_BID_BYTES: usize = 100;
 const CHANNELS: usize = 10_000;
-/// Letters of `extra` per 64-bit random number: 8 base-26 digits use 38 of its bits,
-/// so each letter's probability is within 10^-7 of 1/26.
+/// Letters of the `extra` pool per 64-bit random number: 8 base-26 digits use 38 of
+/// its bits, so each letter's probability is within 10^-7 of 1/26.
 const LETTERS_PER_DRAW: usize = 8;
+/// The letters every `extra` is cut from: enough that their shares are close to 1/26,
+/// few enough to stay in a core's second-level cache.
+const EXTRA_POOL_BYTES: usize = 256 * 1024;
 
 const FIRST_NAMES: [&str; 11] =
     ["peter", "paul", "luke", "john", "saul", "vicky", "kate", "julie", "sarah", "deiter", "walter"];
@@ -106,7 +110,7 @@ impl NexmarkGenerator {
         let city = pick(rng, &US_CITIES);
         let state = pick(rng, &US_STATES);
         let size = 8 + name.len() + email.len() + credit_card.len() + city.len() + state.len();
-        let extra = self.extra(rng, size, AVG_PERSON_BYTES);
+        let extra = extra(rng, size, AVG_PERSON_BYTES);
         values.extend([
             Value::Int((person_last_id(event_id) + FIRST_PERSON_ID) as i64),
             Value::Str(name),
@@ -139,7 +143,7 @@ impl NexmarkGenerator {
             person_next_id(event_id, rng)
         };
         let category = FIRST_CATEGORY_ID + rng.gen_range(0..NUM_CATEGORIES);
-        let extra = self.extra(rng, 8 + item_name.len() + description.len() + 8 * 5, AVG_AUCTION_BYTES);
+        let extra = extra(rng, 8 + item_name.len() + description.len() + 8 * 5, AVG_AUCTION_BYTES);
         values.extend([
             Value::Int((auction_last_id(event_id) + FIRST_AUCTION_ID) as i64),
             Value::Str(item_name),
@@ -177,7 +181,7 @@ impl NexmarkGenerator {
         } else {
             pick(rng, channel_urls())
         };
-        let extra = self.extra(rng, 8 * 4, AVG_BID_BYTES);
+        let extra = extra(rng, 8 * 4, AVG_BID_BYTES);
         values.extend([
             Value::Int((auction + FIRST_AUCTION_ID) as i64),
             Value::Int((bidder + FIRST_PERSON_ID) as i64),
@@ -198,28 +202,30 @@ impl NexmarkGenerator {
         }
         Str::new(std::str::from_utf8(&self.scratch).expect("letters are ASCII"))
     }
+}
 
-    /// Padding that brings an event of `size` bytes to about `average` bytes: the
-    /// crate's length (within a fifth of the shortfall), eight letters per random number.
-    fn extra(&mut self, rng: &mut SmallRng, size: usize, average: usize) -> Str {
-        if size > average {
-            return Str::default();
-        }
-        let wanted = average - size;
-        let delta = (wanted + 2) / 5;
-        let length = wanted - delta + if delta == 0 { 0 } else { rng.gen_range(0..2 * delta) };
-        self.scratch.clear();
-        self.scratch.resize(length, 0);
-        let mut chunks = self.scratch.chunks_exact_mut(LETTERS_PER_DRAW);
-        for chunk in &mut chunks {
-            chunk.copy_from_slice(&letters(rng.next_u64()));
-        }
-        let rest = chunks.into_remainder();
-        if !rest.is_empty() {
-            rest.copy_from_slice(&letters(rng.next_u64())[..rest.len()]);
-        }
-        Str::new(std::str::from_utf8(&self.scratch).expect("letters are ASCII"))
+/// Padding that brings an event of `size` bytes to about `average` bytes: the
+/// crate's length (within a fifth of the shortfall), random letters from the pool.
+fn extra(rng: &mut SmallRng, size: usize, average: usize) -> Str {
+    if size > average {
+        return Str::default();
     }
+    let wanted = average - size;
+    let delta = (wanted + 2) / 5;
+    let length = wanted - delta + if delta == 0 { 0 } else { rng.gen_range(0..2 * delta) };
+    let pool = extra_pool();
+    let start = (rng.next_u64() % (pool.len() - length + 1) as u64) as usize;
+    Str::new_static(&pool[start..start + length])
+}
+
+/// Random lowercase letters, the same in every process (a fixed seed), made once.
+fn extra_pool() -> &'static str {
+    static POOL: OnceLock<&'static str> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let rng = &mut SmallRng::seed_from_u64(0x006e_6578_6d61_726b);
+        let bytes: Vec<u8> = (0..EXTRA_POOL_BYTES / LETTERS_PER_DRAW).flat_map(|_| letters(rng.next_u64())).collect();
+        leak(String::from_utf8(bytes).expect("letters are ASCII"))
+    })
 }
 
 /// Eight letters from 64 random bits: the leading base-26 digits of the fraction
