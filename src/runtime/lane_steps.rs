@@ -12,6 +12,7 @@
 //! batches, and hands failures to the `on_error` policy.
 
 use super::errors::RecordFailure;
+use crate::expr::Expr;
 use crate::record::{Origin, Record, Schema, SchemaMaker, Value};
 use crate::steps::Operator;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,6 +22,9 @@ use std::sync::{Arc, OnceLock};
 /// per step, for the summary and metrics).
 pub struct LaneSteps {
     steps: Vec<(usize, String, Box<dyn Operator>)>,
+    /// The steps' predicates, when every step is a filter: records are then judged
+    /// where they lie and replaced by their markers when dropped or failed.
+    filters: Option<Vec<Expr>>,
     counts: Arc<LaneCounts>,
     current: Vec<Record>,
     next: Vec<Record>,
@@ -101,8 +105,10 @@ fn marked(schema: Arc<Schema>, values: Vec<Value>, origin: Origin, event_time: O
 impl LaneSteps {
     /// `steps`: (step index, label, operator) in order.
     pub fn new(steps: Vec<(usize, String, Box<dyn Operator>)>, counts: Arc<LaneCounts>) -> LaneSteps {
+        let filters = steps.iter().map(|(_, _, op)| op.predicate().cloned()).collect();
         LaneSteps {
             steps,
+            filters,
             counts,
             current: Vec::new(),
             next: Vec::new(),
@@ -111,15 +117,41 @@ impl LaneSteps {
         }
     }
 
-    /// Runs the steps over a batch, appending to `out` for each input record its
-    /// outputs, a tick or failure markers.
-    pub fn run(&mut self, batch: Vec<Record>, out: &mut Vec<Record>) {
+    /// Runs the steps over a batch (left empty), appending to `out` for each input
+    /// record its outputs, a tick or failure markers.
+    pub fn run(&mut self, batch: &mut Vec<Record>, out: &mut Vec<Record>) {
         if let Some(source) = batch.first().and_then(|r| self.counts.sources.get(r.origin.source as usize)) {
             source.fetch_add(batch.len() as u64, Ordering::Release);
         }
         let mut counted = vec![(0u64, 0u64); self.steps.len()];
+        if let Some(filters) = &self.filters {
+            for record in batch.iter_mut() {
+                for (k, predicate) in filters.iter().enumerate() {
+                    counted[k].0 += 1;
+                    let values = match predicate.eval_predicate(record) {
+                        Ok(true) => {
+                            counted[k].1 += 1;
+                            continue;
+                        }
+                        Ok(false) => None,
+                        Err(e) => {
+                            Some(vec![Value::str(&self.steps[k].1), record.to_map_value(), Value::str(&e.message)])
+                        }
+                    };
+                    let (origin, event_time) = (record.origin, record.event_time);
+                    *record = match values {
+                        None => marked(self.tick.for_record(), Vec::new(), origin, event_time),
+                        Some(values) => marked(self.failure.for_record(), values, origin, event_time),
+                    };
+                    break;
+                }
+            }
+            out.append(batch);
+            self.count(counted);
+            return;
+        }
         let last = self.steps.len().saturating_sub(1);
-        for record in batch {
+        for record in batch.drain(..) {
             let (origin, event_time) = (record.origin, record.event_time);
             let produced = out.len();
             // The first step reads the record itself, each step writes into `next`
@@ -152,6 +184,11 @@ impl LaneSteps {
                 out.push(marked(self.tick.for_record(), Vec::new(), origin, event_time));
             }
         }
+        self.count(counted);
+    }
+
+    /// Adds records in and out per step to the counts every lane shares.
+    fn count(&self, counted: Vec<(u64, u64)>) {
         for ((step, _, _), (i, o)) in self.steps.iter().zip(counted) {
             self.counts.step_in[*step].fetch_add(i, Ordering::Release);
             self.counts.step_out[*step].fetch_add(o, Ordering::Release);

@@ -269,7 +269,7 @@ impl SourceThread {
     /// Runs the lane's steps on records, adding their outputs to `pending`.
     fn run_steps(&mut self, mut records: Batch, pending: &mut Batch) {
         match &mut self.steps {
-            Some(steps) if !records.is_empty() => steps.run(records, pending),
+            Some(steps) if !records.is_empty() => steps.run(&mut records, pending),
             _ => pending.append(&mut records),
         }
     }

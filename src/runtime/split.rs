@@ -423,7 +423,7 @@ impl Worker {
             });
             failures.extend(bad.drain(..).map(RecordFailure::from));
             match &mut self.head {
-                Some(head) if !records.is_empty() => head.run(std::mem::take(&mut records), &mut outputs),
+                Some(head) if !records.is_empty() => head.run(&mut records, &mut outputs),
                 _ => outputs.append(&mut records),
             }
             for mut record in outputs.drain(..) {

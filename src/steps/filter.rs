@@ -23,4 +23,8 @@ impl Operator for Filter {
         }
         Ok(())
     }
+
+    fn predicate(&self) -> Option<&Expr> {
+        Some(&self.predicate)
+    }
 }

@@ -66,6 +66,12 @@ pub trait Operator: Send {
         None
     }
 
+    /// The predicate of a step that only keeps or drops records (`filter`): a thread
+    /// running a chain of such steps judges each record where it lies, without moving it.
+    fn predicate(&self) -> Option<&crate::expr::Expr> {
+        None
+    }
+
     /// Whether every record leaves unchanged (the executor then hands on whole
     /// batches without calling `process`).
     fn passes_through(&self) -> bool {

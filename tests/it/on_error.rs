@@ -124,3 +124,24 @@ fn records_whose_event_time_cannot_be_read_go_to_the_error_sink_in_input_order()
     assert!(lines[0]["error"].as_str().unwrap().contains("`yesterday` is not an RFC 3339 timestamp"), "{errors}");
     assert!(lines[1]["error"].as_str().unwrap().contains("the value is null"), "{errors}");
 }
+
+/// A head of filters only judges records where they lie (`runtime/lane_steps.rs`): a
+/// predicate that fails names its step and record, and the records after it go on.
+#[test]
+fn a_failing_filter_predicate_names_its_step_and_the_rest_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.jsonl"), JSONL).unwrap();
+    let yaml = "on_error: errors\nsources:\n  data: {type: file, path: in.jsonl}\nsteps:\n  - filter: id > 0\n  - id: ratio\n    filter: 100 / amount > 1\nsinks:\n  out: {type: stdout}\n  errors: {type: file, path: errors.jsonl}\n";
+    let path = write_pipeline(dir.path(), "p.yaml", yaml);
+    let out = flowctl(&["run", &path], None, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "{\"id\":1,\"amount\":10}\n");
+    assert_eq!(summary_counts(&out.stderr), "4 in, 1 out, 0 late, 0 skipped, 3 failed");
+    let errors = std::fs::read_to_string(dir.path().join("errors.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(errors.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (&last["step"], &last["line"], &last["error"]),
+        (&"ratio".into(), &4.into(), &"division by zero".into())
+    );
+    assert_eq!(last["input"], serde_json::json!({"id": 4, "amount": 0}));
+}
