@@ -440,6 +440,7 @@ impl Worker {
                 }
             }
             if !more {
+                self.feed.recycle(decoder);
                 self.part_capacity = parts.iter().map(Vec::len).fold(self.part_capacity, usize::max);
                 let (max_ts, watermark) = (stamper.max_ts, stamper.watermark());
                 return Ok(ReadBlock { parts, max_ts, watermark, failures, inputs });

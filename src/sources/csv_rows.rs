@@ -98,6 +98,11 @@ impl CsvRows<std::io::Cursor<Vec<u8>>> {
         rows.at_line_start = !at_file_start;
         rows
     }
+
+    /// The block's bytes, for reading another block into.
+    pub fn into_buffer(self) -> Vec<u8> {
+        self.buf
+    }
 }
 
 impl<R: Read> CsvRows<R> {

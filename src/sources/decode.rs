@@ -103,6 +103,17 @@ impl Decoder<std::io::Cursor<Vec<u8>>> {
     }
 }
 
+impl Decoder<std::io::Cursor<Vec<u8>>> {
+    /// The bytes of a decoder made by [`Decoder::in_memory`], for reading another
+    /// block into.
+    pub fn into_bytes(self) -> Vec<u8> {
+        match self {
+            Decoder::Csv(d) => d.rows.into_buffer(),
+            Decoder::Lines(d) => d.reader.into_inner().into_inner(),
+        }
+    }
+}
+
 pub struct LineDecoder<R> {
     reader: R,
     json: bool,

@@ -118,14 +118,22 @@ pub fn deal(files: Files, workers: usize, block: usize) -> Vec<BlockFeed> {
     let Files { paths, decoding, at, schema, id } = files;
     let mut inputs = Vec::new();
     let mut feeds = Vec::new();
+    // Blocks decoded go back to the reader to be read into again: its reads then
+    // fill memory it has used before, not fresh pages.
+    let (spent_tx, spent_rx) = bounded::<Vec<u8>>(2 * workers);
     for _ in 0..workers {
         // One block queued per worker.
         let (task_tx, task_rx) = bounded::<Task>(1);
         inputs.push(task_tx);
-        feeds.push(BlockFeed { tasks: task_rx, decoding: decoding.clone(), schema: schema.clone() });
+        feeds.push(BlockFeed {
+            tasks: task_rx,
+            spent: spent_tx.clone(),
+            decoding: decoding.clone(),
+            schema: schema.clone(),
+        });
     }
     std::thread::spawn(move || {
-        let mut reader = BlockReader { inputs, next: 0, block };
+        let mut reader = BlockReader { inputs, next: 0, block, spent: spent_rx };
         if let Err(e) = reader.cut(&paths, &decoding, at, &id) {
             reader.deal(Task::Failed(e));
         }
@@ -136,9 +144,14 @@ pub fn deal(files: Files, workers: usize, block: usize) -> Vec<BlockFeed> {
 /// One worker's share of the blocks of a file source, decoded on the worker's thread.
 pub struct BlockFeed {
     tasks: Receiver<Task>,
+    /// Where decoded blocks' memory goes back to the reader.
+    spent: Sender<Vec<u8>>,
     decoding: Decoding,
     schema: Option<Arc<Schema>>,
 }
+
+/// A decoder of a block's bytes.
+pub type BlockDecoder = Decoder<std::io::Cursor<Vec<u8>>>;
 
 /// One block of input: bytes starting on a record boundary.
 pub struct Block {
@@ -168,9 +181,14 @@ impl BlockFeed {
     }
 
     /// A decoder of `block`'s records, with their origins in the input.
-    pub fn decoder(&self, block: Block) -> Decoder<std::io::Cursor<Vec<u8>>> {
+    pub fn decoder(&self, block: Block) -> BlockDecoder {
         let Block { bytes, start, header, .. } = block;
         Decoder::in_memory(bytes, &self.decoding, start, self.schema.clone(), header)
+    }
+
+    /// Hands a decoded block's memory back to the reader.
+    pub fn recycle(&self, decoder: BlockDecoder) {
+        let _ = self.spent.try_send(decoder.into_bytes());
     }
 }
 
@@ -180,6 +198,8 @@ struct BlockReader {
     next: usize,
     /// Bytes per block.
     block: usize,
+    /// The memory of blocks the workers have decoded.
+    spent: Receiver<Vec<u8>>,
 }
 
 impl BlockReader {
@@ -208,9 +228,19 @@ impl BlockReader {
             let mut carry: Vec<u8> = Vec::new();
             let mut at_end = false;
             while !at_end {
-                let mut bytes = std::mem::take(&mut carry);
-                // Read into spare capacity: no zeroing of the block first.
-                bytes.reserve_exact(self.block);
+                // A decoded block's memory, unless a long record is carried over
+                // (that one grows where it is).
+                let mut bytes = match self.spent.try_recv() {
+                    Ok(mut reused) if carry.len() <= self.block / 8 => {
+                        reused.clear();
+                        reused.append(&mut carry);
+                        reused
+                    }
+                    _ => std::mem::take(&mut carry),
+                };
+                // Read into spare capacity: no zeroing of the block first. With room
+                // for the longest carry a block leaves, a reused block need not grow.
+                bytes.reserve_exact(self.block + self.block / 8);
                 let want = self.block as u64;
                 let n = (&mut file).take(want).read_to_end(&mut bytes).map_err(|e| cannot("read", e))?;
                 at_end = (n as u64) < want;
@@ -286,10 +316,15 @@ fn record_boundary(bytes: &[u8], csv: Option<(u8, u8)>) -> usize {
 fn decode_blocks(mut feed: BlockFeed, out: Sender<Decoded>) {
     loop {
         let decoded = match feed.next_block() {
-            Ok(Some(block)) => match decode_block(feed.decoder(block)) {
-                Ok(chunks) => Decoded::Chunks(chunks),
-                Err(e) => Decoded::Failed(Error::io("cannot decode".to_string(), e)),
-            },
+            Ok(Some(block)) => {
+                let mut decoder = feed.decoder(block);
+                let decoded = match decode_block(&mut decoder) {
+                    Ok(chunks) => Decoded::Chunks(chunks),
+                    Err(e) => Decoded::Failed(Error::io("cannot decode".to_string(), e)),
+                };
+                feed.recycle(decoder);
+                decoded
+            }
             Ok(None) => Decoded::End,
             Err(e) => Decoded::Failed(e),
         };
@@ -301,7 +336,7 @@ fn decode_blocks(mut feed: BlockFeed, out: Sender<Decoded>) {
 }
 
 /// Decodes one block into chunks of records and bad input.
-fn decode_block(mut decoder: Decoder<std::io::Cursor<Vec<u8>>>) -> std::io::Result<Vec<(Batch, Vec<BadRecord>)>> {
+fn decode_block(decoder: &mut BlockDecoder) -> std::io::Result<Vec<(Batch, Vec<BadRecord>)>> {
     let mut chunks = Vec::new();
     loop {
         let (mut records, mut bad) = (Vec::with_capacity(CHUNK), Vec::new());
