@@ -412,6 +412,18 @@ impl Record {
         &self.values
     }
 
+    /// Takes field `i`'s value out, leaving NULL in its place.
+    pub fn take_value(&mut self, i: usize) -> Value {
+        self.values.get_mut(i).map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Puts a value back into field `i` (see [`Record::take_value`]).
+    pub fn put_value(&mut self, i: usize, value: Value) {
+        if let Some(slot) = self.values.get_mut(i) {
+            *slot = value;
+        }
+    }
+
     pub fn into_values(self) -> Vec<Value> {
         self.values
     }

@@ -117,6 +117,10 @@ struct CountWindow {
 
 pub struct WindowReduce {
     key_exprs: Vec<Expr>,
+    /// Tumbling and sliding windows keyed by distinct bare fields take the key's
+    /// values out of the record (which they keep no further) instead of cloning them,
+    /// putting them back when the record is late.
+    takes_keys: bool,
     aggregates: Vec<Aggregate>,
     kind: Kind,
     lateness: i64,
@@ -162,11 +166,15 @@ impl WindowReduce {
         names.push(Arc::from("window_start"));
         names.push(Arc::from("window_end"));
         names.extend(aggregates.iter().map(|a| a.name.clone()));
+        let fields: Vec<Option<&str>> = key_exprs.iter().map(Expr::bare_field_name).collect();
+        let distinct_fields = fields.iter().enumerate().all(|(i, f)| f.is_some() && !fields[..i].contains(f));
+        let kind = Kind::from_spec(kind);
         WindowReduce {
             panes: Panes::new(key_exprs.len(), &aggregates),
+            takes_keys: distinct_fields && matches!(kind, Kind::Tumbling { .. } | Kind::Sliding { .. }),
             key_exprs,
             aggregates,
-            kind: Kind::from_spec(kind),
+            kind,
             lateness: allowed_lateness.as_millis() as i64,
             results: Results::new(&Schema::new(names)),
             keys: LiveKeys::default(),
@@ -352,10 +360,33 @@ impl WindowReduce {
 
     /// Evaluates the record's key into `key_values` and its aggregates' arguments
     /// into `arguments`, changing no state when either fails.
-    fn read(&mut self, record: &Record) -> Result<(), crate::expr::EvalError> {
+    fn read(&mut self, record: &mut Record) -> Result<(), crate::expr::EvalError> {
         self.key_values.clear();
-        crate::record::extend_or_first_error(&mut self.key_values, self.key_exprs.iter().map(|e| e.eval(record)))?;
-        Accumulators::arguments_into(&self.aggregates, record, &mut self.arguments)
+        if !self.takes_keys {
+            crate::record::extend_or_first_error(&mut self.key_values, self.key_exprs.iter().map(|e| e.eval(record)))?;
+            return Accumulators::arguments_into(&self.aggregates, record, &mut self.arguments);
+        }
+        // Reading a field cannot fail, so evaluating the arguments first (they may read
+        // the key's fields too) reports the same errors.
+        Accumulators::arguments_into(&self.aggregates, record, &mut self.arguments)?;
+        let taken = self.key_exprs.iter().map(|e| match e.field_index(record.schema()) {
+            Some(Some(i)) => record.take_value(i),
+            _ => Value::Null,
+        });
+        self.key_values.extend(taken);
+        Ok(())
+    }
+
+    /// Gives a late record back the key values [`WindowReduce::read`] took.
+    fn restore_keys(&mut self, record: &mut Record) {
+        if !self.takes_keys {
+            return;
+        }
+        for (e, value) in self.key_exprs.iter().zip(self.key_values.drain(..)) {
+            if let Some(Some(i)) = e.field_index(record.schema()) {
+                record.put_value(i, value);
+            }
+        }
     }
 }
 
@@ -365,9 +396,9 @@ fn too_late(end: i64, lateness: i64, watermark: i64) -> bool {
 }
 
 impl Operator for WindowReduce {
-    fn process(&mut self, record: Record, out: &mut Batch) -> Result<(), StepError> {
+    fn process(&mut self, mut record: Record, out: &mut Batch) -> Result<(), StepError> {
         self.advance(record.watermark, out);
-        if let Err(error) = self.read(&record) {
+        if let Err(error) = self.read(&mut record) {
             return Err(StepError { error, record });
         }
         self.seq += 1;
@@ -387,6 +418,7 @@ impl Operator for WindowReduce {
                 assign(&kind, ts, &mut assigned);
                 assigned.retain(|(_, end)| !self.too_late(*end, self.watermark));
                 if assigned.is_empty() {
+                    self.restore_keys(&mut record);
                     self.late.push(record);
                 } else {
                     let hash = key_hash(&self.key_values);
