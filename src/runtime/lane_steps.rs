@@ -124,32 +124,42 @@ impl LaneSteps {
             source.fetch_add(batch.len() as u64, Ordering::Release);
         }
         let mut counted = vec![(0u64, 0u64); self.steps.len()];
-        if let Some(filters) = &self.filters {
-            for record in batch.iter_mut() {
-                for (k, predicate) in filters.iter().enumerate() {
-                    counted[k].0 += 1;
-                    let values = match predicate.eval_predicate(record) {
-                        Ok(true) => {
-                            counted[k].1 += 1;
-                            continue;
-                        }
-                        Ok(false) => None,
-                        Err(e) => {
-                            Some(vec![Value::str(&self.steps[k].1), record.to_map_value(), Value::str(&e.message)])
-                        }
-                    };
-                    let (origin, event_time) = (record.origin, record.event_time);
-                    *record = match values {
-                        None => marked(self.tick.for_record(), Vec::new(), origin, event_time),
-                        Some(values) => marked(self.failure.for_record(), values, origin, event_time),
-                    };
-                    break;
-                }
-            }
+        if self.filters.is_some() {
+            self.filter_in_place(batch, &mut counted);
             out.append(batch);
-            self.count(counted);
-            return;
+        } else {
+            self.run_through(batch, out, &mut counted);
         }
+        self.count(counted);
+    }
+
+    /// A chain of filters: each record is judged where it lies and overwritten by its
+    /// tick or failure marker when a filter drops it or fails on it.
+    fn filter_in_place(&mut self, batch: &mut [Record], counted: &mut [(u64, u64)]) {
+        let Some(filters) = &self.filters else { return };
+        for record in batch.iter_mut() {
+            for (k, predicate) in filters.iter().enumerate() {
+                counted[k].0 += 1;
+                let failure = match predicate.eval_predicate(record) {
+                    Ok(true) => {
+                        counted[k].1 += 1;
+                        continue;
+                    }
+                    Ok(false) => None,
+                    Err(e) => Some(vec![Value::str(&self.steps[k].1), record.to_map_value(), Value::str(&e.message)]),
+                };
+                let (origin, event_time) = (record.origin, record.event_time);
+                *record = match failure {
+                    None => marked(self.tick.for_record(), Vec::new(), origin, event_time),
+                    Some(values) => marked(self.failure.for_record(), values, origin, event_time),
+                };
+                break;
+            }
+        }
+    }
+
+    /// Moves each record through the steps in turn.
+    fn run_through(&mut self, batch: &mut Vec<Record>, out: &mut Vec<Record>, counted: &mut [(u64, u64)]) {
         let last = self.steps.len().saturating_sub(1);
         for record in batch.drain(..) {
             let (origin, event_time) = (record.origin, record.event_time);
@@ -184,7 +194,6 @@ impl LaneSteps {
                 out.push(marked(self.tick.for_record(), Vec::new(), origin, event_time));
             }
         }
-        self.count(counted);
     }
 
     /// Adds records in and out per step to the counts every lane shares.
