@@ -119,6 +119,34 @@ fn kill_9_at_random_moments_then_resume_gives_exactly_the_uninterrupted_output()
     assert_eq!(sorted_output(dir.path()), expected);
 }
 
+/// A stateless pipeline into one file: its source thread encodes the lines itself
+/// (`runtime/lane_lines.rs`). Killed at random moments and resumed, it writes exactly
+/// the lines of one uninterrupted run, in the same order.
+#[test]
+fn kill_9_of_a_stateless_pipeline_encoding_on_its_source_thread_resumes_exactly_in_order() {
+    let stateless = PIPELINE.replace(
+        "  - key_by: user_id\n  - window: {tumbling: 10s}\n  - reduce: {count: count(), bytes: sum(bytes), urls: count_distinct(url)}\n",
+        "  - map: {ts: ts, user_id: user_id, kb: bytes / 1024.0}\n",
+    );
+    assert_ne!(stateless, PIPELINE);
+    let rows = 400_000;
+    let make = || {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("input.csv"), generate(rows, 1).0).unwrap();
+        let path = write_pipeline(dir.path(), "p.yaml", &stateless);
+        (dir, path)
+    };
+    let (once, once_path) = make();
+    let out = flowctl(&["run", &once_path], None, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let expected = std::fs::read_to_string(once.path().join("out.csv")).unwrap();
+    assert!(expected.lines().count() > rows / 2, "{}", out.stderr);
+    let (dir, path) = make();
+    let kills = interrupt_until_done(&path, "-KILL", 0x2545_f491_4f6c_dd1d, 20);
+    assert!(kills >= 20, "only {kills} kills");
+    assert!(std::fs::read_to_string(dir.path().join("out.csv")).unwrap() == expected, "the resumed output differs");
+}
+
 #[test]
 fn kill_9_with_the_parallelism_changing_between_runs_gives_exactly_the_uninterrupted_output() {
     let rows = 400_000;
