@@ -672,9 +672,11 @@ impl Executor {
                     self.summary.records_in += inputs;
                     let source = self.lanes[lane].source;
                     self.counts.sources[source] += inputs;
-                    if let [NodeRef::Sink(sink)] = self.source_consumers[source][..] {
-                        self.post(sink, SinkMessage::Lines(text), records);
-                    }
+                    // The lane encodes only for a sink that alone reads it (`Plan::lane_sink`).
+                    let [NodeRef::Sink(sink)] = self.source_consumers[source][..] else {
+                        return Err(Error::Internal("a lane sent lines, but no sink alone reads it".into()));
+                    };
+                    self.post(sink, SinkMessage::Lines(text), records);
                 }
                 Merged::Idle => {}
                 Merged::Bad(bad) => {
