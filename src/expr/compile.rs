@@ -24,6 +24,8 @@ pub(crate) struct Compiler<'a> {
     scope: &'a Scope<'a>,
     lines: LineIndex<'a>,
     pub(crate) errors: Vec<CompileError>,
+    /// The top-level field names read so far, in order of appearance (repeats kept).
+    pub(crate) fields: Vec<Arc<str>>,
     /// Constant folding evaluates closures against a record with no fields.
     empty: Record,
 }
@@ -41,6 +43,7 @@ impl<'a> Compiler<'a> {
             scope,
             lines: LineIndex::new(text),
             errors: Vec::new(),
+            fields: Vec::new(),
             empty: Record::new(Schema::new(Vec::new()), Vec::new()),
         }
     }
@@ -172,6 +175,7 @@ impl<'a> Compiler<'a> {
     /// A record field, with literal steps below it (`a.b.c`).
     fn field(&mut self, id: &Ident, rest: &[Ident], mut steps: Vec<Step>) -> Node {
         let name = id.value.as_str();
+        self.fields.push(Arc::from(name));
         if let Some(fields) = self.scope.fields {
             if !fields.iter().any(|f| &**f == name) {
                 let hint = did_you_mean(name, fields.iter().map(|f| &**f));
@@ -820,6 +824,19 @@ mod tests {
         assert_eq!(eval("status.x"), Value::Null);
         assert_eq!(eval("json_parse('{\"a\":[5,6]}').a[2]"), Value::Int(6));
         assert_eq!(eval_err("tags[ratio]"), "a subscript must be an int or a string, got float");
+    }
+
+    #[test]
+    fn fields_read() {
+        let fields =
+            |t: &str| compile(t, &Scope::open()).unwrap().fields().iter().map(|f| f.to_string()).collect::<Vec<_>>();
+        assert_eq!(fields("status = 200 AND bytes > status"), ["bytes", "status"]);
+        assert_eq!(fields("payload.user.id"), ["payload"]);
+        assert_eq!(fields("tags[i] || lower(\"odd name\")"), ["i", "odd name", "tags"]);
+        assert_eq!(fields("CASE WHEN x > 0 THEN CAST(y AS INT) ELSE coalesce(z, 1) END"), ["x", "y", "z"]);
+        assert_eq!(fields("1 + 2"), Vec::<String>::new());
+        let call = crate::expr::compile_call("sum(a * b)", &Scope::open()).unwrap();
+        assert_eq!(call.args[0].fields().iter().map(|f| f.to_string()).collect::<Vec<_>>(), ["a", "b"]);
     }
 
     #[test]

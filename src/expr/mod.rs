@@ -95,6 +95,8 @@ struct Inner {
     text: Box<str>,
     node: Node,
     path: Option<Vec<Arc<str>>>,
+    /// The top-level fields read, each once.
+    fields: Box<[Arc<str>]>,
 }
 
 impl fmt::Debug for Expr {
@@ -108,8 +110,9 @@ pub fn compile(text: &str, scope: &Scope) -> Result<Expr, Vec<CompileError>> {
     let ast = parse::parse_expr(text).map_err(|e| vec![e])?;
     let mut c = Compiler::new(text, scope);
     let node = c.expr(&ast);
+    let fields = std::mem::take(&mut c.fields);
     finish(c)?;
-    Ok(Expr::from_parts(text, node, field_path_of(&ast)))
+    Ok(Expr::from_parts(text, node, field_path_of(&ast), fields))
 }
 
 fn finish(c: Compiler) -> Result<(), Vec<CompileError>> {
@@ -122,8 +125,15 @@ fn finish(c: Compiler) -> Result<(), Vec<CompileError>> {
 }
 
 impl Expr {
-    fn from_parts(text: &str, node: Node, path: Option<Vec<Arc<str>>>) -> Expr {
-        Expr { inner: Arc::new(Inner { text: text.into(), node, path }) }
+    fn from_parts(text: &str, node: Node, path: Option<Vec<Arc<str>>>, mut fields: Vec<Arc<str>>) -> Expr {
+        fields.sort_unstable();
+        fields.dedup();
+        Expr { inner: Arc::new(Inner { text: text.into(), node, path, fields: fields.into() }) }
+    }
+
+    /// The top-level fields this expression reads (`a` for `a.b[1]`), sorted.
+    pub fn fields(&self) -> &[Arc<str>] {
+        &self.inner.fields
     }
 
     #[inline]
@@ -291,11 +301,12 @@ pub fn compile_call(text: &str, scope: &Scope) -> Result<Call, Vec<CompileError>
     let mut args = Vec::with_capacity(exprs.len());
     for (i, e) in exprs.iter().enumerate() {
         let node = c.expr(e);
+        let fields = std::mem::take(&mut c.fields);
         let arg_text = match &ranges {
             Some(r) => text[r[i].0..r[i].1].to_string(),
             None => e.to_string(),
         };
-        args.push(Expr::from_parts(&arg_text, node, field_path_of(e)));
+        args.push(Expr::from_parts(&arg_text, node, field_path_of(e), fields));
     }
     finish(c)?;
     Ok(Call { name, name_offset, args })

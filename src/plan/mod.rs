@@ -1,6 +1,8 @@
 //! The planner: a [`ValidPipeline`] becomes chains of fused operators joined by
 //! forward or partition edges. The fusion rule lives in [`plan`].
 
+pub mod projection;
+
 use crate::spec::{duration::format_duration, ErrorPolicy, SinkKind, SourceKind, StepKind};
 use crate::validate::{CompiledStep, NodeRef, ValidPipeline};
 use std::fmt::Write as _;
@@ -194,7 +196,7 @@ impl Plan {
         let mut out = String::new();
         let _ = writeln!(out, "pipeline `{}` ({})", spec.name, spec.path.display());
         let _ = writeln!(out, "sources:");
-        for s in &spec.sources {
+        for (index, s) in spec.sources.iter().enumerate() {
             let what = match &s.kind {
                 SourceKind::File { path, decoding, follow } => {
                     format!(
@@ -209,6 +211,11 @@ impl Plan {
             };
             let _ = writeln!(out, "  {}: {what}", s.id.value);
             let _ = writeln!(out, "    {}", describe_time(s));
+            let unread = projection::unread_columns(&self.pipeline, index);
+            if !unread.is_empty() {
+                let names: Vec<&str> = unread.iter().map(|c| &**c).collect();
+                let _ = writeln!(out, "    columns nothing reads, left NULL: {}", names.join(", "));
+            }
         }
         let keyed = self.keyed_steps();
         for (n, chain) in self.chains.iter().enumerate() {

@@ -333,10 +333,13 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
     // Per lane: where it resumes and the event time it had seen.
     let mut resumed_at = Vec::new();
     for (i, source) in spec.sources.iter().enumerate() {
-        let schema = pipeline.source_schemas[i].clone();
+        let columns = sources::KnownColumns {
+            schema: pipeline.source_schemas[i].clone(),
+            unread: crate::plan::projection::unread_columns(pipeline, i),
+        };
         let source_lanes = match given_sources.as_mut().and_then(Iterator::next) {
             Some(given) => vec![given],
-            None => sources::build(spec, source, i, schema)?,
+            None => sources::build(spec, source, i, columns)?,
         };
         for mut s in source_lanes {
             let lane = s.lane();

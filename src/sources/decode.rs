@@ -9,6 +9,26 @@ use crate::spec::{DataFormat, Decoding, ValueType};
 use std::io::{BufRead, BufReader, Read};
 use std::sync::Arc;
 
+/// What is known of a source's columns before reading.
+#[derive(Clone, Debug, Default)]
+pub struct KnownColumns {
+    /// The record layout from `schema:` or the CSV header, the very one compiled field
+    /// accesses resolve against (so they take their index fast path).
+    pub schema: Option<Arc<Schema>>,
+    /// Columns nothing reads, untyped or declared strings (`plan::projection`): CSV
+    /// checks they are text and leaves them NULL.
+    pub unread: Vec<Arc<str>>,
+}
+
+/// How a CSV column becomes a value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Column {
+    Declared(ValueType),
+    Inferred,
+    /// Nothing reads it: only checked to be text, left NULL.
+    Unread,
+}
+
 /// Reads records of one input stream (a file, stdin) in the source's format. Every
 /// record's origin carries its line and the byte offset just after it, so a source
 /// can resume exactly there.
@@ -26,13 +46,13 @@ impl<R: Read> Decoder<R> {
         buffer: usize,
         decoding: &Decoding,
         start: Origin,
-        known_schema: Option<Arc<Schema>>,
+        known: KnownColumns,
         header: Option<Vec<String>>,
     ) -> Decoder<R> {
         match decoding.format.value {
             DataFormat::Csv => {
                 let rows = CsvRows::new(reader, buffer, decoding.csv.delimiter, decoding.csv.quote);
-                Decoder::Csv(CsvDecoder::new(rows, decoding, start, known_schema, header))
+                Decoder::Csv(CsvDecoder::new(rows, decoding, start, known, header))
             }
             format => Decoder::Lines(LineDecoder {
                 reader: BufReader::with_capacity(buffer, reader),
@@ -91,15 +111,15 @@ impl Decoder<std::io::Cursor<Vec<u8>>> {
         bytes: Vec<u8>,
         decoding: &Decoding,
         start: Origin,
-        known_schema: Option<Arc<Schema>>,
+        known: KnownColumns,
         header: Option<Vec<String>>,
     ) -> Self {
         if decoding.format.value != DataFormat::Csv {
             let n = bytes.len().max(1);
-            return Decoder::new(std::io::Cursor::new(bytes), n, decoding, start, known_schema, header);
+            return Decoder::new(std::io::Cursor::new(bytes), n, decoding, start, known, header);
         }
         let rows = CsvRows::in_place(bytes, start.offset == 0, decoding.csv.delimiter, decoding.csv.quote);
-        Decoder::Csv(CsvDecoder::new(rows, decoding, start, known_schema, header))
+        Decoder::Csv(CsvDecoder::new(rows, decoding, start, known, header))
     }
 }
 
@@ -224,9 +244,9 @@ pub struct CsvDecoder<R: Read> {
     start: Origin,
     origin: Origin,
     declared: Vec<(String, ValueType)>,
-    /// Schema and per-column declared types, once known (after the header).
-    layout: Option<(SchemaMaker, Vec<Option<ValueType>>)>,
-    known_schema: Option<Arc<Schema>>,
+    /// Schema and how each column is decoded, once known (after the header).
+    layout: Option<(SchemaMaker, Vec<Column>)>,
+    known: KnownColumns,
     row: Row,
 }
 
@@ -235,7 +255,7 @@ impl<R: Read> CsvDecoder<R> {
         rows: CsvRows<R>,
         decoding: &Decoding,
         start: Origin,
-        known_schema: Option<Arc<Schema>>,
+        known: KnownColumns,
         header: Option<Vec<String>>,
     ) -> Self {
         let mut decoder = CsvDecoder {
@@ -245,7 +265,7 @@ impl<R: Read> CsvDecoder<R> {
             origin: start,
             declared: decoding.schema.iter().map(|(n, t)| (n.value.clone(), *t)).collect(),
             layout: None,
-            known_schema,
+            known,
             row: Row::default(),
         };
         if let Some(names) = header {
@@ -254,13 +274,20 @@ impl<R: Read> CsvDecoder<R> {
         decoder
     }
 
-    fn make_layout(&self, names: Vec<String>) -> (SchemaMaker, Vec<Option<ValueType>>) {
-        let types = names.iter().map(|n| self.declared.iter().find(|(d, _)| d == n).map(|(_, t)| *t)).collect();
-        let schema = match &self.known_schema {
+    fn make_layout(&self, names: Vec<String>) -> (SchemaMaker, Vec<Column>) {
+        let columns = names
+            .iter()
+            .map(|n| match self.declared.iter().find(|(d, _)| d == n).map(|(_, t)| *t) {
+                _ if self.known.unread.iter().any(|u| **u == **n) => Column::Unread,
+                Some(t) => Column::Declared(t),
+                None => Column::Inferred,
+            })
+            .collect();
+        let schema = match &self.known.schema {
             Some(s) if s.names().iter().map(|n| &**n).eq(names.iter().map(String::as_str)) => SchemaMaker::new(s),
             _ => SchemaMaker::new(&Schema::from_names(&names)),
         };
-        (schema, types)
+        (schema, columns)
     }
 
     /// Updates the origin to the record just read: its line and the offset after it.
@@ -290,7 +317,7 @@ impl<R: Read> CsvDecoder<R> {
                 };
                 self.layout = Some(self.make_layout(names));
             }
-            let Some((maker, types)) = &mut self.layout else { continue };
+            let Some((maker, columns)) = &mut self.layout else { continue };
             let schema = maker.schema();
             if self.row.len() != schema.len() {
                 if self.row.len() == 1 && self.row.get(0).is_some_and(|f| f.is_empty()) {
@@ -303,7 +330,7 @@ impl<R: Read> CsvDecoder<R> {
                 });
                 return Ok(true);
             }
-            match decode_row(&self.row, schema, types) {
+            match decode_row(&self.row, schema, columns) {
                 Ok(values) => {
                     let mut record = Record::new(maker.for_record(), values);
                     record.origin = self.origin;
@@ -324,7 +351,7 @@ fn raw_row(row: &Row) -> String {
     row.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect::<Vec<_>>().join(",")
 }
 
-fn decode_row(row: &Row, schema: &Schema, types: &[Option<ValueType>]) -> Result<Vec<Value>, String> {
+fn decode_row(row: &Row, schema: &Schema, columns: &[Column]) -> Result<Vec<Value>, String> {
     // Each value is assigned where it goes: a value chosen among variants and then
     // pushed is first built in a slot on the stack and copied from there, and that copy
     // (wide loads over the narrower stores of the variant's tag and payload) stalls on
@@ -337,7 +364,7 @@ fn decode_row(row: &Row, schema: &Schema, types: &[Option<ValueType>]) -> Result
     for (i, value) in values.iter_mut().enumerate() {
         let field = row.get(i).unwrap_or_default();
         // Declared ints (most numeric columns) straight from the bytes: no UTF-8 pass.
-        if types[i] == Some(ValueType::Int) {
+        if columns[i] == Column::Declared(ValueType::Int) {
             if let Some(n) = int_from_ascii(field) {
                 *value = Value::Int(n);
                 continue;
@@ -349,11 +376,14 @@ fn decode_row(row: &Row, schema: &Schema, types: &[Option<ValueType>]) -> Result
                 std::str::from_utf8(field).map_err(|_| format!("column `{}` is not valid UTF-8", schema.names()[i]))?
             }
         };
-        match types[i] {
-            None => *value = infer(text),
+        match columns[i] {
+            Column::Unread => {}
+            Column::Inferred => *value = infer(text),
             // `convert`'s string case, without a `Result` to copy the value out of.
-            Some(ValueType::String) if !text.is_empty() => *value = Value::str(text),
-            Some(t) => *value = convert(text, t).map_err(|e| format!("column `{}`: {e}", schema.names()[i]))?,
+            Column::Declared(ValueType::String) if !text.is_empty() => *value = Value::str(text),
+            Column::Declared(t) => {
+                *value = convert(text, t).map_err(|e| format!("column `{}`: {e}", schema.names()[i]))?
+            }
         }
     }
     Ok(values)
@@ -480,7 +510,7 @@ mod tests {
             let mut row = Row::default();
             let mut out = Vec::new();
             while rows.read(&mut row).unwrap() {
-                out.push(decode_row(&row, &schema, &[None, None]));
+                out.push(decode_row(&row, &schema, &[Column::Inferred, Column::Inferred]));
             }
             out
         };

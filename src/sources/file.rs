@@ -7,10 +7,10 @@
 //! reading only up to the last complete line and reopening when the file changed, so
 //! the CSV parser never sees half a row.
 
-use super::decode::{read_csv_header, Decoder};
+use super::decode::{read_csv_header, Decoder, KnownColumns};
 use super::{BadRecord, Source};
 use crate::error::{Error, Result};
-use crate::record::{Batch, Origin, Schema};
+use crate::record::{Batch, Origin};
 use crate::spec::{DataFormat, Decoding, PipelineSpec};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Take};
@@ -48,7 +48,7 @@ pub struct FileSource {
     current: Option<Decoder<Take<File>>>,
     decoding: Decoding,
     origin: Origin,
-    schema: Option<Arc<Schema>>,
+    columns: KnownColumns,
     id: String,
     /// `follow: true`: at the end of the file, wait for more (tail -F).
     follow: bool,
@@ -80,7 +80,7 @@ impl FileSource {
         paths: Vec<PathBuf>,
         decoding: Decoding,
         origin: Origin,
-        schema: Option<Arc<Schema>>,
+        columns: KnownColumns,
         id: &str,
     ) -> Result<FileSource> {
         let mut source = FileSource {
@@ -89,7 +89,7 @@ impl FileSource {
             current: None,
             decoding,
             origin,
-            schema,
+            columns,
             id: id.to_string(),
             follow: false,
             identity: None,
@@ -109,7 +109,7 @@ impl FileSource {
             paths: self.paths.clone(),
             decoding: self.decoding.clone(),
             at,
-            schema: self.schema.clone(),
+            columns: self.columns.clone(),
             id: self.id.clone(),
         }
     }
@@ -162,7 +162,7 @@ impl FileSource {
         }
         let start = Origin { source: self.origin.source, ..at };
         let reader = file.take(limit);
-        let mut decoder = Decoder::new(reader, READ_BUFFER, &self.decoding, start, self.schema.clone(), header);
+        let mut decoder = Decoder::new(reader, READ_BUFFER, &self.decoding, start, self.columns.clone(), header);
         if self.follow {
             decoder.follow();
         }

@@ -9,7 +9,7 @@
 //! also fixes each partition's end offset then (cron mode). After a checkpoint is
 //! written the offsets are committed to the group as well, for lag tools.
 
-use super::decode::{parse_json_object, Decoder};
+use super::decode::{parse_json_object, Decoder, KnownColumns};
 use super::{BadRecord, Committer, Source};
 use crate::error::{Error, Result};
 use crate::kafka::{self, FlowContext};
@@ -233,7 +233,7 @@ impl KafkaLane {
                 parse_json_object(text, &mut self.json_schema)
             }
             DataFormat::Csv => {
-                let known = self.csv_schema.clone();
+                let known = KnownColumns { schema: self.csv_schema.clone(), unread: Vec::new() };
                 let mut decoder = Decoder::new(payload, payload.len().max(64), &layout.decoding, origin, known, None);
                 let (mut out, mut bad) = (Vec::with_capacity(1), Vec::new());
                 decoder.read(1, &mut out, &mut bad).map_err(|e| e.to_string())?;

@@ -14,10 +14,11 @@ mod stream;
 mod synthetic;
 
 use crate::error::{Error, Result};
-use crate::record::{Batch, Origin, Schema};
+use crate::record::{Batch, Origin};
 use crate::spec::{PipelineSpec, SourceKind, SourceSpec};
 use std::sync::Arc;
 
+pub use decode::KnownColumns;
 pub use kafka::value_field;
 
 /// Called once a checkpoint holding a lane's position is durable (Kafka commits the
@@ -94,13 +95,13 @@ pub trait Source: Send {
 
 /// Opens a source as its lanes: one for most sources, one per partition for Kafka,
 /// `parallelism` for Nexmark.
-/// `index` is the source's position in the pipeline (for origins); `schema` is the
-/// record layout known at validation, reused for speed.
+/// `index` is the source's position in the pipeline (for origins); `columns` is what
+/// validation and planning know of its columns.
 pub fn build(
     spec: &PipelineSpec,
     source: &SourceSpec,
     index: usize,
-    schema: Option<Arc<Schema>>,
+    columns: KnownColumns,
 ) -> Result<Vec<Box<dyn Source>>> {
     if let SourceKind::Kafka { .. } = &source.kind {
         return kafka::open(spec, source, index);
@@ -114,21 +115,16 @@ pub fn build(
             })
             .collect());
     }
-    build_one(spec, source, index, schema).map(|s| vec![s])
+    build_one(spec, source, index, columns).map(|s| vec![s])
 }
 
-fn build_one(
-    spec: &PipelineSpec,
-    source: &SourceSpec,
-    index: usize,
-    schema: Option<Arc<Schema>>,
-) -> Result<Box<dyn Source>> {
+fn build_one(spec: &PipelineSpec, source: &SourceSpec, index: usize, columns: KnownColumns) -> Result<Box<dyn Source>> {
     let origin = Origin { source: index as u32, ..Origin::default() };
     match &source.kind {
         SourceKind::File { path, decoding, follow } => {
             let files = file::expand(spec, &path.value)
                 .map_err(|e| Error::External(format!("source `{}`: {e}", source.id.value)))?;
-            let mut s = file::FileSource::open(files, decoding.clone(), origin, schema, &source.id.value)?;
+            let mut s = file::FileSource::open(files, decoding.clone(), origin, columns, &source.id.value)?;
             if let Some(readers) = source.parallelism.as_ref().filter(|p| p.value > 1) {
                 s.decode_in_parallel(readers.value as usize)?;
             }
@@ -138,9 +134,9 @@ fn build_one(
             }
             Ok(Box::new(s))
         }
-        SourceKind::Stdin { decoding } => Ok(Box::new(stream::StreamSource::stdin(decoding, origin, schema))),
+        SourceKind::Stdin { decoding } => Ok(Box::new(stream::StreamSource::stdin(decoding, origin, columns))),
         SourceKind::Socket { address, decoding } => {
-            Ok(Box::new(stream::StreamSource::socket(&address.value, &source.id.value, decoding, origin, schema)?))
+            Ok(Box::new(stream::StreamSource::socket(&address.value, &source.id.value, decoding, origin, columns)?))
         }
         SourceKind::Datagen { fields, rate, count, seed } => {
             Ok(Box::new(datagen::DatagenSource::new(fields, *rate, *count, *seed, origin, &source.id.value)?))

@@ -11,16 +11,15 @@
 //! ends a record only outside quotes. (Counting quote characters would be fooled by a
 //! stray quote inside an unquoted field, such as `5" screen`.)
 
-use super::decode::{read_csv_header, Decoder};
+use super::decode::{read_csv_header, Decoder, KnownColumns};
 use super::BadRecord;
 use crate::error::{Error, Result};
-use crate::record::{Batch, Origin, Schema};
+use crate::record::{Batch, Origin};
 use crate::spec::{DataFormat, Decoding};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use std::collections::VecDeque;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
-use std::sync::Arc;
 
 /// Bytes per block handed to a worker (rounded to the record boundary before it), by
 /// default.
@@ -63,7 +62,7 @@ pub struct Files {
     pub paths: Vec<PathBuf>,
     pub decoding: Decoding,
     pub at: Origin,
-    pub schema: Option<Arc<Schema>>,
+    pub columns: KnownColumns,
     /// The source's id, for errors.
     pub id: String,
 }
@@ -115,7 +114,7 @@ impl ParallelDecoding {
 /// turn to `workers` feeds: feed k gets blocks k, k + workers, ... and decodes them
 /// where it is read.
 pub fn deal(files: Files, workers: usize, block: usize) -> Vec<BlockFeed> {
-    let Files { paths, decoding, at, schema, id } = files;
+    let Files { paths, decoding, at, columns, id } = files;
     let mut inputs = Vec::new();
     let mut feeds = Vec::new();
     // Blocks decoded go back to the reader to be read into again: its reads then
@@ -129,7 +128,7 @@ pub fn deal(files: Files, workers: usize, block: usize) -> Vec<BlockFeed> {
             tasks: task_rx,
             spent: spent_tx.clone(),
             decoding: decoding.clone(),
-            schema: schema.clone(),
+            columns: columns.clone(),
         });
     }
     std::thread::spawn(move || {
@@ -147,7 +146,7 @@ pub struct BlockFeed {
     /// Where decoded blocks' memory goes back to the reader.
     spent: Sender<Vec<u8>>,
     decoding: Decoding,
-    schema: Option<Arc<Schema>>,
+    columns: KnownColumns,
 }
 
 /// A decoder of a block's bytes.
@@ -183,7 +182,7 @@ impl BlockFeed {
     /// A decoder of `block`'s records, with their origins in the input.
     pub fn decoder(&self, block: Block) -> BlockDecoder {
         let Block { bytes, start, header, .. } = block;
-        Decoder::in_memory(bytes, &self.decoding, start, self.schema.clone(), header)
+        Decoder::in_memory(bytes, &self.decoding, start, self.columns.clone(), header)
     }
 
     /// Hands a decoded block's memory back to the reader.

@@ -2,10 +2,10 @@
 //! reading lines from host:port). Neither can replay: after a crash, input already
 //! read is not read again.
 
-use super::decode::Decoder;
+use super::decode::{Decoder, KnownColumns};
 use super::{BadRecord, Source};
 use crate::error::{Error, Result};
-use crate::record::{Batch, Origin, Schema};
+use crate::record::{Batch, Origin};
 use crate::spec::Decoding;
 use std::io::Read;
 use std::sync::Arc;
@@ -18,24 +18,18 @@ pub struct StreamSource<R: Read> {
 }
 
 impl StreamSource<std::io::Stdin> {
-    pub fn stdin(decoding: &Decoding, origin: Origin, schema: Option<Arc<Schema>>) -> Self {
-        let decoder = Decoder::new(std::io::stdin(), 64 * 1024, decoding, origin, schema, None);
+    pub fn stdin(decoding: &Decoding, origin: Origin, columns: KnownColumns) -> Self {
+        let decoder = Decoder::new(std::io::stdin(), 64 * 1024, decoding, origin, columns, None);
         StreamSource { decoder, name: "<stdin>".into(), done: false, bounded: true }
     }
 }
 
 impl StreamSource<std::net::TcpStream> {
     /// Connects to `address`; unbounded (it ends only when the peer closes).
-    pub fn socket(
-        address: &str,
-        id: &str,
-        decoding: &Decoding,
-        origin: Origin,
-        schema: Option<Arc<Schema>>,
-    ) -> Result<Self> {
+    pub fn socket(address: &str, id: &str, decoding: &Decoding, origin: Origin, columns: KnownColumns) -> Result<Self> {
         let stream = std::net::TcpStream::connect(address)
             .map_err(|e| Error::io(format!("source `{id}`: cannot connect to {address}"), e))?;
-        let decoder = Decoder::new(stream, 64 * 1024, decoding, origin, schema, None);
+        let decoder = Decoder::new(stream, 64 * 1024, decoding, origin, columns, None);
         Ok(StreamSource { decoder, name: format!("tcp://{address}"), done: false, bounded: false })
     }
 }

@@ -83,6 +83,28 @@ pub enum CompiledStep {
     },
 }
 
+impl CompiledStep {
+    /// Every expression the step evaluates on its input records.
+    pub fn exprs(&self) -> Vec<&Expr> {
+        match self {
+            CompiledStep::Filter(e) => vec![e],
+            CompiledStep::Map { exprs, .. } | CompiledStep::KeyBy { exprs, .. } => exprs.iter().collect(),
+            CompiledStep::Set { assignments } => assignments.iter().map(|(_, e)| e).collect(),
+            CompiledStep::FlatMap { each, .. } => vec![each],
+            CompiledStep::Drop(_) | CompiledStep::Window(_) => Vec::new(),
+            CompiledStep::Reduce { aggregates, key_exprs, .. } => {
+                aggregates.iter().filter_map(|a| a.arg.as_ref()).chain(key_exprs).collect()
+            }
+        }
+    }
+
+    /// Whether the step's output records are new ones made of its expressions (`map`,
+    /// `reduce`), carrying none of its input's other fields.
+    pub fn makes_new_records(&self) -> bool {
+        matches!(self, CompiledStep::Map { .. } | CompiledStep::Reduce { .. })
+    }
+}
+
 /// How a source's records get their event time.
 #[derive(Clone, Debug)]
 pub struct CompiledEventTime {

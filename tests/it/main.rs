@@ -11,6 +11,7 @@ mod invalid;
 mod kafka;
 mod on_error;
 mod parallel;
+mod projection;
 mod split;
 mod sql;
 mod streaming;
