@@ -120,6 +120,9 @@ pub struct Lane {
     /// Whether it can resume from a position (only those are recorded).
     pub replayable: bool,
     pub committer: Option<crate::sources::Committer>,
+    /// The sink this lane encodes its records for (`Plan::lane_sink`), when it sends
+    /// lines instead of records.
+    pub line_sink: Option<usize>,
 }
 
 /// Progress reporting: the callback, per-source file sizes, the last report.
@@ -672,9 +675,8 @@ impl Executor {
                     self.summary.records_in += inputs;
                     let source = self.lanes[lane].source;
                     self.counts.sources[source] += inputs;
-                    // The lane encodes only for a sink that alone reads it (`Plan::lane_sink`).
-                    let [NodeRef::Sink(sink)] = self.source_consumers[source][..] else {
-                        return Err(Error::Internal("a lane sent lines, but no sink alone reads it".into()));
+                    let Some(sink) = self.lanes[lane].line_sink else {
+                        return Err(Error::Internal("a lane that encodes for no sink sent lines".into()));
                     };
                     self.post(sink, SinkMessage::Lines(text), records);
                 }

@@ -376,7 +376,13 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
                 }
             }
             resumed_at.push((at, saved.and_then(|s| s.max_event_time)));
-            lanes.push(executor::Lane { source: i, name: lane, replayable: s.replayable(), committer: s.committer() });
+            lanes.push(executor::Lane {
+                source: i,
+                name: lane,
+                replayable: s.replayable(),
+                committer: s.committer(),
+                line_sink: None,
+            });
             opened.push(s);
         }
     }
@@ -443,10 +449,12 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
     let line_encoders: Vec<_> = sink_writers.iter().map(|s| s.line_encoder()).collect();
     let receivers: Vec<Receiver<Message>> = opened
         .into_iter()
-        .zip(&lanes)
+        .zip(&mut lanes)
         .enumerate()
         .map(|(n, (source, lane))| {
             let (tx, rx) = bounded(options.channel_capacity);
+            // The executor posts the lane's lines to the sink they were encoded for.
+            lane.line_sink = plan.lane_sink(lane.source).filter(|&sink| line_encoders[sink].is_some());
             let reader = SourceThread {
                 source,
                 tx,
@@ -454,10 +462,7 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
                 batch_size: options.batch_size,
                 event_time: pipeline.event_times[lane.source].clone(),
                 steps: lane_head()?,
-                lines: plan
-                    .lane_sink(lane.source)
-                    .and_then(|sink| line_encoders[sink].clone())
-                    .map(lane_lines::LaneLines::new),
+                lines: lane.line_sink.and_then(|sink| line_encoders[sink].clone()).map(lane_lines::LaneLines::new),
             };
             // Detached: a source blocked reading stdin must not keep the process alive.
             // Named for `top -H`: `source-<lane>` (Linux keeps 15 characters).
