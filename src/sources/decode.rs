@@ -365,7 +365,11 @@ fn decode_row(row: &Row, schema: &Schema, columns: &[Column]) -> Result<Vec<Valu
         let field = row.get(i).unwrap_or_default();
         // Declared ints (most numeric columns) straight from the bytes: no UTF-8 pass.
         if columns[i] == Column::Declared(ValueType::Int) {
-            if let Some(n) = int_from_ascii(field) {
+            let parsed = match row.range(i) {
+                Some(r) => int_in(row.bytes(), r.start, r.end),
+                None => int_from_ascii(field),
+            };
+            if let Some(n) = parsed {
                 *value = Value::Int(n);
                 continue;
             }
@@ -408,6 +412,54 @@ fn int_from_ascii(bytes: &[u8]) -> Option<i64> {
         n = n * 10 + i64::from(b - b'0');
     }
     Some(if negative { -n } else { n })
+}
+
+/// [`int_from_ascii`] of `bytes[start..end]`, reading the digits eight at a time
+/// (a loop per digit was a fifth of decoding W1's rows) where at least eight bytes
+/// follow each run of digits.
+fn int_in(bytes: &[u8], start: usize, end: usize) -> Option<i64> {
+    let (negative, digits) = match bytes.get(start)? {
+        b'-' => (true, start + 1),
+        b'+' => (false, start + 1),
+        _ => (false, start),
+    };
+    let len = end.checked_sub(digits)?;
+    let word = |at: usize| bytes.get(at..at + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()).map(u64::from_le_bytes);
+    let n = match len {
+        1..=8 => word(digits).and_then(|w| eight_digits(w, len)),
+        9..=16 => word(digits)
+            .and_then(|w| eight_digits(w, 8))
+            .zip(word(digits + 8).and_then(|w| eight_digits(w, len - 8)))
+            .map(|(high, low)| high * 10u64.pow(len as u32 - 8) + low),
+        _ => None,
+    };
+    match n {
+        Some(n) => Some(if negative { -(n as i64) } else { n as i64 }),
+        None => int_from_ascii(bytes.get(start..end)?),
+    }
+}
+
+/// The number the first `len` (1 to 8) bytes of `word` (read little-endian) spell in
+/// decimal digits; None unless they all are digits. Lemire's method: the digits are
+/// moved up and led by '0's, checked all at once and combined in pairs, then pairs of
+/// pairs, by three multiplications.
+fn eight_digits(word: u64, len: usize) -> Option<u64> {
+    const ZEROS: u64 = 0x3030_3030_3030_3030;
+    let shift = 8 * (8 - len as u32);
+    let w = match shift {
+        0 => word,
+        _ => (word << shift) | (ZEROS >> (64 - shift)),
+    };
+    let high_nibbles = w & 0xF0F0_F0F0_F0F0_F0F0;
+    let past_nine = (w.wrapping_add(0x0606_0606_0606_0606) & 0xF0F0_F0F0_F0F0_F0F0) >> 4;
+    if high_nibbles | past_nine != 0x3333_3333_3333_3333 {
+        return None;
+    }
+    let v = w - ZEROS;
+    let v = v.wrapping_mul(10).wrapping_add(v >> 8);
+    let pairs = (v & 0x0000_00FF_0000_00FF).wrapping_mul(100 + (1_000_000 << 32));
+    let quads = ((v >> 16) & 0x0000_00FF_0000_00FF).wrapping_mul(1 + (10_000 << 32));
+    Some(pairs.wrapping_add(quads) >> 32)
 }
 
 /// Types an untyped CSV value: empty is NULL, then int, float, bool, else string.
@@ -522,6 +574,39 @@ mod tests {
         assert!(decoded[1].as_ref().unwrap_err().contains("column `b` is not valid UTF-8"));
         // Quoted fields back to back make valid UTF-8 as a whole, but not each alone.
         assert!(decoded[2].as_ref().unwrap_err().contains("column `a` is not valid UTF-8"));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+        /// Digits read eight at a time give what the loop per digit gives, whatever
+        /// the field holds (signs, digits, other bytes, up to 20 long) and whatever
+        /// follows it in the row.
+        #[test]
+        fn ints_in_a_row_agree_with_the_loop_per_digit(
+            before in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3),
+            field in proptest::collection::vec(proptest::prop_oneof![
+                8 => b'0'..=b'9', 1 => proptest::strategy::Just(b'-'), 1 => proptest::prelude::any::<u8>()
+            ], 0..21),
+            after in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..20),
+        ) {
+            let row = [&before[..], &field[..], &after[..]].concat();
+            let (start, end) = (before.len(), before.len() + field.len());
+            proptest::prop_assert_eq!(int_in(&row, start, end), int_from_ascii(&field));
+        }
+    }
+
+    #[test]
+    fn eight_digits_at_once() {
+        assert_eq!(eight_digits(u64::from_le_bytes(*b"12345678"), 8), Some(12_345_678));
+        assert_eq!(eight_digits(u64::from_le_bytes(*b"907,abcd"), 3), Some(907));
+        assert_eq!(eight_digits(u64::from_le_bytes(*b"0000000x"), 7), Some(0));
+        assert_eq!(eight_digits(u64::from_le_bytes(*b"99999999"), 8), Some(99_999_999));
+        for bad in [*b"1234567/", *b"1234567:", *b"1x345678", *b"\xff2345678"] {
+            assert_eq!(eight_digits(u64::from_le_bytes(bad), 8), None);
+        }
+        let row = b"1700000000123,u1";
+        assert_eq!(int_in(row, 0, 13), Some(1_700_000_000_123));
+        assert_eq!(int_in(b"-1700000000123,u", 0, 14), Some(-1_700_000_000_123));
     }
 
     #[test]
