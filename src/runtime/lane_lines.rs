@@ -8,10 +8,10 @@
 //! lines (a run that stops on a failure has written exactly the lines before it).
 
 use super::lane_steps::{is_failure, is_tick};
+use super::source_thread::Outbox;
 use super::Message;
 use crate::record::{Batch, Origin};
 use crate::sinks::encode::LineEncoder;
-use crossbeam_channel::Sender;
 
 /// One output (or tick) of a lane, in order: where its input came from, its event
 /// time, and where its line ends in the text.
@@ -45,17 +45,17 @@ impl LaneLines {
     /// Sends the lane's outputs (records, ticks and failure markers, in order) as
     /// lines, failure markers as batches of their own between them; the records are
     /// freed here. False when the executor has gone.
-    pub fn send(&mut self, records: &mut Batch, tx: &Sender<Message>) -> bool {
+    pub fn send(&mut self, records: &mut Batch, out: &mut impl Outbox) -> bool {
         let mut lines = self.start(records.len());
         for record in records.drain(..) {
             if is_failure(&record) {
                 if !lines.entries.is_empty() {
                     let done = std::mem::replace(&mut lines, self.start(0));
-                    if tx.send(Message::Lines(done)).is_err() {
+                    if !out.put(Message::Lines(done)) {
                         return false;
                     }
                 }
-                if tx.send(Message::Batch(vec![record])).is_err() {
+                if !out.put(Message::Batch(vec![record])) {
                     return false;
                 }
                 continue;
@@ -68,7 +68,7 @@ impl LaneLines {
             lines.entries.push(LineEntry { origin: record.origin, event_time: record.event_time, end, record: !tick });
         }
         self.size_hint = lines.text.len();
-        lines.entries.is_empty() || tx.send(Message::Lines(lines)).is_ok()
+        lines.entries.is_empty() || out.put(Message::Lines(lines))
     }
 
     fn start(&self, records: usize) -> EncodedLines {

@@ -7,6 +7,7 @@
 //! a slow sink holds back the executor, which holds back the sources (backpressure,
 //! bounded memory on any input size).
 
+mod block_lanes;
 pub mod checkpointing;
 mod errors;
 pub mod event_time;
@@ -16,6 +17,7 @@ mod lane_lines;
 mod lane_steps;
 mod merge;
 pub mod metrics;
+mod source_thread;
 mod split;
 pub mod support;
 
@@ -170,122 +172,6 @@ fn human(rate: f64) -> String {
 /// How long an unbounded source may stay silent before it stops holding back the
 /// watermark, unless its `watermark.idle_timeout` says otherwise.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Reads one source on its own thread: decode, stamp event time, send.
-struct SourceThread {
-    source: Box<dyn sources::Source>,
-    tx: crossbeam_channel::Sender<Message>,
-    stop: Arc<AtomicBool>,
-    batch_size: usize,
-    event_time: Option<crate::validate::CompiledEventTime>,
-    /// The pipeline's head steps, when they run on the lane (see `lane_steps`).
-    steps: Option<lane_steps::LaneSteps>,
-    /// The line format of the one sink the lane's outputs go to, when the lane encodes
-    /// them itself (see `lane_lines`).
-    lines: Option<lane_lines::LaneLines>,
-}
-
-/// Records a source thread reads, stamps and runs its steps on at a time: few enough
-/// that they are still in the core's first-level cache when the next pass over them
-/// comes (W1: 128 decoded rows are ~25 KiB). They are sent in batches of `batch_size`.
-const READ_CHUNK: usize = 128;
-
-impl SourceThread {
-    fn run(mut self) {
-        let chunk = self.batch_size.min(READ_CHUNK);
-        // Outputs waiting to be sent, and how many records they were read from.
-        let mut pending = Vec::with_capacity(self.batch_size);
-        let mut read = 0;
-        loop {
-            if self.stop.load(Ordering::Relaxed) {
-                return;
-            }
-            let mut batch = Vec::with_capacity(chunk);
-            let mut bad = Vec::new();
-            match self.source.read_batch(chunk, &mut batch, &mut bad) {
-                Ok(more) => {
-                    // A short read means the source has nothing more for now: what
-                    // is pending goes out at once (latency), as it does before bad input.
-                    let full = batch.len() == chunk;
-                    read += batch.len();
-                    if !self.process_in_order(batch, bad, &mut pending) {
-                        return;
-                    }
-                    if !more || !full || read >= self.batch_size {
-                        if !self.send(&mut pending) {
-                            return;
-                        }
-                        read = 0;
-                    }
-                    if !more {
-                        let _ = self.tx.send(Message::End);
-                        return;
-                    }
-                }
-                Err(e) => {
-                    if self.send(&mut pending) {
-                        let _ = self.tx.send(Message::Failed(e));
-                    }
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Stamps event times and runs the steps the lane runs, adding the outputs to
-    /// `pending`; bad input is sent in input order, after what is pending: a record
-    /// whose event time cannot be read becomes bad input at its place. False when the
-    /// executor has gone.
-    fn process_in_order(&mut self, mut batch: Batch, bad: Vec<BadRecord>, pending: &mut Batch) -> bool {
-        let now = chrono::Utc::now().timestamp_millis();
-        // Stamped in place; only a batch with records whose time cannot be read is
-        // split around them.
-        let mut failures = Vec::new();
-        for (i, record) in batch.iter_mut().enumerate() {
-            if let Err(error) = event_time::assign(record, self.event_time.as_ref(), now) {
-                failures.push((i, error));
-            }
-        }
-        if !failures.is_empty() {
-            let mut failures = failures.into_iter().peekable();
-            let mut good = Vec::with_capacity(batch.len());
-            for (i, record) in batch.into_iter().enumerate() {
-                let Some((_, error)) = failures.next_if(|(at, _)| *at == i) else {
-                    good.push(record);
-                    continue;
-                };
-                let failed = BadRecord { origin: record.origin, raw: record.to_json(), error };
-                self.run_steps(std::mem::take(&mut good), pending);
-                if !self.send(pending) || self.tx.send(Message::Bad(vec![failed])).is_err() {
-                    return false;
-                }
-            }
-            batch = good;
-        }
-        self.run_steps(batch, pending);
-        bad.is_empty() || (self.send(pending) && self.tx.send(Message::Bad(bad)).is_ok())
-    }
-
-    /// Runs the lane's steps on records, adding their outputs to `pending`.
-    fn run_steps(&mut self, mut records: Batch, pending: &mut Batch) {
-        match &mut self.steps {
-            Some(steps) if !records.is_empty() => steps.run(&mut records, pending),
-            _ => pending.append(&mut records),
-        }
-    }
-
-    /// Sends what is pending; false when the executor has gone.
-    fn send(&mut self, pending: &mut Batch) -> bool {
-        if pending.is_empty() {
-            return true;
-        }
-        if let Some(lines) = &mut self.lines {
-            return lines.send(pending, &self.tx);
-        }
-        let records = std::mem::replace(pending, Vec::with_capacity(self.batch_size));
-        self.tx.send(Message::Batch(records)).is_ok()
-    }
-}
 
 /// Runs the plan to completion (bounded input), until it fails, or until a signal.
 /// With a `checkpoint:` block, resumes from the newest valid checkpoint first.
@@ -447,27 +333,45 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
         opened.clear();
     }
     let line_encoders: Vec<_> = sink_writers.iter().map(|s| s.line_encoder()).collect();
+    // The executor posts a lane's lines to the sink they were encoded for.
+    for lane in &mut lanes {
+        lane.line_sink = plan.lane_sink(lane.source).filter(|&sink| line_encoders[sink].is_some());
+    }
+    let lane_work = |lane: &executor::Lane| -> Result<source_thread::LaneWork> {
+        Ok(source_thread::LaneWork {
+            stop: stop.clone(),
+            batch_size: options.batch_size,
+            event_time: pipeline.event_times[lane.source].clone(),
+            steps: lane_head()?,
+            lines: lane.line_sink.and_then(|sink| line_encoders[sink].clone()).map(lane_lines::LaneLines::new),
+        })
+    };
+    // A stateless pipeline reading one file into its one sink reads the file on every
+    // core (`block_lanes`).
+    let shares = match (&opened[..], &lanes[..]) {
+        ([source], [lane]) if parallelism > 1 && !given && lane.line_sink.is_some() => source.block_shares(parallelism),
+        _ => None,
+    };
+    if shares.is_some() {
+        tracing::debug!("the file is read in blocks by {parallelism} threads, each running the steps");
+    }
+    let mut shares = shares.into_iter();
     let receivers: Vec<Receiver<Message>> = opened
         .into_iter()
-        .zip(&mut lanes)
+        .zip(&lanes)
         .enumerate()
         .map(|(n, (source, lane))| {
             let (tx, rx) = bounded(options.channel_capacity);
-            // The executor posts the lane's lines to the sink they were encoded for.
-            lane.line_sink = plan.lane_sink(lane.source).filter(|&sink| line_encoders[sink].is_some());
-            let reader = SourceThread {
-                source,
-                tx,
-                stop: stop.clone(),
-                batch_size: options.batch_size,
-                event_time: pipeline.event_times[lane.source].clone(),
-                steps: lane_head()?,
-                lines: lane.line_sink.and_then(|sink| line_encoders[sink].clone()).map(lane_lines::LaneLines::new),
-            };
-            // Detached: a source blocked reading stdin must not keep the process alive.
             // Named for `top -H`: `source-<lane>` (Linux keeps 15 characters).
+            let name = format!("source-{n}");
+            if let Some(shares) = shares.next() {
+                let works = shares.iter().map(|_| lane_work(lane)).collect::<Result<_>>()?;
+                return block_lanes::start(shares, works, tx, &name).map(|_| rx);
+            }
+            let reader = source_thread::SourceThread { source, work: lane_work(lane)?, tx };
+            // Detached: a source blocked reading stdin must not keep the process alive.
             std::thread::Builder::new()
-                .name(format!("source-{n}"))
+                .name(name)
                 .spawn(move || reader.run())
                 .map(|_| rx)
                 .map_err(|e| Error::Internal(format!("cannot start a source thread: {e}")))

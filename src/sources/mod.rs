@@ -91,6 +91,30 @@ pub trait Source: Send {
     fn split_into_blocks(&self, _workers: usize) -> Option<Vec<parallel_decode::BlockFeed>> {
         None
     }
+
+    /// The input from where it stands read in blocks by `workers` threads: share k
+    /// reads blocks k, k + `workers`, ..., so taking one block from each share in turn
+    /// gives the records of reading the whole input in order; None when the source
+    /// cannot be read in blocks.
+    fn block_shares(&self, workers: usize) -> Option<Vec<Box<dyn BlockShare>>> {
+        let feeds = self.split_into_blocks(workers)?;
+        Some(
+            feeds
+                .into_iter()
+                .map(|feed| Box::new(parallel_decode::FeedShare::new(feed)) as Box<dyn BlockShare>)
+                .collect(),
+        )
+    }
+}
+
+/// One thread's share of a source read in blocks (`Source::block_shares`).
+pub trait BlockShare: Send {
+    /// Moves on to the share's next block; false after the last one.
+    fn next_block(&mut self) -> Result<bool>;
+
+    /// Appends up to `max` records of the current block to `out` and any undecodable
+    /// input to `bad`; false at the block's end.
+    fn read(&mut self, max: usize, out: &mut Batch, bad: &mut Vec<BadRecord>) -> Result<bool>;
 }
 
 /// Opens a source as its lanes: one for most sources, one per partition for Kafka,

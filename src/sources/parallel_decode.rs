@@ -311,6 +311,36 @@ fn record_boundary(bytes: &[u8], csv: Option<(u8, u8)>) -> usize {
     boundary
 }
 
+/// A feed read block by block, decoded where it is read.
+pub struct FeedShare {
+    feed: BlockFeed,
+    current: Option<BlockDecoder>,
+}
+
+impl FeedShare {
+    pub fn new(feed: BlockFeed) -> FeedShare {
+        FeedShare { feed, current: None }
+    }
+}
+
+impl super::BlockShare for FeedShare {
+    fn next_block(&mut self) -> Result<bool> {
+        if let Some(done) = self.current.take() {
+            self.feed.recycle(done);
+        }
+        let Some(block) = self.feed.next_block()? else { return Ok(false) };
+        self.current = Some(self.feed.decoder(block));
+        Ok(true)
+    }
+
+    fn read(&mut self, max: usize, out: &mut Batch, bad: &mut Vec<BadRecord>) -> Result<bool> {
+        match &mut self.current {
+            Some(decoder) => decoder.read(max, out, bad).map_err(|e| Error::io("cannot decode", e)),
+            None => Ok(false),
+        }
+    }
+}
+
 /// A worker: decodes blocks into chunks of records until the reader ends.
 fn decode_blocks(mut feed: BlockFeed, out: Sender<Decoded>) {
     loop {

@@ -119,9 +119,10 @@ fn kill_9_at_random_moments_then_resume_gives_exactly_the_uninterrupted_output()
     assert_eq!(sorted_output(dir.path()), expected);
 }
 
-/// A stateless pipeline into one file: its source thread encodes the lines itself
-/// (`runtime/lane_lines.rs`). Killed at random moments and resumed, it writes exactly
-/// the lines of one uninterrupted run, in the same order.
+/// A stateless pipeline into one file: its source lane encodes the lines itself
+/// (`runtime/lane_lines.rs`), read in blocks on 2 or 3 threads (`runtime/block_lanes.rs`)
+/// or on one. Killed at random moments and resumed at another parallelism, it writes
+/// exactly the lines of one uninterrupted run on one thread, in the same order.
 #[test]
 fn kill_9_of_a_stateless_pipeline_encoding_on_its_source_thread_resumes_exactly_in_order() {
     let stateless = PIPELINE.replace(
@@ -136,13 +137,14 @@ fn kill_9_of_a_stateless_pipeline_encoding_on_its_source_thread_resumes_exactly_
         let path = write_pipeline(dir.path(), "p.yaml", &stateless);
         (dir, path)
     };
+    // On one thread; the killed runs read the file in blocks on every core.
     let (once, once_path) = make();
-    let out = flowctl(&["run", &once_path], None, &[]);
+    let out = flowctl(&["run", "--parallelism", "1", &once_path], None, &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let expected = std::fs::read_to_string(once.path().join("out.csv")).unwrap();
     assert!(expected.lines().count() > rows / 2, "{}", out.stderr);
     let (dir, path) = make();
-    let kills = interrupt_until_done(&path, "-KILL", 0x2545_f491_4f6c_dd1d, 20);
+    let kills = interrupt_at_until_done(&path, "-KILL", 0x2545_f491_4f6c_dd1d, 20, &["2", "3", "1"]);
     assert!(kills >= 20, "only {kills} kills");
     assert!(std::fs::read_to_string(dir.path().join("out.csv")).unwrap() == expected, "the resumed output differs");
 }

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod block_lanes;
 mod checkpoints;
 mod cli;
 mod common;

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 /// W1's rows (about 4.5 MB: many blocks, late rows throughout) with an undecodable row
 /// every 9973 rows.
-fn input_with_bad_rows() -> String {
+pub fn input_with_bad_rows() -> String {
     let (csv, _) = generate(150_000, 2);
     let mut out = String::with_capacity(csv.len() + 1024);
     for (i, line) in csv.lines().enumerate() {

@@ -1,0 +1,76 @@
+//! A stateless pipeline reading one file into its one sink reads the file in blocks on
+//! every core (`runtime/block_lanes.rs`): it writes exactly the file one thread writes,
+//! line for line and in order, with the same bad records, counts and first failure.
+
+use super::common::{flowctl, summary_counts, write_pipeline};
+use super::split::input_with_bad_rows;
+
+const PIPELINE: &str = "sources:
+  in:
+    type: file
+    path: in.csv
+    schema: {ts: int, user_id: string, url: string, bytes: int, status: int}
+    event_time: ts
+on_error: {policy}
+steps:
+  - filter: status = 200 OR bytes % 3 = 0
+  - map: {ts: ts, user_id: upper(user_id), url: url, ratio: 1000 / (bytes - 4242)}
+sinks:
+  out: {type: file, path: out/out.csv}
+  errors: {type: file, path: out/errors.jsonl, format: jsonl}
+";
+
+/// Runs the pipeline under `policy` at `parallelism` (with debug logs): the exit code,
+/// stderr, and the output and error files (empty when not written).
+fn run(dir: &std::path::Path, policy: &str, parallelism: &str) -> (i32, String, String, String) {
+    let _ = std::fs::remove_dir_all(dir.join("out"));
+    let mut yaml = PIPELINE.replace("{policy}", policy);
+    if policy != "errors" {
+        // Otherwise a second reader of the steps.
+        yaml = yaml.replace("  errors: {type: file, path: out/errors.jsonl, format: jsonl}\n", "");
+    }
+    let path = write_pipeline(dir, "p.yaml", &yaml);
+    let out = flowctl(&["run", "-v", "--parallelism", parallelism, &path], None, &[]);
+    let read = |name: &str| std::fs::read_to_string(dir.join("out").join(name)).unwrap_or_default();
+    (out.code, out.stderr, read("out.csv"), read("errors.jsonl"))
+}
+
+const IN_BLOCKS: &str = "the file is read in blocks by";
+
+#[test]
+fn a_stateless_file_pipeline_on_every_core_writes_the_file_of_one_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), input_with_bad_rows()).unwrap();
+    let (code, stderr, out, errors) = run(dir.path(), "errors", "1");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains(IN_BLOCKS), "{stderr}");
+    assert!(out.lines().count() > 100_000, "{stderr}");
+    // Undecodable rows and failed divisions, in input order.
+    assert!(errors.lines().count() > 20, "{errors}");
+    assert!(errors.contains("division by zero") && errors.contains("notanumber"), "{errors}");
+    for parallelism in ["2", "3"] {
+        let (blocks_code, blocks_stderr, blocks_out, blocks_errors) = run(dir.path(), "errors", parallelism);
+        assert_eq!(blocks_code, 0, "{blocks_stderr}");
+        assert!(blocks_stderr.contains(&format!("{IN_BLOCKS} {parallelism} threads")), "{blocks_stderr}");
+        assert!(blocks_out == out, "the output differs at parallelism {parallelism}");
+        assert_eq!(blocks_errors, errors, "at parallelism {parallelism}");
+        assert_eq!(summary_counts(&blocks_stderr), summary_counts(&stderr), "at parallelism {parallelism}");
+    }
+}
+
+#[test]
+fn under_on_error_fail_the_threads_stop_at_the_first_bad_record_of_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), input_with_bad_rows()).unwrap();
+    let error = |stderr: &str| stderr.lines().find(|l| l.contains("error")).unwrap_or_default().to_string();
+    let (code, stderr, _, _) = run(dir.path(), "fail", "1");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(error(&stderr).contains("in.csv:"), "{stderr}");
+    for parallelism in ["2", "3"] {
+        for _ in 0..3 {
+            let (blocks_code, blocks_stderr, _, _) = run(dir.path(), "fail", parallelism);
+            assert!(blocks_stderr.contains(IN_BLOCKS), "{blocks_stderr}");
+            assert_eq!((blocks_code, error(&blocks_stderr)), (code, error(&stderr)), "at parallelism {parallelism}");
+        }
+    }
+}
