@@ -54,48 +54,52 @@ impl NexmarkSource {
             lane: (k, n),
             generator: NexmarkGenerator::new(BASE_TIME_MS, rate.unwrap_or(DEFAULT_RATE), first_event_id),
             synthetic: Synthetic::new(events.map(share), rate.map(|r| share(r).max(1)), origin),
-            layouts: Layouts {
-                person: SchemaMaker::new(&Schema::from_names(&[
-                    "event_type",
-                    "id",
-                    "name",
-                    "email_address",
-                    "credit_card",
-                    "city",
-                    "state",
-                    "date_time",
-                    "extra",
-                ])),
-                auction: SchemaMaker::new(&Schema::from_names(&[
-                    "event_type",
-                    "id",
-                    "item_name",
-                    "description",
-                    "initial_bid",
-                    "reserve",
-                    "date_time",
-                    "expires",
-                    "seller",
-                    "category",
-                    "extra",
-                ])),
-                bid: SchemaMaker::new(&Schema::from_names(&[
-                    "event_type",
-                    "auction",
-                    "bidder",
-                    "price",
-                    "channel",
-                    "url",
-                    "date_time",
-                    "extra",
-                ])),
-                types: [Value::str("person"), Value::str("auction"), Value::str("bid")],
-            },
+            layouts: Layouts::new(),
         }
     }
 }
 
 impl Layouts {
+    fn new() -> Layouts {
+        Layouts {
+            person: SchemaMaker::new(&Schema::from_names(&[
+                "event_type",
+                "id",
+                "name",
+                "email_address",
+                "credit_card",
+                "city",
+                "state",
+                "date_time",
+                "extra",
+            ])),
+            auction: SchemaMaker::new(&Schema::from_names(&[
+                "event_type",
+                "id",
+                "item_name",
+                "description",
+                "initial_bid",
+                "reserve",
+                "date_time",
+                "expires",
+                "seller",
+                "category",
+                "extra",
+            ])),
+            bid: SchemaMaker::new(&Schema::from_names(&[
+                "event_type",
+                "auction",
+                "bidder",
+                "price",
+                "channel",
+                "url",
+                "date_time",
+                "extra",
+            ])),
+            types: [Value::str("person"), Value::str("auction"), Value::str("bid")],
+        }
+    }
+
     /// Event `n` as a record of its type's layout.
     fn record(&mut self, generator: &mut NexmarkGenerator, n: u64) -> Record {
         type Make = fn(&mut NexmarkGenerator, u64, &mut Vec<Value>);
@@ -143,6 +147,73 @@ impl Source for NexmarkSource {
         self.synthetic.next = position.offset;
         Ok(())
     }
+
+    /// A single lane's stream from where it stands, in blocks of [`BLOCK_EVENTS`]
+    /// events, block k made by share k mod `workers`; not when it is paced to a rate
+    /// (it is not short of cores then) or made by several lanes.
+    fn block_shares(&self, workers: usize) -> Option<Vec<Box<dyn super::BlockShare>>> {
+        if self.synthetic.paced() || self.lane.1 > 1 {
+            return None;
+        }
+        let share = |k: usize| -> Box<dyn super::BlockShare> {
+            Box::new(NexmarkShare {
+                generator: self.generator.clone(),
+                layouts: Layouts::new(),
+                numbering: self.synthetic.clone(),
+                from: self.synthetic.next,
+                end: self.synthetic.count(),
+                block: k as u64,
+                workers: workers as u64,
+                next: 0,
+                block_end: 0,
+            })
+        };
+        Some((0..workers).map(share).collect())
+    }
+}
+
+/// Events per block of a stream made by several threads.
+const BLOCK_EVENTS: u64 = 8192;
+
+/// One thread's share of a Nexmark stream: blocks `block`, `block + workers`, ... of
+/// the events from `from` on.
+struct NexmarkShare {
+    generator: NexmarkGenerator,
+    layouts: Layouts,
+    /// Numbers records as the single lane does.
+    numbering: Synthetic,
+    from: u64,
+    /// The number of events in all, when bounded.
+    end: Option<u64>,
+    /// The next block to make, counted from `from`.
+    block: u64,
+    workers: u64,
+    /// The next event of the current block, and the end of the block.
+    next: u64,
+    block_end: u64,
+}
+
+impl super::BlockShare for NexmarkShare {
+    fn next_block(&mut self) -> Result<bool> {
+        let start = self.from + self.block * BLOCK_EVENTS;
+        let end = (start + BLOCK_EVENTS).min(self.end.unwrap_or(u64::MAX));
+        if start >= end {
+            return Ok(false);
+        }
+        (self.next, self.block_end, self.block) = (start, end, self.block + self.workers);
+        Ok(true)
+    }
+
+    fn read(&mut self, max: usize, out: &mut Batch, _bad: &mut Vec<BadRecord>) -> Result<bool> {
+        let until = self.block_end.min(self.next + max as u64);
+        for n in self.next..until {
+            let mut record = self.layouts.record(&mut self.generator, n);
+            record.origin = self.numbering.origin_of(n);
+            out.push(record);
+        }
+        self.next = until;
+        Ok(self.next < self.block_end)
+    }
 }
 
 #[cfg(test)]
@@ -182,5 +253,30 @@ mod tests {
         resumed.seek(&Origin { offset: 10, ..Origin::default() }).unwrap();
         assert_eq!(take(&mut resumed, 100), lanes[1][10..]);
         assert_eq!((resumed.lane().as_deref(), lane(0, 1).lane()), (Some("1/3"), None));
+    }
+
+    /// Blocks taken from each share in turn are the single lane's records, origins
+    /// included, from where the source stands.
+    #[test]
+    fn block_shares_in_turn_make_the_stream_from_its_position() {
+        let events = 3 * BLOCK_EVENTS + 100;
+        let mut source = NexmarkSource::new(Some(events), None, 0, Origin::default(), (0, 1));
+        source.seek(&Origin { offset: 50, ..Origin::default() }).unwrap();
+        let mut shares = source.block_shares(2).unwrap();
+        let mut made = Vec::new();
+        'blocks: for turn in 0.. {
+            let share = &mut shares[turn % 2];
+            if !share.next_block().unwrap() {
+                break 'blocks;
+            }
+            while share.read(1000, &mut made, &mut Vec::new()).unwrap() {}
+        }
+        let mut whole = Vec::new();
+        while source.read_batch(1000, &mut whole, &mut Vec::new()).unwrap() {}
+        assert_eq!(made.len() as u64, events - 50);
+        let shown = |records: &[Record]| records.iter().map(|r| (r.origin, r.to_json())).collect::<Vec<_>>();
+        assert!(shown(&made) == shown(&whole), "the shares' stream differs");
+        let paced = NexmarkSource::new(Some(events), Some(1000), 0, Origin::default(), (0, 1));
+        assert!(paced.block_shares(2).is_none());
     }
 }

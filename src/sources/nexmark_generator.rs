@@ -67,6 +67,7 @@ pub enum EventKind {
 
 /// Makes event number `n` of a stream whose ids start at `first_event_id`, spaced in
 /// event time as at `rate` events per second from `base_time`.
+#[derive(Clone)]
 pub struct NexmarkGenerator {
     base_time: u64,
     /// Microseconds between events.

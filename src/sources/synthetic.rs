@@ -6,6 +6,7 @@
 use crate::record::{Batch, Origin, Record};
 use std::time::{Duration, Instant};
 
+#[derive(Clone)]
 pub struct Synthetic {
     /// The number of the next record (records handed out so far).
     pub next: u64,
@@ -26,6 +27,22 @@ impl Synthetic {
         self.count.is_some()
     }
 
+    /// How many records there are in all, when bounded.
+    pub fn count(&self) -> Option<u64> {
+        self.count
+    }
+
+    /// Whether records are paced to a rate.
+    pub fn paced(&self) -> bool {
+        self.rate.is_some()
+    }
+
+    /// The origin of record `number` (its line and offset are the count handed out
+    /// with it, where a run that has read it continues).
+    pub fn origin_of(&self, number: u64) -> Origin {
+        Origin { line: number + 1, offset: number + 1, ..self.origin }
+    }
+
     /// Appends up to `max` records made by `make(number)` (fewer when the `rate` does
     /// not allow more yet; at least one, after sleeping until it is due). False once
     /// `count` records were made.
@@ -39,8 +56,8 @@ impl Synthetic {
         }
         for _ in 0..self.pace(n) {
             let mut record = make(self.next);
+            record.origin = self.origin_of(self.next);
             self.next += 1;
-            record.origin = Origin { line: self.next, offset: self.next, ..self.origin };
             out.push(record);
         }
         self.count.is_none_or(|c| self.next < c)
