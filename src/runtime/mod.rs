@@ -353,7 +353,7 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
         _ => None,
     };
     if shares.is_some() {
-        tracing::debug!("the file is read in blocks by {parallelism} threads, each running the steps");
+        tracing::debug!("the source is read in blocks by {parallelism} threads, each running the steps");
     }
     let mut shares = shares.into_iter();
     let receivers: Vec<Receiver<Message>> = opened

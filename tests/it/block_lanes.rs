@@ -35,7 +35,7 @@ fn run(dir: &std::path::Path, policy: &str, parallelism: &str) -> (i32, String, 
     (out.code, out.stderr, read("out.csv"), read("errors.jsonl"))
 }
 
-const IN_BLOCKS: &str = "the file is read in blocks by";
+const IN_BLOCKS: &str = "the source is read in blocks by";
 
 #[test]
 fn a_stateless_file_pipeline_on_every_core_writes_the_file_of_one_thread() {
