@@ -1017,6 +1017,9 @@ mod tests {
         assert_eq!(eval("split('a,b', ',')[2]"), s("b"));
         assert_eq!(eval("split_index('https://x.com/a/b', '/', 3)"), s("a"));
         assert_eq!(eval("split_index('a/b', '/', 5)"), Value::Null);
+        assert_eq!(eval("split_index('a::b::c', '::', 2)"), s("c"));
+        assert_eq!(eval("split_index('aébéc', 'é', 1)"), s("b"));
+        assert_eq!(eval("split('x--y-z', '--')"), Value::List(Arc::new(vec![s("x"), s("y-z")])));
         assert_eq!(eval("regexp_extract(url, '/(\\w+)/', 1)"), s("Api"));
         assert_eq!(eval("regexp_extract(url, '[0-9]+')"), Value::Null);
         assert_eq!(eval("regexp_extract(url, '/A(p)i')"), s("/Api"));
