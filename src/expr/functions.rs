@@ -669,15 +669,27 @@ fn to_timestamp(a: &[Value]) -> R {
 
 fn date_format(ts: &Value, fmt: &Value) -> R {
     use std::fmt::Write as _;
+    type Items = Vec<chrono::format::Item<'static>>;
+    thread_local! {
+        /// The last pattern parsed on this thread (a pattern is usually a constant:
+        /// parsing it per call was a tenth of Nexmark q14's time).
+        static PARSED: std::cell::RefCell<Option<(String, Items)>> = const { std::cell::RefCell::new(None) };
+    }
     let ms = want_millis("date_format", ts)?;
     let fmt = want_str("date_format", fmt)?;
     let t = chrono::DateTime::from_timestamp_millis(ms)
         .ok_or_else(|| EvalError::new("function `date_format`: timestamp out of range"))?;
-    let mut out = String::new();
-    // An invalid pattern surfaces as a fmt::Error here (Display would panic instead).
-    write!(out, "{}", t.format(fmt))
-        .map_err(|_| EvalError::new(format!("function `date_format`: invalid format '{fmt}'")))?;
-    Ok(str_value(out))
+    let invalid = || EvalError::new(format!("function `date_format`: invalid format '{fmt}'"));
+    PARSED.with_borrow_mut(|parsed| {
+        if parsed.as_ref().is_none_or(|(last, _)| last != fmt) {
+            let items = chrono::format::StrftimeItems::new(fmt).parse_to_owned().map_err(|_| invalid())?;
+            *parsed = Some((fmt.to_string(), items));
+        }
+        let items = parsed.as_ref().map(|(_, items)| items.iter()).into_iter().flatten();
+        let mut out = String::new();
+        write!(out, "{}", t.format_with_items(items)).map_err(|_| invalid())?;
+        Ok(str_value(out))
+    })
 }
 
 fn unix_timestamp(a: &[Value]) -> R {
@@ -789,6 +801,11 @@ mod tests {
             Value::str("1970-01-02")
         );
         assert!(date_format(&Value::Timestamp(0), &Value::str("%Q")).is_err());
+        // Patterns taking turns on one thread (the last one parsed is kept).
+        for _ in 0..2 {
+            assert_eq!(date_format(&Value::Timestamp(3_600_000), &Value::str("%H")).unwrap(), Value::str("01"));
+            assert_eq!(date_format(&Value::Timestamp(3_600_000), &Value::str("%Y")).unwrap(), Value::str("1970"));
+        }
         assert_eq!(unix_timestamp(&[Value::Timestamp(-1)]).unwrap(), Value::Int(-1));
         assert_eq!(epoch_millis(&Value::str("1970-01-01T00:00:00.5Z")).unwrap(), Value::Int(500));
     }
