@@ -26,15 +26,23 @@ impl Map {
 impl Operator for Map {
     fn process(&mut self, mut record: Record, out: &mut Batch) -> Result<(), StepError> {
         let mut values = std::mem::take(&mut self.spare);
-        // Computed fields first, while the input record is whole.
-        let computed = self.exprs.iter().zip(&self.moved).map(|(e, &moved)| match moved {
-            true => Ok(Value::Null),
-            false => e.eval(&record),
-        });
-        if let Err(error) = crate::record::extend_or_first_error(&mut values, computed) {
-            values.clear();
-            self.spare = values;
-            return Err(StepError { error, record });
+        // Computed fields first, while the input record is whole, into slots made NULL
+        // in one go (a NULL handed through an iterator per moved field was written as
+        // its tag byte and read back as a word: a store-forwarding stall per field, 38%
+        // of this function on Nexmark q0).
+        values.resize(self.exprs.len(), Value::Null);
+        for ((e, &moved), value) in self.exprs.iter().zip(&self.moved).zip(values.iter_mut()) {
+            if moved {
+                continue;
+            }
+            match e.eval(&record) {
+                Ok(v) => *value = v,
+                Err(error) => {
+                    values.clear();
+                    self.spare = values;
+                    return Err(StepError { error, record });
+                }
+            }
         }
         let mut input = record.take_values();
         for ((e, &moved), value) in self.exprs.iter().zip(&self.moved).zip(values.iter_mut()) {
