@@ -100,6 +100,18 @@ impl Layouts {
         }
     }
 
+    /// Makers of the same shapes (twins: the same schema ids), for another thread: the
+    /// compiled expressions both threads run remember one shape per field, and shapes
+    /// of their own would overwrite each other's there on every lookup.
+    fn twins(&self) -> Layouts {
+        Layouts {
+            person: SchemaMaker::new(self.person.schema()),
+            auction: SchemaMaker::new(self.auction.schema()),
+            bid: SchemaMaker::new(self.bid.schema()),
+            types: self.types.clone(),
+        }
+    }
+
     /// Event `n` as a record of its type's layout.
     fn record(&mut self, generator: &mut NexmarkGenerator, n: u64) -> Record {
         type Make = fn(&mut NexmarkGenerator, u64, &mut Vec<Value>);
@@ -158,7 +170,7 @@ impl Source for NexmarkSource {
         let share = |k: usize| -> Box<dyn super::BlockShare> {
             Box::new(NexmarkShare {
                 generator: self.generator.clone(),
-                layouts: Layouts::new(),
+                layouts: self.layouts.twins(),
                 numbering: self.synthetic.clone(),
                 from: self.synthetic.next,
                 end: self.synthetic.count(),
