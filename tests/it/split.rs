@@ -89,17 +89,38 @@ fn workers_splitting_a_file_give_the_windows_late_and_bad_records_of_one_thread(
 
 #[test]
 fn under_on_error_fail_the_workers_stop_at_the_first_bad_record_of_the_file() {
+    let run = |dir: &std::path::Path, parallelism: &str| {
+        let (code, stderr, _) = run(dir, "fail", parallelism);
+        (code, stderr)
+    };
+    stop_at_the_first_bad_record_of_one_thread(run, "in.csv:9974)", "split between");
+}
+
+/// Under `on_error: fail`, `run` (in a directory holding [`input_with_bad_rows`] as
+/// in.csv) at parallelism 1 stops at the bad record `first` (in its error line), and
+/// at parallelism 2 and 3 (three times each, logging `parallel`) at the same one, with
+/// the same exit code.
+pub fn stop_at_the_first_bad_record_of_one_thread(
+    run: impl Fn(&std::path::Path, &str) -> (i32, String),
+    first: &str,
+    parallel: &str,
+) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("in.csv"), input_with_bad_rows()).unwrap();
+    let run = |parallelism: &str| run(dir.path(), parallelism);
     let error = |stderr: &str| stderr.lines().find(|l| l.contains("error")).unwrap_or_default().to_string();
-    let (code, stderr, _) = run(dir.path(), "fail", "1");
+    let (code, stderr) = run("1");
     assert_eq!(code, 1, "{stderr}");
-    assert!(error(&stderr).contains("in.csv:9974)"), "{stderr}");
+    assert!(error(&stderr).contains(first), "{stderr}");
     for parallelism in ["2", "3"] {
         for _ in 0..3 {
-            let (split_code, split_stderr, _) = run(dir.path(), "fail", parallelism);
-            assert!(split_stderr.contains("split between"), "{split_stderr}");
-            assert_eq!((split_code, error(&split_stderr)), (code, error(&stderr)), "at parallelism {parallelism}");
+            let (parallel_code, parallel_stderr) = run(parallelism);
+            assert!(parallel_stderr.contains(parallel), "{parallel_stderr}");
+            assert_eq!(
+                (parallel_code, error(&parallel_stderr)),
+                (code, error(&stderr)),
+                "at parallelism {parallelism}"
+            );
         }
     }
 }
