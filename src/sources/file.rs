@@ -301,18 +301,6 @@ impl Source for FileSource {
         })
     }
 
-    /// CSV whose columns are known before reading (a header or `schema:`): its blocks'
-    /// records then carry twins of one schema. (JSON and text decoders make a schema
-    /// of their own per block.)
-    fn block_shares(&self, workers: usize) -> Option<Vec<Box<dyn super::BlockShare>>> {
-        if self.decoding.format.value != DataFormat::Csv || self.columns.schema.is_none() {
-            return None;
-        }
-        let feeds = self.split_into_blocks(workers)?;
-        let share = |feed| Box::new(super::parallel_decode::FeedShare::new(feed)) as Box<dyn super::BlockShare>;
-        Some(feeds.into_iter().map(share).collect())
-    }
-
     fn sizes(&self) -> Option<Vec<u64>> {
         if self.follow {
             return None;

@@ -95,12 +95,15 @@ pub trait Source: Send {
     /// The input from where it stands read in blocks by `workers` threads: share k
     /// reads blocks k, k + `workers`, ..., so taking one block from each share in turn
     /// gives the records of reading the whole input in order; None when the source
-    /// cannot be read in blocks. The shares' records carry twins of the same schemas
-    /// (`Schema::twin`): the threads run the same compiled expressions, which
-    /// remember one shape per field, and shapes of their own would overwrite each
-    /// other's there on every lookup.
-    fn block_shares(&self, _workers: usize) -> Option<Vec<Box<dyn BlockShare>>> {
-        None
+    /// cannot be read in blocks.
+    fn block_shares(&self, workers: usize) -> Option<Vec<Box<dyn BlockShare>>> {
+        let feeds = self.split_into_blocks(workers)?;
+        Some(
+            feeds
+                .into_iter()
+                .map(|feed| Box::new(parallel_decode::FeedShare::new(feed)) as Box<dyn BlockShare>)
+                .collect(),
+        )
     }
 }
 
