@@ -59,6 +59,41 @@ fn a_stateless_file_pipeline_on_every_core_writes_the_file_of_one_thread() {
 }
 
 #[test]
+fn json_lines_on_every_core_are_written_as_one_thread_writes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let json: String = input_with_bad_rows()
+        .lines()
+        .skip(1)
+        .map(|row| match row.split(',').collect::<Vec<_>>()[..] {
+            [ts, user, url, bytes, status] if bytes.parse::<i64>().is_ok() => format!(
+                "{{\"ts\":{ts},\"user_id\":\"{user}\",\"url\":\"{url}\",\"bytes\":{bytes},\"status\":{status}}}\n"
+            ),
+            _ => "not json\n".to_string(),
+        })
+        .collect();
+    std::fs::write(dir.path().join("in.jsonl"), json).unwrap();
+    let yaml = PIPELINE.replace("{policy}", "errors").replace(
+        "    path: in.csv\n    schema: {ts: int, user_id: string, url: string, bytes: int, status: int}\n",
+        "    path: in.jsonl\n",
+    );
+    let path = write_pipeline(dir.path(), "json.yaml", &yaml);
+    let read = |name: &str| std::fs::read_to_string(dir.path().join("out").join(name)).unwrap();
+    let mut one = None;
+    for parallelism in ["1", "2", "3"] {
+        let _ = std::fs::remove_dir_all(dir.path().join("out"));
+        let out = flowctl(&["run", "-v", "--parallelism", parallelism, &path], None, &[]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert_eq!(out.stderr.contains(IN_BLOCKS), parallelism != "1", "{}", out.stderr);
+        let written = (read("out.csv"), read("errors.jsonl"), summary_counts(&out.stderr));
+        assert!(written.1.contains("invalid JSON"), "{}", written.1);
+        match &one {
+            None => one = Some(written),
+            Some(one) => assert!(&written == one, "the output differs at parallelism {parallelism}"),
+        }
+    }
+}
+
+#[test]
 fn under_on_error_fail_the_threads_stop_at_the_first_bad_record_of_the_file() {
     let run = |dir: &std::path::Path, parallelism: &str| {
         let (code, stderr, _, _) = run(dir, "fail", parallelism);
