@@ -8,9 +8,9 @@
 //! Used where the lane encodes for its one sink: a stateless pipeline reading one
 //! file, which otherwise runs on one source thread.
 
-use super::source_thread::{LaneWork, Pumped};
+use super::source_thread::{spawn, LaneWork, Pumped};
 use super::Message;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::sources::BlockShare;
 use crossbeam_channel::{bounded, Receiver, Sender};
 
@@ -25,15 +25,6 @@ pub fn start(shares: Vec<Box<dyn BlockShare>>, works: Vec<LaneWork>, tx: Sender<
         outputs.push(out_rx);
     }
     spawn(name.to_string(), move || forward(outputs, tx))
-}
-
-fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> Result<()> {
-    // Detached, as source threads are: the run does not wait for them.
-    std::thread::Builder::new()
-        .name(name)
-        .spawn(f)
-        .map(|_| ())
-        .map_err(|e| Error::Internal(format!("cannot start a source thread: {e}")))
 }
 
 /// A worker: each block's messages as one list, the last one ending with `End` or

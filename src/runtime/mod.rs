@@ -362,19 +362,13 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
         .enumerate()
         .map(|(n, (source, lane))| {
             let (tx, rx) = bounded(options.channel_capacity);
-            // Named for `top -H`: `source-<lane>` (Linux keeps 15 characters).
             let name = format!("source-{n}");
             if let Some(shares) = shares.next() {
                 let works = shares.iter().map(|_| lane_work(lane)).collect::<Result<_>>()?;
                 return block_lanes::start(shares, works, tx, &name).map(|_| rx);
             }
             let reader = source_thread::SourceThread { source, work: lane_work(lane)?, tx };
-            // Detached: a source blocked reading stdin must not keep the process alive.
-            std::thread::Builder::new()
-                .name(name)
-                .spawn(move || reader.run())
-                .map(|_| rx)
-                .map_err(|e| Error::Internal(format!("cannot start a source thread: {e}")))
+            source_thread::spawn(name, move || reader.run()).map(|_| rx)
         })
         .collect::<Result<_>>()?;
 

@@ -5,7 +5,7 @@
 //! thread into the executor's channel, `block_lanes` one read by several.
 
 use super::{event_time, lane_lines, lane_steps, Message};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::record::Batch;
 use crate::sources::{self, BadRecord};
 use crate::validate::CompiledEventTime;
@@ -36,7 +36,18 @@ impl Outbox for Vec<Message> {
 /// Records a lane reads, stamps and runs its steps on at a time: few enough that they
 /// are still in the core's first-level cache when the next pass over them comes (W1:
 /// 128 decoded rows are ~25 KiB). They are sent in batches of `batch_size`.
-const READ_CHUNK: usize = 128;
+pub const READ_CHUNK: usize = 128;
+
+/// Starts a thread reading a source, named `name` (for `top -H`; Linux keeps 15
+/// characters). Detached: the run does not wait for it, and a source blocked reading
+/// stdin must not keep the process alive.
+pub fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> Result<()> {
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(f)
+        .map(|_| ())
+        .map_err(|e| Error::Internal(format!("cannot start a source thread: {e}")))
+}
 
 /// How a reader's records become a lane's messages.
 pub struct LaneWork {

@@ -31,6 +31,7 @@ use super::errors::RecordFailure;
 use super::executor::{Barrier, Executor};
 use super::keyed::Stats;
 use super::lane_steps::{marker, LaneSteps, Marker};
+use super::source_thread::READ_CHUNK;
 use crate::error::{Error, Result};
 use crate::expr::Expr;
 use crate::record::{Batch, Origin, Record, Schema, SchemaMaker, NO_WATERMARK};
@@ -78,9 +79,6 @@ impl Shared {
         block >= self.stop_at.load(Ordering::Relaxed)
     }
 }
-
-/// Records a worker reads and passes through its stages at a time, as a source thread.
-const READ_CHUNK: usize = 128;
 
 /// Stamps records with the watermark before them, as the merge does on one thread:
 /// outputs of one input (same origin) share its stamp.
@@ -408,6 +406,7 @@ impl Worker {
         let mut stamper = Stamper { max_ts: None, out_of_orderness: self.out_of_orderness, last: None };
         let (mut records, mut bad, mut outputs) = (Vec::new(), Vec::new(), Vec::new());
         loop {
+            // As many records at a time as a source thread reads.
             let more = decoder.read(READ_CHUNK, &mut records, &mut bad).map_err(|e| Error::io("cannot decode", e))?;
             inputs += (records.len() + bad.len()) as u64;
             records.retain_mut(|record| match super::event_time::assign(record, self.event_time.as_ref(), now) {

@@ -12,7 +12,7 @@
 //! stray quote inside an unquoted field, such as `5" screen`.)
 
 use super::decode::{read_csv_header, Decoder, KnownColumns};
-use super::BadRecord;
+use super::{BadRecord, BlockShare};
 use crate::error::{Error, Result};
 use crate::record::{Batch, Origin};
 use crate::spec::{DataFormat, Decoding};
@@ -74,7 +74,7 @@ impl ParallelDecoding {
         for feed in deal(files, workers, BLOCK) {
             // One block decoded per worker: memory stays a few blocks.
             let (out_tx, out_rx) = bounded::<Decoded>(1);
-            std::thread::spawn(move || decode_blocks(feed, out_tx));
+            std::thread::spawn(move || decode_blocks(FeedShare::new(feed), out_tx));
             outputs.push(out_rx);
         }
         ParallelDecoding { outputs, next: 0, chunks: VecDeque::new(), ended: false }
@@ -323,7 +323,7 @@ impl FeedShare {
     }
 }
 
-impl super::BlockShare for FeedShare {
+impl BlockShare for FeedShare {
     fn next_block(&mut self) -> Result<bool> {
         if let Some(done) = self.current.take() {
             self.feed.recycle(done);
@@ -342,19 +342,14 @@ impl super::BlockShare for FeedShare {
 }
 
 /// A worker: decodes blocks into chunks of records until the reader ends.
-fn decode_blocks(mut feed: BlockFeed, out: Sender<Decoded>) {
+fn decode_blocks(mut share: FeedShare, out: Sender<Decoded>) {
     loop {
-        let decoded = match feed.next_block() {
-            Ok(Some(block)) => {
-                let mut decoder = feed.decoder(block);
-                let decoded = match decode_block(&mut decoder) {
-                    Ok(chunks) => Decoded::Chunks(chunks),
-                    Err(e) => Decoded::Failed(Error::io("cannot decode".to_string(), e)),
-                };
-                feed.recycle(decoder);
-                decoded
-            }
-            Ok(None) => Decoded::End,
+        let decoded = match share.next_block() {
+            Ok(true) => match decode_block(&mut share) {
+                Ok(chunks) => Decoded::Chunks(chunks),
+                Err(e) => Decoded::Failed(e),
+            },
+            Ok(false) => Decoded::End,
             Err(e) => Decoded::Failed(e),
         };
         let last = !matches!(decoded, Decoded::Chunks(_));
@@ -364,12 +359,12 @@ fn decode_blocks(mut feed: BlockFeed, out: Sender<Decoded>) {
     }
 }
 
-/// Decodes one block into chunks of records and bad input.
-fn decode_block(decoder: &mut BlockDecoder) -> std::io::Result<Vec<(Batch, Vec<BadRecord>)>> {
+/// Decodes the share's current block into chunks of records and bad input.
+fn decode_block(share: &mut FeedShare) -> Result<Vec<(Batch, Vec<BadRecord>)>> {
     let mut chunks = Vec::new();
     loop {
         let (mut records, mut bad) = (Vec::with_capacity(CHUNK), Vec::new());
-        let more = decoder.read(CHUNK, &mut records, &mut bad)?;
+        let more = share.read(CHUNK, &mut records, &mut bad)?;
         if !records.is_empty() || !bad.is_empty() {
             chunks.push((records, bad));
         }
