@@ -92,10 +92,13 @@ fn run_case(valid: &ValidPipeline, case: &TestCaseSpec) -> Result<CaseResult> {
         .collect::<Result<_>>()?;
     let memories: Vec<MemorySink> = pipeline.spec.sinks.iter().map(|_| MemorySink::default()).collect();
     let sinks: Vec<Box<dyn Sink>> = memories.iter().map(|m| Box::new(m.clone()) as Box<dyn Sink>).collect();
-    let plan = plan::plan(pipeline);
     // One thread: expected records are compared in order.
-    let options = RunOptions { parallelism: Some(1), ..RunOptions::default() };
-    runtime::run_with(&plan, &options, Some(runtime::Io { sources, sinks }))?;
+    let plan_options = plan::PlanOptions { parallelism: Some(1), cores: 1, io: plan::Io::Given };
+    let plan = plan::physical::plan(plan::plan(pipeline), &plan_options).map_err(|d| {
+        let messages: Vec<&str> = d.items().iter().map(|i| i.message.as_str()).collect();
+        Error::Usage(format!("the pipeline cannot run: {}", messages.join("; ")))
+    })?;
+    runtime::run_with(&plan, &RunOptions::default(), Some(runtime::Io { sources, sinks }))?;
     let mut failures = Vec::new();
     for (id, index, expected) in targets {
         let actual: Vec<Record> = memories[index].records.lock().map(|r| r.clone()).unwrap_or_default();

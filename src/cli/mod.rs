@@ -86,13 +86,22 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
-    /// Print the operator chains and edges a pipeline runs as.
+    /// Print how a pipeline runs: its operators, where each runs (threads), the edges
+    /// between them (forward, partition by key), and whether a checkpoint's state can
+    /// be restored.
     Plan {
         /// The pipeline file.
         pipeline: PathBuf,
         /// Override a spec value (as for `run`).
         #[arg(long = "set", value_name = "PATH=VALUE")]
         set: Vec<spec::overrides::Override>,
+        /// The run's parallelism to plan for (as `run --parallelism`; default: the
+        /// pipeline's `parallelism:`, else the number of cores).
+        #[arg(long, short = 'p', value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        parallelism: Option<u64>,
+        /// `text`, `json` (for tools and tests), `dot` (Graphviz) or `mermaid`.
+        #[arg(long, value_enum, default_value_t = PlanFormatArg::Text)]
+        format: PlanFormatArg,
     },
     /// Run the `tests:` cases of a pipeline file: given input records per source,
     /// expected records per sink or step id. Exit 0 when all pass, 1 otherwise.
@@ -118,6 +127,25 @@ pub enum Command {
 pub enum Format {
     Text,
     Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormatArg {
+    Text,
+    Json,
+    Dot,
+    Mermaid,
+}
+
+impl PlanFormatArg {
+    fn format(self) -> plan::PlanFormat {
+        match self {
+            PlanFormatArg::Text => plan::PlanFormat::Text,
+            PlanFormatArg::Json => plan::PlanFormat::Json,
+            PlanFormatArg::Dot => plan::PlanFormat::Dot,
+            PlanFormatArg::Mermaid => plan::PlanFormat::Mermaid,
+        }
+    }
 }
 
 /// Runs a parsed command line; returns the process exit code.
@@ -160,17 +188,21 @@ pub fn run(cli: Cli) -> i32 {
         }
         Command::Checkpoints { action } => checkpoints::run(action),
         Command::Validate { files, format } => validate_files(&files, format),
-        Command::Plan { pipeline, set } => match load_valid(&pipeline, true, &set) {
-            Ok(valid) => {
-                let plan = plan::plan(valid);
-                print!("{}", plan.describe());
-                if let Some(text) = runtime::checkpointing::describe_restore(&plan) {
-                    print!("{text}");
+        Command::Plan { pipeline, set, parallelism, format } => {
+            let options = plan::PlanOptions::on_this_machine(parallelism.map(|p| p as usize));
+            match load_plan(&pipeline, true, &set, &options) {
+                Ok(plan) => {
+                    print!("{}", plan::render(&plan, format.format()));
+                    if format == PlanFormatArg::Text {
+                        if let Some(text) = runtime::checkpointing::describe_restore(&plan.logical) {
+                            print!("{text}");
+                        }
+                    }
+                    0
                 }
-                0
+                Err(code) => code,
             }
-            Err(code) => code,
-        },
+        }
         Command::Schema => {
             match serde_json::to_string_pretty(&spec::schema::json_schema()) {
                 Ok(text) => println!("{text}"),
@@ -203,6 +235,21 @@ fn load_valid(path: &Path, peek_inputs: bool, overrides: &[spec::overrides::Over
     validate::validate_file(&file, &options).map_err(|diags| print_diagnostics(&file, &diags))
 }
 
+/// Reads, validates and plans a pipeline for a run with `options`, printing
+/// diagnostics; Err is the exit code.
+fn load_plan(
+    path: &Path,
+    peek_inputs: bool,
+    overrides: &[spec::overrides::Override],
+    options: &plan::PlanOptions,
+) -> Result<plan::PhysicalPlan, i32> {
+    let valid = load_valid(path, peek_inputs, overrides)?;
+    plan::physical::plan(plan::plan(valid), options).map_err(|diags| match read(path) {
+        Ok(file) => print_diagnostics(&file, &diags),
+        Err(code) => code,
+    })
+}
+
 fn print_diagnostics(file: &SourceFile, diags: &Diagnostics) -> i32 {
     eprint!("{}", diags.render(&file.display(), &file.text));
     let n = diags.len();
@@ -228,7 +275,11 @@ fn validate_files(files: &[PathBuf], format: Format) -> i32 {
             }
         };
         let options = Options { env: &spec::process_env, peek_fields: &no_peek, overrides: &[] };
-        match validate::validate_file(&file, &options) {
+        // What `run` would refuse, `validate` refuses too.
+        let planned = validate::validate_file(&file, &options).and_then(|valid| {
+            plan::physical::plan(plan::plan(valid), &plan::PlanOptions::on_this_machine(None)).map(drop)
+        });
+        match planned {
             Ok(_) => {
                 if format == Format::Text {
                     println!("{}: ok", file.display());
@@ -258,18 +309,10 @@ fn run_pipeline(
     overrides: &[spec::overrides::Override],
     display: Option<progress::Display>,
 ) -> i32 {
-    let valid = match load_valid(path, true, overrides) {
-        Ok(v) => v,
+    let plan = match load_plan(path, true, overrides, &plan::PlanOptions::on_this_machine(options.parallelism)) {
+        Ok(plan) => plan,
         Err(code) => return code,
     };
-    let plan = plan::plan(valid);
-    let unsupported = runtime::support::unsupported(&plan);
-    if !unsupported.is_empty() {
-        return match read(path) {
-            Ok(file) => print_diagnostics(&file, &unsupported),
-            Err(code) => code,
-        };
-    }
     let outcome = runtime::run(&plan, &options);
     if let Some(d) = display {
         d.finish();
@@ -301,8 +344,9 @@ fn run_pipeline(
 }
 
 fn test_pipeline(path: &Path) -> i32 {
-    let valid = match load_valid(path, false, &[]) {
-        Ok(v) => v,
+    let given = plan::PlanOptions { parallelism: Some(1), cores: 1, io: plan::Io::Given };
+    let valid = match load_plan(path, false, &[], &given) {
+        Ok(plan) => plan.logical.pipeline,
         Err(code) => return code,
     };
     if valid.spec.tests.is_empty() {

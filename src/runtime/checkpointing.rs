@@ -5,7 +5,7 @@
 use crate::checkpoint::store::{Found, Lock, Store};
 use crate::checkpoint::{compatibility, Checkpoint, Restore};
 use crate::error::{Error, Result};
-use crate::plan::{describe_step, Plan};
+use crate::plan::{describe_step, LogicalPlan as Plan};
 use crate::validate::CompiledStep;
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,9 @@ pub fn step_keys(plan: &Plan) -> Vec<(String, String)> {
         .iter()
         .enumerate()
         .map(|(i, step)| {
+            if let CompiledStep::Component(built) = &p.steps[i] {
+                return (step.label(i), format!("{}: {}", step.kind.name(), built.fingerprint()));
+            }
             let mut fingerprint = format!("{}: {}", step.kind.name(), describe_step(&step.kind));
             if let CompiledStep::Reduce { key_exprs, window, .. } = &p.steps[i] {
                 let keys: Vec<&str> = key_exprs.iter().map(|e| e.text()).collect();

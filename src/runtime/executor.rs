@@ -10,7 +10,7 @@ use super::{RunSummary, SinkMessage};
 use crate::checkpoint::{Checkpoint, Position, SinkState, SourceState, StepState};
 use crate::error::{Error, Result};
 use crate::expr::Expr;
-use crate::plan::Plan;
+use crate::plan::LogicalPlan as Plan;
 use crate::record::{Batch, Record};
 use crate::sinks::encode::LineEncoder;
 use crate::sinks::SinkError;
@@ -120,7 +120,7 @@ pub struct Lane {
     /// Whether it can resume from a position (only those are recorded).
     pub replayable: bool,
     pub committer: Option<crate::sources::Committer>,
-    /// The sink this lane encodes its records for (`Plan::lane_sink`), when it sends
+    /// The sink this lane encodes its records for (`PhysicalPlan::sources`), when it sends
     /// lines instead of records.
     pub line_sink: Option<usize>,
 }

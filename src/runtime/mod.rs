@@ -1,4 +1,4 @@
-//! Executes a [`Plan`]: source threads decode batches into bounded channels, the
+//! Executes a [`PhysicalPlan`]: source threads decode batches into bounded channels, the
 //! executor runs the fused operators, sink threads write. Knows nothing of YAML or
 //! the command line.
 //!
@@ -19,10 +19,9 @@ mod merge;
 pub mod metrics;
 mod source_thread;
 mod split;
-pub mod support;
 
 use crate::error::{Error, Result};
-use crate::plan::Plan;
+use crate::plan::{Execution, LogicalPlan, PhysicalPlan};
 use crate::record::Batch;
 use crate::sinks::{self, SinkError};
 use crate::sources::{self, BadRecord};
@@ -175,7 +174,7 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs the plan to completion (bounded input), until it fails, or until a signal.
 /// With a `checkpoint:` block, resumes from the newest valid checkpoint first.
-pub fn run(plan: &Plan, options: &RunOptions) -> Result<RunSummary> {
+pub fn run(plan: &PhysicalPlan, options: &RunOptions) -> Result<RunSummary> {
     run_with(plan, options, None)
 }
 
@@ -186,9 +185,10 @@ pub struct Io {
     pub sinks: Vec<Box<dyn sinks::Sink>>,
 }
 
-/// [`run`], with the spec's sources and sinks replaced when `io` is given.
-pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<RunSummary> {
-    let given = io.is_some();
+/// [`run`], with the spec's sources and sinks replaced when `io` is given (the plan
+/// must then have been made for given I/O: `plan::Io::Given`).
+pub fn run_with(physical: &PhysicalPlan, options: &RunOptions, io: Option<Io>) -> Result<RunSummary> {
+    let plan: &LogicalPlan = &physical.logical;
     let (mut given_sources, mut given_sinks) = match io {
         Some(io) => (Some(io.sources.into_iter()), Some(io.sinks.into_iter())),
         None => (None, None),
@@ -221,11 +221,11 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
     for (i, source) in spec.sources.iter().enumerate() {
         let columns = sources::KnownColumns {
             schema: pipeline.source_schemas[i].clone(),
-            unread: crate::plan::projection::unread_columns(pipeline, i),
+            unread: physical.sources[i].unread_columns.clone(),
         };
         let source_lanes = match given_sources.as_mut().and_then(Iterator::next) {
             Some(given) => vec![given],
-            None => sources::build(spec, source, i, columns)?,
+            None => sources::build(spec, source, i, columns, physical.sources[i].decode_threads)?,
         };
         for mut s in source_lanes {
             let lane = s.lane();
@@ -304,7 +304,7 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
     drop(on_reject);
 
     // The stateless head of the pipeline runs on every lane's thread.
-    let head = plan.lane_steps();
+    let head = physical.head.clone();
     let head_counts = Arc::new(lane_steps::LaneCounts::new(spec.sources.len(), spec.steps.len()));
     let lane_head = || -> Result<Option<lane_steps::LaneSteps>> {
         if head.is_empty() {
@@ -320,22 +320,30 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
             .collect::<Result<Vec<_>>>()?;
         Ok(Some(lane_steps::LaneSteps::new(steps, head_counts.clone())))
     };
-    // A file read by the keyed steps' workers themselves (`split.rs`), when the run
-    // allows it; else the sources' threads feed the merge.
-    let parallelism = parallelism(plan, options);
-    let keyed = if parallelism > 1 { plan.keyed_steps() } else { Err("parallelism 1") };
-    let split_key_by = match &keyed {
-        Ok(_) if !given && opened.len() == 1 => plan.split_key_by(),
+    let parallelism = physical.parallelism;
+    // A file read by the keyed steps' workers themselves (`split.rs`); else the
+    // sources' threads feed the merge.
+    let feeds = match (&physical.execution, &opened[..]) {
+        (Execution::SplitByData { .. }, [source]) => Some(
+            source
+                .split_into_blocks(parallelism)
+                .ok_or_else(|| Error::Internal("the plan splits a source that cannot be read in blocks".into()))?,
+        ),
+        (Execution::SplitByData { .. }, _) => {
+            return Err(Error::Internal("the plan splits the data of more than one lane".into()))
+        }
         _ => None,
     };
-    let feeds = split_key_by.and_then(|_| opened.first().and_then(|s| s.split_into_blocks(parallelism)));
     if feeds.is_some() {
         opened.clear();
     }
     let line_encoders: Vec<_> = sink_writers.iter().map(|s| s.line_encoder()).collect();
     // The executor posts a lane's lines to the sink they were encoded for.
     for lane in &mut lanes {
-        lane.line_sink = plan.lane_sink(lane.source).filter(|&sink| line_encoders[sink].is_some());
+        lane.line_sink = physical.sources[lane.source].encodes_for;
+        if lane.line_sink.is_some_and(|sink| line_encoders[sink].is_none()) {
+            return Err(Error::Internal("the plan encodes lines for a sink that takes records".into()));
+        }
     }
     let lane_work = |lane: &executor::Lane| -> Result<source_thread::LaneWork> {
         Ok(source_thread::LaneWork {
@@ -346,15 +354,19 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
             lines: lane.line_sink.and_then(|sink| line_encoders[sink].clone()).map(lane_lines::LaneLines::new),
         })
     };
-    // A stateless pipeline reading one file into its one sink reads the file on every
-    // core (`block_lanes`).
-    let shares = match (&opened[..], &lanes[..]) {
-        ([source], [lane]) if parallelism > 1 && !given && lane.line_sink.is_some() => source.block_shares(parallelism),
+    // A stateless pipeline reading one source into its one sink reads the source on
+    // every core (`block_lanes`).
+    let shares = match (&physical.execution, &opened[..]) {
+        (Execution::BlockLanes { threads }, [source]) => Some(
+            source
+                .block_shares(*threads)
+                .ok_or_else(|| Error::Internal("the plan reads in blocks a source that cannot be".into()))?,
+        ),
+        (Execution::BlockLanes { .. }, _) => {
+            return Err(Error::Internal("the plan reads more than one lane in blocks".into()))
+        }
         _ => None,
     };
-    if shares.is_some() {
-        tracing::debug!("the source is read in blocks by {parallelism} threads, each running the steps");
-    }
     let mut shares = shares.into_iter();
     let receivers: Vec<Receiver<Message>> = opened
         .into_iter()
@@ -412,8 +424,8 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
     if let Some(c) = &resume {
         merge.restore(&resumed_at, c.watermark);
     }
-    if let (Some(feeds), Some(key_by), Ok(keyed)) = (feeds, split_key_by, keyed.clone()) {
-        tracing::debug!("the file is split between {parallelism} workers running every step");
+    if let (Some(feeds), Execution::SplitByData { key_by, .. }) = (feeds, &physical.execution) {
+        let (key_by, keyed) = (*key_by, physical.keyed.clone());
         let saved = resume.as_ref().map(|c| c.steps.as_slice());
         let (instances, mut exchanges) = exec.instances(plan, keyed, parallelism, saved)?;
         if let Some(c) = &resume {
@@ -429,13 +441,9 @@ pub fn run_with(plan: &Plan, options: &RunOptions, io: Option<Io>) -> Result<Run
         let outcome = split::run(&mut exec, work, &interrupt);
         return finish(exec, outcome, spec, &rejected, started);
     }
-    match keyed {
-        Ok(keyed) => {
-            tracing::debug!("keyed steps run on {parallelism} parallel instances");
-            let saved = resume.as_ref().map(|c| c.steps.as_slice());
-            exec.parallel(plan, keyed, parallelism, saved, options.channel_capacity)?;
-        }
-        Err(why) => tracing::debug!("every step runs on one thread: {why}"),
+    if let Execution::KeyedInstances { instances, .. } = physical.execution {
+        let saved = resume.as_ref().map(|c| c.steps.as_slice());
+        exec.parallel(plan, physical.keyed.clone(), instances, saved, options.channel_capacity)?;
     }
     if let Some(c) = &resume {
         exec.restore(&c.steps)?;
@@ -461,16 +469,6 @@ fn finish(
     }
     summary.elapsed = started.elapsed();
     Ok(summary)
-}
-
-/// The number of parallel keyed instances: a keyed step's `parallelism:` (as a Flink
-/// operator's own parallelism), else `--parallelism`, else the pipeline's
-/// `parallelism:`, else the number of cores.
-pub fn parallelism(plan: &Plan, options: &RunOptions) -> usize {
-    let spec = &plan.pipeline.spec;
-    let cores = || std::thread::available_parallelism().map_or(1, |n| n.get());
-    let on_step = spec.steps.iter().find_map(|s| s.parallelism.as_ref()).map(|p| p.value as usize);
-    on_step.or(options.parallelism).or(spec.parallelism.as_ref().map(|p| p.value as usize)).unwrap_or_else(cores).max(1)
 }
 
 /// What a sink does with a row its target rejects, from the pipeline's `on_error`:

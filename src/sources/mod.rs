@@ -126,6 +126,7 @@ pub fn build(
     source: &SourceSpec,
     index: usize,
     columns: KnownColumns,
+    decode_threads: usize,
 ) -> Result<Vec<Box<dyn Source>>> {
     if let SourceKind::Kafka { .. } = &source.kind {
         return kafka::open(spec, source, index);
@@ -139,18 +140,24 @@ pub fn build(
             })
             .collect());
     }
-    build_one(spec, source, index, columns).map(|s| vec![s])
+    build_one(spec, source, index, columns, decode_threads).map(|s| vec![s])
 }
 
-fn build_one(spec: &PipelineSpec, source: &SourceSpec, index: usize, columns: KnownColumns) -> Result<Box<dyn Source>> {
+fn build_one(
+    spec: &PipelineSpec,
+    source: &SourceSpec,
+    index: usize,
+    columns: KnownColumns,
+    decode_threads: usize,
+) -> Result<Box<dyn Source>> {
     let origin = Origin { source: index as u32, ..Origin::default() };
     match &source.kind {
         SourceKind::File { path, decoding, follow } => {
             let files = file::expand(spec, &path.value)
                 .map_err(|e| Error::External(format!("source `{}`: {e}", source.id.value)))?;
             let mut s = file::FileSource::open(files, decoding.clone(), origin, columns, &source.id.value)?;
-            if let Some(readers) = source.parallelism.as_ref().filter(|p| p.value > 1) {
-                s.decode_in_parallel(readers.value as usize)?;
+            if decode_threads > 1 {
+                s.decode_in_parallel(decode_threads)?;
             }
             if follow.value {
                 let resolved = spec.resolve(&path.value).to_string_lossy().to_string();

@@ -3,7 +3,7 @@
 //! field, wrong type, bad duration and bad enum value, all at once.
 
 use super::duration::parse_duration;
-use super::fields::{Field, Ty, PIPELINE, STEP_COMMON, STEP_KINDS};
+use super::fields::{step_kinds, Field, Ty, PIPELINE, STEP_COMMON};
 use super::node::{Node, NodeKind, ScalarStyle};
 use crate::diag::{did_you_mean, Diagnostics};
 
@@ -238,7 +238,7 @@ fn check_tagged(node: &Node, tag: &str, variants: &[super::fields::Variant], wha
 /// several kinds (an error the check reports) the first one is used, so that later
 /// rules still see the step.
 pub fn step_kind(item: &Node) -> Option<(&Node, &Node)> {
-    item.entries().iter().find(|(k, _)| STEP_KINDS.iter().any(|f| Some(f.name) == k.scalar())).map(|(k, v)| (k, v))
+    item.entries().iter().find(|(k, _)| step_kinds().any(|f| Some(f.name) == k.scalar())).map(|(k, v)| (k, v))
 }
 
 fn check_step(item: &Node, index: usize, diags: &mut Diagnostics) {
@@ -254,7 +254,7 @@ fn check_step(item: &Node, index: usize, diags: &mut Diagnostics) {
     let mut kinds = 0;
     for (key, value) in item.entries() {
         let name = key.scalar().unwrap_or_default();
-        if let Some(kind) = STEP_KINDS.iter().find(|f| f.name == name) {
+        if let Some(kind) = step_kinds().find(|f| f.name == name) {
             kinds += 1;
             if kinds > 1 {
                 diags.error(
@@ -267,9 +267,9 @@ fn check_step(item: &Node, index: usize, diags: &mut Diagnostics) {
         } else if let Some(common) = STEP_COMMON.iter().find(|f| f.name == name) {
             check_value(value, &common.ty, &field_of(name, &what), diags);
         } else {
-            let candidates = STEP_KINDS.iter().chain(STEP_COMMON).map(|f| f.name);
+            let candidates = step_kinds().chain(STEP_COMMON).map(|f| f.name);
             let hint = did_you_mean(name, candidates).or_else(|| {
-                Some(format!("steps are: {}", STEP_KINDS.iter().map(|f| f.name).collect::<Vec<_>>().join(", ")))
+                Some(format!("steps are: {}", step_kinds().map(|f| f.name).collect::<Vec<_>>().join(", ")))
             });
             diags.error(key.span, format!("unknown step `{name}` in {what}"), hint);
             kinds += 1;
@@ -279,7 +279,7 @@ fn check_step(item: &Node, index: usize, diags: &mut Diagnostics) {
         diags.error(
             item.span,
             format!("{what} has no kind"),
-            Some(format!("add one of: {}", STEP_KINDS.iter().map(|f| f.name).collect::<Vec<_>>().join(", "))),
+            Some(format!("add one of: {}", step_kinds().map(|f| f.name).collect::<Vec<_>>().join(", "))),
         );
     }
 }

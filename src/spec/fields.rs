@@ -61,11 +61,11 @@ pub enum Ty {
     Steps,
 }
 
-const fn f(name: &'static str, ty: Ty, doc: &'static str) -> Field {
+pub const fn f(name: &'static str, ty: Ty, doc: &'static str) -> Field {
     Field { name, ty, required: false, doc }
 }
 
-const fn req(name: &'static str, ty: Ty, doc: &'static str) -> Field {
+pub const fn req(name: &'static str, ty: Ty, doc: &'static str) -> Field {
     Field { name, ty, required: true, doc }
 }
 
@@ -287,7 +287,13 @@ const SQL_SINK: &[Field] = sink_fields![
 ];
 
 /// Step kinds, each the one key of a step item.
-pub const STEP_KINDS: &[Field] = &[
+/// Every step kind: the built-in ones, then those defined whole in their own files
+/// (`steps/registry.rs`).
+pub fn step_kinds() -> impl Iterator<Item = &'static Field> {
+    BUILTIN_STEP_KINDS.iter().chain(crate::steps::registry::STEP_TYPES.iter().map(|t| &t.field))
+}
+
+const BUILTIN_STEP_KINDS: &[Field] = &[
     f("filter", Ty::Expr, "Keep records where the expression is true (null counts as false)."),
     f("map", Ty::Map(&Ty::Expr), "Replace the record with exactly these fields."),
     f("set", Ty::Map(&Ty::Expr), "Add or overwrite fields, keep the rest."),

@@ -313,15 +313,21 @@ pub enum StepKind {
     Map(Vec<(Spanned<String>, ExprSpec)>),
     Set(Vec<(Spanned<String>, ExprSpec)>),
     Drop(Vec<Spanned<String>>),
-    FlatMap { each: ExprSpec, as_field: Spanned<String> },
+    FlatMap {
+        each: ExprSpec,
+        as_field: Spanned<String>,
+    },
     KeyBy(KeySpec),
     Window(WindowSpec),
     Reduce(Vec<(Spanned<String>, ExprSpec)>),
+    /// A step defined whole in its own file (`steps/registry.rs`).
+    Component(std::sync::Arc<dyn crate::steps::component::StepConfig>),
 }
 
 impl StepKind {
     pub fn name(&self) -> &'static str {
         match self {
+            StepKind::Component(c) => c.kind(),
             StepKind::Filter(_) => "filter",
             StepKind::Map(_) => "map",
             StepKind::Set(_) => "set",
@@ -606,6 +612,47 @@ struct ModelBuilder<'a> {
     lines: Vec<&'a str>,
 }
 
+/// A registered step's body (`steps/component.rs`), with what its configuration is
+/// read through: expressions keep what maps their offsets back to the file.
+pub struct StepReader<'a> {
+    builder: &'a ModelBuilder<'a>,
+    /// The step's body (the value of its kind key).
+    pub body: &'a Node,
+    /// Where the step's kind key is.
+    pub span: Span,
+}
+
+impl StepReader<'_> {
+    /// The body's field `key`.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        self.body.get(key)
+    }
+
+    /// An expression.
+    pub fn expr(&self, node: &Node) -> ExprSpec {
+        self.builder.expr(node)
+    }
+
+    /// One expression or a list of them.
+    pub fn exprs(&self, node: &Node) -> Vec<ExprSpec> {
+        match &node.kind {
+            NodeKind::Seq(items) => items.iter().map(|i| self.expr(i)).collect(),
+            _ => vec![self.expr(node)],
+        }
+    }
+
+    /// A duration field (the shape check has reported one that does not parse).
+    pub fn duration(&self, key: &str) -> Option<Spanned<Duration>> {
+        let node = self.get(key)?;
+        Some(Spanned::new(duration(Some(node))?, node.span))
+    }
+
+    /// A string field.
+    pub fn text(&self, key: &str) -> Option<Spanned<String>> {
+        self.get(key).map(text)
+    }
+}
+
 impl ModelBuilder<'_> {
     fn expr(&self, node: &Node) -> ExprSpec {
         let style = match &node.kind {
@@ -805,7 +852,11 @@ impl ModelBuilder<'_> {
             }),
             "window" => StepKind::Window(self.window(key, body, diags)?),
             "reduce" => StepKind::Reduce(self.named_exprs(body)),
-            _ => return None,
+            other => {
+                let step_type = crate::steps::registry::find(other)?;
+                let reader = StepReader { builder: self, body, span: key.span };
+                StepKind::Component((step_type.parse)(&reader, diags)?)
+            }
         };
         Some(StepSpec {
             id: item.get("id").map(text),

@@ -1,7 +1,7 @@
 //! The JSON Schema of the pipeline format (`flowctl schema`), generated from the same
 //! table (`fields.rs`) the shape check uses, so editor completion and validation agree.
 
-use super::fields::{Field, Ty, PIPELINE, STEP_COMMON, STEP_KINDS, WINDOW_KINDS};
+use super::fields::{Field, Ty, PIPELINE, STEP_COMMON, WINDOW_KINDS};
 use serde_json::{json, Map, Value};
 
 pub fn json_schema() -> Value {
@@ -65,8 +65,7 @@ fn ty(t: &Ty) -> Value {
             }).collect::<Vec<_>>(),
         }),
         Ty::Steps => {
-            let variants: Vec<Value> = STEP_KINDS
-                .iter()
+            let variants: Vec<Value> = super::fields::step_kinds()
                 .map(|kind| {
                     // A step item: the common keys plus its one (required) kind key.
                     let mut schema = object_of(STEP_COMMON.iter().chain(std::iter::once(kind)));

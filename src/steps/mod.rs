@@ -2,6 +2,8 @@
 //! [`Operator::process`]; stateful ones (windows, reduce) add the hooks.
 
 pub mod aggregate;
+pub mod component;
+mod dedup;
 mod drop;
 mod filter;
 mod flat_map;
@@ -11,6 +13,7 @@ mod map;
 mod panes;
 mod passthrough;
 pub mod reduce;
+pub mod registry;
 mod results;
 mod set;
 pub mod window;
@@ -131,6 +134,7 @@ pub fn build(step: &CompiledStep) -> Option<Box<dyn Operator>> {
                 w.allowed_lateness,
             ))
         }
+        CompiledStep::Component(c) => c.operator(),
     })
 }
 

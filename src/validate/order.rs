@@ -15,10 +15,18 @@ pub fn check_order(spec: &PipelineSpec, graph: &Graph, diags: &mut Diagnostics) 
         };
         match &step.kind {
             StepKind::KeyBy(_) => {
-                if consumers.is_empty() || consumers.iter().any(|c| !matches!(kind_of(c), Some("window" | "reduce"))) {
+                let keyed = |r: &NodeRef| match r {
+                    NodeRef::Step(j) => match &spec.steps[*j].kind {
+                        StepKind::Window(_) | StepKind::Reduce(_) => true,
+                        StepKind::Component(c) => c.keyed(),
+                        _ => false,
+                    },
+                    _ => false,
+                };
+                if consumers.is_empty() || !consumers.iter().all(keyed) {
                     diags.error(
                         step.span,
-                        "`key_by` must be followed by `window` or `reduce`",
+                        "`key_by` must be followed by `window`, `reduce` or another step that keeps state per key",
                         Some("keys matter only to windows and aggregates; put filters and maps before `key_by`".into()),
                     );
                 }
@@ -37,7 +45,8 @@ pub fn check_order(spec: &PipelineSpec, graph: &Graph, diags: &mut Diagnostics) 
             | StepKind::Map(_)
             | StepKind::Set(_)
             | StepKind::Drop(_)
-            | StepKind::FlatMap { .. } => {}
+            | StepKind::FlatMap { .. }
+            | StepKind::Component(_) => {}
         }
         let inputs = &graph.step_inputs[i];
         if matches!(step.kind, StepKind::Window(_) | StepKind::Reduce(_)) && inputs.len() > 1 {

@@ -7,7 +7,8 @@ use super::graph::{Graph, NodeRef};
 use crate::diag::{did_you_mean, Diagnostics};
 use crate::expr::{self, Expr, Scope};
 use crate::record::Schema;
-use crate::spec::{ExprSpec, KeySpec, PipelineSpec, StepKind, TimeFormat, TimeSource, WindowSpec};
+use crate::spec::{ExprSpec, KeySpec, PipelineSpec, StepKind, StepSpec, TimeFormat, TimeSource, WindowSpec};
+use crate::steps::component::{self, BuiltStep, Output, StepInput};
 use std::sync::Arc;
 
 /// Aggregate functions of `reduce`.
@@ -81,6 +82,8 @@ pub enum CompiledStep {
         window: Option<WindowSpec>,
         window_step: Option<usize>,
     },
+    /// A step defined whole in its own file (`steps/component.rs`).
+    Component(Arc<dyn BuiltStep>),
 }
 
 impl CompiledStep {
@@ -95,13 +98,18 @@ impl CompiledStep {
             CompiledStep::Reduce { aggregates, key_exprs, .. } => {
                 aggregates.iter().filter_map(|a| a.arg.as_ref()).chain(key_exprs).collect()
             }
+            CompiledStep::Component(c) => c.exprs(),
         }
     }
 
     /// Whether the step's output records are new ones made of its expressions (`map`,
     /// `reduce`), carrying none of its input's other fields.
     pub fn makes_new_records(&self) -> bool {
-        matches!(self, CompiledStep::Map { .. } | CompiledStep::Reduce { .. })
+        match self {
+            CompiledStep::Map { .. } | CompiledStep::Reduce { .. } => true,
+            CompiledStep::Component(c) => c.makes_new_records(),
+            _ => false,
+        }
     }
 }
 
@@ -178,7 +186,7 @@ pub fn compile(
             NodeRef::Step(s) => outputs[*s].clone(),
             NodeRef::Sink(_) => Stream::default(),
         }));
-        let (step, out) = compile_step(i, &spec.steps[i].kind, &input, diags);
+        let (step, out) = compile_step(i, &spec.steps[i], &input, diags);
         steps[i] = step;
         outputs[i] = out;
     }
@@ -244,12 +252,29 @@ fn key_name(e: &Expr, i: usize, count: usize) -> Arc<str> {
 
 fn compile_step(
     index: usize,
-    kind: &StepKind,
+    step: &StepSpec,
     input: &Stream,
     diags: &mut Diagnostics,
 ) -> (Option<CompiledStep>, Stream) {
     let passthrough = input.clone();
-    match kind {
+    match &step.kind {
+        StepKind::Component(config) => {
+            let step_input = StepInput {
+                fields: input.fields.as_deref(),
+                schema: input.schema.clone(),
+                key_by: input.keys.as_ref().map(|(names, exprs)| (names.as_slice(), exprs.as_slice())),
+                span: step.span,
+            };
+            match config.compile(&step_input, diags) {
+                Some(component::Compiled { step, output: Output::Input }) => {
+                    (Some(CompiledStep::Component(step)), passthrough)
+                }
+                Some(component::Compiled { step, output: Output::Fields(fields) }) => {
+                    (Some(CompiledStep::Component(step)), Stream::of_schema(Schema::new(fields)))
+                }
+                None => (None, passthrough),
+            }
+        }
         StepKind::Filter(e) => (compile_expr(e, input, diags).map(CompiledStep::Filter), passthrough),
         StepKind::Map(fields) => {
             let names: Vec<Arc<str>> = fields.iter().map(|(n, _)| name(&n.value)).collect();

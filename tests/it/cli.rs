@@ -1,7 +1,7 @@
 //! The command line: exit codes, several files, JSON diagnostics, plan, schema,
 //! broken pipes and refused features.
 
-use super::common::{flowctl, summary_counts, write_pipeline};
+use super::common::{execution, execution_mode, flowctl, summary_counts, write_pipeline};
 
 const TWO_MISTAKES: &str = "sources:\n  in:\n    type: file\n    pth: x.csv\nsinks:\n  out:\n    type: stdot\n";
 
@@ -85,38 +85,35 @@ fn help_explains_the_commands() {
 }
 
 #[test]
-fn plan_shows_chains_and_sinks() {
-    let out = flowctl(&["plan", "pipelines/fan_out.yaml"], None, &[]);
+fn plan_shows_operators_threads_and_sinks() {
+    let out = flowctl(&["plan", "-p", "2", "pipelines/fan_out.yaml"], None, &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     insta::assert_snapshot!("plan_fan_out", out.stdout);
 }
 
 #[test]
 fn plan_says_whether_keyed_steps_run_on_parallel_instances() {
-    let out = flowctl(&["plan", "pipelines/w1.yaml"], None, &[]);
-    assert!(
-        out.stdout.contains(
-            "chain 2 <- partition by key of `key_by #2` (`parallelism` workers reading the file split by data)"
-        ),
-        "{}",
-        out.stdout
-    );
+    let split = execution("pipelines/w1.yaml", "2");
+    assert_eq!(split, serde_json::json!({"mode": "split_by_data", "workers": 2, "key_by": "key_by #2"}));
+    assert_eq!(execution_mode("pipelines/w1.yaml", "1"), "one_thread");
     let dir = tempfile::tempdir().unwrap();
     // Not a file: the source's thread feeds keyed instances.
     let yaml = "sources:\n  in: {type: stdin}\nsteps:\n  - key_by: a\n  - reduce: {n: count()}\nsinks:\n  out: {type: stdout}\n";
-    let out = flowctl(&["plan", &write_pipeline(dir.path(), "one.yaml", yaml)], None, &[]);
+    let path = write_pipeline(dir.path(), "one.yaml", yaml);
+    let instances = execution(&path, "3");
+    assert_eq!(instances, serde_json::json!({"mode": "keyed_instances", "instances": 3, "exchanges": ["key_by #1"]}));
+    let out = flowctl(&["plan", "-p", "3", &path], None, &[]);
     assert!(
-        out.stdout.contains("chain 2 <- partition by key of `key_by #1` (`parallelism` instances)"),
+        out.stdout.contains("runs: keyed steps on 3 instances, partitioned by the key of `key_by #1`"),
         "{}",
         out.stdout
     );
     let yaml = "sources:\n  in: {type: stdin}\nsteps:\n  - key_by: a\n  - reduce: {n: count()}\n  - key_by: n\n  - reduce: {m: count()}\nsinks:\n  out: {type: stdout}\n";
     let path = write_pipeline(dir.path(), "p.yaml", yaml);
-    let out = flowctl(&["plan", &path], None, &[]);
-    assert!(
-        out.stdout.contains("(one thread: a second `key_by` after a keyed step (a second exchange))"),
-        "{}",
-        out.stdout
+    let one = execution(&path, "2");
+    assert_eq!(
+        one,
+        serde_json::json!({"mode": "one_thread", "why": "a second `key_by` after a keyed step (a second exchange)"})
     );
     // It still runs, on one thread, with the results of a single thread.
     let out = flowctl(&["run", "--parallelism", "2", &path], Some("{\"a\": 1}\n{\"a\": 2}\n{\"a\": 1}\n"), &[]);
@@ -140,9 +137,9 @@ fn parallelism_on_a_keyed_step_sets_the_instances_and_must_agree() {
     );
     let yaml = yaml.replace("    parallelism: 2\n", "");
     let path = write_pipeline(dir.path(), "q.yaml", &yaml);
-    let out = flowctl(&["run", "-v", "--parallelism", "1", &path], Some("{\"a\": 1}\n{\"a\": 1}\n"), &[]);
+    assert_eq!(execution(&path, "1")["instances"], 3);
+    let out = flowctl(&["run", "--parallelism", "1", &path], Some("{\"a\": 1}\n{\"a\": 1}\n"), &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stderr.contains("keyed steps run on 3 parallel instances"), "{}", out.stderr);
     assert_eq!(out.stdout, "{\"a\":1,\"n\":1}\n{\"a\":1,\"n\":2}\n");
     let yaml = yaml.replace("sinks:", "  - set: {m: n * 2}\n    parallelism: 2\nsinks:");
     let path = write_pipeline(dir.path(), "r.yaml", &yaml);
@@ -203,16 +200,18 @@ fn features_not_built_yet_are_refused_at_their_line() {
     let yaml =
         "sources:\n  in: {type: stdin}\nsteps:\n  - filter: a > 1\n    parallelism: 2\nsinks:\n  out: {type: stdout}\n";
     let path = write_pipeline(dir.path(), "p.yaml", yaml);
-    assert_eq!(flowctl(&["validate", &path], None, &[]).code, 0);
-    let out = flowctl(&["run", &path], Some(""), &[]);
-    assert_eq!(out.code, 2);
-    assert!(
-        out.stderr.contains(&format!(
-            "{path}:5:18: error: not supported yet: `parallelism` on a step of a pipeline that runs on one thread"
-        )),
-        "{}",
-        out.stderr
-    );
+    // `validate`, `plan`, `test` and `run` accept and refuse the same pipelines.
+    for command in ["validate", "plan", "test", "run"] {
+        let out = flowctl(&[command, &path], Some(""), &[]);
+        assert_eq!(out.code, 2, "{command}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(&format!(
+                "{path}:5:18: error: not supported yet: `parallelism` on a step of a pipeline that runs on one thread"
+            )),
+            "{command}: {}",
+            out.stderr
+        );
+    }
 }
 
 #[test]

@@ -73,3 +73,17 @@ pub fn kill_9_until_done(path: &str, first_ms: u64, step_ms: u64) -> usize {
         assert!(kills < 60, "the run never finished");
     }
 }
+
+/// How `flowctl plan` says the pipeline at `path` runs at `parallelism`: the
+/// `execution` object of its JSON plan (`mode` and the mode's numbers).
+pub fn execution(path: &str, parallelism: &str) -> serde_json::Value {
+    let out = flowctl(&["plan", "--format", "json", "-p", parallelism, path], None, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let plan: serde_json::Value = serde_json::from_str(&out.stdout).expect("a JSON plan");
+    plan["execution"].clone()
+}
+
+/// The `mode` of [`execution`].
+pub fn execution_mode(path: &str, parallelism: &str) -> String {
+    execution(path, parallelism)["mode"].as_str().unwrap_or_default().to_string()
+}

@@ -1,0 +1,277 @@
+//! The physical plan: the one place where how a pipeline runs is decided. [`plan`] is
+//! a pure function of the logical plan and [`PlanOptions`] (parallelism, whose
+//! sources and sinks run); the runtime carries out the [`PhysicalPlan`] it returns
+//! and decides nothing else. `flowctl plan` prints it (`plan/render.rs`).
+//!
+//! One meaning of `parallelism` per level:
+//! - the run's `parallelism` (`--parallelism`, else the pipeline's `parallelism:`,
+//!   else the number of cores; a keyed step's `parallelism:` overrides both): the
+//!   keyed instances, the workers of a file split by data, or the threads reading a
+//!   stateless pipeline's one source in blocks;
+//! - a source's `parallelism:`: a `nexmark` source's lanes (generators), or a file
+//!   source's decoding threads when the run does not read it in blocks itself.
+
+use super::logical::LogicalPlan;
+use super::projection;
+use crate::diag::Diagnostics;
+use crate::spec::{SinkKind, SourceKind, SourceSpec, StdoutFormat};
+use crate::validate::{CompiledStep, NodeRef};
+use std::sync::Arc;
+
+/// Whose sources and sinks a run uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Io {
+    /// The pipeline's own.
+    Spec,
+    /// Given records in, records out (`flowctl test`): nothing is read in blocks and
+    /// no lines are encoded ahead of the sinks.
+    Given,
+}
+
+/// What the physical plan depends on besides the pipeline.
+#[derive(Clone, Copy, Debug)]
+pub struct PlanOptions {
+    /// `--parallelism`.
+    pub parallelism: Option<usize>,
+    /// The number of cores: the parallelism when nothing else sets it.
+    pub cores: usize,
+    pub io: Io,
+}
+
+impl PlanOptions {
+    /// A run of the pipeline's own sources and sinks on this machine's cores.
+    pub fn on_this_machine(parallelism: Option<usize>) -> PlanOptions {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        PlanOptions { parallelism, cores, io: Io::Spec }
+    }
+}
+
+/// How the steps after the head run.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Execution {
+    /// Every step (but the head on the source lanes) on the executor's thread; `why`
+    /// says what keeps them there.
+    OneThread { why: &'static str },
+    /// The keyed steps on `instances` instances, each owning the keys that hash to it,
+    /// fed by the `key_by` steps `exchanges` (instance 0 on the executor's thread).
+    KeyedInstances { instances: usize, exchanges: Vec<usize> },
+    /// The one file source read by `workers` workers, each reading every N-th block
+    /// through the head steps and `key_by`, keeping its own keys and handing the others
+    /// to their owners (`runtime/split.rs`); no source thread, merge or executor.
+    SplitByData { workers: usize, key_by: usize },
+    /// A stateless pipeline's one source read in blocks by `threads` threads, each
+    /// running the lane's whole work (event time, head steps, lines) on its blocks,
+    /// handed on in block order (`runtime/block_lanes.rs`).
+    BlockLanes { threads: usize },
+}
+
+/// How a source is read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SourcePlacement {
+    /// Its lanes (threads reading it, each ordered): None for one per Kafka partition,
+    /// known when the run starts.
+    pub lanes: Option<usize>,
+    /// Threads decoding a file source's blocks for its one lane (1: the lane's own).
+    pub decode_threads: usize,
+    /// The sink its lanes encode lines of text for (a stateless pipeline into one sink
+    /// that writes text): records are made, encoded and freed on the lane's thread.
+    pub encodes_for: Option<usize>,
+    /// CSV columns nothing reads, left NULL by the decoder (`plan/projection.rs`).
+    pub unread_columns: Vec<Arc<str>>,
+}
+
+/// How a pipeline runs: the threads, the operators on each, the exchanges.
+#[derive(Debug)]
+pub struct PhysicalPlan {
+    pub logical: LogicalPlan,
+    /// The run's parallelism (see the module header).
+    pub parallelism: usize,
+    pub execution: Execution,
+    /// The stateless steps at the head of the pipeline, run on every source lane.
+    pub head: Vec<usize>,
+    /// Per step: whether the keyed instances or workers run it.
+    pub keyed: Vec<bool>,
+    /// One per source.
+    pub sources: Vec<SourcePlacement>,
+}
+
+/// Decides how `logical` runs, or says why it cannot (a capability specified but not
+/// built yet), with diagnostics at the lines that use it.
+pub fn plan(logical: LogicalPlan, options: &PlanOptions) -> Result<PhysicalPlan, Diagnostics> {
+    let refused = unsupported(&logical);
+    if !refused.is_empty() {
+        return Err(refused);
+    }
+    let parallelism = parallelism(&logical, options);
+    let own_io = options.io == Io::Spec;
+    let pipeline = &logical.pipeline;
+    let spec = &pipeline.spec;
+    let head = logical.lane_steps();
+    let encodes_for: Vec<Option<usize>> = (0..spec.sources.len())
+        .map(|i| logical.lane_sink(i).filter(|&sink| own_io && writes_lines(&spec.sinks[sink].kind)))
+        .collect();
+
+    let keyed = if parallelism > 1 { logical.keyed_steps() } else { Err("parallelism 1") };
+    let execution = match &keyed {
+        Ok(keyed) => match logical.split_key_by().filter(|_| own_io) {
+            Some(key_by) => Execution::SplitByData { workers: parallelism, key_by },
+            None => Execution::KeyedInstances { instances: parallelism, exchanges: exchanges(&logical, keyed) },
+        },
+        Err(why) => {
+            let blocks = match (&spec.sources[..], &encodes_for[..]) {
+                ([source], [Some(_)]) => parallelism > 1 && readable_in_blocks(source),
+                _ => false,
+            };
+            match blocks {
+                true => Execution::BlockLanes { threads: parallelism },
+                false => Execution::OneThread { why },
+            }
+        }
+    };
+    let keyed = keyed.unwrap_or_else(|_| vec![false; spec.steps.len()]);
+    let read_in_blocks = matches!(execution, Execution::SplitByData { .. } | Execution::BlockLanes { .. });
+    let sources = spec
+        .sources
+        .iter()
+        .enumerate()
+        .map(|(i, source)| SourcePlacement {
+            lanes: match &source.kind {
+                SourceKind::Kafka { .. } => None,
+                SourceKind::Nexmark { .. } => Some(source.parallelism.as_ref().map_or(1, |p| p.value as usize)),
+                _ => Some(1),
+            },
+            decode_threads: match &source.kind {
+                SourceKind::File { .. } if !read_in_blocks => {
+                    source.parallelism.as_ref().map_or(1, |p| p.value as usize)
+                }
+                _ => 1,
+            },
+            encodes_for: encodes_for[i],
+            unread_columns: projection::unread_columns(pipeline, i),
+        })
+        .collect();
+    Ok(PhysicalPlan { logical, parallelism, execution, head, keyed, sources })
+}
+
+/// The run's parallelism: a keyed step's `parallelism:` (as a Flink operator's own
+/// parallelism), else `--parallelism`, else the pipeline's `parallelism:`, else the
+/// number of cores.
+fn parallelism(logical: &LogicalPlan, options: &PlanOptions) -> usize {
+    let spec = &logical.pipeline.spec;
+    let on_step = spec.steps.iter().find_map(|s| s.parallelism.as_ref()).map(|p| p.value as usize);
+    on_step
+        .or(options.parallelism)
+        .or(spec.parallelism.as_ref().map(|p| p.value as usize))
+        .unwrap_or(options.cores)
+        .max(1)
+}
+
+/// The `key_by` steps outside the keyed part whose output goes to keyed steps.
+fn exchanges(logical: &LogicalPlan, keyed: &[bool]) -> Vec<usize> {
+    let p = &logical.pipeline;
+    (0..p.steps.len())
+        .filter(|&k| matches!(p.steps[k], CompiledStep::KeyBy { .. }) && !keyed[k])
+        .filter(|&k| p.graph.consumers(NodeRef::Step(k)).iter().any(|r| matches!(r, NodeRef::Step(j) if keyed[*j])))
+        .collect()
+}
+
+/// Whether a sink writes lines of text (or nothing) that another thread can encode
+/// for it.
+fn writes_lines(sink: &SinkKind) -> bool {
+    match sink {
+        SinkKind::File { .. } | SinkKind::Socket { .. } | SinkKind::Blackhole => true,
+        SinkKind::Stdout { format } => *format != StdoutFormat::Table,
+        SinkKind::Kafka { .. } | SinkKind::Sql { .. } => false,
+    }
+}
+
+/// Whether a source can be cut into blocks ahead of reading: a bounded file, or a
+/// `nexmark` source on one unpaced lane.
+fn readable_in_blocks(source: &SourceSpec) -> bool {
+    match &source.kind {
+        SourceKind::File { follow, .. } => !follow.value,
+        SourceKind::Nexmark { rate, .. } => rate.is_none() && source.parallelism.as_ref().is_none_or(|p| p.value <= 1),
+        _ => false,
+    }
+}
+
+/// Capabilities that are specified and validated but not built yet: refused at the
+/// line and column that uses them, never silently ignored.
+fn unsupported(logical: &LogicalPlan) -> Diagnostics {
+    let spec = &logical.pipeline.spec;
+    let mut d = Diagnostics::default();
+    let mut refuse = |span, feature: String| {
+        d.error(
+            span,
+            format!("not supported yet: {feature}"),
+            Some(
+                "this part of the format is specified and validated, but this version of flowctl cannot run it".into(),
+            ),
+        )
+    };
+    for s in &spec.sources {
+        match (&s.parallelism, &s.kind) {
+            (Some(p), SourceKind::File { follow, .. }) if follow.value && p.value > 1 => {
+                refuse(p.span, "`parallelism` on a followed file (it is read by one thread)".into())
+            }
+            (Some(_), SourceKind::File { .. } | SourceKind::Nexmark { .. }) | (None, _) => {}
+            (Some(p), _) => refuse(
+                p.span,
+                "`parallelism` on this source (file sources decode in parallel, nexmark generates on lanes; Kafka reads each partition on its own thread)"
+                    .into(),
+            ),
+        }
+    }
+    // A window judges lateness by the pipeline watermark; results released late by a
+    // step before it would need that watermark held back.
+    let graph = &logical.pipeline.graph;
+    for (i, step) in logical.pipeline.steps.iter().enumerate() {
+        let CompiledStep::Component(held) = step else { continue };
+        if held.holds_back().is_none() {
+            continue;
+        }
+        let mut todo = vec![NodeRef::Step(i)];
+        let mut seen = vec![false; spec.steps.len()];
+        while let Some(node) = todo.pop() {
+            for next in graph.consumers(node) {
+                let NodeRef::Step(j) = next else { continue };
+                if std::mem::replace(&mut seen[j], true) {
+                    continue;
+                }
+                if matches!(spec.steps[j].kind, crate::spec::StepKind::Window(_)) {
+                    refuse(
+                        spec.steps[j].span,
+                        format!(
+                            "a window after `{}` (its results can be older than the watermark that releases them, and holding the watermark back is not built yet)",
+                            spec.steps[i].label(i)
+                        ),
+                    );
+                }
+                todo.push(next);
+            }
+        }
+    }
+    // `parallelism` on a step sets the number of keyed instances; they are one set.
+    let keyed = logical.keyed_steps();
+    let mut instances: Option<u64> = None;
+    for (i, step) in spec.steps.iter().enumerate() {
+        let Some(p) = &step.parallelism else { continue };
+        match &keyed {
+            Ok(keyed) if keyed[i] => match instances {
+                Some(n) if n != p.value => refuse(
+                    p.span,
+                    format!(
+                        "different `parallelism` on keyed steps ({n} and {}): they run on one set of instances",
+                        p.value
+                    ),
+                ),
+                _ => instances = Some(p.value),
+            },
+            Ok(_) => refuse(p.span, "`parallelism` on a step before `key_by` (it runs on the source threads)".into()),
+            Err(why) => {
+                refuse(p.span, format!("`parallelism` on a step of a pipeline that runs on one thread ({why})"))
+            }
+        }
+    }
+    d.sorted()
+}
