@@ -3,11 +3,12 @@
 //! ```text
 //! YAML text --spec::parse--> PipelineSpec (every node keeps its file:line:col span)
 //!           --validate-----> ValidPipeline  or  Diagnostics (all of them, rendered like rustc)
-//!           --plan---------> Plan { chains of fused operators, Forward / Partition(key) edges }
+//!           --plan---------> LogicalPlan { chains of fused operators, Forward / Partition(key) edges }
+//!           --physical-----> PhysicalPlan { execution mode, threads, what runs where }
 //!           --runtime::run-> sources -> chains -> sinks
 //! ```
-//! `flowctl validate` stops after validate, `flowctl plan` after plan. Nothing depends
-//! on `cli`.
+//! `flowctl validate` stops after planning (it refuses what `run` would), `flowctl plan`
+//! prints the physical plan. Nothing depends on `cli`.
 
 pub mod checkpoint;
 pub mod cli;

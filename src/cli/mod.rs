@@ -51,8 +51,9 @@ pub enum Command {
         /// Fail clearly when resident memory goes above SIZE (512MiB, 2GiB; overrides `memory_limit:`).
         #[arg(long, value_name = "SIZE", value_parser = crate::spec::duration::parse_size)]
         memory_limit: Option<u64>,
-        /// Parallel instances of the steps after `key_by` (overrides `parallelism:`;
-        /// default: the number of cores).
+        /// The run's parallelism: keyed instances, split workers or block threads
+        /// (overrides the pipeline's `parallelism:`, not a keyed step's; default: the
+        /// number of cores; `flowctl plan -p N` shows how it is used).
         #[arg(long, short = 'p', value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
         parallelism: Option<u64>,
         /// A progress bar on stderr: `auto` (only on a terminal), `always`, `never`.

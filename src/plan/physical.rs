@@ -155,8 +155,12 @@ pub fn plan(logical: LogicalPlan, options: &PlanOptions) -> Result<PhysicalPlan,
 
 /// The run's parallelism: a keyed step's `parallelism:` (as a Flink operator's own
 /// parallelism), else `--parallelism`, else the pipeline's `parallelism:`, else the
-/// number of cores.
+/// number of cores; given I/O (`flowctl test`) runs at the parallelism it asks for.
 fn parallelism(logical: &LogicalPlan, options: &PlanOptions) -> usize {
+    if options.io == Io::Given {
+        // Given records are compared with expected ones in order.
+        return options.parallelism.unwrap_or(1).max(1);
+    }
     let spec = &logical.pipeline.spec;
     let on_step = spec.steps.iter().find_map(|s| s.parallelism.as_ref()).map(|p| p.value as usize);
     on_step

@@ -364,7 +364,7 @@ pub const PIPELINE: &[Field] = &[
     f("steps", Ty::Steps, "The processing steps, a chain unless steps say `from:`."),
     req("sinks", Ty::Map(&Ty::Tagged { tag: "type", variants: SINK_TYPES }), "Sinks by id."),
     f("on_error", Ty::Str, "`fail` (default), `skip`, or a sink id receiving bad records with an `error` field."),
-    f("parallelism", Ty::PosInt, "Parallel instances of the steps after `key_by` (default: the number of cores; `--parallelism` overrides). Keyed results are the same at any parallelism; their order may differ."),
+    f("parallelism", Ty::PosInt, "The run's parallelism (default: the number of cores; `--parallelism` overrides it, a keyed step's `parallelism:` overrides both): the instances of the steps after `key_by`, the workers of a file split by data, or the threads reading a stateless pipeline's one source in blocks (`flowctl plan` says which). Results are the same at any parallelism; the order of keyed results may differ."),
     f(
         "memory_limit",
         Ty::Size,
