@@ -3,6 +3,7 @@
 //! outputs compared with the expected records per sink or per step id.
 
 use crate::error::{Error, Result};
+use crate::graph::NodeRef;
 use crate::plan;
 use crate::record::{Record, Value};
 use crate::runtime::{self, RunOptions};
@@ -12,7 +13,7 @@ use crate::sources::memory::MemorySource;
 use crate::sources::Source;
 use crate::spec::node::Node;
 use crate::spec::{SinkKind, SinkSpec, Spanned, StdoutFormat, TestCaseSpec};
-use crate::validate::{NodeRef, ValidPipeline};
+use crate::validate::ValidPipeline;
 
 /// The outcome of one case: empty `failures` when it passed.
 pub struct CaseResult {

@@ -3,8 +3,10 @@
 //! graph's shape allows (keyed steps, head steps on the source lanes, a file split by
 //! data) is read off here, and `plan/physical.rs` decides from it how a run executes.
 
+use crate::graph::NodeRef;
 use crate::spec::{SourceKind, StepKind};
-use crate::validate::{CompiledStep, NodeRef, ValidPipeline};
+use crate::steps::CompiledStep;
+use crate::validate::ValidPipeline;
 
 /// How records reach a chain.
 #[derive(Clone, Debug, PartialEq)]

@@ -14,8 +14,9 @@
 use super::logical::LogicalPlan;
 use super::projection;
 use crate::diag::Diagnostics;
-use crate::spec::{SinkKind, SourceKind, SourceSpec, StdoutFormat};
-use crate::validate::{CompiledStep, NodeRef};
+use crate::graph::NodeRef;
+use crate::spec::{ErrorPolicy, SinkKind, SourceKind, SourceSpec, StdoutFormat};
+use crate::steps::CompiledStep;
 use std::sync::Arc;
 
 /// Whose sources and sinks a run uses.
@@ -80,6 +81,17 @@ pub struct SourcePlacement {
     pub unread_columns: Vec<Arc<str>>,
 }
 
+/// What happens to a record that cannot be decoded or processed (`on_error`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnError {
+    /// Stop the run naming the record.
+    Fail,
+    /// Count and drop it.
+    Skip,
+    /// Send an error record to this sink.
+    Sink(usize),
+}
+
 /// How a pipeline runs: the threads, the operators on each, the exchanges.
 #[derive(Debug)]
 pub struct PhysicalPlan {
@@ -93,6 +105,7 @@ pub struct PhysicalPlan {
     pub keyed: Vec<bool>,
     /// One per source.
     pub sources: Vec<SourcePlacement>,
+    pub on_error: OnError,
 }
 
 /// Decides how `logical` runs, or says why it cannot (a capability specified but not
@@ -150,7 +163,14 @@ pub fn plan(logical: LogicalPlan, options: &PlanOptions) -> Result<PhysicalPlan,
             unread_columns: projection::unread_columns(pipeline, i),
         })
         .collect();
-    Ok(PhysicalPlan { logical, parallelism, execution, head, keyed, sources })
+    let on_error = match (&spec.on_error.value, pipeline.graph.error_sink) {
+        (ErrorPolicy::Fail, _) => OnError::Fail,
+        (ErrorPolicy::Skip, _) => OnError::Skip,
+        (ErrorPolicy::Sink(_), Some(sink)) => OnError::Sink(sink),
+        // Validation resolves the sink; a name it could not resolve is an error there.
+        (ErrorPolicy::Sink(_), None) => OnError::Fail,
+    };
+    Ok(PhysicalPlan { logical, parallelism, execution, head, keyed, sources, on_error })
 }
 
 /// The run's parallelism: a keyed step's `parallelism:` (as a Flink operator's own

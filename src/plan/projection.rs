@@ -8,8 +8,9 @@
 //! fields (anything but `map` and `reduce`), and an `on_error` sink, whose `input` is
 //! the failing record.
 
+use crate::graph::NodeRef;
 use crate::spec::{DataFormat, SourceKind, ValueType};
-use crate::validate::{NodeRef, ValidPipeline};
+use crate::validate::ValidPipeline;
 use std::collections::HashSet;
 use std::sync::Arc;
 

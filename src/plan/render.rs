@@ -4,8 +4,9 @@
 
 use super::logical::Edge;
 use super::physical::{Execution, PhysicalPlan};
+use crate::graph::NodeRef;
 use crate::spec::{duration::format_duration, ErrorPolicy, SinkKind, SourceKind, SourceSpec, StepKind};
-use crate::validate::{CompiledStep, NodeRef};
+use crate::steps::CompiledStep;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 

@@ -6,7 +6,7 @@ use crate::checkpoint::store::{Found, Lock, Store};
 use crate::checkpoint::{compatibility, Checkpoint, Restore};
 use crate::error::{Error, Result};
 use crate::plan::{describe_step, LogicalPlan as Plan};
-use crate::validate::CompiledStep;
+use crate::steps::CompiledStep;
 use std::time::{Duration, Instant};
 
 /// Per step: the key its state is saved under and a fingerprint of what it computes.

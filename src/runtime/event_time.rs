@@ -3,8 +3,8 @@
 //! clock at read time, which makes windows processing-time windows.
 
 use crate::record::{Record, Value};
-use crate::spec::TimeFormat;
-use crate::validate::CompiledEventTime;
+use crate::sources::EventTime as CompiledEventTime;
+use crate::sources::TimeFormat;
 
 /// Sets `record.event_time`; the error says why the time could not be read.
 pub fn assign(record: &mut Record, event_time: Option<&CompiledEventTime>, now_ms: i64) -> Result<(), String> {

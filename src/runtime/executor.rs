@@ -4,19 +4,20 @@
 
 use super::checkpointing::Checkpointing;
 use super::errors::{OriginNames, RecordFailure};
-use super::keyed::{Instances, Stats};
+use super::keyed::{Instances, KeyedSteps, Stats};
 use super::merge::{Merge, Merged};
 use super::{RunSummary, SinkMessage};
 use crate::checkpoint::{Checkpoint, Position, SinkState, SourceState, StepState};
 use crate::error::{Error, Result};
 use crate::expr::Expr;
+use crate::graph::NodeRef;
+use crate::plan::physical::OnError;
 use crate::plan::LogicalPlan as Plan;
 use crate::record::{Batch, Record};
 use crate::sinks::encode::LineEncoder;
 use crate::sinks::SinkError;
-use crate::spec::ErrorPolicy;
+use crate::steps::CompiledStep;
 use crate::steps::{self, Operator};
-use crate::validate::{CompiledStep, NodeRef};
 use crossbeam_channel::Sender;
 use std::thread::JoinHandle;
 
@@ -37,8 +38,7 @@ pub struct Executor {
     counted: Vec<bool>,
     /// Per step: the sink receiving its late records.
     late_sinks: Vec<Option<usize>>,
-    policy: ErrorPolicy,
-    error_sink: Option<usize>,
+    on_error: OnError,
     names: OriginNames,
     summary: RunSummary,
     /// A sink failed: the error to report.
@@ -135,6 +135,7 @@ struct ProgressReport {
 impl Executor {
     pub fn new(
         plan: &Plan,
+        on_error: OnError,
         names: OriginNames,
         sinks: Vec<Option<Sender<SinkMessage>>>,
         threads: Vec<Option<SinkThread>>,
@@ -170,8 +171,7 @@ impl Executor {
                 .collect(),
             sinks,
             threads,
-            policy: p.spec.on_error.value.clone(),
-            error_sink: p.graph.error_sink,
+            on_error,
             names,
             summary: RunSummary::default(),
             sink_failure: None,
@@ -230,6 +230,7 @@ impl Executor {
         channel_capacity: usize,
     ) -> Result<()> {
         let (executors, exchanges) = self.instances(plan, keyed, n, saved)?;
+        let executors = executors.into_iter().map(|e| Box::new(e) as Box<dyn KeyedSteps>).collect();
         self.keyed = Some(Instances::start(executors, exchanges, channel_capacity)?);
         Ok(())
     }
@@ -258,7 +259,8 @@ impl Executor {
         let mut executors = Vec::with_capacity(n);
         for _ in 0..n {
             let threads = (0..self.sinks.len()).map(|_| None).collect();
-            let mut exec = Executor::new(plan, self.names.clone(), self.sinks.clone(), threads, Vec::new(), None)?;
+            let mut exec =
+                Executor::new(plan, self.on_error, self.names.clone(), self.sinks.clone(), threads, Vec::new(), None)?;
             exec.encoders = self.instance_encoders.clone();
             exec.order.retain(|i| keyed[*i]);
             for (k, exchange) in exchanges.iter().enumerate() {
@@ -992,18 +994,16 @@ impl Executor {
     }
 
     pub(super) fn failure(&mut self, f: RecordFailure) -> Result<()> {
-        match &self.policy {
-            ErrorPolicy::Fail => Err(self.names.fail(&f)),
-            ErrorPolicy::Skip => {
+        match self.on_error {
+            OnError::Fail => Err(self.names.fail(&f)),
+            OnError::Skip => {
                 self.summary.skipped += 1;
                 Ok(())
             }
-            ErrorPolicy::Sink(_) => {
+            OnError::Sink(sink) => {
                 self.summary.failed += 1;
                 let record: Record = self.names.to_record(f);
-                if let Some(s) = self.error_sink {
-                    self.send(s, vec![record]);
-                }
+                self.send(sink, vec![record]);
                 Ok(())
             }
         }
@@ -1027,8 +1027,12 @@ impl Executor {
         let interrupted = self.summary.interrupted.is_some();
         // The error sink ends last: other sinks may still hand it rows their targets
         // reject while they commit.
-        let mut order: Vec<usize> = (0..self.sinks.len()).filter(|i| Some(*i) != self.error_sink).collect();
-        order.extend(self.error_sink);
+        let error_sink = match self.on_error {
+            OnError::Sink(sink) => Some(sink),
+            _ => None,
+        };
+        let mut order: Vec<usize> = (0..self.sinks.len()).filter(|i| Some(*i) != error_sink).collect();
+        order.extend(error_sink);
         let mut first_error = failure;
         for i in order {
             if let Some(tx) = self.sinks[i].take() {
@@ -1089,5 +1093,27 @@ fn instance_states(state: &serde_json::Value) -> Vec<serde_json::Value> {
     match state.as_object().and_then(|o| o.get(INSTANCES)).and_then(|v| v.as_array()) {
         Some(parts) if state.as_object().is_some_and(|o| o.len() == 1) => parts.clone(),
         _ => vec![state.clone()],
+    }
+}
+
+impl KeyedSteps for Executor {
+    fn deliver_from(&mut self, step: usize, batch: Batch) -> Result<()> {
+        Executor::deliver_from(self, step, batch)
+    }
+
+    fn advance_watermark(&mut self, watermark: i64) -> Result<()> {
+        Executor::advance_watermark(self, watermark)
+    }
+
+    fn end_steps(&mut self) -> Result<()> {
+        Executor::end_steps(self)
+    }
+
+    fn snapshot_states(&self) -> Vec<serde_json::Value> {
+        Executor::snapshot_states(self)
+    }
+
+    fn stats(&self) -> Stats {
+        Executor::stats(self)
     }
 }

@@ -15,7 +15,6 @@
 //! pass the barrier on to the sinks. Instances write to the sink channels directly, so
 //! results are the same multiset as on one thread, in an order that may differ.
 
-use super::executor::Executor;
 use crate::error::{Error, Result};
 use crate::expr::Expr;
 use crate::record::Batch;
@@ -36,6 +35,21 @@ pub enum Work {
     /// A checkpoint barrier: answer with every step's state (null for steps the
     /// instance does not run).
     Barrier(Sender<Result<Vec<serde_json::Value>>>),
+}
+
+/// The steps one keyed instance runs (an executor running only the keyed steps, or a
+/// split run's worker): what the instances need of it.
+pub trait KeyedSteps: Send + 'static {
+    /// Runs records that `key_by` step `step` sent to this instance.
+    fn deliver_from(&mut self, step: usize, batch: Batch) -> Result<()>;
+    /// Event time has progressed to `watermark`: fire what is complete.
+    fn advance_watermark(&mut self, watermark: i64) -> Result<()>;
+    /// Every input has ended: fire everything and run `on_end`.
+    fn end_steps(&mut self) -> Result<()>;
+    /// Every step's state for a checkpoint (null for steps it does not run).
+    fn snapshot_states(&self) -> Vec<serde_json::Value>;
+    /// Its counts so far.
+    fn stats(&self) -> Stats;
 }
 
 /// Counts an instance publishes for the run summary, metrics and the memory limit.
@@ -61,7 +75,7 @@ const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 pub struct Instances {
     /// Instance 0, run by direct calls on the executor's thread, and when it last
     /// published its counts (None once stopped: it holds sink senders).
-    local: Option<(Box<Executor>, Instant)>,
+    local: Option<(Box<dyn KeyedSteps>, Instant)>,
     /// Instances 1 to N - 1, each on a thread of its own.
     senders: Vec<Sender<Work>>,
     handles: Vec<Option<JoinHandle<Result<()>>>>,
@@ -76,14 +90,14 @@ impl Instances {
     /// each of the others; `exchanges` gives, per step, the key expressions of the
     /// `key_by` steps that feed the instances.
     pub fn start(
-        executors: Vec<Executor>,
+        executors: Vec<Box<dyn KeyedSteps>>,
         exchanges: Vec<Option<Vec<Expr>>>,
         channel_capacity: usize,
     ) -> Result<Instances> {
         let mut executors = executors.into_iter();
         let local = executors.next().ok_or_else(|| Error::Internal("no keyed instance".into()))?;
         let mut instances = Instances {
-            local: Some((Box::new(local), Instant::now())),
+            local: Some((local, Instant::now())),
             senders: Vec::new(),
             handles: Vec::new(),
             stats: vec![Arc::new(Mutex::new(Stats::default()))],
@@ -184,7 +198,7 @@ impl Instances {
     /// a sink sender any more) and returns the first error one of them stopped with.
     pub fn stop(&mut self) -> Option<Error> {
         if let Some((exec, _)) = self.local.take() {
-            publish(&exec, &self.stats[0]);
+            publish(exec.as_ref(), &self.stats[0]);
         }
         self.senders.clear();
         let mut first = None;
@@ -201,9 +215,9 @@ impl Instances {
         if i == 0 {
             let (exec, published) =
                 self.local.as_mut().ok_or_else(|| Error::Internal("keyed instance 0 has stopped".into()))?;
-            handle(exec, work, &self.stats[0])?;
+            handle(exec.as_mut(), work, &self.stats[0])?;
             if published.elapsed() >= PUBLISH_EVERY {
-                publish(exec, &self.stats[0]);
+                publish(exec.as_ref(), &self.stats[0]);
                 *published = Instant::now();
             }
             return Ok(());
@@ -246,7 +260,7 @@ pub fn published(stats: &[Arc<Mutex<Stats>>]) -> Vec<Stats> {
 }
 
 /// Publishes an instance's (or a split run's worker's) counts.
-pub fn publish(exec: &Executor, stats: &Mutex<Stats>) {
+pub fn publish(exec: &dyn KeyedSteps, stats: &Mutex<Stats>) {
     if let Ok(mut s) = stats.lock() {
         *s = exec.stats();
     }
@@ -255,7 +269,7 @@ pub fn publish(exec: &Executor, stats: &Mutex<Stats>) {
 /// Runs one piece of work on an instance, publishing its counts before it answers;
 /// Ok(false) when the instance is done (its steps failed at the end of input: the
 /// failure went in the reply).
-fn handle(exec: &mut Executor, work: Work, stats: &Mutex<Stats>) -> Result<bool> {
+fn handle(exec: &mut dyn KeyedSteps, work: Work, stats: &Mutex<Stats>) -> Result<bool> {
     match work {
         Work::Batch(step, batch) => exec.deliver_from(step, batch)?,
         Work::Watermark(w) => exec.advance_watermark(w)?,
@@ -275,18 +289,18 @@ fn handle(exec: &mut Executor, work: Work, stats: &Mutex<Stats>) -> Result<bool>
 }
 
 /// An instance's thread: runs its steps on what arrives until the channel closes.
-fn work(mut exec: Executor, rx: Receiver<Work>, stats: Arc<Mutex<Stats>>) -> Result<()> {
+fn work(mut exec: Box<dyn KeyedSteps>, rx: Receiver<Work>, stats: Arc<Mutex<Stats>>) -> Result<()> {
     let mut published = Instant::now();
     while let Ok(work) = rx.recv() {
-        if !handle(&mut exec, work, &stats)? {
+        if !handle(exec.as_mut(), work, &stats)? {
             return Ok(());
         }
         // Before waiting for more work, and every PUBLISH_EVERY under load.
         if rx.is_empty() || published.elapsed() >= PUBLISH_EVERY {
-            publish(&exec, &stats);
+            publish(exec.as_ref(), &stats);
             published = Instant::now();
         }
     }
-    publish(&exec, &stats);
+    publish(exec.as_ref(), &stats);
     Ok(())
 }

@@ -21,7 +21,7 @@ mod source_thread;
 mod split;
 
 use crate::error::{Error, Result};
-use crate::plan::{Execution, LogicalPlan, PhysicalPlan};
+use crate::plan::{physical::OnError, Execution, LogicalPlan, PhysicalPlan};
 use crate::record::Batch;
 use crate::sinks::{self, SinkError};
 use crate::sources::{self, BadRecord};
@@ -283,7 +283,7 @@ pub fn run_with(physical: &PhysicalPlan, options: &RunOptions, io: Option<Io>) -
     let (sink_senders, sink_receivers): (Vec<_>, Vec<_>) =
         spec.sinks.iter().map(|_| bounded::<SinkMessage>(options.channel_capacity)).unzip();
     let rejected = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let on_reject = reject_handler(&plan.pipeline, &sink_senders, &rejected);
+    let on_reject = reject_handler(physical.on_error, &sink_senders, &rejected);
     let mut sink_writers = Vec::new();
     for sink in &spec.sinks {
         let saved = resume.as_ref().and_then(|c| c.sinks.iter().find(|s| s.id == sink.id.value)).map(|s| &s.state);
@@ -407,7 +407,8 @@ pub fn run_with(physical: &PhysicalPlan, options: &RunOptions, io: Option<Io>) -
     let out_of_orderness = clocks.first().map_or(0, |c| c.out_of_orderness);
     let mut merge =
         merge::Merge::new(receivers, clocks, by_event_time, bounded_inputs, options.batch_size, interrupt.clone());
-    let mut exec = executor::Executor::new(plan, names, sink_senders, sink_threads, lanes, checkpointing)?;
+    let mut exec =
+        executor::Executor::new(plan, physical.on_error, names, sink_senders, sink_threads, lanes, checkpointing)?;
     exec.encode_in_instances(line_encoders);
     if !head.is_empty() {
         exec.run_head_on_lanes(head.clone(), head_counts.clone());
@@ -439,7 +440,7 @@ pub fn run_with(physical: &PhysicalPlan, options: &RunOptions, io: Option<Io>) -
         let event_time = pipeline.event_times[0].clone();
         let work = split::Split { feeds, event_time, out_of_orderness, heads, key_by, exprs, instances, start };
         let outcome = split::run(&mut exec, work, &interrupt);
-        return finish(exec, outcome, spec, &rejected, started);
+        return finish(exec, outcome, physical.on_error, &rejected, started);
     }
     if let Execution::KeyedInstances { instances, .. } = physical.execution {
         let saved = resume.as_ref().map(|c| c.steps.as_slice());
@@ -450,7 +451,7 @@ pub fn run_with(physical: &PhysicalPlan, options: &RunOptions, io: Option<Io>) -
     }
     let outcome = exec.run(&mut merge);
     stop.store(true, Ordering::Relaxed);
-    finish(exec, outcome, spec, &rejected, started)
+    finish(exec, outcome, physical.on_error, &rejected, started)
 }
 
 /// Ends a run: the sinks commit (or abort), the summary adds the rows a sink's target
@@ -458,13 +459,13 @@ pub fn run_with(physical: &PhysicalPlan, options: &RunOptions, io: Option<Io>) -
 fn finish(
     exec: executor::Executor,
     outcome: Result<()>,
-    spec: &crate::spec::PipelineSpec,
+    on_error: OnError,
     rejected: &std::sync::atomic::AtomicU64,
     started: Instant,
 ) -> Result<RunSummary> {
     let mut summary = exec.finish(outcome)?;
-    match spec.on_error.value {
-        crate::spec::ErrorPolicy::Skip => summary.skipped += rejected.load(Ordering::Relaxed),
+    match on_error {
+        OnError::Skip => summary.skipped += rejected.load(Ordering::Relaxed),
         _ => summary.failed += rejected.load(Ordering::Relaxed),
     }
     summary.elapsed = started.elapsed();
@@ -475,18 +476,18 @@ fn finish(
 /// `fail` has no handler (the sink fails naming the row); `skip` counts it; a sink id
 /// receives an error record (`step` names the sink, `input` the row).
 fn reject_handler(
-    pipeline: &crate::validate::ValidPipeline,
+    on_error: OnError,
     senders: &[crossbeam_channel::Sender<SinkMessage>],
     rejected: &Arc<std::sync::atomic::AtomicU64>,
 ) -> Option<sinks::RejectHandler> {
     let counter = rejected.clone();
-    match &pipeline.spec.on_error.value {
-        crate::spec::ErrorPolicy::Fail => None,
-        crate::spec::ErrorPolicy::Skip => Some(Arc::new(move |_: &str, _: crate::record::Value, _: &str| {
+    match on_error {
+        OnError::Fail => None,
+        OnError::Skip => Some(Arc::new(move |_: &str, _: crate::record::Value, _: &str| {
             counter.fetch_add(1, Ordering::Relaxed);
         })),
-        crate::spec::ErrorPolicy::Sink(_) => {
-            let tx = senders.get(pipeline.graph.error_sink?)?.clone();
+        OnError::Sink(error_sink) => {
+            let tx = senders.get(error_sink)?.clone();
             Some(Arc::new(move |sink: &str, row: crate::record::Value, error: &str| {
                 counter.fetch_add(1, Ordering::Relaxed);
                 let record = crate::record::Record::from_pairs(vec![

@@ -7,8 +7,8 @@
 use super::{event_time, lane_lines, lane_steps, Message};
 use crate::error::{Error, Result};
 use crate::record::Batch;
+use crate::sources::EventTime as CompiledEventTime;
 use crate::sources::{self, BadRecord};
-use crate::validate::CompiledEventTime;
 use crossbeam_channel::Sender;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

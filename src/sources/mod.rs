@@ -107,6 +107,23 @@ pub trait Source: Send {
     }
 }
 
+/// How an event time is written: `event_time.format`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TimeFormat {
+    EpochMillis,
+    EpochSeconds,
+    Rfc3339,
+    /// A strftime pattern.
+    Strftime(String),
+}
+
+/// How a source's records get their event time.
+#[derive(Clone, Debug)]
+pub struct EventTime {
+    pub expr: crate::expr::Expr,
+    pub format: Option<TimeFormat>,
+}
+
 /// One thread's share of a source read in blocks (`Source::block_shares`).
 pub trait BlockShare: Send {
     /// Moves on to the share's next block; false after the last one.

@@ -150,13 +150,7 @@ pub struct Decoding {
     pub schema: Vec<(Spanned<String>, ValueType)>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
-pub enum TimeFormat {
-    EpochMillis,
-    EpochSeconds,
-    Rfc3339,
-    Strftime(String),
-}
+pub use crate::sources::TimeFormat;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum TimeSource {

@@ -3,7 +3,7 @@
 //! test fails when the checked-in file is stale.
 
 use super::fields::{Field, Ty, Variant, PIPELINE, SINK_TYPES, SOURCE_TYPES, STEP_COMMON};
-use crate::validate::AggFunc;
+use crate::steps::aggregate::AggFunc;
 use std::fmt::Write as _;
 
 fn ty_name(t: &Ty) -> String {

@@ -3,11 +3,51 @@
 
 use super::key::HashableValue;
 use crate::expr::EvalError;
+use crate::expr::Expr;
 use crate::record::{Record, Value};
-use crate::validate::{AggFunc, Aggregate};
 use std::cmp::Ordering;
 use std::collections::HashSet;
 use std::sync::Arc;
+
+/// Aggregate functions of `reduce`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AggFunc {
+    Count,
+    CountDistinct,
+    Sum,
+    Min,
+    Max,
+    Avg,
+    First,
+    Last,
+    Collect,
+}
+
+impl AggFunc {
+    pub const ALL: &'static [(&'static str, AggFunc, &'static str)] = &[
+        ("count", AggFunc::Count, "count() counts records; count(x) counts non-null x"),
+        ("count_distinct", AggFunc::CountDistinct, "count_distinct(x): distinct non-null values"),
+        ("sum", AggFunc::Sum, "sum(x): int when all inputs are ints, else float; null when none"),
+        ("min", AggFunc::Min, "min(x): smallest non-null value"),
+        ("max", AggFunc::Max, "max(x): largest non-null value"),
+        ("avg", AggFunc::Avg, "avg(x): float mean of non-null values"),
+        ("first", AggFunc::First, "first(x): value of the first record (arrival order)"),
+        ("last", AggFunc::Last, "last(x): value of the last record (arrival order)"),
+        ("collect", AggFunc::Collect, "collect(x): list of the values in arrival order"),
+    ];
+
+    pub fn parse(name: &str) -> Option<AggFunc> {
+        AggFunc::ALL.iter().find(|(n, _, _)| *n == name).map(|(_, f, _)| *f)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Aggregate {
+    pub name: Arc<str>,
+    pub func: AggFunc,
+    /// None for `count()`.
+    pub arg: Option<Expr>,
+}
 
 /// The state of one aggregate. `First`, `Last` and `Collect` keep the arrival number
 /// of each value so that merged sessions keep arrival order.

@@ -20,9 +20,75 @@ pub mod window;
 mod window_queue;
 
 use crate::expr::EvalError;
-use crate::record::{Batch, Record};
+use crate::expr::Expr;
+use crate::record::{Batch, Record, Schema};
 use crate::sinks::encode::LineEncoder;
-use crate::validate::CompiledStep;
+use crate::spec::WindowSpec;
+use aggregate::Aggregate;
+use component::BuiltStep;
+use std::sync::Arc;
+
+/// A step ready to run.
+#[derive(Clone, Debug)]
+pub enum CompiledStep {
+    Filter(Expr),
+    /// Output records have exactly `schema`'s fields, computed by `exprs` in order.
+    Map {
+        schema: Arc<Schema>,
+        exprs: Vec<Expr>,
+    },
+    Set {
+        assignments: Vec<(Arc<str>, Expr)>,
+    },
+    Drop(Vec<Arc<str>>),
+    FlatMap {
+        each: Expr,
+        as_field: Arc<str>,
+    },
+    KeyBy {
+        names: Vec<Arc<str>>,
+        exprs: Vec<Expr>,
+    },
+    Window(WindowSpec),
+    /// `keys`/`key_exprs` come from the `key_by` before it (empty: one global key),
+    /// `window` from the `window` before it (with that step's index, for `late:`).
+    Reduce {
+        aggregates: Vec<Aggregate>,
+        keys: Vec<Arc<str>>,
+        key_exprs: Vec<Expr>,
+        window: Option<WindowSpec>,
+        window_step: Option<usize>,
+    },
+    /// A step defined whole in its own file (`steps/component.rs`).
+    Component(Arc<dyn BuiltStep>),
+}
+
+impl CompiledStep {
+    /// Every expression the step evaluates on its input records.
+    pub fn exprs(&self) -> Vec<&Expr> {
+        match self {
+            CompiledStep::Filter(e) => vec![e],
+            CompiledStep::Map { exprs, .. } | CompiledStep::KeyBy { exprs, .. } => exprs.iter().collect(),
+            CompiledStep::Set { assignments } => assignments.iter().map(|(_, e)| e).collect(),
+            CompiledStep::FlatMap { each, .. } => vec![each],
+            CompiledStep::Drop(_) | CompiledStep::Window(_) => Vec::new(),
+            CompiledStep::Reduce { aggregates, key_exprs, .. } => {
+                aggregates.iter().filter_map(|a| a.arg.as_ref()).chain(key_exprs).collect()
+            }
+            CompiledStep::Component(c) => c.exprs(),
+        }
+    }
+
+    /// Whether the step's output records are new ones made of its expressions (`map`,
+    /// `reduce`), carrying none of its input's other fields.
+    pub fn makes_new_records(&self) -> bool {
+        match self {
+            CompiledStep::Map { .. } | CompiledStep::Reduce { .. } => true,
+            CompiledStep::Component(c) => c.makes_new_records(),
+            _ => false,
+        }
+    }
+}
 
 /// A record that a step could not process, handed back with the reason so the
 /// runtime can apply the pipeline's `on_error` policy to it.

@@ -8,7 +8,7 @@
 use super::aggregate::{Acc, Accumulators};
 use super::key::key_hash;
 use crate::record::Value;
-use crate::validate::Aggregate;
+use crate::steps::aggregate::Aggregate;
 use hashbrown::HashTable;
 use std::collections::BTreeMap;
 
@@ -190,7 +190,7 @@ fn entry(pane: &Pane, i: usize, k: usize, a: usize) -> Entry<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::validate::AggFunc;
+    use crate::steps::aggregate::AggFunc;
     use std::sync::Arc;
 
     fn add(panes: &mut Panes, bounds: Bounds, key: &str, fired: bool) -> Option<Value> {

@@ -7,7 +7,7 @@ use super::key::{Key, KeyMap};
 use super::{Operator, StepError};
 use crate::expr::Expr;
 use crate::record::{Batch, Record, Schema, SchemaMaker};
-use crate::validate::Aggregate;
+use crate::steps::aggregate::Aggregate;
 use std::sync::Arc;
 
 pub struct RollingReduce {
@@ -96,7 +96,7 @@ impl Operator for RollingReduce {
 mod tests {
     use super::*;
     use crate::expr::{compile, Scope};
-    use crate::validate::AggFunc;
+    use crate::steps::aggregate::AggFunc;
 
     #[test]
     fn rescaled_state_continues_every_key() {

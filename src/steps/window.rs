@@ -23,7 +23,7 @@ use crate::expr::Expr;
 use crate::record::{Batch, Record, Schema, Value};
 use crate::sinks::encode::LineEncoder;
 use crate::spec::WindowKind;
-use crate::validate::Aggregate;
+use crate::steps::aggregate::Aggregate;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 

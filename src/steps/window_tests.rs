@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::expr::{compile, Scope};
-use crate::validate::AggFunc;
+use crate::steps::aggregate::AggFunc;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -7,7 +7,6 @@ pub mod order;
 pub mod steps;
 
 pub use graph::{Graph, NodeRef};
-pub use steps::{AggFunc, Aggregate, CompiledEventTime, CompiledStep};
 
 use crate::diag::Diagnostics;
 use crate::spec::{self, PipelineSpec, SourceFile, SourceSpec};
@@ -20,9 +19,9 @@ pub struct ValidPipeline {
     pub spec: PipelineSpec,
     pub graph: Graph,
     /// One per `spec.steps`.
-    pub steps: Vec<CompiledStep>,
+    pub steps: Vec<crate::steps::CompiledStep>,
     /// One per `spec.sources`.
-    pub event_times: Vec<Option<CompiledEventTime>>,
+    pub event_times: Vec<Option<crate::sources::EventTime>>,
     /// The fields each source is known to produce (declared schema or CSV header).
     pub source_fields: Vec<Option<Vec<Arc<str>>>>,
     /// The same as record layouts, shared by the compiled expressions and the sources'

@@ -7,118 +7,12 @@ use super::graph::{Graph, NodeRef};
 use crate::diag::{did_you_mean, Diagnostics};
 use crate::expr::{self, Expr, Scope};
 use crate::record::Schema;
-use crate::spec::{ExprSpec, KeySpec, PipelineSpec, StepKind, StepSpec, TimeFormat, TimeSource, WindowSpec};
-use crate::steps::component::{self, BuiltStep, Output, StepInput};
+use crate::sources::EventTime as CompiledEventTime;
+use crate::spec::{ExprSpec, KeySpec, PipelineSpec, StepKind, StepSpec, TimeSource, WindowSpec};
+use crate::steps::aggregate::{AggFunc, Aggregate};
+use crate::steps::component::{self, Output, StepInput};
+use crate::steps::CompiledStep;
 use std::sync::Arc;
-
-/// Aggregate functions of `reduce`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AggFunc {
-    Count,
-    CountDistinct,
-    Sum,
-    Min,
-    Max,
-    Avg,
-    First,
-    Last,
-    Collect,
-}
-
-impl AggFunc {
-    pub const ALL: &'static [(&'static str, AggFunc, &'static str)] = &[
-        ("count", AggFunc::Count, "count() counts records; count(x) counts non-null x"),
-        ("count_distinct", AggFunc::CountDistinct, "count_distinct(x): distinct non-null values"),
-        ("sum", AggFunc::Sum, "sum(x): int when all inputs are ints, else float; null when none"),
-        ("min", AggFunc::Min, "min(x): smallest non-null value"),
-        ("max", AggFunc::Max, "max(x): largest non-null value"),
-        ("avg", AggFunc::Avg, "avg(x): float mean of non-null values"),
-        ("first", AggFunc::First, "first(x): value of the first record (arrival order)"),
-        ("last", AggFunc::Last, "last(x): value of the last record (arrival order)"),
-        ("collect", AggFunc::Collect, "collect(x): list of the values in arrival order"),
-    ];
-
-    pub fn parse(name: &str) -> Option<AggFunc> {
-        AggFunc::ALL.iter().find(|(n, _, _)| *n == name).map(|(_, f, _)| *f)
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct Aggregate {
-    pub name: Arc<str>,
-    pub func: AggFunc,
-    /// None for `count()`.
-    pub arg: Option<Expr>,
-}
-
-/// A step ready to run.
-#[derive(Clone, Debug)]
-pub enum CompiledStep {
-    Filter(Expr),
-    /// Output records have exactly `schema`'s fields, computed by `exprs` in order.
-    Map {
-        schema: Arc<Schema>,
-        exprs: Vec<Expr>,
-    },
-    Set {
-        assignments: Vec<(Arc<str>, Expr)>,
-    },
-    Drop(Vec<Arc<str>>),
-    FlatMap {
-        each: Expr,
-        as_field: Arc<str>,
-    },
-    KeyBy {
-        names: Vec<Arc<str>>,
-        exprs: Vec<Expr>,
-    },
-    Window(WindowSpec),
-    /// `keys`/`key_exprs` come from the `key_by` before it (empty: one global key),
-    /// `window` from the `window` before it (with that step's index, for `late:`).
-    Reduce {
-        aggregates: Vec<Aggregate>,
-        keys: Vec<Arc<str>>,
-        key_exprs: Vec<Expr>,
-        window: Option<WindowSpec>,
-        window_step: Option<usize>,
-    },
-    /// A step defined whole in its own file (`steps/component.rs`).
-    Component(Arc<dyn BuiltStep>),
-}
-
-impl CompiledStep {
-    /// Every expression the step evaluates on its input records.
-    pub fn exprs(&self) -> Vec<&Expr> {
-        match self {
-            CompiledStep::Filter(e) => vec![e],
-            CompiledStep::Map { exprs, .. } | CompiledStep::KeyBy { exprs, .. } => exprs.iter().collect(),
-            CompiledStep::Set { assignments } => assignments.iter().map(|(_, e)| e).collect(),
-            CompiledStep::FlatMap { each, .. } => vec![each],
-            CompiledStep::Drop(_) | CompiledStep::Window(_) => Vec::new(),
-            CompiledStep::Reduce { aggregates, key_exprs, .. } => {
-                aggregates.iter().filter_map(|a| a.arg.as_ref()).chain(key_exprs).collect()
-            }
-            CompiledStep::Component(c) => c.exprs(),
-        }
-    }
-
-    /// Whether the step's output records are new ones made of its expressions (`map`,
-    /// `reduce`), carrying none of its input's other fields.
-    pub fn makes_new_records(&self) -> bool {
-        match self {
-            CompiledStep::Map { .. } | CompiledStep::Reduce { .. } => true,
-            CompiledStep::Component(c) => c.makes_new_records(),
-            _ => false,
-        }
-    }
-}
-
-/// How a source's records get their event time.
-#[derive(Clone, Debug)]
-pub struct CompiledEventTime {
-    pub expr: Expr,
-    pub format: Option<TimeFormat>,
-}
 
 /// What is known about the records on an edge.
 #[derive(Clone, Debug, Default)]
