@@ -413,15 +413,21 @@ fn quoted(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "'")
 }
 
+impl View {
+    /// The thread groups that run nodes: index, label (`name xN`) and nodes.
+    fn groups(&self) -> impl Iterator<Item = (usize, String, Vec<&Node>)> {
+        self.threads.iter().enumerate().filter_map(|(t, threads)| {
+            let members: Vec<&Node> = self.nodes.iter().filter(|n| n.runs_on == t).collect();
+            let count = threads.count.map_or("per partition".to_string(), |n| format!("x{n}"));
+            (!members.is_empty()).then(|| (t, quoted(&format!("{} {count}", threads.name)), members))
+        })
+    }
+}
+
 fn dot(view: &View) -> String {
     let mut out = String::from("digraph plan {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n");
-    for (t, threads) in view.threads.iter().enumerate() {
-        let members: Vec<&Node> = view.nodes.iter().filter(|n| n.runs_on == t).collect();
-        if members.is_empty() {
-            continue;
-        }
-        let count = threads.count.map_or("per partition".to_string(), |n| format!("x{n}"));
-        let _ = writeln!(out, "  subgraph cluster_{t} {{\n    label=\"{} {count}\";", quoted(&threads.name));
+    for (t, label, members) in view.groups() {
+        let _ = writeln!(out, "  subgraph cluster_{t} {{\n    label=\"{label}\";");
         for n in members {
             let _ = writeln!(out, "    {} [label=\"{}\\n{}\"];", n.key, quoted(&n.name), quoted(&n.kind));
         }
@@ -443,13 +449,8 @@ fn dot(view: &View) -> String {
 
 fn mermaid(view: &View) -> String {
     let mut out = String::from("flowchart LR\n");
-    for (t, threads) in view.threads.iter().enumerate() {
-        let members: Vec<&Node> = view.nodes.iter().filter(|n| n.runs_on == t).collect();
-        if members.is_empty() {
-            continue;
-        }
-        let count = threads.count.map_or("per partition".to_string(), |n| format!("x{n}"));
-        let _ = writeln!(out, "  subgraph thread_{t}[\"{} {count}\"]", quoted(&threads.name));
+    for (t, label, members) in view.groups() {
+        let _ = writeln!(out, "  subgraph thread_{t}[\"{label}\"]");
         for n in members {
             let _ = writeln!(out, "    {}[\"{}<br/>{}\"]", n.key, quoted(&n.name), quoted(&n.kind));
         }

@@ -8,8 +8,8 @@
 //! lines (a run that stops on a failure has written exactly the lines before it).
 
 use super::lane_steps::{is_failure, is_tick};
-use super::source_thread::Outbox;
 use super::Message;
+use super::Outbox;
 use crate::record::{Batch, Origin};
 use crate::sinks::encode::LineEncoder;
 

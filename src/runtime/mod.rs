@@ -25,7 +25,7 @@ use crate::plan::{physical::OnError, Execution, LogicalPlan, PhysicalPlan};
 use crate::record::Batch;
 use crate::sinks::{self, SinkError};
 use crate::sources::{self, BadRecord};
-use crossbeam_channel::{bounded, Receiver};
+use crossbeam_channel::{bounded, Receiver, Sender};
 use errors::OriginNames;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -41,6 +41,26 @@ pub enum Message {
     End,
     /// The source failed (I/O); the run fails with this error.
     Failed(Error),
+}
+
+/// Where a lane's messages go, in order.
+pub trait Outbox {
+    /// False when the receiver has gone.
+    fn put(&mut self, message: Message) -> bool;
+}
+
+impl Outbox for Sender<Message> {
+    fn put(&mut self, message: Message) -> bool {
+        self.send(message).is_ok()
+    }
+}
+
+/// Collected to be sent later as a whole (a block's messages, `block_lanes`).
+impl Outbox for Vec<Message> {
+    fn put(&mut self, message: Message) -> bool {
+        self.push(message);
+        true
+    }
 }
 
 /// What travels from the executor to a sink.

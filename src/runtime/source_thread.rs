@@ -4,7 +4,7 @@
 //! any reader into any [`Outbox`]; [`SourceThread`] is a source read on its own
 //! thread into the executor's channel, `block_lanes` one read by several.
 
-use super::{event_time, lane_lines, lane_steps, Message};
+use super::{event_time, lane_lines, lane_steps, Message, Outbox};
 use crate::error::{Error, Result};
 use crate::record::Batch;
 use crate::sources::EventTime as CompiledEventTime;
@@ -12,26 +12,6 @@ use crate::sources::{self, BadRecord};
 use crossbeam_channel::Sender;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-
-/// Where a lane's messages go, in order.
-pub trait Outbox {
-    /// False when the receiver has gone.
-    fn put(&mut self, message: Message) -> bool;
-}
-
-impl Outbox for Sender<Message> {
-    fn put(&mut self, message: Message) -> bool {
-        self.send(message).is_ok()
-    }
-}
-
-/// Collected to be sent later as a whole (a block's messages, `block_lanes`).
-impl Outbox for Vec<Message> {
-    fn put(&mut self, message: Message) -> bool {
-        self.push(message);
-        true
-    }
-}
 
 /// Records a lane reads, stamps and runs its steps on at a time: few enough that they
 /// are still in the core's first-level cache when the next pass over them comes (W1:
