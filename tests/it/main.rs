@@ -13,6 +13,7 @@ mod kafka;
 mod on_error;
 mod parallel;
 mod projection;
+mod services;
 mod split;
 mod sql;
 mod streaming;
