@@ -28,9 +28,14 @@ fn pg_db() -> Db {
 }
 
 fn mysql(sql: &str) -> String {
+    mysql_in(&my_db().database, sql)
+}
+
+/// Runs `sql` in `database` of the MySQL server.
+fn mysql_in(database: &str, sql: &str) -> String {
     let db = my_db();
     let mut cmd = Command::new(&db.client);
-    cmd.args([format!("-u{}", db.user), format!("-h{}", db.host), format!("-P{}", db.port), db.database.clone()]);
+    cmd.args([format!("-u{}", db.user), format!("-h{}", db.host), format!("-P{}", db.port), database.to_string()]);
     cmd.args(["-N", "-B", "-e", sql]);
     if let Some(password) = &db.password {
         cmd.env("MYSQL_PWD", password);
@@ -41,9 +46,14 @@ fn mysql(sql: &str) -> String {
 }
 
 fn psql(sql: &str) -> String {
+    psql_in(&pg_db().database, sql)
+}
+
+/// Runs `sql` in `database` of the PostgreSQL server.
+fn psql_in(database: &str, sql: &str) -> String {
     let db = pg_db();
     let mut cmd = Command::new(&db.client);
-    cmd.args(["-h", &db.host, "-p", &db.port.to_string(), "-U", &db.user, "-d", &db.database]);
+    cmd.args(["-h", &db.host, "-p", &db.port.to_string(), "-U", &db.user, "-d", database]);
     cmd.args(["-At", "-F", "\t", "-q", "-c", sql]);
     if let Some(password) = &db.password {
         cmd.env("PGPASSWORD", password);
@@ -336,4 +346,69 @@ fn rejected_rows_follow_on_error_to_a_sink() {
     assert_eq!(count.trim().parse::<usize>().unwrap(), all.lines().count() - too_big);
     assert!(out.stderr.contains(&format!("0 skipped, {too_big} failed")), "{}", out.stderr);
     drop_pg_tables(&[&t]);
+}
+
+/// Two independent runs of one pipeline name (their own checkpoint directories and
+/// tables): the second must not make the first, when it runs again from its
+/// checkpoint, write its checkpoint's rows a second time (issue 23, item 1). The runs
+/// use databases of their own whose `flowctl_commits` has the older shape, keyed by
+/// pipeline and sink only: it is migrated, and its row stays.
+#[test]
+fn another_run_of_the_same_pipeline_name_does_not_make_a_resumed_run_write_twice() {
+    let Some((my_db, pg_db)) = servers() else { return };
+    let database = format!("flowctl_twins_{}", std::process::id());
+    let old_table = "CREATE TABLE flowctl_commits (pipeline VARCHAR(191) NOT NULL, sink VARCHAR(191) NOT NULL, lineage VARCHAR(64) NOT NULL, epoch BIGINT NOT NULL, PRIMARY KEY (pipeline, sink))";
+    let old_row = "INSERT INTO flowctl_commits VALUES ('elsewhere', 'my', 'an-old-lineage', 7)";
+    mysql(&format!("DROP DATABASE IF EXISTS {database}"));
+    mysql(&format!("CREATE DATABASE {database}"));
+    psql(&format!("DROP DATABASE IF EXISTS {database}"));
+    psql(&format!("CREATE DATABASE {database}"));
+    for sql in [old_table, old_row] {
+        mysql_in(&database, sql);
+        psql_in(&database, sql);
+    }
+    let url = |db: &Db| format!("{}/{database}", db.url.rsplit_once('/').unwrap().0);
+    let (my_url, pg_url) = (url(&my_db), url(&pg_db));
+    let input = generate(20_000, 0).0;
+    let rows = |db: &str, t: &str| {
+        let sql = format!("SELECT user_id, window_start, window_end, requests, bytes FROM {t}");
+        let text = if db == "mysql" { mysql_in(&database, &sql) } else { psql_in(&database, &sql) };
+        let mut lines: Vec<String> = text.lines().map(String::from).collect();
+        lines.sort();
+        lines
+    };
+    let run = |dir: &std::path::Path, my: &str, pg: &str| {
+        std::fs::write(dir.join("input.csv"), &input).unwrap();
+        let sinks = format!(
+            "{}{}",
+            sql_sink("my", "mysql", &my_url, my, false),
+            sql_sink("pg", "postgres", &pg_url, pg, false)
+        );
+        let path = write_pipeline(dir, "p.yaml", &pipeline("sql_twins", "input.csv", &sinks, true));
+        let out = flowctl(&["run", &path], None, &[]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    };
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    run(a.path(), "a_my", "a_pg");
+    let (first_my, first_pg) = (rows("mysql", "a_my"), rows("postgres", "a_pg"));
+    assert!(first_my.len() > 1000 && first_my == first_pg);
+    run(b.path(), "b_my", "b_pg");
+    run(a.path(), "a_my", "a_pg");
+    for (db, t, first) in [("mysql", "a_my", &first_my), ("postgres", "a_pg", &first_pg)] {
+        let now = rows(db, t);
+        assert!(
+            &now == first,
+            "{db}: run A's table has {} rows after run B and A again, {} before",
+            now.len(),
+            first.len()
+        );
+    }
+    let markers = "SELECT pipeline, sink, epoch FROM flowctl_commits ORDER BY pipeline, sink, lineage";
+    for text in [mysql_in(&database, markers), psql_in(&database, markers)] {
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "the old row and one marker per run: {text}");
+        assert_eq!(lines[0], "elsewhere\tmy\t7", "{text}");
+    }
+    mysql(&format!("DROP DATABASE {database}"));
+    psql(&format!("DROP DATABASE {database}"));
 }
