@@ -122,7 +122,15 @@ impl Checkpointing {
             .as_ref()
             .map(|(c, _)| c.lineage.clone())
             .filter(|l| !l.is_empty())
-            .unwrap_or_else(|| format!("{:x}-{}", chrono::Utc::now().timestamp_millis(), std::process::id()));
+            // Unique across runs and machines: sinks key their commit markers by it.
+            .unwrap_or_else(|| {
+                format!(
+                    "{:x}-{}-{:08x}",
+                    chrono::Utc::now().timestamp_millis(),
+                    std::process::id(),
+                    rand::random::<u32>()
+                )
+            });
         let checkpointing = Checkpointing {
             store,
             _lock: lock,

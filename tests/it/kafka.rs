@@ -447,6 +447,28 @@ mod transactions {
         assert_eq!(written, sorted(orders(0, rows).into_iter().map(|(_, v)| v).collect()));
     }
 
+    /// Two independent runs of one pipeline name (their own checkpoint directories)
+    /// keep their transaction markers in groups of their own, so the second cannot
+    /// overwrite the marker a resumed first run relies on (issue 23, item 1). The mock
+    /// does not store transactional offsets, so the groups are read from the debug log.
+    #[test]
+    fn independent_runs_of_one_pipeline_keep_their_markers_apart() {
+        let cluster = mock("out", 1);
+        let brokers = cluster.bootstrap_servers();
+        let group = |dir: &Path| {
+            let path = file_to_kafka(dir, &brokers, "out", "exactly_once", 10);
+            let out = flowctl(&["run", "-v", &path], None, &[]);
+            assert_eq!(out.code, 0, "{}", out.stderr);
+            let line = out.stderr.lines().find(|l| l.contains("transaction markers in group")).unwrap_or_default();
+            line.split('`').nth(3).unwrap_or_default().to_string()
+        };
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (first, second, again) = (group(a.path()), group(b.path()), group(a.path()));
+        assert!(first.starts_with("flowctl-f2k-out-txn-"), "{first:?}");
+        assert_ne!(first, second, "another checkpoint directory, another marker group");
+        assert_eq!(first, again, "a run resuming from its checkpoint keeps its marker group");
+    }
+
     #[test]
     fn a_fenced_producer_stops_the_run_with_a_clear_error() {
         let cluster = mock("out", 1);
