@@ -13,6 +13,7 @@ mod kafka;
 mod on_error;
 mod parallel;
 mod projection;
+mod robust;
 mod services;
 mod split;
 mod sql;
