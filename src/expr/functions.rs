@@ -586,17 +586,17 @@ fn round(a: &[Value]) -> R {
     match &a[0] {
         Value::Int(i) if digits >= 0 => Ok(Value::Int(*i)),
         Value::Int(i) => {
-            let p = u32::try_from(-digits).ok().and_then(|d| 10i64.checked_pow(d));
-            Ok(Value::Int(match p {
-                // Round half away from zero on the integer itself to stay exact.
-                Some(p) => {
-                    let q = i / p;
-                    let rem = i % p;
-                    let q = if rem.abs() * 2 >= p { q + i.signum() } else { q };
-                    q.checked_mul(p).ok_or_else(|| EvalError::new("integer overflow in `round`"))?
-                }
-                None => 0,
-            }))
+            // |i| < 9.3e18 < 10^20 / 2: to 20 or more places left of the point it is 0.
+            let Some(p) = u32::try_from(-digits).ok().filter(|d| *d < 20).map(|d| 10i128.pow(d)) else {
+                return Ok(Value::Int(0));
+            };
+            // Round half away from zero on the integer itself (in 128 bits) to stay exact.
+            let i = i128::from(*i);
+            let (q, rem) = (i / p, i % p);
+            let q = if rem.abs() * 2 >= p { q + i.signum() } else { q };
+            i64::try_from(q * p).map(Value::Int).map_err(|_| {
+                EvalError::new(format!("integer overflow in `round`: {i} rounded to {} places is {}", digits, q * p))
+            })
         }
         Value::Float(f) => {
             let p = 10f64.powi(i32::try_from(digits.clamp(-400, 400)).unwrap_or(0));

@@ -40,3 +40,113 @@ sinks:
         out.stderr
     );
 }
+
+/// 64-bit overflow is a bad record, never a wrapped value: an event time near
+/// i64::MAX (whose window would end at a negative time), a datagen sequence or
+/// timestamp running past i64::MAX, `round` to 19 places left of the point.
+#[test]
+fn overflowing_values_are_bad_records() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), "ts,user\n9223372036854775000,a\n1000,b\n").unwrap();
+    let windows = "on_error: skip
+sources:
+  data: {type: file, path: in.csv, event_time: ts}
+steps:
+  - key_by: user
+  - window: {tumbling: 10s}
+  - reduce: {n: count()}
+sinks:
+  out: {type: stdout}
+";
+    let out = flowctl(&["run", &write_pipeline(dir.path(), "w.yaml", windows)], None, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "{\"user\":\"b\",\"window_start\":0,\"window_end\":10000,\"n\":1}\n");
+    assert_eq!(summary_counts(&out.stderr), "2 in, 1 out, 0 late, 1 skipped, 0 failed");
+
+    let datagen = "on_error: skip
+sources:
+  gen:
+    type: datagen
+    count: 4
+    fields:
+      n: {type: sequence, start: 9223372036854775806, step: 1}
+      ts: {type: timestamp, start: 1000, step: 1}
+sinks:
+  out: {type: stdout}
+";
+    let out = flowctl(&["run", &write_pipeline(dir.path(), "d.yaml", datagen)], None, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout.lines().count(), 2, "{}", out.stdout);
+    assert!(
+        out.stdout.contains("9223372036854775807") && !out.stdout.contains("-9223372036854775808"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(summary_counts(&out.stderr), "4 in, 2 out, 0 late, 2 skipped, 0 failed");
+    let failing = write_pipeline(dir.path(), "df.yaml", &datagen.replace("on_error: skip", "on_error: fail"));
+    let out = flowctl(&["run", &failing], None, &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("field `n`: 9223372036854775806 + 2 × 1 overflows a 64-bit integer"), "{}", out.stderr);
+    let timestamps = datagen.replace("start: 9223372036854775806, step: 1}", "start: 0, step: 1}").replace(
+        "ts: {type: timestamp, start: 1000, step: 1}",
+        "ts: {type: timestamp, start: 1000, step: 4611686018427387903}",
+    );
+    let out = flowctl(&["run", &write_pipeline(dir.path(), "t.yaml", &timestamps)], None, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(summary_counts(&out.stderr), "4 in, 1 out, 0 late, 3 skipped, 0 failed");
+
+    let round = "sources:
+  gen: {type: datagen, count: 1, fields: {x: {type: constant, value: 9223372036854775807}}}
+steps:
+  - map: {a: 'round(x, -18)', b: 'round(x - 5000000000000000000, -19)', c: 'round(x, -25)'}
+  - map: {d: 'round(9223372036854775807, -19)'}
+sinks:
+  out: {type: stdout}
+";
+    let out = flowctl(&["run", &write_pipeline(dir.path(), "r.yaml", round)], None, &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("integer overflow in `round`"), "{}", out.stderr);
+    let out = flowctl(
+        &[
+            "run",
+            &write_pipeline(
+                dir.path(),
+                "r2.yaml",
+                &round.replace("  - map: {d: 'round(9223372036854775807, -19)'}\n", ""),
+            ),
+        ],
+        None,
+        &[],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "{\"a\":9000000000000000000,\"b\":0,\"c\":0}\n");
+}
+
+/// Configuration that would overflow is a validation error at its line and column:
+/// a uniform_int with min above max, a window longer than the limit.
+#[test]
+fn overflowing_configuration_is_a_validation_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "sources:
+  gen:
+    type: datagen
+    count: 3
+    fields:
+      x: {type: uniform_int, min: 10, max: 1}
+steps:
+  - key_by: x
+  - window: {tumbling: 2000000d}
+  - reduce: {n: count()}
+sinks:
+  out: {type: stdout}
+";
+    let path = write_pipeline(dir.path(), "p.yaml", yaml);
+    let out = flowctl(&["validate", &path], None, &[]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("p.yaml:6:44: error: `uniform_int` needs `min` at most `max`; found min 10 and max 1"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("p.yaml:9:24: error: a window duration must be at most 1000000d"), "{}", out.stderr);
+}
