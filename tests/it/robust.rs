@@ -150,3 +150,72 @@ sinks:
     );
     assert!(out.stderr.contains("p.yaml:9:24: error: a window duration must be at most 1000000d"), "{}", out.stderr);
 }
+
+/// The checkpoint files of a directory, oldest first.
+fn checkpoint_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "checkpoint"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// When every checkpoint is corrupt, `run` refuses (exit 2) and names them, instead of
+/// silently starting from zero; `--allow-state-loss` starts from the beginning with the
+/// unusable files moved aside, `--fresh` starts over. A checkpoint whose file name and
+/// content disagree on the epoch is not trusted.
+#[test]
+fn all_checkpoints_corrupt_is_refused_unless_state_loss_is_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), "id\n1\n2\n3\n").unwrap();
+    let yaml = "sources:
+  data: {type: file, path: in.csv}
+sinks:
+  out: {type: stdout}
+checkpoint: {dir: cp, interval: 1h, keep: 3}
+";
+    let path = write_pipeline(dir.path(), "p.yaml", yaml);
+    let cp = dir.path().join("cp");
+    let out = flowctl(&["run", &path], None, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout.lines().count(), 3);
+    let files = checkpoint_files(&cp);
+    assert!(!files.is_empty());
+    let good = std::fs::read(files.last().unwrap()).unwrap();
+
+    // A checkpoint renamed to a later epoch is not trusted; the real one is used.
+    let renamed = cp.join("epoch-0000000099.checkpoint");
+    std::fs::write(&renamed, &good).unwrap();
+    let out = flowctl(&["run", &path], None, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("its name says epoch 99 but it holds epoch"), "{}", out.stderr);
+    assert_eq!(out.stdout, "", "resumed from the completed checkpoint: nothing new to read");
+    std::fs::remove_file(&renamed).unwrap();
+
+    for f in checkpoint_files(&cp) {
+        std::fs::write(f, b"not a checkpoint at all").unwrap();
+    }
+    let out = flowctl(&["run", &path], None, &[]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("no usable checkpoint in"), "{}", out.stderr);
+    assert!(out.stderr.contains("--allow-state-loss") && out.stderr.contains("--fresh"), "{}", out.stderr);
+    assert_eq!(out.stdout, "", "nothing ran");
+
+    let out = flowctl(&["run", "--allow-state-loss", &path], None, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("every checkpoint is unusable; starting from the beginning"), "{}", out.stderr);
+    assert_eq!(out.stdout.lines().count(), 3, "read again from the beginning");
+    // The unusable files were moved aside, so the new checkpoints are the ones used.
+    let out = flowctl(&["run", &path], None, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "");
+
+    for f in checkpoint_files(&cp) {
+        std::fs::write(f, b"garbage").unwrap();
+    }
+    let out = flowctl(&["run", "--fresh", &path], None, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout.lines().count(), 3);
+}
