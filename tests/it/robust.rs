@@ -219,3 +219,32 @@ checkpoint: {dir: cp, interval: 1h, keep: 3}
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.stdout.lines().count(), 3);
 }
+
+/// A YAML alias bomb (nested aliases, each copying the one before ten times) is
+/// refused at the alias that crosses the node limit, with its line and column,
+/// instead of expanding into gigabytes.
+#[test]
+fn a_yaml_alias_bomb_is_an_error_at_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut yaml = String::from("name: bomb\nx0: &x0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for i in 1..7 {
+        yaml.push_str(&format!("x{i}: &x{i} [{}]\n", vec![format!("*x{}", i - 1); 10].join(", ")));
+    }
+    yaml.push_str("sources:\n  s: {type: stdin}\nsinks:\n  out: {type: stdout}\n");
+    let path = write_pipeline(dir.path(), "bomb.yaml", &yaml);
+    let started = std::time::Instant::now();
+    let out = flowctl(&["validate", &path], None, &[]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    // With the levels before it, x4's seventh alias crosses 100,000 nodes.
+    assert!(
+        out.stderr.contains("bomb.yaml:6:45: error")
+            && out.stderr.contains("more than 100000 nodes with its aliases expanded"),
+        "{}",
+        out.stderr
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let deep = format!("name: deep\nx: {}{}\n", "[".repeat(200), "]".repeat(200));
+    let out = flowctl(&["validate", &write_pipeline(dir.path(), "deep.yaml", &deep)], None, &[]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("deep.yaml:2:") && out.stderr.contains("nested more than 128 deep"), "{}", out.stderr);
+}
