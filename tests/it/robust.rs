@@ -248,3 +248,31 @@ fn a_yaml_alias_bomb_is_an_error_at_its_position() {
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("deep.yaml:2:") && out.stderr.contains("nested more than 128 deep"), "{}", out.stderr);
 }
+
+/// 10,000 `AND` terms or 20,000 `+` terms overflowed the stack (exit 134); an
+/// expression with more than 500 operators is now a validation error pointing at the
+/// first operator past the limit.
+#[test]
+fn an_expression_with_too_many_operators_is_an_error_not_a_stack_overflow() {
+    let dir = tempfile::tempdir().unwrap();
+    let and = vec!["x = 1"; 10_000].join(" AND ");
+    let plus = vec!["x"; 20_000].join(" + ");
+    let yaml = format!(
+        "sources:\n  s: {{type: stdin, schema: {{x: int}}}}\nsteps:\n  - filter: \"{and}\"\n  - map: {{y: \"{plus}\"}}\nsinks:\n  out: {{type: stdout}}\n"
+    );
+    let path = write_pipeline(dir.path(), "p.yaml", &yaml);
+    let out = flowctl(&["validate", &path], None, &[]);
+    assert_eq!(out.code, 2, "{}", out.stderr.chars().take(2000).collect::<String>());
+    // Operators alternate `=`, `AND`: the 501st is the `=` of term 251, 10 characters
+    // per term, in an expression that starts at column 14.
+    let and_col = 14 + 250 * 10 + 2;
+    // The 501st `+`, 4 characters per term, in an expression that starts at column 15.
+    let plus_col = 15 + 500 * 4 + 2;
+    for at in [format!("p.yaml:4:{and_col}: error:"), format!("p.yaml:5:{plus_col}: error:")] {
+        assert!(out.stderr.contains(&format!("{at} the expression has more than 500 operators")), "{at}");
+    }
+    let ok = yaml.replace(&and, &vec!["x = 1"; 200].join(" AND ")).replace(&plus, &vec!["x"; 400].join(" + "));
+    let out = flowctl(&["run", &write_pipeline(dir.path(), "ok.yaml", &ok)], Some("{\"x\": 1}\n"), &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "{\"y\":400}\n");
+}
