@@ -276,3 +276,63 @@ fn an_expression_with_too_many_operators_is_an_error_not_a_stack_overflow() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.stdout, "{\"y\":400}\n");
 }
+
+/// Runs flowctl with stdout or stderr (or both) a pipe whose reader is already gone
+/// (`true` has exited 200 ms before flowctl starts); returns the exit code and
+/// whatever reached the other stream.
+fn with_closed(stdout_closed: bool, stderr_closed: bool, args: &[&str]) -> (i32, String) {
+    use std::process::{Command, Stdio};
+    let code_file = tempfile::NamedTempFile::new().unwrap();
+    let redirect = match (stdout_closed, stderr_closed) {
+        (true, false) => "2>&4",
+        (false, true) => "2>&1 >&3",
+        _ => "2>&1",
+    };
+    let script = format!(r#"exec 3>&1 4>&2; {{ sleep 0.2; "$@" {redirect}; echo $? > "$CODE"; }} | true"#);
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg("sh")
+        .arg(env!("CARGO_BIN_EXE_flowctl"))
+        .args(args)
+        .env("CODE", code_file.path())
+        .current_dir(super::common::root())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let code = std::fs::read_to_string(code_file.path()).unwrap().trim().parse().unwrap();
+    let other = if stdout_closed { &out.stderr } else { &out.stdout };
+    (code, String::from_utf8_lossy(other).into_owned())
+}
+
+/// A reader that went away (`flowctl plan p.yaml | head -1`) is not a crash: `plan`,
+/// `validate`, `checkpoints ls` and `completions` end with their own exit code and no
+/// panic; `run` survives a closed stderr at its summary.
+#[test]
+fn closed_stdout_and_stderr_are_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), "id\n1\n2\n").unwrap();
+    let yaml = "sources:\n  data: {type: file, path: in.csv}\nsinks:\n  out: {type: file, path: out.jsonl}\ncheckpoint: {dir: cp}\n";
+    let path = write_pipeline(dir.path(), "p.yaml", yaml);
+    let bad = write_pipeline(dir.path(), "bad.yaml", "sources: {}\nsinks: {}\nnope: 1\n");
+    let cp = dir.path().join("cp").display().to_string();
+
+    let (code, stderr) = with_closed(false, true, &["run", &path]);
+    assert_eq!(code, 0, "run with stderr closed: {stderr}");
+    assert_eq!(std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap().lines().count(), 2);
+    for (args, want) in [
+        (vec!["plan", path.as_str()], 0),
+        (vec!["validate", path.as_str()], 0),
+        (vec!["validate", "--format", "json", path.as_str()], 0),
+        (vec!["validate", bad.as_str()], 2),
+        (vec!["checkpoints", "ls", cp.as_str()], 0),
+        (vec!["checkpoints", "inspect", cp.as_str()], 0),
+        (vec!["completions", "bash"], 0),
+    ] {
+        let (code, stderr) = with_closed(true, false, &args);
+        assert_eq!(code, want, "{args:?} with stdout closed: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        let (code, _) = with_closed(true, true, &args);
+        assert_eq!(code, want, "{args:?} with stdout and stderr closed");
+    }
+}
