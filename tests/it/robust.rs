@@ -336,3 +336,40 @@ fn closed_stdout_and_stderr_are_not_panics() {
         assert_eq!(code, want, "{args:?} with stdout and stderr closed");
     }
 }
+
+/// `CAST` to a narrower integer type checks its range (it gave 100000 for SMALLINT),
+/// `DECIMAL(p, s)` rounds to its scale and checks its precision (it was ignored),
+/// an impossible DECIMAL is a validation error; TRY_CAST gives NULL instead.
+#[test]
+fn casts_to_narrow_types_check_their_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "on_error: skip
+sources:
+  s: {type: stdin, schema: {x: float}}
+steps:
+  - map: {x: x, s: CAST(x AS SMALLINT), d: 'CAST(x AS DECIMAL(3,1))', t: TRY_CAST(x AS TINYINT)}
+sinks:
+  out: {type: stdout}
+";
+    let path = write_pipeline(dir.path(), "p.yaml", yaml);
+    let out = flowctl(&["run", &path], Some("{\"x\": 12.345}\n{\"x\": 100000}\n{\"x\": 99.96}\n{\"x\": -5}\n"), &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout, "{\"x\":12.345,\"s\":12,\"d\":12.3,\"t\":12}\n{\"x\":-5,\"s\":-5,\"d\":-5.0,\"t\":-5}\n",
+        "{}",
+        out.stderr
+    );
+    assert_eq!(summary_counts(&out.stderr), "4 in, 2 out, 0 late, 2 skipped, 0 failed");
+    let failing = write_pipeline(dir.path(), "f.yaml", &yaml.replace("on_error: skip\n", ""));
+    let out = flowctl(&["run", &failing], Some("{\"x\": 100000}\n"), &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("100000 is out of range for SMALLINT"), "{}", out.stderr);
+    let bad = write_pipeline(dir.path(), "b.yaml", &yaml.replace("DECIMAL(3,1)", "DECIMAL(3,5)"));
+    let out = flowctl(&["validate", &bad], None, &[]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("DECIMAL(3,5): the precision must be 1 to 38 and the scale 0 to the precision"),
+        "{}",
+        out.stderr
+    );
+}
