@@ -373,3 +373,48 @@ sinks:
         out.stderr
     );
 }
+
+/// Records that were silently wrong: a header `a,a,c` gave a record (and JSON) with
+/// two `a` keys; a UTF-8 byte-order mark made line 1 of a JSON lines file bad; an
+/// unterminated quote swallowed the rest of a CSV file into one field; an integer
+/// beyond 64 bits became a float that lost its last digits.
+#[test]
+fn csv_and_json_lines_edge_cases_are_read_faithfully() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, content: &[u8], extra: &str| {
+        std::fs::write(dir.path().join(name), content).unwrap();
+        let yaml = format!("{extra}sources:\n  d: {{type: file, path: {name}}}\nsinks:\n  out: {{type: stdout}}\n");
+        flowctl(&["run", &write_pipeline(dir.path(), &format!("{name}.yaml"), &yaml)], None, &[])
+    };
+    let out = run("dup.csv", b"a,a,c,a_2\n1,2,3,4\n", "");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "{\"a\":1,\"a_3\":2,\"c\":3,\"a_2\":4}\n");
+    assert!(
+        out.stderr.contains("the CSV header repeats the column `a`: this one is the field `a_3`"),
+        "{}",
+        out.stderr
+    );
+
+    let out = run("bom.jsonl", b"\xef\xbb\xbf{\"a\": 1}\n{\"a\": 2}\n", "");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "{\"a\":1}\n{\"a\":2}\n");
+
+    let out = run("quote.csv", b"id,name\n1,\"ok\"\n2,\"never closed\n3,x\n4,y\n", "on_error: skip\n");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "{\"id\":1,\"name\":\"ok\"}\n");
+    assert_eq!(summary_counts(&out.stderr), "2 in, 1 out, 0 late, 1 skipped, 0 failed");
+    let out = run("quote2.csv", b"id,name\n1,\"ok\"\n2,\"never closed\n3,x\n4,y\n", "");
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("quote2.csv:3): a quoted field opened in this record never closes"), "{}", out.stderr);
+    // Quotes that close, doubled quotes and a quoted last line without a newline are fine.
+    let out = run("fine.csv", b"id,name\n1,\"say \"\"hi\"\"\"\n2,\"two\nlines\"\n3,\"last\"", "");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout.lines().count(), 3, "{}", out.stdout);
+
+    let out = run("big.csv", b"id\n99999999999999999999\n1\n", "on_error: skip\n");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "{\"id\":1}\n");
+    let out = run("big2.csv", b"id\n99999999999999999999\n1\n", "");
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("`99999999999999999999` is an integer beyond 64 bits"), "{}", out.stderr);
+}
