@@ -40,7 +40,7 @@ static FUNCTIONS: &[FunctionDoc] = &[
     doc!("ends_with", "ends_with(s, suffix)", 2, Some(2), "Whether `s` ends with `suffix`."),
     doc!("regexp_like", "regexp_like(s, pattern)", 2, Some(2), "Whether the regular expression matches somewhere in `s`."),
     doc!("regexp_extract", "regexp_extract(s, pattern[, group])", 2, Some(3), "The text of capture group `group` (default 0, the whole match) of the first match; NULL when there is no match or the group did not take part."),
-    doc!("regexp_replace", "regexp_replace(s, pattern, repl)", 3, Some(3), "Replaces every match; `repl` may refer to groups as `$1` or `${name}`."),
+    doc!("regexp_replace", "regexp_replace(s, pattern, repl)", 3, Some(3), "Replaces every match; `repl` may refer to groups as `$1` or `${name}` (in this argument `${name}` is never replaced from the environment)."),
     doc!("abs", "abs(x)", 1, Some(1), "Absolute value (int stays int)."),
     doc!("round", "round(x[, digits])", 1, Some(2), "Rounds half away from zero to `digits` decimal places (default 0; negative rounds to tens, hundreds...). Int stays int."),
     doc!("floor", "floor(x)", 1, Some(1), "Largest integer value not above `x` (int stays int)."),

@@ -418,3 +418,26 @@ fn csv_and_json_lines_edge_cases_are_read_faithfully() {
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stderr.contains("`99999999999999999999` is an integer beyond 64 bits"), "{}", out.stderr);
 }
+
+/// `${name}` in a `regexp_replace` replacement is the named capture group: it was
+/// replaced from the environment (a variable `w` changed what the expression did; an
+/// unset one was a validation error). Elsewhere `${VAR}` still comes from the
+/// environment.
+#[test]
+fn a_regexp_replace_group_reference_is_not_an_environment_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "sources:
+  s: {type: stdin, format: text}
+steps:
+  - map: {t: \"regexp_replace(line, '(?P<w>[a-z]+)', '<${w}>') || '${SUFFIX:-!}'\"}
+sinks:
+  out: {type: stdout}
+";
+    let path = write_pipeline(dir.path(), "p.yaml", yaml);
+    let out = flowctl(&["run", &path], Some("abc 12\n"), &[("w", "INJECTED"), ("SUFFIX", "?")]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "{\"t\":\"<abc> 12?\"}\n");
+    let out = flowctl(&["run", &path], Some("abc 12\n"), &[]);
+    assert_eq!(out.code, 0, "an unset `w` is not an error: {}", out.stderr);
+    assert_eq!(out.stdout, "{\"t\":\"<abc> 12!\"}\n");
+}
