@@ -122,12 +122,19 @@ impl Store {
         Ok((path, bytes.len() as u64))
     }
 
-    /// The newest checkpoint that reads back intact. Corrupt ones are reported in the
-    /// returned warnings and skipped.
+    /// The newest checkpoint that reads back intact and holds the epoch its name
+    /// says. Unusable ones are reported in the returned warnings and skipped.
     pub fn latest(&self) -> Result<(Option<Found>, Vec<String>)> {
         let mut warnings = Vec::new();
         for entry in self.list()?.into_iter().rev() {
-            match fs::read(&entry.path).map_err(|e| e.to_string()).and_then(|b| decode(&b)) {
+            let read = fs::read(&entry.path).map_err(|e| e.to_string()).and_then(|b| decode(&b)).and_then(|c| {
+                if c.epoch == entry.epoch {
+                    Ok(c)
+                } else {
+                    Err(format!("its name says epoch {} but it holds epoch {}", entry.epoch, c.epoch))
+                }
+            });
+            match read {
                 Ok(c) => return Ok((Some((c, entry.path)), warnings)),
                 Err(e) => warnings
                     .push(format!("checkpoint {} is unusable ({e}); trying the one before it", entry.path.display())),

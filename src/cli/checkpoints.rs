@@ -1,6 +1,7 @@
 //! `flowctl checkpoints ls|inspect|verify DIR`: checkpoints as files a shell user can
 //! list, look into and check.
 
+use super::output::{errln, outln};
 use crate::checkpoint::format::decode;
 use crate::checkpoint::store::{list, Entry};
 use crate::checkpoint::Checkpoint;
@@ -39,12 +40,12 @@ pub fn run(action: Action) -> i32 {
 fn entries(dir: &Path) -> Result<Vec<Entry>, i32> {
     match list(dir) {
         Ok(e) if e.is_empty() => {
-            eprintln!("flowctl: no checkpoints in {}", dir.display());
+            errln!("flowctl: no checkpoints in {}", dir.display());
             Err(1)
         }
         Ok(e) => Ok(e),
         Err(e) => {
-            eprintln!("flowctl: error: {e}");
+            errln!("flowctl: error: {e}");
             Err(1)
         }
     }
@@ -65,7 +66,7 @@ fn ls(dir: &Path) -> i32 {
         Ok(e) => e,
         Err(code) => return code,
     };
-    println!("{:>6}  {:<24}  {:>9}  {:<9}  sources", "epoch", "time", "bytes", "completed");
+    outln!("{:>6}  {:<24}  {:>9}  {:<9}  sources", "epoch", "time", "bytes", "completed");
     for entry in entries {
         match load(&entry) {
             Ok(c) => {
@@ -79,7 +80,7 @@ fn ls(dir: &Path) -> i32 {
                         }
                     })
                     .collect();
-                println!(
+                outln!(
                     "{:>6}  {:<24}  {:>9}  {:<9}  {}",
                     c.epoch,
                     time(c.created_ms),
@@ -88,7 +89,7 @@ fn ls(dir: &Path) -> i32 {
                     positions.join("; ")
                 );
             }
-            Err(e) => println!("{:>6}  {:<24}  {:>9}  {:<9}  unreadable: {e}", entry.epoch, "?", entry.size, "?"),
+            Err(e) => outln!("{:>6}  {:<24}  {:>9}  {:<9}  unreadable: {e}", entry.epoch, "?", entry.size, "?"),
         }
     }
     0
@@ -110,13 +111,13 @@ fn inspect(dir: &Path, epoch: Option<u64>, format: super::Format) -> i32 {
         None => entries.last(),
     };
     let Some(entry) = entry else {
-        eprintln!("flowctl: no checkpoint with epoch {} in {}", epoch.unwrap_or_default(), dir.display());
+        errln!("flowctl: no checkpoint with epoch {} in {}", epoch.unwrap_or_default(), dir.display());
         return 1;
     };
     let c = match load(entry) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("flowctl: error: {}: {e}", entry.path.display());
+            errln!("flowctl: error: {}: {e}", entry.path.display());
             return 1;
         }
     };
@@ -146,11 +147,11 @@ fn inspect(dir: &Path, epoch: Option<u64>, format: super::Format) -> i32 {
                 "steps": steps,
                 "sinks": c.sinks,
             });
-            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         }
         super::Format::Text => {
-            println!("checkpoint {} of `{}` ({})", c.epoch, c.pipeline, entry.path.display());
-            println!(
+            outln!("checkpoint {} of `{}` ({})", c.epoch, c.pipeline, entry.path.display());
+            outln!(
                 "  taken {}, completed: {}, watermark {}",
                 time(c.created_ms),
                 if c.completed { "yes" } else { "no" },
@@ -158,8 +159,8 @@ fn inspect(dir: &Path, epoch: Option<u64>, format: super::Format) -> i32 {
             );
             for s in &c.sources {
                 match &s.position {
-                    Some(_) => println!("  source {}: {}", s.id, describe_position(s)),
-                    None => println!("  source {}: no position", s.id),
+                    Some(_) => outln!("  source {}: {}", s.id, describe_position(s)),
+                    None => outln!("  source {}: no position", s.id),
                 }
             }
             for s in &steps {
@@ -168,10 +169,10 @@ fn inspect(dir: &Path, epoch: Option<u64>, format: super::Format) -> i32 {
                     (Some(k), None) => format!(", {k} keys"),
                     _ => String::new(),
                 };
-                println!("  step {}: {} bytes of state{extra}", s["step"].as_str().unwrap_or("?"), s["state_bytes"]);
+                outln!("  step {}: {} bytes of state{extra}", s["step"].as_str().unwrap_or("?"), s["state_bytes"]);
             }
             for s in &c.sinks {
-                println!("  sink {}: {}", s.id, s.state);
+                outln!("  sink {}: {}", s.id, s.state);
             }
         }
     }
@@ -186,15 +187,15 @@ fn verify(dir: &Path) -> i32 {
     let mut bad = 0;
     for entry in &entries {
         match load(entry) {
-            Ok(_) => println!("{}: ok", entry.path.display()),
+            Ok(_) => outln!("{}: ok", entry.path.display()),
             Err(e) => {
                 bad += 1;
-                println!("{}: BAD: {e}", entry.path.display());
+                outln!("{}: BAD: {e}", entry.path.display());
             }
         }
     }
     if bad > 0 {
-        eprintln!("flowctl: {bad} of {} checkpoints failed verification", entries.len());
+        errln!("flowctl: {bad} of {} checkpoints failed verification", entries.len());
         1
     } else {
         0

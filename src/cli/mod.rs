@@ -9,8 +9,10 @@ use crate::{plan, runtime, sources};
 
 mod checkpoints;
 mod log;
+mod output;
 mod progress;
 use clap::{Parser, Subcommand, ValueEnum};
+use output::{err, errln, out, outln};
 use std::path::{Path, PathBuf};
 
 /// flowctl runs stream and batch pipelines described in YAML files: sources, steps
@@ -184,7 +186,9 @@ pub fn run(cli: Cli) -> i32 {
         Command::Test { pipeline } => test_pipeline(&pipeline),
         Command::Completions { shell } => {
             use clap::CommandFactory;
-            clap_complete::generate(shell, &mut Cli::command(), "flowctl", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "flowctl", &mut script);
+            out!("{}", String::from_utf8_lossy(&script));
             0
         }
         Command::Checkpoints { action } => checkpoints::run(action),
@@ -193,10 +197,10 @@ pub fn run(cli: Cli) -> i32 {
             let options = plan::PlanOptions::on_this_machine(parallelism.map(|p| p as usize));
             match load_plan(&pipeline, true, &set, &options) {
                 Ok(plan) => {
-                    print!("{}", plan::render(&plan, format.format()));
+                    out!("{}", plan::render(&plan, format.format()));
                     if format == PlanFormatArg::Text {
                         if let Some(text) = runtime::checkpointing::describe_restore(&plan.logical) {
-                            print!("{text}");
+                            out!("{text}");
                         }
                     }
                     0
@@ -206,7 +210,7 @@ pub fn run(cli: Cli) -> i32 {
         }
         Command::Schema => {
             match serde_json::to_string_pretty(&spec::schema::json_schema()) {
-                Ok(text) => println!("{text}"),
+                Ok(text) => outln!("{text}"),
                 Err(e) => return report(&Error::Internal(e.to_string())),
             }
             0
@@ -215,7 +219,7 @@ pub fn run(cli: Cli) -> i32 {
 }
 
 fn report(e: &Error) -> i32 {
-    eprintln!("flowctl: error: {e}");
+    errln!("flowctl: error: {e}");
     e.exit_code()
 }
 
@@ -252,9 +256,9 @@ fn load_plan(
 }
 
 fn print_diagnostics(file: &SourceFile, diags: &Diagnostics) -> i32 {
-    eprint!("{}", diags.render(&file.display(), &file.text));
+    err!("{}", diags.render(&file.display(), &file.text));
     let n = diags.len();
-    eprintln!("flowctl: {} has {n} error{}", file.display(), if n == 1 { "" } else { "s" });
+    errln!("flowctl: {} has {n} error{}", file.display(), if n == 1 { "" } else { "s" });
     2
 }
 
@@ -270,7 +274,7 @@ fn validate_files(files: &[PathBuf], format: Format) -> i32 {
                 code = 2;
                 match format {
                     Format::Json => all_json.extend(d.to_json(&path.display().to_string())),
-                    Format::Text => eprintln!("{}: error: cannot read the file: {e}", path.display()),
+                    Format::Text => errln!("{}: error: cannot read the file: {e}", path.display()),
                 }
                 continue;
             }
@@ -283,7 +287,7 @@ fn validate_files(files: &[PathBuf], format: Format) -> i32 {
         match planned {
             Ok(_) => {
                 if format == Format::Text {
-                    println!("{}: ok", file.display());
+                    outln!("{}: ok", file.display());
                 }
             }
             Err(diags) => {
@@ -298,7 +302,7 @@ fn validate_files(files: &[PathBuf], format: Format) -> i32 {
         }
     }
     if format == Format::Json {
-        println!("{}", serde_json::Value::Array(all_json));
+        outln!("{}", serde_json::Value::Array(all_json));
     }
     code
 }
@@ -321,12 +325,12 @@ fn run_pipeline(
     match outcome {
         Ok(summary) => {
             if !quiet {
-                eprintln!("{}", summary.line());
+                errln!("{}", summary.line());
                 if let Some(line) = summary.windows_line() {
-                    eprintln!("{line}");
+                    errln!("{line}");
                 }
                 if let Some((written, epoch, bytes, longest)) = summary.checkpoints {
-                    eprintln!(
+                    errln!(
                         "flowctl: checkpoints: {written} written, last epoch {epoch}, {bytes} bytes, longest pause {} ms",
                         longest.as_millis()
                     );
@@ -334,7 +338,7 @@ fn run_pipeline(
             }
             match summary.interrupted {
                 Some(code) => {
-                    eprintln!("flowctl: stopped by {}", if code == 130 { "SIGINT" } else { "SIGTERM" });
+                    errln!("flowctl: stopped by {}", if code == 130 { "SIGINT" } else { "SIGTERM" });
                     code
                 }
                 None => 0,
@@ -351,7 +355,7 @@ fn test_pipeline(path: &Path) -> i32 {
         Err(code) => return code,
     };
     if valid.spec.tests.is_empty() {
-        eprintln!("flowctl: {} has no `tests:` cases", path.display());
+        errln!("flowctl: {} has no `tests:` cases", path.display());
         return 1;
     }
     match crate::testing::run_cases(&valid) {
@@ -359,15 +363,15 @@ fn test_pipeline(path: &Path) -> i32 {
             let failed = results.iter().filter(|r| !r.failures.is_empty()).count();
             for r in &results {
                 if r.failures.is_empty() {
-                    println!("ok: {}", r.name);
+                    outln!("ok: {}", r.name);
                 } else {
-                    println!("FAILED: {}", r.name);
+                    outln!("FAILED: {}", r.name);
                     for f in &r.failures {
-                        println!("  {f}");
+                        outln!("  {f}");
                     }
                 }
             }
-            println!("{} passed, {failed} failed", results.len() - failed);
+            outln!("{} passed, {failed} failed", results.len() - failed);
             i32::from(failed > 0)
         }
         Err(e) => report(&e),

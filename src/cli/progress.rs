@@ -5,6 +5,7 @@
 //! file prints a plain progress line every 2 s instead of drawing. The only
 //! user of `indicatif`.
 
+use super::output::errln;
 use crate::runtime::{Progress, ProgressFn};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
@@ -60,7 +61,7 @@ impl Display {
                     let Ok(mut last) = last.lock() else { return };
                     if last.elapsed() >= LINE_EVERY {
                         *last = Instant::now();
-                        eprintln!("flowctl: progress: {}", line(p));
+                        errln!("flowctl: progress: {}", line(p));
                     }
                 }))
             }

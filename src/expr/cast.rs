@@ -1,5 +1,10 @@
 //! `CAST(x AS type)` / `TRY_CAST`: the SQL type names accepted, the conversions between
 //! values, and timestamp text parsing (shared with `to_timestamp`).
+//!
+//! Values are 64-bit, but a narrower SQL type is a range check: `CAST(100000 AS
+//! SMALLINT)` is an error, as in PostgreSQL. `DECIMAL(p, s)` is a float rounded half
+//! away from zero to `s` places whose integer part has at most `p - s` digits (a float
+//! holds about 15 significant digits exactly); a bare `DECIMAL` is a float.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use sqlparser::ast::DataType;
@@ -10,38 +15,82 @@ use crate::record::Value;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum CastTarget {
     Int,
+    /// TINYINT, SMALLINT or INT: an int within that many bits.
+    NarrowInt {
+        bits: u32,
+        name: &'static str,
+    },
     Float,
+    /// DECIMAL(precision, scale).
+    Decimal {
+        precision: u32,
+        scale: u32,
+    },
     Str,
     Bool,
     Timestamp,
 }
 
 impl CastTarget {
-    /// Maps a SQL type name; `None` for types flowctl has no value for.
-    pub(crate) fn from_sql(t: &DataType) -> Option<CastTarget> {
+    /// Maps a SQL type name; the error says why a type cannot be a target.
+    pub(crate) fn from_sql(t: &DataType) -> Result<CastTarget, String> {
+        use sqlparser::ast::ExactNumberInfo as N;
         use DataType as D;
-        Some(match t {
-            D::BigInt(_) | D::Int(_) | D::Integer(_) | D::SmallInt(_) | D::TinyInt(_) => CastTarget::Int,
-            D::Int2(_) | D::Int4(_) | D::Int8(_) | D::Int16 | D::Int32 | D::Int64 => CastTarget::Int,
+        let narrow = |bits, name| CastTarget::NarrowInt { bits, name };
+        Ok(match t {
+            D::BigInt(_) | D::Int8(_) | D::Int64 => CastTarget::Int,
+            D::Int(_) | D::Integer(_) | D::Int4(_) | D::Int32 => narrow(32, "INT"),
+            D::SmallInt(_) | D::Int2(_) | D::Int16 => narrow(16, "SMALLINT"),
+            D::TinyInt(_) => narrow(8, "TINYINT"),
             D::Double(_) | D::DoublePrecision | D::Float(_) | D::Real | D::Float4 | D::Float8 => CastTarget::Float,
-            D::Float32 | D::Float64 | D::Decimal(_) | D::Numeric(_) | D::Dec(_) => CastTarget::Float,
+            D::Float32 | D::Float64 => CastTarget::Float,
+            D::Decimal(info) | D::Numeric(info) | D::Dec(info) => match *info {
+                N::None => CastTarget::Float,
+                N::Precision(p) => decimal(p, 0)?,
+                N::PrecisionAndScale(p, s) => decimal(p, u64::try_from(s).unwrap_or(u64::MAX))?,
+            },
             D::Varchar(_) | D::String(_) | D::Text | D::Char(_) | D::Character(_) => CastTarget::Str,
             D::CharacterVarying(_) | D::CharVarying(_) | D::Nvarchar(_) => CastTarget::Str,
             D::Boolean | D::Bool => CastTarget::Bool,
             D::Timestamp(_, _) | D::TimestampNtz(_) | D::Datetime(_) => CastTarget::Timestamp,
-            _ => return None,
+            _ => return Err(format!("cannot cast to `{t}`")),
         })
     }
 
-    fn name(self) -> &'static str {
+    fn name(self) -> String {
         match self {
-            CastTarget::Int => "BIGINT",
-            CastTarget::Float => "DOUBLE",
-            CastTarget::Str => "VARCHAR",
-            CastTarget::Bool => "BOOLEAN",
-            CastTarget::Timestamp => "TIMESTAMP",
+            CastTarget::Int => "BIGINT".into(),
+            CastTarget::NarrowInt { name, .. } => name.into(),
+            CastTarget::Float => "DOUBLE".into(),
+            CastTarget::Decimal { precision, scale } => format!("DECIMAL({precision},{scale})"),
+            CastTarget::Str => "VARCHAR".into(),
+            CastTarget::Bool => "BOOLEAN".into(),
+            CastTarget::Timestamp => "TIMESTAMP".into(),
         }
     }
+}
+
+/// The largest DECIMAL precision (as in PostgreSQL's default maximum for typmods
+/// and most SQL engines).
+const MAX_DECIMAL_PRECISION: u64 = 38;
+
+fn decimal(precision: u64, scale: u64) -> Result<CastTarget, String> {
+    if !(1..=MAX_DECIMAL_PRECISION).contains(&precision) || scale > precision {
+        return Err(format!(
+            "DECIMAL({precision},{scale}): the precision must be 1 to {MAX_DECIMAL_PRECISION} and the scale 0 to the precision"
+        ));
+    }
+    // Both fit: at most 38.
+    Ok(CastTarget::Decimal { precision: precision as u32, scale: scale as u32 })
+}
+
+/// Rounds `f` half away from zero to `scale` places; `None` when its integer part
+/// has more than `precision - scale` digits, or it is not finite.
+fn to_decimal(f: f64, precision: u32, scale: u32) -> Option<f64> {
+    let factor = 10f64.powi(scale as i32);
+    let rounded = (f * factor).round() / factor;
+    let limit = 10f64.powi((precision - scale) as i32);
+    (rounded.is_finite() && rounded.abs() < limit).then_some(rounded)
 }
 
 fn cannot(v: &Value, t: CastTarget) -> EvalError {
@@ -52,8 +101,28 @@ fn cannot(v: &Value, t: CastTarget) -> EvalError {
     EvalError::new(format!("cannot cast {shown} to {}", t.name()))
 }
 
+fn out_of_range(v: &Value, t: CastTarget) -> EvalError {
+    EvalError::new(format!("{} is out of range for {}", v.to_text(), t.name()))
+}
+
 /// Converts `v`; NULL stays NULL, a value that does not convert is an error.
 pub(crate) fn cast(v: &Value, t: CastTarget) -> Result<Value, EvalError> {
+    match t {
+        CastTarget::NarrowInt { bits, .. } => {
+            return match cast(v, CastTarget::Int)? {
+                Value::Int(i) if i >= -(1i64 << (bits - 1)) && i < (1i64 << (bits - 1)) => Ok(Value::Int(i)),
+                Value::Int(_) => Err(out_of_range(v, t)),
+                other => Ok(other),
+            }
+        }
+        CastTarget::Decimal { precision, scale } => {
+            return match cast(v, CastTarget::Float).map_err(|_| cannot(v, t))? {
+                Value::Float(f) => to_decimal(f, precision, scale).map(Value::Float).ok_or_else(|| out_of_range(v, t)),
+                other => Ok(other),
+            }
+        }
+        _ => {}
+    }
     let out = match (t, v) {
         (_, Value::Null) => Some(Value::Null),
         (CastTarget::Int, Value::Int(_)) => Some(v.clone()),
@@ -152,6 +221,23 @@ mod tests {
         assert!(cast(&Value::Float(f64::NAN), CastTarget::Int).is_err());
         assert!(cast(&Value::Float(1e30), CastTarget::Int).is_err());
         assert!(cast(&Value::List(std::sync::Arc::new(vec![])), CastTarget::Float).is_err());
+    }
+
+    #[test]
+    fn narrow_ints_and_decimals_check_their_range() {
+        let small = CastTarget::NarrowInt { bits: 16, name: "SMALLINT" };
+        assert_eq!(cast(&Value::Int(32767), small).unwrap(), Value::Int(32767));
+        assert_eq!(cast(&Value::Int(-32768), small).unwrap(), Value::Int(-32768));
+        assert_eq!(cast(&Value::Int(100000), small).unwrap_err().message, "100000 is out of range for SMALLINT");
+        assert!(cast(&Value::str("128"), CastTarget::NarrowInt { bits: 8, name: "TINYINT" }).is_err());
+        assert_eq!(cast(&Value::Null, small).unwrap(), Value::Null);
+        let d = CastTarget::Decimal { precision: 3, scale: 1 };
+        assert_eq!(cast(&Value::Float(12.345), d).unwrap(), Value::Float(12.3));
+        assert_eq!(cast(&Value::Float(-12.25), d).unwrap(), Value::Float(-12.3));
+        assert_eq!(cast(&Value::Int(99), d).unwrap(), Value::Float(99.0));
+        assert_eq!(cast(&Value::Float(99.96), d).unwrap_err().message, "99.96 is out of range for DECIMAL(3,1)");
+        assert!(cast(&Value::Float(f64::NAN), d).is_err());
+        assert!(cast(&Value::str("abc"), d).unwrap_err().message.contains("cannot cast string 'abc' to DECIMAL(3,1)"));
     }
 
     #[test]

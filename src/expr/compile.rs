@@ -523,10 +523,15 @@ impl<'a> Compiler<'a> {
     }
 
     fn cast_node(&mut self, inner: Node, data_type: &ast::DataType, lenient: bool, at: usize) -> Node {
-        let Some(target) = CastTarget::from_sql(data_type) else {
-            let hint =
-                Some("supported types: BIGINT, INT, DOUBLE, DECIMAL, VARCHAR, STRING, BOOLEAN, TIMESTAMP".into());
-            return self.error(at, format!("cannot cast to `{data_type}`"), hint);
+        let target = match CastTarget::from_sql(data_type) {
+            Ok(target) => target,
+            Err(message) => {
+                let hint = Some(
+                    "supported types: BIGINT, INT, SMALLINT, TINYINT, DOUBLE, DECIMAL[(p,s)], VARCHAR, STRING, BOOLEAN, TIMESTAMP"
+                        .into(),
+                );
+                return self.error(at, message, hint);
+            }
         };
         let c = inner.is_const();
         let o = inner.into_operand();

@@ -40,7 +40,7 @@ static FUNCTIONS: &[FunctionDoc] = &[
     doc!("ends_with", "ends_with(s, suffix)", 2, Some(2), "Whether `s` ends with `suffix`."),
     doc!("regexp_like", "regexp_like(s, pattern)", 2, Some(2), "Whether the regular expression matches somewhere in `s`."),
     doc!("regexp_extract", "regexp_extract(s, pattern[, group])", 2, Some(3), "The text of capture group `group` (default 0, the whole match) of the first match; NULL when there is no match or the group did not take part."),
-    doc!("regexp_replace", "regexp_replace(s, pattern, repl)", 3, Some(3), "Replaces every match; `repl` may refer to groups as `$1` or `${name}`."),
+    doc!("regexp_replace", "regexp_replace(s, pattern, repl)", 3, Some(3), "Replaces every match; `repl` may refer to groups as `$1` or `${name}` (in this argument `${name}` is never replaced from the environment)."),
     doc!("abs", "abs(x)", 1, Some(1), "Absolute value (int stays int)."),
     doc!("round", "round(x[, digits])", 1, Some(2), "Rounds half away from zero to `digits` decimal places (default 0; negative rounds to tens, hundreds...). Int stays int."),
     doc!("floor", "floor(x)", 1, Some(1), "Largest integer value not above `x` (int stays int)."),
@@ -586,17 +586,17 @@ fn round(a: &[Value]) -> R {
     match &a[0] {
         Value::Int(i) if digits >= 0 => Ok(Value::Int(*i)),
         Value::Int(i) => {
-            let p = u32::try_from(-digits).ok().and_then(|d| 10i64.checked_pow(d));
-            Ok(Value::Int(match p {
-                // Round half away from zero on the integer itself to stay exact.
-                Some(p) => {
-                    let q = i / p;
-                    let rem = i % p;
-                    let q = if rem.abs() * 2 >= p { q + i.signum() } else { q };
-                    q.checked_mul(p).ok_or_else(|| EvalError::new("integer overflow in `round`"))?
-                }
-                None => 0,
-            }))
+            // |i| < 9.3e18 < 10^20 / 2: to 20 or more places left of the point it is 0.
+            let Some(p) = u32::try_from(-digits).ok().filter(|d| *d < 20).map(|d| 10i128.pow(d)) else {
+                return Ok(Value::Int(0));
+            };
+            // Round half away from zero on the integer itself (in 128 bits) to stay exact.
+            let i = i128::from(*i);
+            let (q, rem) = (i / p, i % p);
+            let q = if rem.abs() * 2 >= p { q + i.signum() } else { q };
+            i64::try_from(q * p).map(Value::Int).map_err(|_| {
+                EvalError::new(format!("integer overflow in `round`: {i} rounded to {} places is {}", digits, q * p))
+            })
         }
         Value::Float(f) => {
             let p = 10f64.powi(i32::try_from(digits.clamp(-400, 400)).unwrap_or(0));

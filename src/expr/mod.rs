@@ -15,6 +15,7 @@ mod parse;
 
 pub(crate) use cast::{parse_timestamp, parse_timestamp_with};
 pub(crate) use ops::compare;
+pub(crate) use parse::split_call_args;
 
 use std::fmt;
 use std::sync::Arc;

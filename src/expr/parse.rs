@@ -37,8 +37,89 @@ impl<'a> LineIndex<'a> {
     }
 }
 
+/// The most operators (`AND`, `+`, `||`, `IS`, `::`, `.`, `[`...) one expression may
+/// have. A chain of N operators is a tree N deep, and parsing, compiling, evaluating
+/// and dropping it recurse that deep: 20,000 `+` terms overflowed the stack. Nesting of
+/// parentheses is bounded separately by the parser. Documented in docs/limits.md.
+pub const MAX_OPERATORS: usize = 500;
+
+/// Refuses an expression with more than [`MAX_OPERATORS`] operators, at the first
+/// operator past the limit; counted on tokens, before any tree is built.
+fn check_operator_count(text: &str) -> Result<(), CompileError> {
+    let dialect = GenericDialect {};
+    // A tokenizer error is reported by the parser, with its position.
+    let Ok(tokens) = Tokenizer::new(&dialect, text).tokenize_with_location() else { return Ok(()) };
+    let mut operators = tokens.iter().filter(|t| match &t.token {
+        Token::Word(w) => {
+            use sqlparser::keywords::Keyword as K;
+            matches!(
+                w.keyword,
+                K::AND
+                    | K::OR
+                    | K::NOT
+                    | K::IS
+                    | K::IN
+                    | K::LIKE
+                    | K::ILIKE
+                    | K::BETWEEN
+                    | K::SIMILAR
+                    | K::REGEXP
+                    | K::RLIKE
+                    | K::COLLATE
+                    | K::AT
+                    | K::DIV
+            )
+        }
+        Token::EOF
+        | Token::Number(..)
+        | Token::Char(_)
+        | Token::SingleQuotedString(_)
+        | Token::DoubleQuotedString(_)
+        | Token::TripleSingleQuotedString(_)
+        | Token::TripleDoubleQuotedString(_)
+        | Token::DollarQuotedString(_)
+        | Token::SingleQuotedByteStringLiteral(_)
+        | Token::DoubleQuotedByteStringLiteral(_)
+        | Token::TripleSingleQuotedByteStringLiteral(_)
+        | Token::TripleDoubleQuotedByteStringLiteral(_)
+        | Token::SingleQuotedRawStringLiteral(_)
+        | Token::DoubleQuotedRawStringLiteral(_)
+        | Token::TripleSingleQuotedRawStringLiteral(_)
+        | Token::TripleDoubleQuotedRawStringLiteral(_)
+        | Token::NationalStringLiteral(_)
+        | Token::QuoteDelimitedStringLiteral(_)
+        | Token::NationalQuoteDelimitedStringLiteral(_)
+        | Token::EscapedStringLiteral(_)
+        | Token::UnicodeStringLiteral(_)
+        | Token::HexStringLiteral(_)
+        | Token::Placeholder(_)
+        | Token::Comma
+        | Token::Whitespace(_)
+        | Token::LParen
+        | Token::RParen
+        | Token::RBracket
+        | Token::LBrace
+        | Token::RBrace
+        | Token::Colon
+        | Token::SemiColon => false,
+        _ => true,
+    });
+    match operators.nth(MAX_OPERATORS) {
+        None => Ok(()),
+        Some(t) => Err(CompileError {
+            message: format!("the expression has more than {MAX_OPERATORS} operators"),
+            offset: LineIndex::new(text).offset(t.span.start),
+            hint: Some(
+                "split it, e.g. across several `filter` steps or `map` fields; `x IN (a, b, ...)` replaces a chain of `OR`s"
+                    .into(),
+            ),
+        }),
+    }
+}
+
 /// Parses one whole expression; trailing tokens are an error.
 pub(crate) fn parse_expr(text: &str) -> Result<ast::Expr, CompileError> {
+    check_operator_count(text)?;
     let dialect = GenericDialect {};
     let mut parser = Parser::new(&dialect).try_with_sql(text).map_err(|e| parser_error(text, e))?;
     let expr = parser.parse_expr().map_err(|e| parser_error(text, e))?;
@@ -141,6 +222,18 @@ fn trimmed(text: &str, s: usize, e: usize) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn too_many_operators_are_refused_before_parsing() {
+        let ok = vec!["a"; MAX_OPERATORS + 1].join(" + ");
+        assert!(parse_expr(&ok).is_ok());
+        let long = vec!["a"; 20_000].join(" + ");
+        let e = parse_expr(&long).unwrap_err();
+        assert!(e.message.contains("more than 500 operators"), "{}", e.message);
+        assert_eq!(e.offset, (MAX_OPERATORS + 1) * 4 - 2);
+        let list = format!("x IN ({})", vec!["'v'"; 5_000].join(", "));
+        assert!(parse_expr(&list).is_ok(), "literals and commas are not operators");
+    }
 
     #[test]
     fn syntax_errors_have_offsets_and_short_messages() {

@@ -99,8 +99,29 @@ impl Checkpointing {
             }
         } else {
             let (latest, warnings) = store.latest()?;
-            for w in warnings {
-                tracing::warn!("{w}");
+            if latest.is_none() && !warnings.is_empty() {
+                // Every checkpoint is unusable: starting from nothing would silently
+                // lose the state (and repeat the output) of every earlier run.
+                if !options.allow_state_loss {
+                    return Err(Error::Usage(format!(
+                        "no usable checkpoint in {}: all {} are unusable:\n  {}\n  = help: run with --allow-state-loss to start from the beginning (the unusable checkpoints are moved aside), or --fresh to start over",
+                        store.dir().display(),
+                        warnings.len(),
+                        warnings.iter().map(|w| w.trim_end_matches("; trying the one before it")).collect::<Vec<_>>().join("\n  ")
+                    )));
+                }
+                for w in &warnings {
+                    tracing::warn!("{w}");
+                }
+                let aside = store.move_aside()?;
+                tracing::warn!(
+                    "--allow-state-loss: every checkpoint is unusable; starting from the beginning{}",
+                    aside.map(|a| format!(" (they were moved to {})", a.display())).unwrap_or_default()
+                );
+            } else {
+                for w in warnings {
+                    tracing::warn!("{w}");
+                }
             }
             found = latest;
         }
@@ -125,7 +146,15 @@ impl Checkpointing {
             .as_ref()
             .map(|(c, _)| c.lineage.clone())
             .filter(|l| !l.is_empty())
-            .unwrap_or_else(|| format!("{:x}-{}", chrono::Utc::now().timestamp_millis(), std::process::id()));
+            // Unique across runs and machines: sinks key their commit markers by it.
+            .unwrap_or_else(|| {
+                format!(
+                    "{:x}-{}-{:08x}",
+                    chrono::Utc::now().timestamp_millis(),
+                    std::process::id(),
+                    rand::random::<u32>()
+                )
+            });
         let checkpointing = Checkpointing {
             store,
             _lock: lock,

@@ -8,8 +8,11 @@
 //! - `exactly_once`: the records of epoch N travel inside checkpoint N and are sent in
 //!   one Kafka transaction once that checkpoint is durable (as the database sinks do).
 //!   The transaction also commits a marker offset (epoch, lineage) for the group
-//!   `flowctl-<pipeline>-<sink>-txn`, atomically with the records: a resumed run re-sends
-//!   the checkpoint's records unless the marker says they are already committed.
+//!   `flowctl-<pipeline>-<sink>-txn-<lineage>`, atomically with the records: a resumed
+//!   run re-sends the checkpoint's records unless the marker says they are already
+//!   committed. The group is the lineage's own, so an independent run of the same
+//!   pipeline name (another checkpoint directory) cannot overwrite it; a marker in the
+//!   group an older flowctl used, `flowctl-<pipeline>-<sink>-txn`, is still honoured.
 //!   `transactional.id` is `flowctl-<pipeline>-<sink>`, so a restarted run fences an
 //!   old one that still runs, and aborts its open transaction.
 
@@ -77,6 +80,8 @@ struct Transactions {
     /// Serves `send_offsets_to_transaction` (the marker group).
     marker: BaseConsumer<FlowContext>,
     marker_group: String,
+    /// The group older versions kept every lineage's marker in, read when resuming.
+    legacy_marker: Option<(BaseConsumer<FlowContext>, String)>,
     lineage: String,
     /// Records since the last barrier.
     pending: Vec<Outgoing>,
@@ -153,17 +158,28 @@ impl KafkaSink {
             resend_rounds: std::cell::Cell::new(0),
         };
         if config.exactly_once {
-            let marker_group = format!("{transactional_id}-txn");
-            let marker: BaseConsumer<FlowContext> =
-                kafka::config(&config.brokers, &[("group.id", &marker_group)], &config.options)
+            let consumer = |group: &str| -> Result<BaseConsumer<FlowContext>> {
+                kafka::config(&config.brokers, &[("group.id", group)], &config.options)
                     .create_with_context(FlowContext::new(owner.clone()))
-                    .map_err(|e| Error::External(format!("{owner}: cannot create a Kafka consumer: {e}")))?;
+                    .map_err(|e| Error::External(format!("{owner}: cannot create a Kafka consumer: {e}")))
+            };
+            let marker_group = format!("{transactional_id}-txn-{}", config.lineage);
+            tracing::debug!("{owner}: transaction markers in group `{marker_group}`");
+            let marker = consumer(&marker_group)?;
+            let legacy_marker = match resume.filter(|s| !s.is_null()) {
+                Some(_) => {
+                    let group = format!("{transactional_id}-txn");
+                    Some((consumer(&group)?, group))
+                }
+                None => None,
+            };
             sink.producer
                 .init_transactions(TXN_TIMEOUT)
                 .map_err(|e| Error::External(format!("{owner}: cannot start transactions: {}", kafka::describe(&e))))?;
             sink.transactions = Some(Transactions {
                 marker,
                 marker_group,
+                legacy_marker,
                 lineage: config.lineage.clone(),
                 pending: Vec::new(),
                 sealed: None,
@@ -418,15 +434,20 @@ impl KafkaSink {
     /// that its transaction committed.
     fn finish_resumed(&self, state: EpochState) -> Result<(), SinkError> {
         let Some(t) = &self.transactions else { return Ok(()) };
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition(&self.topic, 0);
-        let committed = t
-            .marker
-            .committed_offsets(tpl, kafka::METADATA_TIMEOUT)
-            .map_err(|e| self.failed(format!("cannot read the offsets of group `{}`: {e}", t.marker_group)))?;
-        let done = committed.find_partition(&self.topic, 0).is_some_and(|e| {
-            matches!(e.offset(), Offset::Offset(o) if o >= state.epoch as i64) && e.metadata() == state.lineage
-        });
+        let committed_in = |marker: &BaseConsumer<FlowContext>, group: &str| -> Result<bool, SinkError> {
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition(&self.topic, 0);
+            let committed = marker
+                .committed_offsets(tpl, kafka::METADATA_TIMEOUT)
+                .map_err(|e| self.failed(format!("cannot read the offsets of group `{group}`: {e}")))?;
+            Ok(committed.find_partition(&self.topic, 0).is_some_and(|e| {
+                matches!(e.offset(), Offset::Offset(o) if o >= state.epoch as i64) && e.metadata() == state.lineage
+            }))
+        };
+        let mut done = committed_in(&t.marker, &t.marker_group)?;
+        if let (false, Some((legacy, group))) = (done, &t.legacy_marker) {
+            done = committed_in(legacy, group)?;
+        }
         if done {
             tracing::info!("{}: checkpoint {}'s transaction had committed", self.owner(), state.epoch);
             return Ok(());

@@ -4,9 +4,12 @@
 //! (at-least-once; with `key:` upserts, idempotent). With checkpoints the rows of an
 //! epoch are held back (compacted by key when upserting), travel inside checkpoint N,
 //! and are written only after checkpoint N is durable, in one transaction that also
-//! records N in `flowctl_commits (pipeline, sink, epoch)`. A resumed run whose
-//! checkpoint holds rows not yet recorded there writes them; rows of an epoch already
-//! recorded are never written again. So a crash at any moment neither loses nor
+//! records N in `flowctl_commits (pipeline, sink, lineage, epoch)`, one row per
+//! lineage (a line of runs resuming each other from one checkpoint directory), so
+//! independent runs of one pipeline name never overwrite each other's marker. A resumed
+//! run whose checkpoint holds rows not yet recorded there writes them; rows of an epoch
+//! already recorded are never written again. A table of the older shape (one row per
+//! pipeline and sink) is migrated in place: its rows stay valid. So a crash at any moment neither loses nor
 //! duplicates rows, in append mode too. A database that goes away is retried with
 //! backoff. Values are always bound parameters, never SQL text.
 
@@ -80,6 +83,8 @@ pub struct SqlSink {
     runtime: tokio::runtime::Runtime,
     db: Option<Db>,
     checkpointed: bool,
+    /// `flowctl_commits` exists in its current shape (checked once per run).
+    commit_table_ready: bool,
     /// Column names and kinds, known after the first record (or from a checkpoint).
     columns: Option<Vec<(String, Kind)>>,
     /// Rows written since the last barrier (checkpointed runs).
@@ -154,6 +159,7 @@ impl SqlSink {
             runtime,
             db: None,
             checkpointed,
+            commit_table_ready: false,
             columns: None,
             buffer: Vec::new(),
             pending: None,
@@ -161,6 +167,10 @@ impl SqlSink {
             on_reject,
         };
         sink.with_retry("connect", |_| Ok(()))?;
+        if checkpointed {
+            // Before a resumed epoch is committed: an older table is migrated first.
+            sink.ensure_commit_table()?;
+        }
         if let Some(state) = resume.filter(|s| !s.is_null()) {
             let pending: Pending = serde_json::from_value(state.clone()).map_err(|e| {
                 Error::Internal(format!("sink `{}`: unreadable checkpoint state: {e}", sink.config.sink))
@@ -318,22 +328,83 @@ impl SqlSink {
         if self.config.create_table {
             self.create_table(record, &names).map_err(SinkError::Failed)?;
         }
-        if self.checkpointed {
-            self.ensure_commit_table().map_err(SinkError::Failed)?;
-        }
         let kinds = self.table_kinds(&names).map_err(SinkError::Failed)?;
         self.columns = Some(names.into_iter().zip(kinds).collect());
         Ok(())
     }
 
     fn ensure_commit_table(&mut self) -> Result<(), Error> {
+        if self.commit_table_ready {
+            return Ok(());
+        }
         let sql = match self.config.dialect {
-            SqlDialect::Mysql => "CREATE TABLE IF NOT EXISTS flowctl_commits (pipeline VARCHAR(191) NOT NULL, sink VARCHAR(191) NOT NULL, lineage VARCHAR(64) NOT NULL, epoch BIGINT NOT NULL, PRIMARY KEY (pipeline, sink))",
-            SqlDialect::Postgres => "CREATE TABLE IF NOT EXISTS flowctl_commits (pipeline TEXT NOT NULL, sink TEXT NOT NULL, lineage TEXT NOT NULL, epoch BIGINT NOT NULL, PRIMARY KEY (pipeline, sink))",
+            SqlDialect::Mysql => "CREATE TABLE IF NOT EXISTS flowctl_commits (pipeline VARCHAR(191) NOT NULL, sink VARCHAR(191) NOT NULL, lineage VARCHAR(64) NOT NULL, epoch BIGINT NOT NULL, PRIMARY KEY (pipeline, sink, lineage))",
+            SqlDialect::Postgres => "CREATE TABLE IF NOT EXISTS flowctl_commits (pipeline TEXT NOT NULL, sink TEXT NOT NULL, lineage TEXT NOT NULL, epoch BIGINT NOT NULL, PRIMARY KEY (pipeline, sink, lineage))",
         };
         // PostgreSQL's IF NOT EXISTS loses a race with a second run creating the table
         // at the same moment (a catalog unique violation); a second attempt sees it.
-        self.execute_plain("create flowctl_commits", sql).or_else(|_| self.execute_plain("create flowctl_commits", sql))
+        self.execute_plain("create flowctl_commits", sql)
+            .or_else(|_| self.execute_plain("create flowctl_commits", sql))?;
+        // Another run migrating at the same moment makes one attempt fail; the next
+        // attempt finds the table migrated.
+        self.migrate_commit_table().or_else(|_| self.migrate_commit_table())?;
+        self.commit_table_ready = true;
+        Ok(())
+    }
+
+    /// Widens the primary key of a `flowctl_commits` made by an older flowctl,
+    /// `(pipeline, sink)`, to `(pipeline, sink, lineage)`. Its rows, one per pipeline and
+    /// sink, are unique under the new key too and keep meaning what they meant.
+    fn migrate_commit_table(&mut self) -> Result<(), Error> {
+        let key_columns: i64 = self.with_retry("read the key of flowctl_commits", |s| {
+            let rt = &s.runtime;
+            match s.db.as_mut() {
+                Some(Db::My(c)) => rt.block_on(
+                    sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM information_schema.key_column_usage WHERE table_schema = DATABASE() AND table_name = 'flowctl_commits' AND constraint_name = 'PRIMARY'",
+                    )
+                    .fetch_one(c),
+                ),
+                Some(Db::Pg(c)) => rt.block_on(
+                    sqlx::query_scalar(
+                        "SELECT COALESCE(MAX(i.indnatts), 0)::bigint FROM pg_index i WHERE i.indrelid = to_regclass('flowctl_commits') AND i.indisprimary",
+                    )
+                    .fetch_one(c),
+                ),
+                None => Err(sqlx::Error::PoolClosed),
+            }
+        })?;
+        if key_columns != 2 {
+            return Ok(());
+        }
+        tracing::info!(
+            "sink `{}`: migrating flowctl_commits to one row per checkpoint lineage (primary key (pipeline, sink, lineage))",
+            self.config.sink
+        );
+        let sql = match self.config.dialect {
+            SqlDialect::Mysql => {
+                "ALTER TABLE flowctl_commits DROP PRIMARY KEY, ADD PRIMARY KEY (pipeline, sink, lineage)".to_string()
+            }
+            SqlDialect::Postgres => {
+                let name: String = self.with_retry("read the key of flowctl_commits", |s| {
+                    let rt = &s.runtime;
+                    match s.db.as_mut() {
+                        Some(Db::Pg(c)) => rt.block_on(
+                            sqlx::query_scalar(
+                                "SELECT conname::text FROM pg_constraint WHERE conrelid = to_regclass('flowctl_commits') AND contype = 'p'",
+                            )
+                            .fetch_one(c),
+                        ),
+                        _ => Err(sqlx::Error::PoolClosed),
+                    }
+                })?;
+                format!(
+                    "ALTER TABLE flowctl_commits DROP CONSTRAINT {}, ADD PRIMARY KEY (pipeline, sink, lineage)",
+                    quote(SqlDialect::Postgres, &name)
+                )
+            }
+        };
+        self.execute_plain("migrate flowctl_commits", &sql)
     }
 
     fn row(&self, record: &Record) -> Vec<Value> {
@@ -536,9 +607,13 @@ macro_rules! write_tx {
         ) -> Result<(), sqlx::Error> {
             let mut tx = conn.begin().await?;
             if let Some(c) = commit {
-                let done: Option<(i64, String)> =
-                    sqlx::query_as($select).bind(&c.pipeline).bind(&c.sink).fetch_optional(&mut *tx).await?;
-                if done.is_some_and(|(e, lineage)| lineage == c.lineage && e >= c.epoch as i64) {
+                let done: Option<i64> = sqlx::query_scalar($select)
+                    .bind(&c.pipeline)
+                    .bind(&c.sink)
+                    .bind(&c.lineage)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if done.is_some_and(|e| e >= c.epoch as i64) {
                     // This epoch's rows are already in: a resumed run must not add them again.
                     return tx.rollback().await;
                 }
@@ -605,15 +680,15 @@ write_tx!(
     write_tx_my,
     sqlx::MySql,
     MySqlConnection,
-    "SELECT epoch, CAST(lineage AS CHAR) FROM flowctl_commits WHERE pipeline = ? AND sink = ? FOR UPDATE",
-    "INSERT INTO flowctl_commits (pipeline, sink, lineage, epoch) VALUES (?, ?, ?, ?) ON DUPLICATE KEY UPDATE lineage = VALUES(lineage), epoch = VALUES(epoch)"
+    "SELECT epoch FROM flowctl_commits WHERE pipeline = ? AND sink = ? AND lineage = ? FOR UPDATE",
+    "INSERT INTO flowctl_commits (pipeline, sink, lineage, epoch) VALUES (?, ?, ?, ?) ON DUPLICATE KEY UPDATE epoch = VALUES(epoch)"
 );
 write_tx!(
     write_tx_pg,
     sqlx::Postgres,
     PgConnection,
-    "SELECT epoch, lineage FROM flowctl_commits WHERE pipeline = $1 AND sink = $2 FOR UPDATE",
-    "INSERT INTO flowctl_commits (pipeline, sink, lineage, epoch) VALUES ($1, $2, $3, $4) ON CONFLICT (pipeline, sink) DO UPDATE SET lineage = EXCLUDED.lineage, epoch = EXCLUDED.epoch"
+    "SELECT epoch FROM flowctl_commits WHERE pipeline = $1 AND sink = $2 AND lineage = $3 FOR UPDATE",
+    "INSERT INTO flowctl_commits (pipeline, sink, lineage, epoch) VALUES ($1, $2, $3, $4) ON CONFLICT (pipeline, sink, lineage) DO UPDATE SET epoch = EXCLUDED.epoch"
 );
 
 impl Sink for SqlSink {

@@ -77,6 +77,8 @@ pub struct CsvRows<R> {
     /// records and the next line may take the fast path.
     at_line_start: bool,
     done: bool,
+    /// The last record ran to the end of the input inside a quoted field.
+    unterminated: bool,
 }
 
 /// The `csv_core` state machine in `core`, built there first if need be.
@@ -126,6 +128,7 @@ impl<R: Read> CsvRows<R> {
             record_start: start,
             at_line_start: false,
             done: false,
+            unterminated: false,
         }
     }
 
@@ -140,9 +143,16 @@ impl<R: Read> CsvRows<R> {
         self.record_start
     }
 
+    /// True when the record just read was ended by the end of the input inside a
+    /// quoted field: a quote that never closes swallowed the rest of the input.
+    pub fn unterminated_quote(&self) -> bool {
+        self.unterminated
+    }
+
     /// Reads the next record into `row`; false at the end of the input.
     pub fn read(&mut self, row: &mut Row) -> std::io::Result<bool> {
         row.clear();
+        self.unterminated = false;
         self.record_start = self.position;
         if self.done {
             return Ok(false);
@@ -218,11 +228,15 @@ impl<R: Read> CsvRows<R> {
         if row.ends.len() < 16 {
             row.ends.resize(16, 0);
         }
+        // Quote bytes of this record: an odd count when the input ends means a
+        // quoted field never closed (doubled quotes inside one come in pairs).
+        let mut quotes = 0usize;
         loop {
             if self.start == self.end && !self.eof {
                 self.refill()?;
             }
             let input = &self.buf[self.start..self.end];
+            let ended = input.is_empty();
             let (result, nin, nout, nend) = core_of(&mut self.core, self.delimiter, self.quote).read_record(
                 input,
                 &mut row.data[out_len..],
@@ -230,6 +244,7 @@ impl<R: Read> CsvRows<R> {
             );
             if nin > 0 {
                 self.at_line_start = input[nin - 1] == b'\n';
+                quotes += memchr::memchr_iter(self.quote, &input[..nin]).count();
             }
             self.start += nin;
             self.position.byte += nin as u64;
@@ -249,6 +264,8 @@ impl<R: Read> CsvRows<R> {
                     row.ends.resize(n, 0);
                 }
                 ReadRecordResult::Record => {
+                    // A record ended only by the end of the input, with a quote open.
+                    self.unterminated = ended && quotes % 2 == 1;
                     row.data.truncate(out_len);
                     row.ends.truncate(ends_len);
                     row.starts.clear();

@@ -52,7 +52,16 @@ impl Gen {
         };
         Ok(match g.kind.as_str() {
             "sequence" => Gen::Sequence { start: int("start", 0)?, step: int("step", 1)? },
-            "uniform_int" => Gen::UniformInt { min: int("min", 0)?, max: int("max", 100)? },
+            "uniform_int" => {
+                let (min, max) = (int("min", 0)?, int("max", 100)?);
+                if min > max {
+                    return Err(Error::Usage(format!(
+                        "source `{id}`: field `{}` (uniform_int) needs `min` at most `max`; found {min} and {max}",
+                        g.field.value
+                    )));
+                }
+                Gen::UniformInt { min, max }
+            }
             "uniform_float" => Gen::UniformFloat { min: float("min", 0.0)?, max: float("max", 1.0)? },
             "choice" => match n.get("values").map(|v| v.to_value()) {
                 Some(Value::List(items)) if !items.is_empty() => Gen::Choice(items.to_vec()),
@@ -70,21 +79,38 @@ impl Gen {
         })
     }
 
-    fn value(&self, i: u64, salt: u64) -> Value {
+    /// Record `i`'s value; a sequence or timestamp that leaves 64 bits (or, for a
+    /// timestamp, the range a timestamp can show) is an error, never a wrapped value.
+    fn value(&self, i: u64, salt: u64) -> Result<Value, String> {
         let r = mix(salt ^ mix(i));
-        match self {
-            Gen::Sequence { start, step } => Value::Int(start.wrapping_add(step.wrapping_mul(i as i64))),
+        let nth = |start: i64, step: i64| {
+            i64::try_from(i)
+                .ok()
+                .and_then(|i| step.checked_mul(i))
+                .and_then(|d| start.checked_add(d))
+                .ok_or_else(|| format!("{start} + {i} × {step} overflows a 64-bit integer"))
+        };
+        Ok(match self {
+            Gen::Sequence { start, step } => Value::Int(nth(*start, *step)?),
             Gen::UniformInt { min, max } => {
-                let span = (max.saturating_sub(*min) as u64).saturating_add(1).max(1);
-                Value::Int(min.wrapping_add((r % span) as i64))
+                // max - min + 1 values, modulo 2^64: 0 stands for the whole i64 range.
+                let span = (max.wrapping_sub(*min) as u64).wrapping_add(1);
+                let offset = if span == 0 { r } else { r % span };
+                Value::Int(min.wrapping_add(offset as i64))
             }
             Gen::UniformFloat { min, max } => {
                 Value::Float(min + (max - min) * ((r >> 11) as f64 / (1u64 << 53) as f64))
             }
             Gen::Choice(values) => values[(r % values.len() as u64) as usize].clone(),
-            Gen::Timestamp { start, step } => Value::Timestamp(start.wrapping_add(step.wrapping_mul(i as i64))),
+            Gen::Timestamp { start, step } => {
+                let ms = nth(*start, *step)?;
+                if chrono::DateTime::from_timestamp_millis(ms).is_none() {
+                    return Err(format!("{start} + {i} × {step} ms is outside the range of timestamps"));
+                }
+                Value::Timestamp(ms)
+            }
             Gen::Constant(v) => v.clone(),
-        }
+        })
     }
 }
 
@@ -111,11 +137,19 @@ impl DatagenSource {
 }
 
 impl Source for DatagenSource {
-    fn read_batch(&mut self, max: usize, out: &mut Batch, _bad: &mut Vec<BadRecord>) -> Result<bool> {
+    fn read_batch(&mut self, max: usize, out: &mut Batch, bad: &mut Vec<BadRecord>) -> Result<bool> {
         let (gens, schema, seed) = (&self.gens, &mut self.schema, self.seed);
-        Ok(self.synthetic.fill(max, out, |i| {
-            let values = gens.iter().enumerate().map(|(f, g)| g.value(i, mix(seed.wrapping_add(f as u64)))).collect();
-            Record::new(schema.for_record(), values)
+        let names = schema.for_record();
+        Ok(self.synthetic.fill(max, out, bad, |i| {
+            let values = gens
+                .iter()
+                .enumerate()
+                .map(|(f, g)| {
+                    g.value(i, mix(seed.wrapping_add(f as u64)))
+                        .map_err(|e| format!("field `{}`: {e}", names.names()[f]))
+                })
+                .collect::<std::result::Result<Vec<Value>, String>>()?;
+            Ok(Record::new(schema.for_record(), values))
         }))
     }
 
@@ -144,11 +178,15 @@ mod tests {
     #[test]
     fn generators_are_pure_functions_of_seed_and_index() {
         let g = Gen::UniformInt { min: 1, max: 6 };
-        let a: Vec<Value> = (0..100).map(|i| g.value(i, 7)).collect();
-        let b: Vec<Value> = (0..100).map(|i| g.value(i, 7)).collect();
+        let a: Vec<Value> = (0..100).map(|i| g.value(i, 7).unwrap()).collect();
+        let b: Vec<Value> = (0..100).map(|i| g.value(i, 7).unwrap()).collect();
         assert_eq!(a, b);
         assert!(a.iter().all(|v| matches!(v, Value::Int(1..=6))));
         assert!((1..=6).all(|k| a.contains(&Value::Int(k))), "all faces appear: {a:?}");
-        assert_eq!(Gen::Sequence { start: 10, step: 5 }.value(3, 0), Value::Int(25));
+        assert_eq!(Gen::Sequence { start: 10, step: 5 }.value(3, 0), Ok(Value::Int(25)));
+        assert!(Gen::Sequence { start: i64::MAX, step: 1 }.value(1, 0).unwrap_err().contains("overflows"));
+        let whole = Gen::UniformInt { min: i64::MIN, max: i64::MAX };
+        let values: Vec<Value> = (0..64).map(|i| whole.value(i, 3).unwrap()).collect();
+        assert!(values.iter().any(|v| matches!(v, Value::Int(i) if *i < i64::MIN / 2)), "{values:?}");
     }
 }

@@ -178,6 +178,9 @@ impl<R: Read> LineDecoder<BufReader<R>> {
                 return Ok(true);
             };
             let line = text.trim_end_matches(['\n', '\r']);
+            // A UTF-8 byte-order mark starts some files (CSV inputs drop it too).
+            let line =
+                if self.origin.offset == n as u64 { line.strip_prefix('\u{feff}').unwrap_or(line) } else { line };
             if self.json {
                 if line.trim().is_empty() {
                     continue;
@@ -275,6 +278,7 @@ impl<R: Read> CsvDecoder<R> {
     }
 
     fn make_layout(&self, names: Vec<String>) -> (SchemaMaker, Vec<Column>) {
+        let names = unique_names(names);
         let columns = names
             .iter()
             .map(|n| match self.declared.iter().find(|(d, _)| d == n).map(|(_, t)| *t) {
@@ -305,6 +309,19 @@ impl<R: Read> CsvDecoder<R> {
                 return Ok(false);
             }
             self.advance();
+            if self.rows.unterminated_quote() {
+                let lines = self.rows.position().line.saturating_sub(self.rows.record_start().line);
+                bad.push(BadRecord {
+                    origin: self.origin,
+                    raw: raw_row(&self.row).chars().take(200).collect(),
+                    error: format!(
+                        "a quoted field opened in this record never closes: the record runs to the end of the input ({} more line{})",
+                        lines,
+                        if lines == 1 { "" } else { "s" }
+                    ),
+                });
+                return Ok(true);
+            }
             if self.layout.is_none() {
                 let names: Vec<String> = if self.header {
                     let names = self.row.iter().map(|f| String::from_utf8_lossy(f).trim().to_string()).collect();
@@ -382,7 +399,7 @@ fn decode_row(row: &Row, schema: &Schema, columns: &[Column]) -> Result<Vec<Valu
         };
         match columns[i] {
             Column::Unread => {}
-            Column::Inferred => *value = infer(text),
+            Column::Inferred => *value = infer(text).map_err(|e| format!("column `{}`: {e}", schema.names()[i]))?,
             // `convert`'s string case, without a `Result` to copy the value out of.
             Column::Declared(ValueType::String) if !text.is_empty() => *value = Value::str(text),
             Column::Declared(t) => {
@@ -463,28 +480,37 @@ fn eight_digits(word: u64, len: usize) -> Option<u64> {
 }
 
 /// Types an untyped CSV value: empty is NULL, then int, float, bool, else string.
-pub fn infer(text: &str) -> Value {
+///
+/// An integer beyond 64 bits is an error rather than a float that silently loses its
+/// last digits: a schema can declare the column `float` or `string`.
+pub fn infer(text: &str) -> Result<Value, String> {
     if text.is_empty() {
-        return Value::Null;
+        return Ok(Value::Null);
     }
     let first = text.as_bytes()[0];
     if first.is_ascii_digit() || first == b'-' || first == b'+' || first == b'.' {
         if let Ok(i) = text.parse::<i64>() {
-            return Value::Int(i);
+            return Ok(Value::Int(i));
+        }
+        let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+        if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!(
+                "`{text}` is an integer beyond 64 bits (declare the column `float` or `string` in `schema:` to read it)"
+            ));
         }
         if text.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E')) {
             if let Ok(f) = text.parse::<f64>() {
-                return Value::Float(f);
+                return Ok(Value::Float(f));
             }
         }
     }
     if text.eq_ignore_ascii_case("true") {
-        return Value::Bool(true);
+        return Ok(Value::Bool(true));
     }
     if text.eq_ignore_ascii_case("false") {
-        return Value::Bool(false);
+        return Ok(Value::Bool(false));
     }
-    Value::str(text)
+    Ok(Value::str(text))
 }
 
 /// Converts a CSV value to a declared type; empty is NULL for every type.
@@ -516,9 +542,43 @@ pub fn convert(text: &str, ty: ValueType) -> Result<Value, String> {
     })
 }
 
+/// Column names made unique: a name seen before gets `_2`, `_3`... (the first free
+/// one), so a header `a,a,c` gives fields `a`, `a_2`, `c` instead of a record with
+/// two fields `a` (and JSON output with a duplicate key).
+pub fn unique_names(names: Vec<String>) -> Vec<String> {
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::with_capacity(names.len());
+    if names.iter().all(|n| seen.insert(n.clone())) {
+        return names;
+    }
+    let mut taken: std::collections::HashSet<String> = names.iter().cloned().collect();
+    let mut used = std::collections::HashSet::with_capacity(names.len());
+    names
+        .into_iter()
+        .map(|name| {
+            if used.insert(name.clone()) {
+                return name;
+            }
+            let unique = (2..).map(|i| format!("{name}_{i}")).find(|n| !taken.contains(n)).unwrap_or_default();
+            taken.insert(unique.clone());
+            used.insert(unique.clone());
+            unique
+        })
+        .collect()
+}
+
 /// The header of a CSV input, for validation (`flowctl run` checks field names
-/// against it before starting).
+/// against it before starting), with duplicate names made unique as the decoder
+/// does (and a warning naming them).
 pub fn read_csv_header(reader: impl Read, decoding: &Decoding) -> Option<Vec<String>> {
+    let raw = read_raw_csv_header(reader, decoding)?;
+    let names = unique_names(raw.clone());
+    for (before, after) in raw.iter().zip(&names).filter(|(b, a)| b != a) {
+        tracing::warn!("the CSV header repeats the column `{before}`: this one is the field `{after}`");
+    }
+    Some(names)
+}
+
+fn read_raw_csv_header(reader: impl Read, decoding: &Decoding) -> Option<Vec<String>> {
     let mut r = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -546,12 +606,16 @@ mod tests {
 
     #[test]
     fn inference_order() {
-        assert_eq!(infer("42"), Value::Int(42));
-        assert_eq!(infer("-4.5"), Value::Float(-4.5));
-        assert_eq!(infer("TRUE"), Value::Bool(true));
-        assert_eq!(infer("inf"), Value::str("inf"));
-        assert_eq!(infer("1-2"), Value::str("1-2"));
-        assert_eq!(infer(""), Value::Null);
+        assert_eq!(infer("42"), Ok(Value::Int(42)));
+        assert_eq!(infer("-4.5"), Ok(Value::Float(-4.5)));
+        assert_eq!(infer("TRUE"), Ok(Value::Bool(true)));
+        assert_eq!(infer("inf"), Ok(Value::str("inf")));
+        assert_eq!(infer("1-2"), Ok(Value::str("1-2")));
+        assert_eq!(infer(""), Ok(Value::Null));
+        assert!(infer("99999999999999999999").unwrap_err().contains("beyond 64 bits"));
+        assert!(infer("-9223372036854775809").is_err());
+        assert_eq!(infer("9223372036854775807"), Ok(Value::Int(i64::MAX)));
+        assert_eq!(infer("1e20"), Ok(Value::Float(1e20)));
     }
 
     #[test]

@@ -129,9 +129,9 @@ impl Layouts {
 }
 
 impl Source for NexmarkSource {
-    fn read_batch(&mut self, max: usize, out: &mut Batch, _bad: &mut Vec<BadRecord>) -> Result<bool> {
+    fn read_batch(&mut self, max: usize, out: &mut Batch, bad: &mut Vec<BadRecord>) -> Result<bool> {
         let (generator, layouts, (k, n)) = (&mut self.generator, &mut self.layouts, self.lane);
-        Ok(self.synthetic.fill(max, out, |i| layouts.record(generator, k + i * n)))
+        Ok(self.synthetic.fill(max, out, bad, |i| Ok(layouts.record(generator, k + i * n))))
     }
 
     fn files(&self) -> Vec<Arc<str>> {

@@ -44,9 +44,16 @@ impl Synthetic {
     }
 
     /// Appends up to `max` records made by `make(number)` (fewer when the `rate` does
-    /// not allow more yet; at least one, after sleeping until it is due). False once
-    /// `count` records were made.
-    pub fn fill(&mut self, max: usize, out: &mut Batch, mut make: impl FnMut(u64) -> Record) -> bool {
+    /// not allow more yet; at least one, after sleeping until it is due); a record
+    /// `make` cannot make goes to `bad` with its error. False once `count` records were
+    /// made.
+    pub fn fill(
+        &mut self,
+        max: usize,
+        out: &mut Batch,
+        bad: &mut Vec<super::BadRecord>,
+        mut make: impl FnMut(u64) -> Result<Record, String>,
+    ) -> bool {
         let mut n = max as u64;
         if let Some(count) = self.count {
             n = n.min(count.saturating_sub(self.next));
@@ -55,10 +62,16 @@ impl Synthetic {
             }
         }
         for _ in 0..self.pace(n) {
-            let mut record = make(self.next);
-            record.origin = self.origin_of(self.next);
+            match make(self.next) {
+                Ok(mut record) => {
+                    record.origin = self.origin_of(self.next);
+                    out.push(record);
+                }
+                Err(error) => {
+                    bad.push(super::BadRecord { origin: self.origin_of(self.next), raw: String::new(), error })
+                }
+            }
             self.next += 1;
-            out.push(record);
         }
         self.count.is_none_or(|c| self.next < c)
     }

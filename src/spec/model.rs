@@ -572,6 +572,43 @@ pub fn build(root: &Node, path: &Path, source_text: &str, diags: &mut Diagnostic
     }
 }
 
+/// The longest window size, slide, gap or allowed lateness, in days: window ends
+/// computed from any event time (at most about 262,000 years from 1970) stay far from
+/// 64-bit overflow.
+pub const MAX_WINDOW_DAYS: u64 = 1_000_000;
+const MAX_WINDOW_DURATION: Duration = Duration::from_secs(MAX_WINDOW_DAYS * 86_400);
+
+/// A uniform generator's `min` must not exceed its `max` (the defaults are 0 and 100
+/// for ints, 0 and 1 for floats).
+fn check_generator_range(kind: &str, node: &Node, diags: &mut Diagnostics) {
+    use crate::record::Value;
+    let number = |key: &str, default: f64| match node.get(key).map(Node::to_value) {
+        Some(Value::Int(i)) => Some(i as f64),
+        Some(Value::Float(f)) => Some(f),
+        None => Some(default),
+        Some(_) => None,
+    };
+    let (min, max) = match kind {
+        "uniform_int" => match (node.get("min").map(Node::to_value), node.get("max").map(Node::to_value)) {
+            (Some(Value::Int(min)), Some(Value::Int(max))) if min > max => (min.to_string(), max.to_string()),
+            (Some(Value::Int(min)), None) if min > 100 => (min.to_string(), "100 (the default)".into()),
+            (None, Some(Value::Int(max))) if max < 0 => ("0 (the default)".into(), max.to_string()),
+            _ => return,
+        },
+        "uniform_float" => match (number("min", 0.0), number("max", 1.0)) {
+            (Some(min), Some(max)) if min > max => (min.to_string(), max.to_string()),
+            _ => return,
+        },
+        _ => return,
+    };
+    let span = node.get("max").or_else(|| node.get("min")).map_or(node.span, |n| n.span);
+    diags.error(
+        span,
+        format!("`{kind}` needs `min` at most `max`; found min {min} and max {max}"),
+        Some("the defaults are min 0 and max 100 (uniform_int) or 1 (uniform_float)".into()),
+    );
+}
+
 fn duration(node: Option<&Node>) -> Option<Duration> {
     node.and_then(Node::scalar).and_then(|s| parse_duration(s).ok())
 }
@@ -764,10 +801,10 @@ impl ModelBuilder<'_> {
                     .map(|n| n.entries())
                     .unwrap_or_default()
                     .iter()
-                    .map(|(k, v)| Generator {
-                        field: text(k),
-                        kind: v.get("type").and_then(Node::scalar).unwrap_or_default().to_string(),
-                        node: v.clone(),
+                    .map(|(k, v)| {
+                        let kind = v.get("type").and_then(Node::scalar).unwrap_or_default().to_string();
+                        check_generator_range(&kind, v, diags);
+                        Generator { field: text(k), kind, node: v.clone() }
                     })
                     .collect(),
                 rate: node.get("rate").and_then(scalar_int).map(|v| v as u64),
@@ -888,6 +925,14 @@ impl ModelBuilder<'_> {
             if matches!(kind, WindowKind::Tumbling(d) | WindowKind::Session { gap: d } if d.is_zero()) {
                 diags.error(v.span, "a window size must be more than 0", None);
             }
+            let longest = match kind {
+                WindowKind::Tumbling(d) | WindowKind::Session { gap: d } => d,
+                WindowKind::Sliding { size, slide } => size.max(slide),
+                WindowKind::Count(_) => Duration::ZERO,
+            };
+            if longest > MAX_WINDOW_DURATION {
+                diags.error(v.span, format!("a window duration must be at most {MAX_WINDOW_DAYS}d"), None);
+            }
             kinds.push(Spanned::new(kind, k.span));
         }
         if kinds.len() > 1 {
@@ -911,7 +956,11 @@ impl ModelBuilder<'_> {
             ),
             None => Spanned::new(LatePolicy::Drop, key.span),
         };
-        Some(WindowSpec { kind, allowed_lateness: duration(body.get("allowed_lateness")).unwrap_or_default(), late })
+        let allowed_lateness = duration(body.get("allowed_lateness")).unwrap_or_default();
+        if let Some(n) = body.get("allowed_lateness").filter(|_| allowed_lateness > MAX_WINDOW_DURATION) {
+            diags.error(n.span, format!("`allowed_lateness` must be at most {MAX_WINDOW_DAYS}d"), None);
+        }
+        Some(WindowSpec { kind, allowed_lateness, late })
     }
 
     fn sink(&self, key: &Node, node: &Node, diags: &mut Diagnostics) -> SinkSpec {

@@ -15,6 +15,8 @@ mod on_error;
 mod parallel;
 mod plans;
 mod projection;
+mod robust;
+mod services;
 mod split;
 mod sql;
 mod streaming;
