@@ -118,16 +118,7 @@ impl LogicalPlan {
     /// by the next one. Empty when the graph has no such head.
     pub fn lane_steps(&self) -> Vec<usize> {
         let (graph, steps) = (&self.pipeline.graph, &self.pipeline.steps);
-        let stateless = |i: usize| {
-            matches!(
-                steps[i],
-                CompiledStep::Filter(_)
-                    | CompiledStep::Map { .. }
-                    | CompiledStep::Set { .. }
-                    | CompiledStep::Drop(_)
-                    | CompiledStep::FlatMap { .. }
-            )
-        };
+        let stateless = |i: usize| steps[i].stateless();
         let sources = self.pipeline.spec.sources.len();
         let mut first = None;
         for s in 0..sources {

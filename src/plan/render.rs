@@ -239,11 +239,6 @@ impl View {
 
 fn operator_kind(step: &CompiledStep, kind: &'static str) -> &'static str {
     match step {
-        CompiledStep::Filter(_) => "filter",
-        CompiledStep::Map { .. } => "map",
-        CompiledStep::Set { .. } => "set",
-        CompiledStep::Drop(_) => "drop",
-        CompiledStep::FlatMap { .. } => "flat_map",
         CompiledStep::KeyBy { .. } => "key_by",
         CompiledStep::Window(_) => "window",
         CompiledStep::Reduce { window: Some(_), .. } => "window_reduce",
@@ -533,12 +528,8 @@ pub fn describe_step(kind: &StepKind) -> String {
         fields.iter().map(|(n, e)| format!("{} = {}", n.value, e.text)).collect::<Vec<_>>().join(", ")
     };
     match kind {
-        StepKind::Filter(e) => e.text.clone(),
-        StepKind::Map(f) | StepKind::Set(f) => names(f),
         StepKind::Reduce(f) => names(f),
         StepKind::Component(c) => c.describe(),
-        StepKind::Drop(f) => f.iter().map(|n| n.value.clone()).collect::<Vec<_>>().join(", "),
-        StepKind::FlatMap { each, as_field } => format!("each {} as {}", each.text, as_field.value),
         StepKind::KeyBy(k) => match k {
             crate::spec::KeySpec::Exprs(e) => e.iter().map(|e| e.text.clone()).collect::<Vec<_>>().join(", "),
             crate::spec::KeySpec::Named(f) => names(f),

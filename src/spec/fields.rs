@@ -294,11 +294,6 @@ pub fn step_kinds() -> impl Iterator<Item = &'static Field> {
 }
 
 const BUILTIN_STEP_KINDS: &[Field] = &[
-    f("filter", Ty::Expr, "Keep records where the expression is true (null counts as false)."),
-    f("map", Ty::Map(&Ty::Expr), "Replace the record with exactly these fields."),
-    f("set", Ty::Map(&Ty::Expr), "Add or overwrite fields, keep the rest."),
-    f("drop", Ty::NameList, "Remove fields."),
-    f("flat_map", Ty::Object(FLAT_MAP), "One output per element of a list: the input record plus `as` = the element."),
     f(
         "key_by",
         Ty::AnyOf(&[Ty::Expr, Ty::List(&Ty::Expr), Ty::Map(&Ty::Expr)]),
@@ -318,9 +313,6 @@ pub const STEP_COMMON: &[Field] = &[
         "On a step after `key_by`: the number of keyed instances (overrides `--parallelism` and the pipeline's; all keyed steps must agree). Refused on other steps.",
     ),
 ];
-
-const FLAT_MAP: &[Field] =
-    &[req("each", Ty::Expr, "An expression giving a list."), req("as", Ty::Str, "The field receiving each element.")];
 
 pub const WINDOW_KINDS: &[&str] = &["tumbling", "sliding", "session", "count"];
 

@@ -303,14 +303,6 @@ pub struct WindowSpec {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum StepKind {
-    Filter(ExprSpec),
-    Map(Vec<(Spanned<String>, ExprSpec)>),
-    Set(Vec<(Spanned<String>, ExprSpec)>),
-    Drop(Vec<Spanned<String>>),
-    FlatMap {
-        each: ExprSpec,
-        as_field: Spanned<String>,
-    },
     KeyBy(KeySpec),
     Window(WindowSpec),
     Reduce(Vec<(Spanned<String>, ExprSpec)>),
@@ -322,11 +314,6 @@ impl StepKind {
     pub fn name(&self) -> &'static str {
         match self {
             StepKind::Component(c) => c.kind(),
-            StepKind::Filter(_) => "filter",
-            StepKind::Map(_) => "map",
-            StepKind::Set(_) => "set",
-            StepKind::Drop(_) => "drop",
-            StepKind::FlatMap { .. } => "flat_map",
             StepKind::KeyBy(_) => "key_by",
             StepKind::Window(_) => "window",
             StepKind::Reduce(_) => "reduce",
@@ -672,6 +659,16 @@ impl StepReader<'_> {
         }
     }
 
+    /// A mapping of names to expressions (`map:`, `set:`).
+    pub fn named_exprs(&self, node: &Node) -> Vec<(Spanned<String>, ExprSpec)> {
+        self.builder.named_exprs(node)
+    }
+
+    /// A name or a list of names.
+    pub fn names(&self, node: &Node) -> Vec<Spanned<String>> {
+        name_list(Some(node))
+    }
+
     /// A duration field (the shape check has reported one that does not parse).
     pub fn duration(&self, key: &str) -> Option<Spanned<Duration>> {
         let node = self.get(key)?;
@@ -871,11 +868,6 @@ impl ModelBuilder<'_> {
     fn step(&self, item: &Node, diags: &mut Diagnostics) -> Option<StepSpec> {
         let (key, body) = step_kind(item)?;
         let kind = match key.scalar().unwrap_or_default() {
-            "filter" => StepKind::Filter(self.expr(body)),
-            "map" => StepKind::Map(self.named_exprs(body)),
-            "set" => StepKind::Set(self.named_exprs(body)),
-            "drop" => StepKind::Drop(name_list(Some(body))),
-            "flat_map" => StepKind::FlatMap { each: self.expr(body.get("each")?), as_field: text(body.get("as")?) },
             "key_by" => StepKind::KeyBy(match &body.kind {
                 NodeKind::Map(_) => KeySpec::Named(self.named_exprs(body)),
                 NodeKind::Seq(items) => KeySpec::Exprs(items.iter().map(|i| self.expr(i)).collect()),

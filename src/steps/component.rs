@@ -62,8 +62,11 @@ pub struct Compiled {
 pub enum Output {
     /// Those of its input.
     Input,
-    /// Exactly these.
-    Fields(Vec<Arc<str>>),
+    /// Exactly those of this layout, which the step's records carry (expressions
+    /// downstream then resolve fields by index).
+    Schema(Arc<Schema>),
+    /// These (None: not known before the records come), in a layout of their own.
+    Fields(Option<Vec<Arc<str>>>),
 }
 
 /// A step ready to run: makes its operator (one per thread that runs it).
@@ -78,6 +81,12 @@ pub trait BuiltStep: std::fmt::Debug + Send + Sync {
     /// only into a step with the same fingerprint. Stable across versions; not the
     /// text `flowctl plan` prints.
     fn fingerprint(&self) -> String;
+
+    /// Whether it keeps nothing between records, so that it can run on the source
+    /// lanes' threads at the head of the pipeline.
+    fn stateless(&self) -> bool {
+        false
+    }
 
     /// Whether its output records are new ones carrying none of its input's other
     /// fields (then an output never sees the input whole).

@@ -21,7 +21,7 @@ mod window_queue;
 
 use crate::expr::EvalError;
 use crate::expr::Expr;
-use crate::record::{Batch, Record, Schema};
+use crate::record::{Batch, Record};
 use crate::sinks::encode::LineEncoder;
 use crate::spec::WindowSpec;
 use aggregate::Aggregate;
@@ -31,20 +31,6 @@ use std::sync::Arc;
 /// A step ready to run.
 #[derive(Clone, Debug)]
 pub enum CompiledStep {
-    Filter(Expr),
-    /// Output records have exactly `schema`'s fields, computed by `exprs` in order.
-    Map {
-        schema: Arc<Schema>,
-        exprs: Vec<Expr>,
-    },
-    Set {
-        assignments: Vec<(Arc<str>, Expr)>,
-    },
-    Drop(Vec<Arc<str>>),
-    FlatMap {
-        each: Expr,
-        as_field: Arc<str>,
-    },
     KeyBy {
         names: Vec<Arc<str>>,
         exprs: Vec<Expr>,
@@ -67,11 +53,8 @@ impl CompiledStep {
     /// Every expression the step evaluates on its input records.
     pub fn exprs(&self) -> Vec<&Expr> {
         match self {
-            CompiledStep::Filter(e) => vec![e],
-            CompiledStep::Map { exprs, .. } | CompiledStep::KeyBy { exprs, .. } => exprs.iter().collect(),
-            CompiledStep::Set { assignments } => assignments.iter().map(|(_, e)| e).collect(),
-            CompiledStep::FlatMap { each, .. } => vec![each],
-            CompiledStep::Drop(_) | CompiledStep::Window(_) => Vec::new(),
+            CompiledStep::KeyBy { exprs, .. } => exprs.iter().collect(),
+            CompiledStep::Window(_) => Vec::new(),
             CompiledStep::Reduce { aggregates, key_exprs, .. } => {
                 aggregates.iter().filter_map(|a| a.arg.as_ref()).chain(key_exprs).collect()
             }
@@ -79,11 +62,16 @@ impl CompiledStep {
         }
     }
 
+    /// Whether it keeps nothing between records (it may run on the source lanes).
+    pub fn stateless(&self) -> bool {
+        matches!(self, CompiledStep::Component(c) if c.stateless())
+    }
+
     /// Whether the step's output records are new ones made of its expressions (`map`,
     /// `reduce`), carrying none of its input's other fields.
     pub fn makes_new_records(&self) -> bool {
         match self {
-            CompiledStep::Map { .. } | CompiledStep::Reduce { .. } => true,
+            CompiledStep::Reduce { .. } => true,
             CompiledStep::Component(c) => c.makes_new_records(),
             _ => false,
         }
@@ -181,11 +169,6 @@ pub trait Operator: Send {
 /// yet (the run refuses such pipelines before this is called).
 pub fn build(step: &CompiledStep) -> Option<Box<dyn Operator>> {
     Some(match step {
-        CompiledStep::Filter(e) => Box::new(filter::Filter::new(e.clone())),
-        CompiledStep::Map { schema, exprs } => Box::new(map::Map::new(schema.clone(), exprs.clone())),
-        CompiledStep::Set { assignments } => Box::new(set::Set::new(assignments.clone())),
-        CompiledStep::Drop(names) => Box::new(drop::Drop::new(names.clone())),
-        CompiledStep::FlatMap { each, as_field } => Box::new(flat_map::FlatMap::new(each.clone(), as_field.clone())),
         // The key and the windows are computed by the `reduce` that follows them.
         CompiledStep::KeyBy { .. } | CompiledStep::Window(_) => Box::new(passthrough::Passthrough),
         CompiledStep::Reduce { aggregates, keys, key_exprs, window: None, .. } => {

@@ -2,7 +2,14 @@
 
 use super::component::StepType;
 
-pub const STEP_TYPES: &[StepType] = &[super::dedup::TYPE];
+pub const STEP_TYPES: &[StepType] = &[
+    super::filter::TYPE,
+    super::map::TYPE,
+    super::set::TYPE,
+    super::drop::TYPE,
+    super::flat_map::TYPE,
+    super::dedup::TYPE,
+];
 
 /// The step type whose YAML key is `name`.
 pub fn find(name: &str) -> Option<&'static StepType> {

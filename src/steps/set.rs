@@ -1,9 +1,14 @@
 //! `set`: adds or overwrites fields and keeps the rest. Every expression sees the
 //! input record; an overwritten field keeps its position, a new one is appended.
 
+use super::component::{BuiltStep, Compiled, Output, StepConfig, StepInput, StepType};
 use super::{LayoutCache, Operator, StepError};
+use crate::diag::Diagnostics;
 use crate::expr::Expr;
 use crate::record::{Batch, Record, Schema, SchemaMaker};
+use crate::spec::fields::{f, Ty};
+use crate::spec::model::StepReader;
+use crate::spec::{ExprSpec, Spanned};
 use std::sync::Arc;
 
 pub struct Set {
@@ -57,5 +62,63 @@ impl Operator for Set {
         }
         out.push(record.with_fields(schema, values));
         Ok(())
+    }
+}
+
+pub const TYPE: StepType =
+    StepType { field: f("set", Ty::Map(&Ty::Expr), "Add or overwrite fields, keep the rest."), parse };
+
+/// `set:` as written.
+#[derive(Debug)]
+struct SetConfig(Vec<(Spanned<String>, ExprSpec)>);
+
+fn parse(reader: &StepReader, _diags: &mut Diagnostics) -> Option<Arc<dyn StepConfig>> {
+    Some(Arc::new(SetConfig(reader.named_exprs(reader.body))))
+}
+
+impl StepConfig for SetConfig {
+    fn kind(&self) -> &'static str {
+        "set"
+    }
+
+    fn describe(&self) -> String {
+        super::map::named_text(&self.0)
+    }
+
+    fn compile(&self, input: &StepInput, diags: &mut Diagnostics) -> Option<Compiled> {
+        let names: Vec<Arc<str>> = self.0.iter().map(|(n, _)| Arc::from(n.value.as_str())).collect();
+        let fields = input.fields.map(|known| {
+            let mut fields = known.to_vec();
+            fields.extend(names.iter().filter(|n| !known.contains(n)).cloned());
+            fields
+        });
+        let exprs: Vec<ExprSpec> = self.0.iter().map(|(_, e)| e.clone()).collect();
+        let exprs = input.compile_all(&exprs, diags)?;
+        let step = SetStep { assignments: names.into_iter().zip(exprs).collect(), fingerprint: self.describe() };
+        Some(Compiled { step: Arc::new(step), output: Output::Fields(fields) })
+    }
+}
+
+#[derive(Debug)]
+struct SetStep {
+    assignments: Vec<(Arc<str>, Expr)>,
+    fingerprint: String,
+}
+
+impl BuiltStep for SetStep {
+    fn operator(&self) -> Box<dyn Operator> {
+        Box::new(Set::new(self.assignments.clone()))
+    }
+
+    fn exprs(&self) -> Vec<&Expr> {
+        self.assignments.iter().map(|(_, e)| e).collect()
+    }
+
+    fn fingerprint(&self) -> String {
+        self.fingerprint.clone()
+    }
+
+    fn stateless(&self) -> bool {
+        true
     }
 }

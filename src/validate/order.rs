@@ -40,13 +40,7 @@ pub fn check_order(spec: &PipelineSpec, graph: &Graph, diags: &mut Diagnostics) 
                     );
                 }
             }
-            StepKind::Reduce(_)
-            | StepKind::Filter(_)
-            | StepKind::Map(_)
-            | StepKind::Set(_)
-            | StepKind::Drop(_)
-            | StepKind::FlatMap { .. }
-            | StepKind::Component(_) => {}
+            StepKind::Reduce(_) | StepKind::Component(_) => {}
         }
         let inputs = &graph.step_inputs[i];
         if matches!(step.kind, StepKind::Window(_) | StepKind::Reduce(_)) && inputs.len() > 1 {

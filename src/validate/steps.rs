@@ -10,7 +10,7 @@ use crate::record::Schema;
 use crate::sources::EventTime as CompiledEventTime;
 use crate::spec::{ExprSpec, KeySpec, PipelineSpec, StepKind, StepSpec, TimeSource, WindowSpec};
 use crate::steps::aggregate::{AggFunc, Aggregate};
-use crate::steps::component::{self, Output, StepInput};
+use crate::steps::component::{Output, StepInput};
 use crate::steps::CompiledStep;
 use std::sync::Arc;
 
@@ -159,69 +159,13 @@ fn compile_step(
                 key_by: input.keys.as_ref().map(|(names, exprs)| (names.as_slice(), exprs.as_slice())),
                 span: step.span,
             };
-            match config.compile(&step_input, diags) {
-                Some(component::Compiled { step, output: Output::Input }) => {
-                    (Some(CompiledStep::Component(step)), passthrough)
-                }
-                Some(component::Compiled { step, output: Output::Fields(fields) }) => {
-                    (Some(CompiledStep::Component(step)), Stream::of_schema(Schema::new(fields)))
-                }
-                None => (None, passthrough),
-            }
-        }
-        StepKind::Filter(e) => (compile_expr(e, input, diags).map(CompiledStep::Filter), passthrough),
-        StepKind::Map(fields) => {
-            let names: Vec<Arc<str>> = fields.iter().map(|(n, _)| name(&n.value)).collect();
-            let out = Stream::of_schema(Schema::new(names));
-            let step = compile_all(fields.iter().map(|(_, e)| e), input, diags).map(|exprs| CompiledStep::Map {
-                schema: out.schema.clone().unwrap_or_else(|| Schema::new(Vec::new())),
-                exprs,
-            });
-            (step, out)
-        }
-        StepKind::Set(fields) => {
-            let mut out = passthrough;
-            if let Some(f) = &mut out.fields {
-                for (n, _) in fields {
-                    if !f.iter().any(|x| **x == *n.value) {
-                        f.push(name(&n.value));
-                    }
-                }
-            }
-            out.schema = out.fields.clone().map(Schema::new);
-            let step = compile_all(fields.iter().map(|(_, e)| e), input, diags).map(|exprs| CompiledStep::Set {
-                assignments: fields.iter().map(|(n, _)| name(&n.value)).zip(exprs).collect(),
-            });
-            (step, out)
-        }
-        StepKind::Drop(names) => {
-            let mut out = passthrough;
-            if let Some(f) = &mut out.fields {
-                for n in names {
-                    if !f.iter().any(|x| **x == *n.value) {
-                        diags.error(
-                            n.span,
-                            format!("`drop` names unknown field `{}`", n.value),
-                            did_you_mean(&n.value, f.iter().map(|x| &**x)),
-                        );
-                    }
-                }
-                f.retain(|x| !names.iter().any(|n| *n.value == **x));
-            }
-            out.schema = out.fields.clone().map(Schema::new);
-            (Some(CompiledStep::Drop(names.iter().map(|n| name(&n.value)).collect())), out)
-        }
-        StepKind::FlatMap { each, as_field } => {
-            let mut out = passthrough;
-            if let Some(f) = &mut out.fields {
-                if !f.iter().any(|x| **x == *as_field.value) {
-                    f.push(name(&as_field.value));
-                }
-            }
-            out.schema = out.fields.clone().map(Schema::new);
-            let step = compile_expr(each, input, diags)
-                .map(|each| CompiledStep::FlatMap { each, as_field: name(&as_field.value) });
-            (step, out)
+            let Some(compiled) = config.compile(&step_input, diags) else { return (None, passthrough) };
+            let out = match compiled.output {
+                Output::Input => passthrough,
+                Output::Schema(schema) => Stream::of_schema(schema),
+                Output::Fields(fields) => Stream { schema: fields.clone().map(Schema::new), fields, ..passthrough },
+            };
+            (Some(CompiledStep::Component(compiled.step)), out)
         }
         StepKind::KeyBy(keys) => {
             let (names, exprs) = match keys {
