@@ -15,7 +15,7 @@ use super::logical::LogicalPlan;
 use super::projection;
 use crate::diag::Diagnostics;
 use crate::graph::NodeRef;
-use crate::spec::{ErrorPolicy, SinkKind, SourceKind, SourceSpec, StdoutFormat};
+use crate::spec::{ErrorPolicy, SourceKind};
 use crate::steps::CompiledStep;
 use std::sync::Arc;
 
@@ -121,7 +121,7 @@ pub fn plan(logical: LogicalPlan, options: &PlanOptions) -> Result<PhysicalPlan,
     let spec = &pipeline.spec;
     let head = logical.lane_steps();
     let encodes_for: Vec<Option<usize>> = (0..spec.sources.len())
-        .map(|i| logical.lane_sink(i).filter(|&sink| own_io && writes_lines(&spec.sinks[sink].kind)))
+        .map(|i| logical.lane_sink(i).filter(|&sink| own_io && crate::sinks::writes_lines(&spec.sinks[sink].kind)))
         .collect();
 
     let keyed = if parallelism > 1 { logical.keyed_steps() } else { Err("parallelism 1") };
@@ -132,7 +132,7 @@ pub fn plan(logical: LogicalPlan, options: &PlanOptions) -> Result<PhysicalPlan,
         },
         Err(why) => {
             let blocks = match (&spec.sources[..], &encodes_for[..]) {
-                ([source], [Some(_)]) => parallelism > 1 && readable_in_blocks(source),
+                ([source], [Some(_)]) => parallelism > 1 && crate::sources::readable_in_blocks(source),
                 _ => false,
             };
             match blocks {
@@ -197,26 +197,6 @@ fn exchanges(logical: &LogicalPlan, keyed: &[bool]) -> Vec<usize> {
         .filter(|&k| matches!(p.steps[k], CompiledStep::KeyBy { .. }) && !keyed[k])
         .filter(|&k| p.graph.consumers(NodeRef::Step(k)).iter().any(|r| matches!(r, NodeRef::Step(j) if keyed[*j])))
         .collect()
-}
-
-/// Whether a sink writes lines of text (or nothing) that another thread can encode
-/// for it.
-fn writes_lines(sink: &SinkKind) -> bool {
-    match sink {
-        SinkKind::File { .. } | SinkKind::Socket { .. } | SinkKind::Blackhole => true,
-        SinkKind::Stdout { format } => *format != StdoutFormat::Table,
-        SinkKind::Kafka { .. } | SinkKind::Sql { .. } => false,
-    }
-}
-
-/// Whether a source can be cut into blocks ahead of reading: a bounded file, or a
-/// `nexmark` source on one unpaced lane.
-fn readable_in_blocks(source: &SourceSpec) -> bool {
-    match &source.kind {
-        SourceKind::File { follow, .. } => !follow.value,
-        SourceKind::Nexmark { rate, .. } => rate.is_none() && source.parallelism.as_ref().is_none_or(|p| p.value <= 1),
-        _ => false,
-    }
 }
 
 /// Capabilities that are specified and validated but not built yet: refused at the

@@ -85,6 +85,16 @@ pub struct RunContext<'a> {
 /// Takes a rejected row: the sink's id, the row (as a map) and the target's reason.
 pub type RejectHandler = std::sync::Arc<dyn Fn(&str, crate::record::Value, &str) + Send + Sync>;
 
+/// Whether the sink writes lines of text (or nothing) that the thread making its
+/// records can encode for it (`Sink::line_encoder` gives the encoder).
+pub fn writes_lines(kind: &SinkKind) -> bool {
+    match kind {
+        SinkKind::File { .. } | SinkKind::Socket { .. } | SinkKind::Blackhole => true,
+        SinkKind::Stdout { format } => *format != crate::spec::StdoutFormat::Table,
+        SinkKind::Kafka { .. } | SinkKind::Sql { .. } => false,
+    }
+}
+
 pub fn build(
     spec: &PipelineSpec,
     sink: &SinkSpec,

@@ -134,6 +134,17 @@ pub trait BlockShare: Send {
     fn read(&mut self, max: usize, out: &mut Batch, bad: &mut Vec<BadRecord>) -> Result<bool>;
 }
 
+/// Whether the source can be cut into blocks ahead of reading (`Source::block_shares`
+/// and `split_into_blocks` give them): a bounded file, or a `nexmark` source on one
+/// unpaced lane. The physical plan reads such a source in blocks on several threads.
+pub fn readable_in_blocks(source: &SourceSpec) -> bool {
+    match &source.kind {
+        SourceKind::File { follow, .. } => !follow.value,
+        SourceKind::Nexmark { rate, .. } => rate.is_none() && source.parallelism.as_ref().is_none_or(|p| p.value <= 1),
+        _ => false,
+    }
+}
+
 /// Opens a source as its lanes: one for most sources, one per partition for Kafka,
 /// `parallelism` for Nexmark.
 /// `index` is the source's position in the pipeline (for origins); `columns` is what
