@@ -34,6 +34,40 @@ pub fn bounded_watermark(max_ts: Option<i64>, out_of_orderness: i64) -> i64 {
     max_ts.map_or(NO_WATERMARK, |ts| ts.saturating_sub(out_of_orderness))
 }
 
+/// The one watermark stamper: a source's event-time progress as its records are
+/// handed out in order. A record is stamped with the watermark before it; further
+/// outputs of the same input (same origin, from steps run on the lane) get the stamp
+/// of that input. The merge keeps one per lane (stamping with the watermark over all
+/// lanes); a worker of a run split by data one per block (with the block's own).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stamper {
+    /// The largest event time taken so far.
+    pub max_ts: Option<i64>,
+    /// The origin of the last input taken and its stamp.
+    last: Option<(Origin, i64)>,
+}
+
+impl Stamper {
+    /// The stamp of a further output of the last input taken, when `origin` is its.
+    pub fn continued(&self, origin: Origin) -> Option<i64> {
+        match self.last {
+            Some((last, stamp)) if last == origin => Some(stamp),
+            _ => None,
+        }
+    }
+
+    /// Takes an input (or a further output of it) with event time `ts`, stamped `stamp`.
+    pub fn take(&mut self, origin: Origin, ts: i64, stamp: i64) {
+        self.last = Some((origin, stamp));
+        self.max_ts = Some(self.max_ts.map_or(ts, |m| m.max(ts)));
+    }
+
+    /// This source's watermark when it allows `out_of_orderness`.
+    pub fn watermark(&self, out_of_orderness: i64) -> i64 {
+        bounded_watermark(self.max_ts, out_of_orderness)
+    }
+}
+
 /// What a lane sent, in order: its batches are kept whole (records are moved once,
 /// when taken), never empty.
 enum Item {
@@ -76,17 +110,14 @@ struct Input {
     buffer: VecDeque<Item>,
     ended: bool,
     idle: bool,
-    max_ts: Option<i64>,
+    /// The records taken in this run and their stamps.
+    stamper: Stamper,
     clock: SourceClock,
     /// The origin of the last record or bad input handed out: where a resumed run
     /// continues.
     position: Option<Origin>,
     /// Since when the merge has been waiting for this source (for `idle_timeout`).
     waiting_since: Option<Instant>,
-    /// The origin of the last record taken in this run, and the watermark it was
-    /// stamped with: records with the same origin are further outputs of that input
-    /// (from steps run on the lane) and get the same stamp.
-    last_input: Option<(Origin, i64)>,
 }
 
 impl Input {
@@ -97,7 +128,7 @@ impl Input {
         } else if self.idle {
             None
         } else {
-            Some(bounded_watermark(self.max_ts, self.clock.out_of_orderness))
+            Some(self.stamper.watermark(self.clock.out_of_orderness))
         }
     }
 
@@ -141,15 +172,6 @@ impl Input {
             self.buffer.pop_front();
         }
         Some(record)
-    }
-
-    /// The stamp of the input the head belongs to, when it is a further output of the
-    /// input taken last.
-    fn continued_stamp(&self, head: Head) -> Option<i64> {
-        match self.last_input {
-            Some((origin, stamp)) if head.origin == origin => Some(stamp),
-            _ => None,
-        }
     }
 }
 
@@ -212,11 +234,10 @@ impl Merge {
                 buffer: VecDeque::new(),
                 ended: false,
                 idle: false,
-                max_ts: None,
+                stamper: Stamper::default(),
                 clock,
                 position: None,
                 waiting_since: None,
-                last_input: None,
             })
             .collect();
         Merge {
@@ -233,7 +254,7 @@ impl Merge {
     /// Per source: the position after the last record handed out, and the largest
     /// event time seen (what a checkpoint records).
     pub fn positions(&self) -> Vec<(Option<Origin>, Option<i64>)> {
-        self.inputs.iter().map(|i| (i.position, i.max_ts)).collect()
+        self.inputs.iter().map(|i| (i.position, i.stamper.max_ts)).collect()
     }
 
     /// Continues from a checkpoint: per source the position resumed from and the
@@ -241,7 +262,7 @@ impl Merge {
     pub fn restore(&mut self, sources: &[(Option<Origin>, Option<i64>)], watermark: i64) {
         for (input, (position, ts)) in self.inputs.iter_mut().zip(sources) {
             input.position = *position;
-            input.max_ts = *ts;
+            input.stamper.max_ts = *ts;
         }
         self.watermark = watermark;
         self.finite_watermark = watermark;
@@ -274,7 +295,7 @@ impl Merge {
             self.inputs.iter().filter_map(Input::watermark).min()
         } else {
             // Processing time: how far the wall clock has been seen.
-            self.inputs.iter().filter_map(|i| i.max_ts).max()
+            self.inputs.iter().filter_map(|i| i.stamper.max_ts).max()
         };
         if let Some(w) = candidate {
             // Watermarks never go back (an idle source returning cannot undo firing).
@@ -513,15 +534,14 @@ impl Merge {
         }
         let head = input.head()?;
         let ts = head.event_time.unwrap_or(NO_WATERMARK);
-        let continued = input.continued_stamp(head);
+        let continued = input.stamper.continued(head.origin);
         if continued.is_none() && (taken >= self.batch_size || limit.is_some_and(|l| (ts, i) > l)) {
             return None;
         }
         let stamp = continued.unwrap_or(self.watermark);
         *inputs += u64::from(continued.is_none());
         let input = &mut self.inputs[i];
-        input.last_input = Some((head.origin, stamp));
-        input.max_ts = Some(input.max_ts.map_or(ts, |m| m.max(ts)));
+        input.stamper.take(head.origin, ts, stamp);
         input.position = Some(head.origin);
         self.recompute_watermark();
         Some(stamp)

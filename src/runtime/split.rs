@@ -31,10 +31,11 @@ use super::errors::RecordFailure;
 use super::executor::{Barrier, Executor};
 use super::keyed::Stats;
 use super::lane_steps::{marker, LaneSteps, Marker};
+use super::merge::Stamper;
 use super::source_thread::READ_CHUNK;
 use crate::error::{Error, Result};
 use crate::expr::Expr;
-use crate::record::{Batch, Origin, Record, Schema, SchemaMaker, NO_WATERMARK};
+use crate::record::{Batch, Origin, Schema, SchemaMaker, NO_WATERMARK};
 use crate::sources::parallel_decode::{Block, BlockFeed};
 use crate::sources::BadRecord;
 use crate::sources::EventTime as CompiledEventTime;
@@ -77,30 +78,6 @@ impl Shared {
 
     fn stops(&self, block: usize) -> bool {
         block >= self.stop_at.load(Ordering::Relaxed)
-    }
-}
-
-/// Stamps records with the watermark before them, as the merge does on one thread:
-/// outputs of one input (same origin) share its stamp.
-struct Stamper {
-    max_ts: Option<i64>,
-    out_of_orderness: i64,
-    last: Option<(Origin, i64)>,
-}
-
-impl Stamper {
-    fn watermark(&self) -> i64 {
-        super::merge::bounded_watermark(self.max_ts, self.out_of_orderness)
-    }
-
-    fn stamp(&mut self, record: &mut Record) {
-        record.watermark = match self.last {
-            Some((origin, stamp)) if origin == record.origin => stamp,
-            _ => self.watermark(),
-        };
-        self.last = Some((record.origin, record.watermark));
-        let ts = record.event_time.unwrap_or(NO_WATERMARK);
-        self.max_ts = Some(self.max_ts.map_or(ts, |m| m.max(ts)));
     }
 }
 
@@ -403,7 +380,7 @@ impl Worker {
         let mut parts: Vec<Batch> =
             (0..self.count).map(|_| spare.pop().unwrap_or_else(|| Vec::with_capacity(capacity))).collect();
         let (mut failures, mut inputs) = (Vec::new(), 0);
-        let mut stamper = Stamper { max_ts: None, out_of_orderness: self.out_of_orderness, last: None };
+        let mut stamper = Stamper::default();
         let (mut records, mut bad, mut outputs) = (Vec::new(), Vec::new(), Vec::new());
         loop {
             // As many records at a time as a source thread reads.
@@ -426,7 +403,10 @@ impl Worker {
                 _ => outputs.append(&mut records),
             }
             for mut record in outputs.drain(..) {
-                stamper.stamp(&mut record);
+                let ts = record.event_time.unwrap_or(NO_WATERMARK);
+                record.watermark =
+                    stamper.continued(record.origin).unwrap_or_else(|| stamper.watermark(self.out_of_orderness));
+                stamper.take(record.origin, ts, record.watermark);
                 match marker(&record) {
                     None => {
                         // A key that cannot be evaluated goes to worker 0, whose step
@@ -441,7 +421,7 @@ impl Worker {
             if !more {
                 self.feed.recycle(decoder);
                 self.part_capacity = parts.iter().map(Vec::len).fold(self.part_capacity, usize::max);
-                let (max_ts, watermark) = (stamper.max_ts, stamper.watermark());
+                let (max_ts, watermark) = (stamper.max_ts, stamper.watermark(self.out_of_orderness));
                 return Ok(ReadBlock { parts, max_ts, watermark, failures, inputs });
             }
         }
