@@ -279,3 +279,89 @@ fn unsupported(logical: &LogicalPlan) -> Diagnostics {
     }
     d.sorted()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::SourceFile;
+    use crate::validate::{validate_file, Options};
+
+    fn physical(yaml: &str, options: PlanOptions) -> Result<PhysicalPlan, Diagnostics> {
+        let file = SourceFile { path: "p.yaml".into(), text: yaml.to_string() };
+        let options_v = Options { env: &|_| None, peek_fields: &|_, _| None, overrides: &[] };
+        let pipeline = validate_file(&file, &options_v).unwrap_or_else(|d| panic!("{}", d.render("p.yaml", yaml)));
+        plan(super::super::plan(pipeline), &options)
+    }
+
+    fn on(cores: usize, parallelism: Option<usize>) -> PlanOptions {
+        PlanOptions { parallelism, cores, io: Io::Spec }
+    }
+
+    const FILE: &str = "sources:\n  in: {type: file, path: in.jsonl, event_time: ts, parallelism: 3}\n";
+    const KEYED: &str =
+        "steps:\n  - filter: a > 0\n  - key_by: k\n  - reduce: {n: count()}\nsinks:\n  out: {type: stdout}\n";
+    const STATELESS: &str = "steps:\n  - filter: a > 0\nsinks:\n  out: {type: file, path: out.csv}\n";
+
+    #[test]
+    fn parallelism_is_a_keyed_steps_else_the_flags_else_the_pipelines_else_the_cores() {
+        let yaml = format!("{FILE}{KEYED}");
+        assert_eq!(physical(&yaml, on(4, None)).unwrap().parallelism, 4);
+        assert_eq!(physical(&yaml, on(4, Some(2))).unwrap().parallelism, 2);
+        let pinned = format!("parallelism: 3\n{yaml}");
+        assert_eq!(physical(&pinned, on(4, None)).unwrap().parallelism, 3);
+        assert_eq!(physical(&pinned, on(4, Some(2))).unwrap().parallelism, 2);
+        let on_step = yaml.replace("count()}\n", "count()}\n    parallelism: 5\n");
+        assert_eq!(physical(&on_step, on(4, Some(2))).unwrap().parallelism, 5);
+        // Given records are compared in order: the parallelism asked for, 1 by default.
+        let given = PlanOptions { parallelism: None, cores: 4, io: Io::Given };
+        assert_eq!(physical(&on_step, given).unwrap().parallelism, 1);
+    }
+
+    #[test]
+    fn a_file_into_one_key_by_is_split_by_data_and_its_decoding_threads_are_not_started() {
+        let plan = physical(&format!("{FILE}{KEYED}"), on(2, None)).unwrap();
+        assert_eq!(plan.execution, Execution::SplitByData { workers: 2, key_by: 1 });
+        assert_eq!(plan.head, vec![0]);
+        assert_eq!(plan.keyed, vec![false, false, true]);
+        assert_eq!(plan.sources[0].decode_threads, 1);
+        // At parallelism 1 the file's own decoding threads run.
+        let one = physical(&format!("{FILE}{KEYED}"), on(1, None)).unwrap();
+        assert_eq!(one.execution, Execution::OneThread { why: "parallelism 1" });
+        assert_eq!(one.sources[0].decode_threads, 3);
+        // Given I/O is not read in blocks: keyed instances instead.
+        let given = PlanOptions { parallelism: Some(2), cores: 2, io: Io::Given };
+        let plan = physical(&format!("{FILE}{KEYED}"), given).unwrap();
+        assert_eq!(plan.execution, Execution::KeyedInstances { instances: 2, exchanges: vec![1] });
+    }
+
+    #[test]
+    fn a_stateless_pipeline_into_a_text_sink_reads_its_source_in_blocks() {
+        let plan = physical(&format!("{FILE}{STATELESS}"), on(2, None)).unwrap();
+        assert_eq!(plan.execution, Execution::BlockLanes { threads: 2 });
+        assert_eq!(plan.sources[0].encodes_for, Some(0));
+        // Into a sink that takes records (Kafka): one thread after the lanes, no lines.
+        let kafka = STATELESS.replace("{type: file, path: out.csv}", "{type: kafka, brokers: b, topic: t}");
+        let plan = physical(&format!("{FILE}{kafka}"), on(2, None)).unwrap();
+        assert!(matches!(plan.execution, Execution::OneThread { .. }), "{:?}", plan.execution);
+        assert_eq!(plan.sources[0].encodes_for, None);
+        // A paced Nexmark source cannot be cut ahead; an unpaced one can.
+        let nexmark = "sources:\n  in: {type: nexmark, events: 10, rate: 5}\n";
+        let plan = physical(&format!("{nexmark}{STATELESS}").replace("a > 0", "event_type = 'bid'"), on(2, None));
+        assert!(matches!(plan.unwrap().execution, Execution::OneThread { .. }));
+        let unpaced = nexmark.replace(", rate: 5", "");
+        let plan = physical(&format!("{unpaced}{STATELESS}").replace("a > 0", "event_type = 'bid'"), on(2, None));
+        assert_eq!(plan.unwrap().execution, Execution::BlockLanes { threads: 2 });
+    }
+
+    #[test]
+    fn what_cannot_run_yet_is_refused_at_its_line() {
+        let yaml = format!("{FILE}{KEYED}").replace("  - filter: a > 0\n", "  - filter: a > 0\n    parallelism: 2\n");
+        let refused = physical(&yaml, on(2, None)).unwrap_err();
+        let messages: Vec<&str> = refused.items().iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            ["not supported yet: `parallelism` on a step before `key_by` (it runs on the source threads)"]
+        );
+        assert_eq!(refused.items()[0].span.line, 5);
+    }
+}
