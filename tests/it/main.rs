@@ -9,6 +9,7 @@ mod common;
 mod dedup;
 mod docs;
 mod examples;
+mod fuzz;
 mod invalid;
 mod kafka;
 mod on_error;
