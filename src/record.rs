@@ -138,13 +138,26 @@ impl Value {
     }
 }
 
+/// Floats as Flink writes doubles: NaN and the infinities are values, not NULL (so
+/// what `IS NULL` says and what is written agree). JSON has no literal for them:
+/// they are the strings `"NaN"`, `"Infinity"`, `"-Infinity"`, as Jackson (Flink's JSON
+/// format) writes them; in text (CSV cells) the same words.
 fn write_float(f: f64, out: &mut String, json: bool) {
     if f.is_finite() {
         out.push_str(ryu::Buffer::new().format_finite(f));
-    } else if json {
-        out.push_str("null");
+        return;
+    }
+    let word = match f {
+        f if f.is_nan() => "NaN",
+        f if f > 0.0 => "Infinity",
+        _ => "-Infinity",
+    };
+    if json {
+        out.push('"');
+        out.push_str(word);
+        out.push('"');
     } else {
-        let _ = write!(out, "{f}");
+        out.push_str(word);
     }
 }
 

@@ -9,6 +9,7 @@ mod common;
 mod dedup;
 mod docs;
 mod examples;
+mod floats;
 mod fuzz;
 mod invalid;
 mod kafka;
