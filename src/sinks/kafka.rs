@@ -368,7 +368,11 @@ impl KafkaSink {
                         KafkaError::Transaction(t) => Some(t),
                         _ => None,
                     };
-                    let fatal = code.is_some_and(|c| c.is_fatal());
+                    // A broker without transactions never gets them by retrying: fail
+                    // at once with that cause (a retry would only report the commit
+                    // librdkafka still has in flight).
+                    let unsupported = e.rdkafka_error_code() == Some(RDKafkaErrorCode::UnsupportedFeature);
+                    let fatal = unsupported || code.is_some_and(|c| c.is_fatal());
                     if fatal || attempt >= TXN_ATTEMPTS {
                         let fenced = [
                             RDKafkaErrorCode::Fenced,

@@ -400,7 +400,14 @@ fn exactly_once_on_a_broker_without_transactions_fails_clearly() {
     let out = flowctl(&["run", &path], None, &[]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stderr.contains("sink `out`"), "{}", out.stderr);
-    assert!(out.stderr.contains("the broker does not implement it"), "{}", out.stderr);
+    // At once, with the real cause in the error itself: no retries of a permanent error.
+    let error = out.stderr.lines().find(|l| l.starts_with("flowctl: error:")).unwrap_or_default();
+    assert!(
+        error.contains("not supported by broker") && error.contains("the broker does not implement it"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("retrying"), "{}", out.stderr);
 }
 
 mod transactions {
