@@ -19,6 +19,8 @@ use crate::sinks::SinkError;
 use crate::steps::CompiledStep;
 use crate::steps::{self, Operator};
 use crossbeam_channel::Sender;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 type SinkThread = JoinHandle<Result<(), SinkError>>;
@@ -72,7 +74,21 @@ pub struct Executor {
     encoders: Vec<Option<LineEncoder>>,
     /// Per step: the sink whose lines it writes itself (`Operator::write_lines`).
     writes_lines: Vec<Option<usize>>,
+    /// SIGINT / SIGTERM: the exit code once one arrived (0 before).
+    signal: Arc<AtomicUsize>,
+    /// A signal arrived while a sink took nothing (a reader that stopped reading, a
+    /// database away): the exit code. Later output is dropped and the run ends without
+    /// a final checkpoint; the last one stays the place to resume from.
+    stalled: Option<i32>,
+    /// When a signal was first seen while waiting for a sink.
+    signal_seen: Option<std::time::Instant>,
 }
+
+/// How long a send to a sink waits before looking for a signal.
+const SIGNAL_CHECK: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// How long a final checkpoint waits for the sinks after a signal.
+const SIGNAL_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Where a checkpoint is taken: per lane, the origin of the last input handed out and
 /// the largest event time seen; the watermark (finite); whether the input has ended.
@@ -196,6 +212,9 @@ impl Executor {
             instance_encoders: Vec::new(),
             encoders: Vec::new(),
             writes_lines: vec![None; p.spec.steps.len()],
+            signal: Arc::new(AtomicUsize::new(0)),
+            stalled: None,
+            signal_seen: None,
         })
     }
 
@@ -204,6 +223,41 @@ impl Executor {
     /// freed where they were made and the sink only writes.
     pub fn encode_in_instances(&mut self, formats: Vec<Option<LineEncoder>>) {
         self.instance_encoders = formats;
+    }
+
+    /// Where SIGINT / SIGTERM are noted (the exit code), so that a send to a sink that
+    /// takes nothing gives way to them.
+    pub fn watch_signals(&mut self, signal: Arc<AtomicUsize>) {
+        self.signal = signal;
+    }
+
+    /// The exit code of a signal that arrived, if one did.
+    fn signalled(&self) -> Option<i32> {
+        match self.signal.load(Ordering::Relaxed) {
+            0 => None,
+            code => Some(code as i32),
+        }
+    }
+
+    /// Sends to a sink's channel, giving way to a signal while the sink takes nothing:
+    /// Err(message) when the sink thread has gone, Ok(false) when a signal stopped the
+    /// wait (the message is dropped).
+    fn send_or_signal(&mut self, sink: usize, message: SinkMessage) -> std::result::Result<bool, SinkMessage> {
+        let Some(tx) = &self.sinks[sink] else { return Err(message) };
+        let mut message = message;
+        loop {
+            match tx.send_timeout(message, SIGNAL_CHECK) {
+                Ok(()) => return Ok(true),
+                Err(crossbeam_channel::SendTimeoutError::Disconnected(m)) => return Err(m),
+                Err(crossbeam_channel::SendTimeoutError::Timeout(m)) => match self.signalled() {
+                    Some(code) => {
+                        self.stalled = Some(code);
+                        return Ok(false);
+                    }
+                    None => message = m,
+                },
+            }
+        }
     }
 
     /// The steps `head` (a chain read by every source) run on the source lanes: the
@@ -262,6 +316,7 @@ impl Executor {
             let mut exec =
                 Executor::new(plan, self.on_error, self.names.clone(), self.sinks.clone(), threads, Vec::new(), None)?;
             exec.encoders = self.instance_encoders.clone();
+            exec.signal = self.signal.clone();
             exec.order.retain(|i| keyed[*i]);
             for (k, exchange) in exchanges.iter().enumerate() {
                 if exchange.is_some() {
@@ -373,6 +428,14 @@ impl Executor {
                 // The sink thread ended and dropped the queued barrier with its reply channel.
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => true,
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    if let Some(code) = self.signalled() {
+                        // A final checkpoint the sink cannot answer is given up.
+                        let since = *self.signal_seen.get_or_insert_with(std::time::Instant::now);
+                        if since.elapsed() >= SIGNAL_GRACE {
+                            self.stalled = Some(code);
+                            return Err(Error::Interrupted(code));
+                        }
+                    }
                     self.threads[i].as_ref().is_some_and(|h| h.is_finished())
                 }
             };
@@ -697,6 +760,9 @@ impl Executor {
             if self.keyed.is_some() {
                 self.poll_sinks();
             }
+            if let Some(code) = self.stalled {
+                return Err(Error::Interrupted(code));
+            }
             if self.sink_failure.is_some() || self.all_closed() {
                 return Ok(());
             }
@@ -718,7 +784,7 @@ impl Executor {
     /// A signal: with checkpoints, a final one (the sinks keep their in-progress
     /// output for the next run).
     fn interrupted(&mut self, merge: &Merge, code: i32) -> Result<()> {
-        if self.checkpointing.is_some() {
+        if self.checkpointing.is_some() && self.stalled.is_none() {
             self.checkpoint(merge, false)?;
         }
         Err(Error::Interrupted(code))
@@ -758,8 +824,13 @@ impl Executor {
                 replies.push((i, None));
                 continue;
             };
+            let _ = tx;
             let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
-            if tx.send(SinkMessage::Barrier(epoch, reply_tx)).is_err() {
+            let sent = self.send_or_signal(i, SinkMessage::Barrier(epoch, reply_tx));
+            if let Some(code) = self.stalled {
+                return Err(Error::Interrupted(code));
+            }
+            if sent.is_err() {
                 // The sink thread has ended: its own error says why.
                 match self.sink_ended(i) {
                     Some(e) => return Err(e),
@@ -976,13 +1047,19 @@ impl Executor {
 
     /// Sends `n` records (or their lines) to a sink, noticing a sink that has ended.
     fn post(&mut self, sink: usize, message: SinkMessage, n: u64) {
-        let Some(tx) = &self.sinks[sink] else { return };
-        if tx.send(message).is_ok() {
-            self.counts.sinks[sink] += n;
-            if self.counted[sink] {
-                self.summary.records_out += n;
-            }
+        if self.sinks[sink].is_none() || self.stalled.is_some() {
             return;
+        }
+        match self.send_or_signal(sink, message) {
+            Ok(true) => {
+                self.counts.sinks[sink] += n;
+                if self.counted[sink] {
+                    self.summary.records_out += n;
+                }
+                return;
+            }
+            Ok(false) => return,
+            Err(_) => {}
         }
         // The sink thread has ended: closed reader or failure.
         if self.threads[sink].is_some() {
@@ -1043,6 +1120,11 @@ impl Executor {
                 }
             }
             let Some(handle) = self.threads[i].take() else { continue };
+            if interrupted && !finishes_soon(&handle) {
+                // A sink blocked in a write that will not return (a reader that stopped
+                // reading): the process ends without it.
+                continue;
+            }
             match handle.join() {
                 Ok(Ok(())) | Ok(Err(SinkError::Closed)) => {}
                 Ok(Err(SinkError::Failed(_))) if interrupted => {}
@@ -1116,4 +1198,16 @@ impl KeyedSteps for Executor {
     fn stats(&self) -> Stats {
         Executor::stats(self)
     }
+}
+
+/// Whether a sink thread ends within [`SIGNAL_GRACE`] once its channel is closed.
+fn finishes_soon(handle: &SinkThread) -> bool {
+    let deadline = std::time::Instant::now() + SIGNAL_GRACE;
+    while !handle.is_finished() {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    true
 }

@@ -430,6 +430,7 @@ pub fn run_with(physical: &PhysicalPlan, options: &RunOptions, io: Option<Io>) -
     let mut exec =
         executor::Executor::new(plan, physical.on_error, names, sink_senders, sink_threads, lanes, checkpointing)?;
     exec.encode_in_instances(line_encoders);
+    exec.watch_signals(interrupt.clone());
     if !head.is_empty() {
         exec.run_head_on_lanes(head.clone(), head_counts.clone());
     }

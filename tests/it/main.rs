@@ -19,6 +19,7 @@ mod plans;
 mod projection;
 mod robust;
 mod services;
+mod signals;
 mod split;
 mod sql;
 mod streaming;
