@@ -121,6 +121,9 @@ fn mib(bytes: u64) -> String {
 #[derive(Default)]
 struct Counts {
     sources: Vec<u64>,
+    /// Per source: input that could not be decoded (counted as read, as in the
+    /// summary, also when the lanes count what they read themselves).
+    undecodable: Vec<u64>,
     step_in: Vec<u64>,
     step_out: Vec<u64>,
     sinks: Vec<u64>,
@@ -200,6 +203,7 @@ impl Executor {
             metrics_updated: None,
             counts: Counts {
                 sources: vec![0; p.spec.sources.len()],
+                undecodable: vec![0; p.spec.sources.len()],
                 step_in: vec![0; p.spec.steps.len()],
                 step_out: vec![0; p.spec.steps.len()],
                 sinks: vec![0; p.spec.sinks.len()],
@@ -561,10 +565,12 @@ impl Executor {
                 // With head steps on the lanes, what the lanes read (loaded after the
                 // steps' counts, so never behind them).
                 let read = match &self.head {
-                    Some((_, counts)) => counts.sources[i].load(std::sync::atomic::Ordering::Acquire),
+                    Some((_, counts)) => {
+                        counts.sources[i].load(std::sync::atomic::Ordering::Acquire) + self.counts.undecodable[i]
+                    }
                     // A run split by data has one source, read by its workers.
                     None if !self.workers.is_empty() => totals.records_in,
-                    None => self.counts.sources[i],
+                    None => self.counts.sources[i] + self.counts.undecodable[i],
                 };
                 (id.clone(), read, watermark)
             })
@@ -581,9 +587,12 @@ impl Executor {
             .zip(&self.lanes)
             .map(|((_, queued), lane)| {
                 let name = &self.names.sources[lane.source];
-                let edge = match &lane.name {
-                    Some(l) => format!("source {name} {l} -> steps"),
-                    None => format!("source {name} -> steps"),
+                let lane_name = lane.name.as_ref().map_or(String::new(), |l| format!(" {l}"));
+                // A lane that encodes its sink's lines sends them straight on: what
+                // fills its channel is the sink.
+                let edge = match lane.line_sink {
+                    Some(sink) => format!("source {name}{lane_name} -> sink {} (lines)", self.sink_ids[sink]),
+                    None => format!("source {name}{lane_name} -> steps"),
                 };
                 (edge, *queued, self.channel_capacity)
             })
@@ -748,6 +757,11 @@ impl Executor {
                 Merged::Idle => {}
                 Merged::Bad(bad) => {
                     self.summary.records_in += bad.len() as u64;
+                    for b in &bad {
+                        if let Some(n) = self.counts.undecodable.get_mut(b.origin.source as usize) {
+                            *n += 1;
+                        }
+                    }
                     for b in bad {
                         self.failure(RecordFailure::from(b))?;
                     }

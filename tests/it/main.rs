@@ -13,6 +13,7 @@ mod floats;
 mod fuzz;
 mod invalid;
 mod kafka;
+mod metric_counts;
 mod on_error;
 mod parallel;
 mod plans;
