@@ -297,6 +297,7 @@ fn json(plan: &PhysicalPlan, view: &View) -> Value {
         json!({
             "id": n.name,
             "kind": n.kind,
+            "does": n.what,
             "inputs": inputs(&n.key),
             "runs_on": view.threads[n.runs_on].name,
             "state": n.state,
@@ -311,6 +312,7 @@ fn json(plan: &PhysicalPlan, view: &View) -> Value {
             json!({
                 "id": s.id.value,
                 "type": s.kind.type_name(),
+                "does": view.nodes[i].what,
                 "lanes": count_json(placement.lanes),
                 "decode_threads": placement.decode_threads,
                 "event_time": s.event_time.is_some(),

@@ -29,7 +29,9 @@ fn the_json_plan_of_every_example_pipeline_says_how_it_runs() {
     let pipelines = example_pipelines();
     assert!(pipelines.len() >= 20, "{pipelines:?}");
     for path in pipelines {
-        let out = flowctl(&["plan", "--format", "json", "-p", "2", &path], None, &[]);
+        // What the examples take from the environment, fixed: the plan names paths.
+        let env = [("OUT_DIR", "out"), ("W1_INPUT", "w1.csv"), ("KAFKA_BROKERS", "127.0.0.1:9092")];
+        let out = flowctl(&["plan", "--format", "json", "-p", "2", &path], None, &env);
         assert_eq!(out.code, 0, "{path}: {}", out.stderr);
         serde_json::from_str::<serde_json::Value>(&out.stdout).expect("JSON");
         let name = path.trim_start_matches("pipelines/").trim_end_matches(".yaml").replace('/', "_");
