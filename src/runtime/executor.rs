@@ -76,8 +76,8 @@ pub struct Executor {
     writes_lines: Vec<Option<usize>>,
     /// SIGINT / SIGTERM: the exit code once one arrived (0 before).
     signal: Arc<AtomicUsize>,
-    /// A signal arrived while a sink took nothing (a reader that stopped reading, a
-    /// database away): the exit code. Later output is dropped and the run ends without
+    /// A signal arrived and a sink then took nothing for [`SIGNAL_GRACE`] (a reader
+    /// that stopped reading, a database away): the exit code. Later output is dropped and the run ends without
     /// a final checkpoint; the last one stays the place to resume from.
     stalled: Option<i32>,
     /// When a signal was first seen while waiting for a sink.
@@ -87,7 +87,7 @@ pub struct Executor {
 /// How long a send to a sink waits before looking for a signal.
 const SIGNAL_CHECK: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// How long a final checkpoint waits for the sinks after a signal.
+/// How long a sink may take nothing (or not answer a final checkpoint) after a signal.
 const SIGNAL_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Where a checkpoint is taken: per lane, the origin of the last input handed out and
@@ -243,23 +243,34 @@ impl Executor {
         }
     }
 
+    /// The exit code of a signal that arrived over [`SIGNAL_GRACE`] ago while this
+    /// executor waited for a sink: a sink slow to take or answer gets that long.
+    fn signal_outwaited(&mut self) -> Option<i32> {
+        let code = self.signalled()?;
+        let since = *self.signal_seen.get_or_insert_with(std::time::Instant::now);
+        (since.elapsed() >= SIGNAL_GRACE).then_some(code)
+    }
+
     /// Sends to a sink's channel, giving way to a signal while the sink takes nothing:
     /// Err(message) when the sink thread has gone, Ok(false) when a signal stopped the
     /// wait (the message is dropped).
     fn send_or_signal(&mut self, sink: usize, message: SinkMessage) -> std::result::Result<bool, SinkMessage> {
-        let Some(tx) = &self.sinks[sink] else { return Err(message) };
         let mut message = message;
         loop {
-            match tx.send_timeout(message, SIGNAL_CHECK) {
+            let sent = match &self.sinks[sink] {
+                Some(tx) => tx.send_timeout(message, SIGNAL_CHECK),
+                None => return Err(message),
+            };
+            match sent {
                 Ok(()) => return Ok(true),
                 Err(crossbeam_channel::SendTimeoutError::Disconnected(m)) => return Err(m),
-                Err(crossbeam_channel::SendTimeoutError::Timeout(m)) => match self.signalled() {
-                    Some(code) => {
+                Err(crossbeam_channel::SendTimeoutError::Timeout(m)) => {
+                    if let Some(code) = self.signal_outwaited() {
                         self.stalled = Some(code);
                         return Ok(false);
                     }
-                    None => message = m,
-                },
+                    message = m;
+                }
             }
         }
     }
@@ -432,13 +443,10 @@ impl Executor {
                 // The sink thread ended and dropped the queued barrier with its reply channel.
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => true,
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                    if let Some(code) = self.signalled() {
-                        // A final checkpoint the sink cannot answer is given up.
-                        let since = *self.signal_seen.get_or_insert_with(std::time::Instant::now);
-                        if since.elapsed() >= SIGNAL_GRACE {
-                            self.stalled = Some(code);
-                            return Err(Error::Interrupted(code));
-                        }
+                    // A final checkpoint the sink cannot answer is given up.
+                    if let Some(code) = self.signal_outwaited() {
+                        self.stalled = Some(code);
+                        return Err(Error::Interrupted(code));
                     }
                     self.threads[i].as_ref().is_some_and(|h| h.is_finished())
                 }
