@@ -55,8 +55,8 @@ pub enum Command {
         memory_limit: Option<u64>,
         /// The run's parallelism: keyed instances, split workers or block threads
         /// (overrides the pipeline's `parallelism:`, not a keyed step's; default: the
-        /// number of cores; `flowctl plan -p N` shows how it is used).
-        #[arg(long, short = 'p', value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        /// number of cores; at most 256; `flowctl plan -p N` shows how it is used).
+        #[arg(long, short = 'p', value_name = "N", value_parser = clap::value_parser!(u64).range(1..=spec::fields::MAX_PARALLELISM))]
         parallelism: Option<u64>,
         /// A progress bar on stderr: `auto` (only on a terminal), `always`, `never`.
         #[arg(long, value_enum, default_value_t = progress::ProgressMode::Auto)]
@@ -98,9 +98,9 @@ pub enum Command {
         /// Override a spec value (as for `run`).
         #[arg(long = "set", value_name = "PATH=VALUE")]
         set: Vec<spec::overrides::Override>,
-        /// The run's parallelism to plan for (as `run --parallelism`; default: the
-        /// pipeline's `parallelism:`, else the number of cores).
-        #[arg(long, short = 'p', value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        /// The run's parallelism to plan for (as `run --parallelism`, at most 256;
+        /// default: the pipeline's `parallelism:`, else the number of cores).
+        #[arg(long, short = 'p', value_name = "N", value_parser = clap::value_parser!(u64).range(1..=spec::fields::MAX_PARALLELISM))]
         parallelism: Option<u64>,
         /// `text`, `json` (for tools and tests), `dot` (Graphviz) or `mermaid`.
         #[arg(long, value_enum, default_value_t = PlanFormatArg::Text)]

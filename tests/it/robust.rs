@@ -441,3 +441,61 @@ sinks:
     assert_eq!(out.code, 0, "an unset `w` is not an error: {}", out.stderr);
     assert_eq!(out.stdout, "{\"t\":\"<abc> 12!\"}\n");
 }
+
+/// `parallelism` is at most 256 wherever it is set: the pipeline's, a keyed step's and
+/// a source's `parallelism:` are validation errors at their value, `-p` of `run` and
+/// `plan` a usage error (exit 2). -p 2000 took 4 GB and -p 10000 was OOM-killed; 256
+/// runs, split by data, with the results of one thread.
+#[test]
+fn parallelism_is_bounded_and_the_bound_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("ts,user\n");
+    for i in 0..5000 {
+        csv.push_str(&format!("{i},u{}\n", i % 37));
+    }
+    std::fs::write(dir.path().join("in.csv"), csv).unwrap();
+    let yaml = "parallelism: 1000
+sources:
+  data: {type: file, path: in.csv, event_time: ts, parallelism: 300}
+steps:
+  - key_by: user
+  - window: {tumbling: 1s}
+  - reduce: {n: count()}
+    parallelism: 257
+sinks:
+  out: {type: stdout}
+";
+    let path = write_pipeline(dir.path(), "p.yaml", yaml);
+    let out = flowctl(&["validate", &path], None, &[]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    for at in [
+        "p.yaml:1:14: error: `parallelism` must be an integer from 1 to 256, found `1000`",
+        "p.yaml:3:65: error: `parallelism` of source `data` must be an integer from 1 to 256, found `300`",
+        "p.yaml:8:18: error: `parallelism` of step 3 must be an integer from 1 to 256, found `257`",
+    ] {
+        assert!(out.stderr.contains(at), "{at}\n{}", out.stderr);
+    }
+    let ok =
+        yaml.replace("parallelism: 1000\n", "").replace(", parallelism: 300", "").replace("    parallelism: 257\n", "");
+    let ok = write_pipeline(dir.path(), "ok.yaml", &ok);
+    for command in ["run", "plan"] {
+        let out = flowctl(&[command, "-p", "257", &ok], None, &[]);
+        assert_eq!(out.code, 2, "{}", out.stderr);
+        assert!(out.stderr.contains("257 is not in 1..=256"), "{}", out.stderr);
+    }
+    let out = flowctl(&["run", "--set", "parallelism=100000", &ok], None, &[]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("must be an integer from 1 to 256, found `100000`"), "{}", out.stderr);
+
+    assert_eq!(super::common::execution_mode(&ok, "256"), "split_by_data");
+    let sorted = |out: &super::common::Output| {
+        let mut lines: Vec<&str> = out.stdout.lines().collect();
+        lines.sort_unstable();
+        lines.join("\n")
+    };
+    let one = flowctl(&["run", "-p", "1", &ok], None, &[]);
+    let many = flowctl(&["run", "-p", "256", &ok], None, &[]);
+    assert_eq!((one.code, many.code), (0, 0), "{}\n{}", one.stderr, many.stderr);
+    assert_eq!(one.stdout.lines().count(), 5 * 37);
+    assert_eq!(sorted(&many), sorted(&one));
+}
