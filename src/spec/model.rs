@@ -578,6 +578,18 @@ pub fn build(root: &Node, path: &Path, source_text: &str, diags: &mut Diagnostic
 pub const MAX_WINDOW_DAYS: u64 = 1_000_000;
 const MAX_WINDOW_DURATION: Duration = Duration::from_secs(MAX_WINDOW_DAYS * 86_400);
 
+/// The most windows one record may fall into (a sliding window's size / slide): each is
+/// state a record opens at once, so `sliding: {size: 1d, slide: 1ms}` (86,400,000 per
+/// record) is refused instead of allocating gigabytes for the first record.
+pub const MAX_WINDOWS_PER_RECORD: u64 = 10_000;
+
+/// How many windows of a sliding window each record falls into (size / slide,
+/// rounded up) when that is more than [`MAX_WINDOWS_PER_RECORD`].
+fn windows_per_record(size: Duration, slide: Duration) -> Option<u128> {
+    let windows = size.as_nanos().div_ceil(slide.as_nanos().max(1));
+    (windows > u128::from(MAX_WINDOWS_PER_RECORD)).then_some(windows)
+}
+
 /// A uniform generator's `min` must not exceed its `max` (the defaults are 0 and 100
 /// for ints, 0 and 1 for floats).
 fn check_generator_range(kind: &str, node: &Node, diags: &mut Diagnostics) {
@@ -914,6 +926,19 @@ impl ModelBuilder<'_> {
                                 "for windows with gaps between them, use a filter; for size = slide, use `tumbling`"
                                     .into(),
                             ),
+                        );
+                    } else if let Some(windows) = windows_per_record(size, slide) {
+                        let shortest = size.as_millis().div_ceil(u128::from(MAX_WINDOWS_PER_RECORD));
+                        let shortest = super::duration::format_duration(Duration::from_millis(shortest as u64));
+                        diags.error(
+                            v.span,
+                            format!(
+                                "a sliding window of {} every {} puts each record in {windows} windows; \
+                                 at most {MAX_WINDOWS_PER_RECORD} are allowed",
+                                super::duration::format_duration(size),
+                                super::duration::format_duration(slide)
+                            ),
+                            Some(format!("make `slide` at least {shortest} (the size / {MAX_WINDOWS_PER_RECORD})")),
                         );
                     }
                     WindowKind::Sliding { size, slide }

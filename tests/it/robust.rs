@@ -499,3 +499,74 @@ sinks:
     assert_eq!(one.stdout.lines().count(), 5 * 37);
     assert_eq!(sorted(&many), sorted(&one));
 }
+
+/// A sliding window of 1d every 1ms put each record in 86,400,000 windows (gigabytes for
+/// the first record): more than 10,000 windows per record is a validation error at the
+/// `sliding:` value, saying how short the slide may be.
+#[test]
+fn a_sliding_window_opening_too_many_windows_per_record_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "sources:
+  s: {type: stdin, event_time: ts}
+steps:
+  - key_by: user
+  - window: {sliding: {size: 1d, slide: 1ms}}
+  - reduce: {n: count()}
+sinks:
+  out: {type: stdout}
+";
+    let path = write_pipeline(dir.path(), "p.yaml", yaml);
+    let started = std::time::Instant::now();
+    let out = flowctl(&["run", &path], Some("{\"ts\": 1, \"user\": \"a\"}\n"), &[]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "p.yaml:5:23: error: a sliding window of 1d every 1ms puts each record in 86400000 windows; at most 10000 are allowed"
+        ) && out.stderr.contains("help: make `slide` at least 8s640ms"),
+        "{}",
+        out.stderr
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    // 10,000 windows per record is the most allowed.
+    let most = write_pipeline(dir.path(), "most.yaml", &yaml.replace("slide: 1ms", "slide: 8s640ms"));
+    let out = flowctl(&["run", &most], Some("{\"ts\": 1, \"user\": \"a\"}\n"), &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout.lines().count(), 10_000);
+}
+
+/// The memory limit holds against sudden growth: it was read every 16 batches, so
+/// batches whose records each open hundreds of windows could grow by gigabytes
+/// before the first reading. It is now read after any batch once 10 ms have passed
+/// since the last reading: here after the first batch or two, far below what the
+/// whole input takes (about 250 MiB).
+#[test]
+fn the_memory_limit_stops_sudden_growth_early() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "sources:
+  gen:
+    type: datagen
+    count: 3000
+    fields:
+      user: {type: sequence, start: 0, step: 1}
+      ts: {type: constant, value: 1000}
+    event_time: ts
+steps:
+  - key_by: user
+  - window: {sliding: {size: 300s, slide: 1s}}
+  - reduce: {n: count()}
+sinks:
+  out: {type: blackhole}
+";
+    let path = write_pipeline(dir.path(), "p.yaml", yaml);
+    let out = flowctl(&["run", "-p", "1", "--memory-limit", "64MiB", &path], None, &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let message = out.stderr.lines().find(|l| l.contains("memory limit of 64 MiB exceeded: ")).unwrap_or_default();
+    let resident: f64 = message
+        .split("exceeded: ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no memory limit error: {}", out.stderr));
+    assert!(resident < 200.0, "stopped only at {resident} MiB: {message}");
+    assert!(message.contains("step `reduce #3` holds the most state"), "{message}");
+}
