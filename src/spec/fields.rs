@@ -135,6 +135,7 @@ pub const SOURCE_TYPES: &[Variant] = &[
                 "Field types for CSV columns ({ts: int, url: string}); without it, types are inferred per value."
             ),
             f("follow", Ty::Bool, "Keep reading as the file grows, like `tail -F` (unbounded)."),
+            f("max_line_length", Ty::Size, "The longest line (a CSV record) read, such as 64MiB (default 16MiB): a longer one stops the run with an error naming the file and line."),
         ],
     },
     Variant {
@@ -144,6 +145,7 @@ pub const SOURCE_TYPES: &[Variant] = &[
             f("format", Ty::Enum(SOURCE_FORMATS), "csv | jsonl | text (default jsonl)."),
             f("csv", Ty::Object(CSV_OPTIONS), "CSV options."),
             f("schema", SCHEMA, "Field types for CSV columns."),
+            f("max_line_length", Ty::Size, "The longest line (a CSV record) read, such as 64MiB (default 16MiB): a longer one stops the run with an error naming the file and line."),
         ],
     },
     Variant {
@@ -154,6 +156,7 @@ pub const SOURCE_TYPES: &[Variant] = &[
             f("format", Ty::Enum(SOURCE_FORMATS), "text | jsonl | csv (default text)."),
             f("csv", Ty::Object(CSV_OPTIONS), "CSV options."),
             f("schema", SCHEMA, "Field types for CSV columns."),
+            f("max_line_length", Ty::Size, "The longest line (a CSV record) read, such as 64MiB (default 16MiB): a longer one stops the run with an error naming the file and line."),
         ],
     },
     Variant {

@@ -148,7 +148,14 @@ pub struct Decoding {
     pub format: Spanned<DataFormat>,
     pub csv: CsvOptions,
     pub schema: Vec<(Spanned<String>, ValueType)>,
+    /// The longest line (a CSV record: its bytes) read, in bytes: `max_line_length`,
+    /// default [`DEFAULT_MAX_LINE`]; a longer one stops the run naming file and line.
+    pub max_line: u64,
 }
+
+/// The longest line a file, stdin or socket source reads by default (docs/limits.md):
+/// a file without newlines or a peer that never sends one cannot fill memory.
+pub const DEFAULT_MAX_LINE: u64 = 16 << 20;
 
 pub use crate::sources::TimeFormat;
 
@@ -763,7 +770,19 @@ impl ModelBuilder<'_> {
             .iter()
             .map(|(k, v)| (text(k), ValueType::parse(v.scalar().unwrap_or_default())))
             .collect();
-        Decoding { format, csv, schema }
+        let max_line = match node.get("max_line_length") {
+            Some(n) => match n.scalar().map(super::duration::parse_size) {
+                Some(Ok(0)) => {
+                    diags.error(n.span, "`max_line_length` must be more than 0", None);
+                    DEFAULT_MAX_LINE
+                }
+                Some(Ok(bytes)) => bytes,
+                // The shape check reports what is not a size.
+                _ => DEFAULT_MAX_LINE,
+            },
+            None => DEFAULT_MAX_LINE,
+        };
+        Decoding { format, csv, schema, max_line }
     }
 
     fn source(&self, key: &Node, node: &Node, diags: &mut Diagnostics) -> SourceSpec {
@@ -800,6 +819,8 @@ impl ModelBuilder<'_> {
                     // A message holds one record: CSV values have no header line.
                     let mut d = self.decoding(node, Some(DataFormat::Jsonl), None, diags);
                     d.csv.header = false;
+                    // The broker bounds a message's size.
+                    d.max_line = u64::MAX;
                     d
                 },
                 key_field: node.get("key_field").and_then(Node::scalar).map(str::to_string),

@@ -570,3 +570,106 @@ sinks:
     assert!(resident < 200.0, "stopped only at {resident} MiB: {message}");
     assert!(message.contains("step `reduce #3` holds the most state"), "{message}");
 }
+
+/// A line longer than the source's `max_line_length` (16 MiB unless set) stops the
+/// run naming the source, file and line, whether the file is read on one thread or
+/// cut into blocks for several, from a file, stdin or a socket; before, a 100 MB line
+/// took time quadratic in its length (blocks were rescanned and regrown each 256 KiB)
+/// and a socket peer sending no newline grew memory without bound.
+#[test]
+fn lines_longer_than_the_limit_are_refused_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = format!("{{\"a\": 1}}\n{{\"a\": 2}}\n{{\"a\": \"{}\"}}\n{{\"a\": 4}}\n", "x".repeat(2000));
+    std::fs::write(dir.path().join("in.jsonl"), &long).unwrap();
+    std::fs::write(dir.path().join("in.csv"), long.replace("{\"a\": ", "").replace('}', "")).unwrap();
+    for file in ["in.jsonl", "in.csv"] {
+        let header = if file == "in.csv" { ", csv: {header: false}" } else { "" };
+        let yaml = format!(
+            "sources:\n  d: {{type: file, path: {file}, max_line_length: 1KiB{header}}}\nsinks:\n  out: {{type: stdout}}\n"
+        );
+        let path = write_pipeline(dir.path(), "p.yaml", &yaml);
+        for parallelism in ["1", "2"] {
+            let out = flowctl(&["run", "-p", parallelism, &path], None, &[]);
+            assert_eq!(out.code, 1, "{}", out.stderr);
+            assert!(
+                out.stderr.contains(&format!(
+                    "source `d`: line 3 of {} is longer than 1 KiB (the source's `max_line_length`",
+                    dir.path().join(file).display()
+                )),
+                "{file} at -p {parallelism}: {}",
+                out.stderr
+            );
+        }
+        let larger = write_pipeline(dir.path(), "ok.yaml", &yaml.replace("1KiB", "4KiB"));
+        let out = flowctl(&["run", &larger], None, &[]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert_eq!(out.stdout.lines().count(), 4);
+    }
+
+    // The default, 16 MiB, on a file without a newline: refused quickly on one thread
+    // and in blocks; 32 MiB lets it through.
+    std::fs::write(dir.path().join("huge.txt"), "y".repeat(17 << 20)).unwrap();
+    let yaml = "sources:\n  d: {type: file, path: huge.txt}\nsteps:\n  - map: {n: length(line)}\nsinks:\n  out: {type: stdout}\n";
+    let path = write_pipeline(dir.path(), "huge.yaml", yaml);
+    for parallelism in ["1", "2"] {
+        let started = std::time::Instant::now();
+        let out = flowctl(&["run", "-p", parallelism, &path], None, &[]);
+        assert_eq!(out.code, 1, "{}", out.stderr);
+        assert!(out.stderr.contains("huge.txt is longer than 16 MiB"), "{}", out.stderr);
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "took {:?}", started.elapsed());
+    }
+    let allowed =
+        write_pipeline(dir.path(), "allowed.yaml", &yaml.replace("huge.txt}", "huge.txt, max_line_length: 32MiB}"));
+    for parallelism in ["1", "2"] {
+        let out = flowctl(&["run", "-p", parallelism, &allowed], None, &[]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert_eq!(out.stdout, format!("{{\"n\":{}}}\n", 17 << 20));
+    }
+
+    let stdin = write_pipeline(
+        dir.path(),
+        "stdin.yaml",
+        "sources:\n  s: {type: stdin, format: text, max_line_length: 1KiB}\nsinks:\n  out: {type: stdout}\n",
+    );
+    let out = flowctl(&["run", &stdin], Some(&format!("short\n{}\n", "z".repeat(5000))), &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("cannot read <stdin>: line 2 is longer than 1 KiB"), "{}", out.stderr);
+    let bad = write_pipeline(
+        dir.path(),
+        "bad.yaml",
+        "sources:\n  s: {type: stdin, max_line_length: 0}\nsinks:\n  out: {type: stdout}\n",
+    );
+    let out = flowctl(&["validate", &bad], None, &[]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("bad.yaml:2:37: error: `max_line_length` must be more than 0"), "{}", out.stderr);
+}
+
+/// A socket peer that sends and sends without a newline: the run stops at the limit
+/// (it grew to 887 MB on 300 MB before).
+#[test]
+fn a_socket_peer_sending_no_newline_is_stopped_at_the_limit() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let peer = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let chunk = vec![b'q'; 1 << 20];
+        // Up to 200 MiB; flowctl closing the connection ends it sooner.
+        let mut sent = 0;
+        while sent < 200 && std::io::Write::write_all(&mut conn, &chunk).is_ok() {
+            sent += 1;
+        }
+        sent
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let yaml =
+        format!("sources:\n  s: {{type: socket, address: '127.0.0.1:{port}'}}\nsinks:\n  out: {{type: stdout}}\n");
+    let out = flowctl(&["run", &write_pipeline(dir.path(), "p.yaml", &yaml)], None, &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("cannot read tcp://127.0.0.1:{port}: line 1 is longer than 16 MiB")),
+        "{}",
+        out.stderr
+    );
+    let sent = peer.join().unwrap();
+    assert!(sent < 200, "flowctl read all {sent} MiB");
+}
