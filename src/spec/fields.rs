@@ -231,7 +231,7 @@ pub const SINK_TYPES: &[Variant] = &[
     Variant {
         name: "stdout",
         doc: "Writes to standard output; at-least-once. A broken pipe ends the run cleanly.",
-        fields: sink_fields![f("format", Ty::Enum(&["jsonl", "csv", "table"]), "jsonl | csv | table (default jsonl).")],
+        fields: sink_fields![f("format", Ty::Enum(&["jsonl", "csv", "table"]), "jsonl | csv | table (default jsonl). A table is printed 1000 rows at a time (and at each checkpoint), its header again when a page widens a column.")],
     },
     Variant {
         name: "file",

@@ -673,3 +673,52 @@ fn a_socket_peer_sending_no_newline_is_stopped_at_the_limit() {
     let sent = peer.join().unwrap();
     assert!(sent < 200, "flowctl read all {sent} MiB");
 }
+
+/// The stdout `table` format held the whole stream and printed it at the end (never,
+/// for an unbounded source): it prints a page of 1,000 rows at a time, the header
+/// again when a page widens a column.
+#[test]
+fn a_table_on_stdout_is_printed_page_by_page() {
+    use std::io::{BufRead, Write};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "sources:\n  s: {type: stdin, format: text}\nsinks:\n  out: {type: stdout, format: table}\n";
+    let path = write_pipeline(dir.path(), "p.yaml", yaml);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flowctl"))
+        .args(["run", &path])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let rows: String = (0..1000).map(|i| format!("row {i}\n")).collect();
+    stdin.write_all(rows.as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    // The first page arrives while stdin is still open.
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut first_page = Vec::new();
+    while first_page.len() < 1002 {
+        match rx.recv_timeout(std::time::Duration::from_secs(30)) {
+            Ok(line) => first_page.push(line),
+            Err(_) => break,
+        }
+    }
+    assert_eq!(first_page.len(), 1002, "the first page did not come before the end of input: {first_page:?}");
+    assert_eq!(first_page[..3], ["line", "-------", "row 0"]);
+    // A wider row: the header again, as wide as it.
+    stdin.write_all(b"a much longer row\n").unwrap();
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    reader.join().unwrap();
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert_eq!(rest, ["line", "-----------------", "a much longer row"]);
+}
