@@ -722,3 +722,57 @@ fn a_table_on_stdout_is_printed_page_by_page() {
     let rest: Vec<String> = rx.try_iter().collect();
     assert_eq!(rest, ["line", "-----------------", "a much longer row"]);
 }
+
+/// A run without checkpoints killed with SIGKILL left its `.out.jsonl.<pid>.inprogress`
+/// behind for good (989 MB once): the next run to that target removes the in-progress
+/// files of processes that are gone, and nothing else (a live process's, the
+/// checkpointed `.out.jsonl.inprogress`, other names).
+#[test]
+fn stale_in_progress_files_of_killed_runs_are_removed() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let endless = "sources:\n  gen: {type: datagen, rate: 1000, fields: {n: {type: sequence}}}\nsinks:\n  out: {type: file, path: out/o.jsonl}\n";
+    let endless = write_pipeline(dir.path(), "endless.yaml", endless);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flowctl"))
+        .args(["run", "-q", &endless])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let killed = out.join(format!(".o.jsonl.{}.inprogress", child.id()));
+    for _ in 0..100 {
+        if killed.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(killed.exists(), "the run never created {}", killed.display());
+    let _ = Command::new("kill").args(["-KILL", &child.id().to_string()]).status();
+    child.wait().unwrap();
+    assert!(killed.exists(), "left behind by kill -9");
+
+    let alive = out.join(format!(".o.jsonl.{}.inprogress", std::process::id()));
+    let keep = [
+        alive.clone(),
+        out.join(".o.jsonl.inprogress"),
+        out.join(".o.jsonl.abc.inprogress"),
+        out.join(".other.jsonl.999999999.inprogress"),
+    ];
+    for f in &keep {
+        std::fs::write(f, "x").unwrap();
+    }
+    // Beyond the largest pid Linux allows: certainly gone.
+    let gone = out.join(".o.jsonl.999999999.inprogress");
+    std::fs::write(&gone, "x").unwrap();
+
+    std::fs::write(dir.path().join("in.csv"), "id\n1\n2\n").unwrap();
+    let bounded = "sources:\n  d: {type: file, path: in.csv}\nsinks:\n  out: {type: file, path: out/o.jsonl}\n";
+    let run = flowctl(&["run", &write_pipeline(dir.path(), "p.yaml", bounded)], None, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!killed.exists() && !gone.exists(), "stale files remain: {}", run.stderr);
+    assert!(run.stderr.contains("which is no longer running"), "{}", run.stderr);
+    for f in &keep {
+        assert!(f.exists(), "{} was removed", f.display());
+    }
+    assert_eq!(std::fs::read_to_string(out.join("o.jsonl")).unwrap(), "{\"id\":1}\n{\"id\":2}\n");
+}
