@@ -776,3 +776,68 @@ fn stale_in_progress_files_of_killed_runs_are_removed() {
     }
     assert_eq!(std::fs::read_to_string(out.join("o.jsonl")).unwrap(), "{\"id\":1}\n{\"id\":2}\n");
 }
+
+/// `checkpoints inspect` showed `"keys": null` for state saved by parallel instances,
+/// and exited 1 when the newest checkpoint was corrupt: it sums the instances' keys
+/// and windows, and shows the newest usable checkpoint (the one `run` resumes from),
+/// naming the unusable ones; `--epoch` of a corrupt one is still an error.
+#[test]
+fn checkpoints_inspect_counts_parallel_state_and_skips_a_corrupt_newest() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("ts,user\n");
+    for i in 0..3000 {
+        csv.push_str(&format!("{},u{}\n", i * 10, i % 7));
+    }
+    std::fs::write(dir.path().join("in.csv"), csv).unwrap();
+    let yaml = "sources:
+  d: {type: file, path: in.csv, event_time: ts}
+steps:
+  - key_by: user
+  - id: rolling
+    reduce: {n: count()}
+  - key_by: n % 3
+  - window: {tumbling: 100s}
+  - id: windowed
+    reduce: {c: count()}
+sinks:
+  out: {type: blackhole}
+checkpoint: {dir: cp}
+";
+    let path = write_pipeline(dir.path(), "p.yaml", yaml);
+    let cp = dir.path().join("cp");
+    let cp_arg = cp.display().to_string();
+    let step = |json: &serde_json::Value, id: &str| {
+        json["steps"].as_array().unwrap().iter().find(|s| s["step"] == id).cloned().unwrap_or_default()
+    };
+    for parallelism in ["1", "2"] {
+        let _ = std::fs::remove_dir_all(&cp);
+        let out = flowctl(&["run", "-p", parallelism, &path], None, &[]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let out = flowctl(&["checkpoints", "inspect", "--format", "json", &cp_arg], None, &[]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        assert_eq!(step(&json, "rolling")["keys"], 7, "-p {parallelism}: {}", out.stdout);
+        assert_eq!(step(&json, "windowed")["windows"], 0, "-p {parallelism}: {}", out.stdout);
+        assert!(step(&json, "windowed")["keys"].is_u64(), "-p {parallelism}: {}", out.stdout);
+        let out = flowctl(&["checkpoints", "inspect", &cp_arg], None, &[]);
+        assert!(out.stdout.contains("step rolling: ") && out.stdout.contains(", 7 keys"), "{}", out.stdout);
+    }
+
+    // A newer checkpoint that is corrupt, one whose name and content disagree.
+    let good = std::fs::read(cp.join("epoch-0000000001.checkpoint")).unwrap();
+    std::fs::write(cp.join("epoch-0000000002.checkpoint"), &good).unwrap();
+    std::fs::write(cp.join("epoch-0000000003.checkpoint"), b"garbage").unwrap();
+    let out = flowctl(&["checkpoints", "inspect", &cp_arg], None, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.starts_with("checkpoint 1 of `p`"), "{}", out.stdout);
+    assert!(out.stderr.contains("epoch-0000000003.checkpoint is unusable (no header line)"), "{}", out.stderr);
+    assert!(out.stderr.contains("its name says epoch 2 but it holds epoch 1"), "{}", out.stderr);
+    let out = flowctl(&["checkpoints", "inspect", "--epoch", "3", &cp_arg], None, &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    for f in ["epoch-0000000001.checkpoint", "epoch-0000000002.checkpoint"] {
+        std::fs::write(cp.join(f), b"garbage").unwrap();
+    }
+    let out = flowctl(&["checkpoints", "inspect", &cp_arg], None, &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("no usable checkpoint in"), "{}", out.stderr);
+}
