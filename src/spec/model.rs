@@ -601,6 +601,36 @@ fn windows_per_record(size: Duration, slide: Duration) -> Option<u128> {
 /// for ints, 0 and 1 for floats).
 fn check_generator_range(kind: &str, node: &Node, diags: &mut Diagnostics) {
     use crate::record::Value;
+    // Values of the wrong type (found only by `run` before).
+    let wrong = |key: &str, want: &str, ok: fn(&Value) -> bool| {
+        node.get(key).filter(|n| !ok(&n.to_value())).map(|n| {
+            (
+                n.span,
+                format!(
+                    "`{key}` of a `{kind}` generator must be {want}, found `{}`",
+                    n.scalar().unwrap_or("a collection")
+                ),
+            )
+        })
+    };
+    let is_int: fn(&Value) -> bool = |v| matches!(v, Value::Int(_));
+    let is_number: fn(&Value) -> bool = |v| matches!(v, Value::Int(_) | Value::Float(_));
+    let problems: Vec<(Span, String)> = match kind {
+        "uniform_int" => ["min", "max"].iter().filter_map(|k| wrong(k, "an integer", is_int)).collect(),
+        "uniform_float" => ["min", "max"].iter().filter_map(|k| wrong(k, "a number", is_number)).collect(),
+        "choice" => match node.get("values") {
+            Some(v) if !v.items().is_empty() => Vec::new(),
+            Some(v) => vec![(v.span, "`values` of a `choice` generator must list at least one value".into())],
+            None => vec![(node.span, "a `choice` generator needs `values:`, a list of the values to pick from".into())],
+        },
+        _ => Vec::new(),
+    };
+    if !problems.is_empty() {
+        for (span, message) in problems {
+            diags.error(span, message, None);
+        }
+        return;
+    }
     let number = |key: &str, default: f64| match node.get(key).map(Node::to_value) {
         Some(Value::Int(i)) => Some(i as f64),
         Some(Value::Float(f)) => Some(f),

@@ -841,3 +841,42 @@ checkpoint: {dir: cp}
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stderr.contains("no usable checkpoint in"), "{}", out.stderr);
 }
+
+/// Mistakes only `run` found, without a position, are validation errors at their
+/// value: a datagen `min: x`, `max: 1.5` for integers, `values: []`; a socket
+/// address without a port; a SQL `url` its driver cannot read (the value is not
+/// shown: it may hold a password).
+#[test]
+fn configuration_found_only_by_run_is_a_validation_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "sources:
+  gen:
+    type: datagen
+    count: 3
+    fields:
+      a: {type: uniform_int, min: x}
+      b: {type: uniform_int, max: 1.5}
+      c: {type: choice, values: []}
+  sock: {type: socket, address: no-port-here}
+sinks:
+  out: {type: socket, address: 'localhost:99999'}
+  db: {type: postgres, url: 'not a url', table: t}
+  my: {type: mysql, url: '${MY_URL}', table: t}
+";
+    let path = write_pipeline(dir.path(), "p.yaml", yaml);
+    let out = flowctl(&["validate", &path], None, &[("MY_URL", "mysql://user:hunter2@db:notaport/x")]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    for at in [
+        "p.yaml:6:35: error: `min` of a `uniform_int` generator must be an integer, found `x`",
+        "p.yaml:7:35: error: `max` of a `uniform_int` generator must be an integer, found `1.5`",
+        "p.yaml:8:33: error: `values` of a `choice` generator must list at least one value",
+        "p.yaml:9:33: error: `address` must be host:port, found `no-port-here`: no `:port`",
+        "p.yaml:11:32: error: `address` must be host:port, found `localhost:99999`",
+        "p.yaml:12:29: error: `url` of sink `db` is not a connection URL: it must start with postgres://",
+        "p.yaml:13:26: error: `url` of sink `my` is not a connection URL: error with configuration: invalid port number",
+    ] {
+        assert!(out.stderr.contains(at), "{at}\n{}", out.stderr);
+    }
+    assert!(!out.stderr.contains("hunter2"), "{}", out.stderr);
+    assert!(out.stderr.contains("p.yaml has 7 errors"), "{}", out.stderr);
+}
