@@ -880,3 +880,25 @@ sinks:
     assert!(!out.stderr.contains("hunter2"), "{}", out.stderr);
     assert!(out.stderr.contains("p.yaml has 7 errors"), "{}", out.stderr);
 }
+
+/// One unset `${VAR}` gave five errors with the real one third: the empty value it
+/// leaves made later checks fail too (no format from the extension, unknown fields,
+/// no port). An unset variable is now the only kind of error reported.
+#[test]
+fn an_unset_variable_is_reported_without_its_follow_on_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let unset = "sources:
+  s: {type: file, path: '${INPUT}'}
+steps:
+  - filter: x > 1
+sinks:
+  out: {type: socket, address: '${PEER}'}
+";
+    let path = write_pipeline(dir.path(), "u.yaml", unset);
+    let out = flowctl(&["run", &path], None, &[]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let first = out.stderr.lines().next().unwrap_or_default();
+    assert!(first.ends_with("u.yaml:2:25: error: environment variable `INPUT` is not set"), "{}", out.stderr);
+    assert!(out.stderr.contains("u.yaml:6:32: error: environment variable `PEER` is not set"), "{}", out.stderr);
+    assert!(out.stderr.contains("u.yaml has 2 errors"), "only the causes: {}", out.stderr);
+}
