@@ -86,7 +86,7 @@ enum Column {
 /// record's origin carries its line and the byte offset just after it, so a source
 /// can resume exactly there.
 pub enum Decoder<R: Read> {
-    Csv(CsvDecoder<R>),
+    Csv(Box<CsvDecoder<R>>),
     Lines(LineDecoder<BufReader<R>>),
 }
 
@@ -106,7 +106,7 @@ impl<R: Read> Decoder<R> {
             DataFormat::Csv => {
                 let rows = CsvRows::new(reader, buffer, decoding.csv.delimiter, decoding.csv.quote)
                     .with_max_line(decoding.max_line);
-                Decoder::Csv(CsvDecoder::new(rows, decoding, start, known, header))
+                Decoder::Csv(Box::new(CsvDecoder::new(rows, decoding, start, known, header)))
             }
             format => Decoder::Lines(LineDecoder {
                 reader: BufReader::with_capacity(buffer, reader),
@@ -175,7 +175,7 @@ impl Decoder<std::io::Cursor<Vec<u8>>> {
         }
         let rows = CsvRows::in_place(bytes, start.offset == 0, decoding.csv.delimiter, decoding.csv.quote)
             .with_max_line(decoding.max_line);
-        Decoder::Csv(CsvDecoder::new(rows, decoding, start, known, header))
+        Decoder::Csv(Box::new(CsvDecoder::new(rows, decoding, start, known, header)))
     }
 }
 
