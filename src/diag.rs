@@ -15,11 +15,25 @@ pub struct Diagnostic {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Diagnostics {
     items: Vec<Diagnostic>,
+    /// An error whose consequences later stages would report as errors of their own
+    /// (an unset `${VAR}` leaves a value empty): checking stops after its stage.
+    root_cause: bool,
 }
 
 impl Diagnostics {
     pub fn error(&mut self, span: Span, message: impl Into<String>, hint: Option<String>) {
         self.items.push(Diagnostic { span, message: message.into(), hint });
+    }
+
+    /// An error that makes later errors follow from it (see `root_cause`).
+    pub fn root_cause(&mut self, span: Span, message: impl Into<String>, hint: Option<String>) {
+        self.error(span, message, hint);
+        self.root_cause = true;
+    }
+
+    /// Whether a root cause was reported: later stages are not run.
+    pub fn has_root_cause(&self) -> bool {
+        self.root_cause
     }
 
     pub fn is_empty(&self) -> bool {
@@ -36,6 +50,7 @@ impl Diagnostics {
 
     pub fn extend(&mut self, other: Diagnostics) {
         self.items.extend(other.items);
+        self.root_cause |= other.root_cause;
     }
 
     /// Sorted by position; exact duplicates (the same message at the same place,

@@ -39,7 +39,7 @@ impl Drop for Lock {
 }
 
 /// Whether a process runs (a zombie, killed but not yet reaped, does not).
-fn process_alive(pid: u32) -> bool {
+pub(crate) fn process_alive(pid: u32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         // The state follows the parenthesised command name.
         Ok(stat) => stat

@@ -3,7 +3,7 @@
 
 use super::output::{errln, outln};
 use crate::checkpoint::format::decode;
-use crate::checkpoint::store::{list, Entry};
+use crate::checkpoint::store::{list, Entry, Store};
 use crate::checkpoint::Checkpoint;
 use clap::Subcommand;
 use std::path::{Path, PathBuf};
@@ -15,7 +15,8 @@ pub enum Action {
         /// The checkpoint directory (the pipeline's `checkpoint.dir`).
         dir: PathBuf,
     },
-    /// Per-step state sizes and key counts of a checkpoint (the newest by default).
+    /// Per-step state sizes and key counts of a checkpoint: by default the newest
+    /// usable one, the one `run` would resume from (unusable newer ones are named).
     Inspect {
         dir: PathBuf,
         /// Inspect this epoch instead of the newest.
@@ -95,8 +96,16 @@ fn ls(dir: &Path) -> i32 {
     0
 }
 
-/// Keys and windows held by a step's state, when its state says.
+/// Keys and windows held by a step's state, when its state says: summed over the
+/// instances when parallel instances saved it (`{"instances": [..]}`).
 fn counts(state: &serde_json::Value) -> (Option<usize>, Option<usize>) {
+    if let Some(instances) = state.get("instances").and_then(|v| v.as_array()) {
+        let sum = |a: Option<usize>, b: Option<usize>| match (a, b) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+        };
+        return instances.iter().map(counts).fold((None, None), |(k, w), (ik, iw)| (sum(k, ik), sum(w, iw)));
+    }
     let len = |k: &str| state.get(k).and_then(|v| v.as_array()).map(Vec::len);
     (len("keys"), len("windows"))
 }
@@ -106,20 +115,39 @@ fn inspect(dir: &Path, epoch: Option<u64>, format: super::Format) -> i32 {
         Ok(e) => e,
         Err(code) => return code,
     };
-    let entry = match epoch {
-        Some(n) => entries.iter().find(|e| e.epoch == n),
-        None => entries.last(),
-    };
-    let Some(entry) = entry else {
-        errln!("flowctl: no checkpoint with epoch {} in {}", epoch.unwrap_or_default(), dir.display());
-        return 1;
-    };
-    let c = match load(entry) {
-        Ok(c) => c,
-        Err(e) => {
-            errln!("flowctl: error: {}: {e}", entry.path.display());
-            return 1;
+    let (c, path) = match epoch {
+        Some(n) => {
+            let Some(entry) = entries.iter().find(|e| e.epoch == n) else {
+                errln!("flowctl: no checkpoint with epoch {n} in {}", dir.display());
+                return 1;
+            };
+            match load(entry) {
+                Ok(c) => (c, entry.path.clone()),
+                Err(e) => {
+                    errln!("flowctl: error: {}: {e}", entry.path.display());
+                    return 1;
+                }
+            }
         }
+        // The one `run` would resume from, as it chooses it.
+        None => match Store::new(dir.to_path_buf(), 1).latest() {
+            Ok((found, warnings)) => {
+                for w in &warnings {
+                    errln!("flowctl: warning: {w}");
+                }
+                match found {
+                    Some(found) => found,
+                    None => {
+                        errln!("flowctl: error: no usable checkpoint in {}", dir.display());
+                        return 1;
+                    }
+                }
+            }
+            Err(e) => {
+                errln!("flowctl: error: {e}");
+                return 1;
+            }
+        },
     };
     let steps: Vec<serde_json::Value> = c
         .steps
@@ -150,7 +178,7 @@ fn inspect(dir: &Path, epoch: Option<u64>, format: super::Format) -> i32 {
             outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         }
         super::Format::Text => {
-            outln!("checkpoint {} of `{}` ({})", c.epoch, c.pipeline, entry.path.display());
+            outln!("checkpoint {} of `{}` ({})", c.epoch, c.pipeline, path.display());
             outln!(
                 "  taken {}, completed: {}, watermark {}",
                 time(c.created_ms),

@@ -55,8 +55,8 @@ pub enum Command {
         memory_limit: Option<u64>,
         /// The run's parallelism: keyed instances, split workers or block threads
         /// (overrides the pipeline's `parallelism:`, not a keyed step's; default: the
-        /// number of cores; `flowctl plan -p N` shows how it is used).
-        #[arg(long, short = 'p', value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        /// number of cores; at most 256; `flowctl plan -p N` shows how it is used).
+        #[arg(long, short = 'p', value_name = "N", value_parser = clap::value_parser!(u64).range(1..=spec::fields::MAX_PARALLELISM))]
         parallelism: Option<u64>,
         /// A progress bar on stderr: `auto` (only on a terminal), `always`, `never`.
         #[arg(long, value_enum, default_value_t = progress::ProgressMode::Auto)]
@@ -98,9 +98,9 @@ pub enum Command {
         /// Override a spec value (as for `run`).
         #[arg(long = "set", value_name = "PATH=VALUE")]
         set: Vec<spec::overrides::Override>,
-        /// The run's parallelism to plan for (as `run --parallelism`; default: the
-        /// pipeline's `parallelism:`, else the number of cores).
-        #[arg(long, short = 'p', value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        /// The run's parallelism to plan for (as `run --parallelism`, at most 256;
+        /// default: the pipeline's `parallelism:`, else the number of cores).
+        #[arg(long, short = 'p', value_name = "N", value_parser = clap::value_parser!(u64).range(1..=spec::fields::MAX_PARALLELISM))]
         parallelism: Option<u64>,
         /// `text`, `json` (for tools and tests), `dot` (Graphviz) or `mermaid`.
         #[arg(long, value_enum, default_value_t = PlanFormatArg::Text)]
@@ -219,7 +219,7 @@ pub fn run(cli: Cli) -> i32 {
 }
 
 fn report(e: &Error) -> i32 {
-    errln!("flowctl: error: {e}");
+    log::line(tracing::Level::ERROR, &format!("flowctl: error: {e}"), serde_json::json!({"exit_code": e.exit_code()}));
     e.exit_code()
 }
 
@@ -256,9 +256,19 @@ fn load_plan(
 }
 
 fn print_diagnostics(file: &SourceFile, diags: &Diagnostics) -> i32 {
-    err!("{}", diags.render(&file.display(), &file.text));
     let n = diags.len();
-    errln!("flowctl: {} has {n} error{}", file.display(), if n == 1 { "" } else { "s" });
+    let count = format!("flowctl: {} has {n} error{}", file.display(), if n == 1 { "" } else { "s" });
+    if log::json() {
+        // One object per diagnostic: its message with `file`, `line`, `column`, `hint`.
+        for d in diags.to_json(&file.display()) {
+            let message = d["message"].as_str().unwrap_or_default().to_string();
+            log::line(tracing::Level::ERROR, &message, d);
+        }
+        log::line(tracing::Level::ERROR, &count, serde_json::json!({"errors": n, "exit_code": 2}));
+        return 2;
+    }
+    err!("{}", diags.render(&file.display(), &file.text));
+    errln!("{count}");
     2
 }
 
@@ -324,21 +334,46 @@ fn run_pipeline(
     }
     match outcome {
         Ok(summary) => {
+            use tracing::Level;
             if !quiet {
-                errln!("{}", summary.line());
+                let secs = summary.elapsed.as_secs_f64();
+                let fields = serde_json::json!({
+                    "records_in": summary.records_in,
+                    "records_out": summary.records_out,
+                    "late": summary.late,
+                    "skipped": summary.skipped,
+                    "failed": summary.failed,
+                    "elapsed_seconds": secs,
+                    "records_per_second": if secs > 0.0 { summary.records_in as f64 / secs } else { 0.0 },
+                });
+                log::line(Level::INFO, &summary.line(), fields);
                 if let Some(line) = summary.windows_line() {
-                    errln!("{line}");
+                    let fields = serde_json::json!({
+                        "peak_open_windows": summary.peak_open_windows,
+                        "late_dropped": summary.late - summary.late_to_sink,
+                        "late_to_sink": summary.late_to_sink,
+                    });
+                    log::line(Level::INFO, &line, fields);
                 }
                 if let Some((written, epoch, bytes, longest)) = summary.checkpoints {
-                    errln!(
+                    let text = format!(
                         "flowctl: checkpoints: {written} written, last epoch {epoch}, {bytes} bytes, longest pause {} ms",
                         longest.as_millis()
                     );
+                    let fields = serde_json::json!({
+                        "checkpoints_written": written,
+                        "last_epoch": epoch,
+                        "checkpoint_bytes": bytes,
+                        "longest_pause_ms": longest.as_millis() as u64,
+                    });
+                    log::line(Level::INFO, &text, fields);
                 }
             }
             match summary.interrupted {
                 Some(code) => {
-                    errln!("flowctl: stopped by {}", if code == 130 { "SIGINT" } else { "SIGTERM" });
+                    let signal = if code == 130 { "SIGINT" } else { "SIGTERM" };
+                    let fields = serde_json::json!({"signal": signal, "exit_code": code});
+                    log::line(Level::INFO, &format!("flowctl: stopped by {signal}"), fields);
                     code
                 }
                 None => 0,

@@ -175,7 +175,8 @@ pub fn plan(logical: LogicalPlan, options: &PlanOptions) -> Result<PhysicalPlan,
 
 /// The run's parallelism: a keyed step's `parallelism:` (as a Flink operator's own
 /// parallelism), else `--parallelism`, else the pipeline's `parallelism:`, else the
-/// number of cores; given I/O (`flowctl test`) runs at the parallelism it asks for.
+/// number of cores (at most the largest parallelism); given I/O (`flowctl test`) runs
+/// at the parallelism it asks for.
 fn parallelism(logical: &LogicalPlan, options: &PlanOptions) -> usize {
     if options.io == Io::Given {
         // Given records are compared with expected ones in order.
@@ -186,7 +187,7 @@ fn parallelism(logical: &LogicalPlan, options: &PlanOptions) -> usize {
     on_step
         .or(options.parallelism)
         .or(spec.parallelism.as_ref().map(|p| p.value as usize))
-        .unwrap_or(options.cores)
+        .unwrap_or(options.cores.min(crate::spec::fields::MAX_PARALLELISM as usize))
         .max(1)
 }
 

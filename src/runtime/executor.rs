@@ -22,6 +22,7 @@ use crossbeam_channel::Sender;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 type SinkThread = JoinHandle<Result<(), SinkError>>;
 
@@ -98,13 +99,16 @@ pub(super) struct Barrier {
     pub completed: bool,
 }
 
-/// `memory_limit`: resident memory is read every `MEMORY_CHECK_EVERY` batches.
+/// `memory_limit`: resident memory is read after a batch once `MEMORY_CHECK_EVERY` has
+/// passed since the last reading. By time, not by a count of batches: a batch whose
+/// records open many windows is slow, so growth as sudden as that is checked after
+/// every batch, and fast batches cost one reading every few milliseconds.
 struct MemoryLimit {
     bytes: u64,
-    batches: u64,
+    checked: Instant,
 }
 
-const MEMORY_CHECK_EVERY: u64 = 16;
+const MEMORY_CHECK_EVERY: Duration = Duration::from_millis(10);
 
 /// The process's resident memory in bytes (Linux `/proc/self/statm`).
 fn resident_bytes() -> Option<u64> {
@@ -520,17 +524,17 @@ impl Executor {
 
     /// Fails the run when resident memory goes above `bytes` (None: no limit).
     pub fn limit_memory(&mut self, bytes: Option<u64>) {
-        self.memory = bytes.map(|bytes| MemoryLimit { bytes, batches: 0 });
+        self.memory = bytes.map(|bytes| MemoryLimit { bytes, checked: Instant::now() });
     }
 
-    /// Under a memory limit, every few batches: the error when resident memory is above
-    /// it, naming the step that holds the most state.
+    /// Under a memory limit, after a batch (at most every `MEMORY_CHECK_EVERY`): the
+    /// error when resident memory is above it, naming the step that holds the most state.
     fn check_memory(&mut self) -> Result<()> {
         let Some(limit) = &mut self.memory else { return Ok(()) };
-        limit.batches += 1;
-        if limit.batches % MEMORY_CHECK_EVERY != 0 {
+        if limit.checked.elapsed() < MEMORY_CHECK_EVERY {
             return Ok(());
         }
+        limit.checked = Instant::now();
         self.check_memory_now()
     }
 

@@ -1,9 +1,26 @@
 //! Run metrics, updated by the executor after each batch and served in the Prometheus
-//! text format at `--metrics-addr host:port` (`/metrics`) by a small HTTP thread
-//! (`tiny_http`, its only user).
+//! text format at `--metrics-addr host:port` (`/metrics`) by one HTTP thread.
+//!
+//! The server is a loop over non-blocking sockets on that one thread, holding at
+//! most [`MAX_CONNECTIONS`]: a connection past that closes the one open longest, and
+//! one that has not sent its request within [`REQUEST_TIMEOUT`] is closed. A thread
+//! per connection (as tiny_http, used before, had) let 1,000 idle connections take
+//! 1,000 threads, and under a process limit the endpoint died for the rest of the run.
 
+use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Connections the metrics server holds at once (docs/limits.md).
+pub const MAX_CONNECTIONS: usize = 32;
+/// How long a connection may take to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest request head read (a scrape sends a few hundred bytes).
+const MAX_REQUEST: usize = 16 * 1024;
+/// How long the loop sleeps when nothing happened.
+const IDLE_POLL: Duration = Duration::from_millis(5);
 
 #[derive(Default)]
 pub struct Metrics {
@@ -165,24 +182,137 @@ impl Metrics {
 
 /// Serves `/metrics` on `address` from a background thread.
 pub fn serve(address: &str, metrics: Arc<Metrics>, pipeline: String) -> Result<(), String> {
-    let server = tiny_http::Server::http(address).map_err(|e| format!("cannot serve metrics on {address}: {e}"))?;
+    let listener = TcpListener::bind(address).map_err(|e| format!("cannot serve metrics on {address}: {e}"))?;
+    listener.set_nonblocking(true).map_err(|e| format!("cannot serve metrics on {address}: {e}"))?;
+    let mut server = Server { listener, connections: Vec::new(), metrics, pipeline };
     std::thread::Builder::new()
         .name("metrics".into())
-        .spawn(move || {
-            for request in server.incoming_requests() {
-                let response = if request.url() == "/metrics" {
-                    let header = tiny_http::Header::from_bytes(&b"Content-Type"[..], &b"text/plain; version=0.0.4"[..]);
-                    let body = tiny_http::Response::from_string(metrics.render(&pipeline));
-                    match header {
-                        Ok(h) => body.with_header(h),
-                        Err(()) => body,
-                    }
-                } else {
-                    tiny_http::Response::from_string("not found; metrics are at /metrics\n").with_status_code(404)
-                };
-                let _ = request.respond(response);
-            }
-        })
+        .spawn(move || server.run())
         .map_err(|e| format!("cannot start the metrics thread: {e}"))?;
     Ok(())
+}
+
+struct Server {
+    listener: TcpListener,
+    connections: Vec<Connection>,
+    metrics: Arc<Metrics>,
+    pipeline: String,
+}
+
+/// A connection whose request has not fully arrived.
+struct Connection {
+    stream: TcpStream,
+    request: Vec<u8>,
+    opened: Instant,
+}
+
+impl Server {
+    fn run(&mut self) {
+        loop {
+            let accepted = self.accept();
+            let read = self.serve_requests();
+            if !accepted && !read {
+                std::thread::sleep(IDLE_POLL);
+            }
+        }
+    }
+
+    /// Takes every waiting connection, closing the oldest ones beyond the limit;
+    /// true when there was one.
+    fn accept(&mut self) -> bool {
+        let mut any = false;
+        loop {
+            match self.listener.accept() {
+                Ok((stream, _)) => {
+                    any = true;
+                    if stream.set_nonblocking(true).is_err() {
+                        continue;
+                    }
+                    if self.connections.len() >= MAX_CONNECTIONS {
+                        // Connections are kept in the order they came: the first is the oldest.
+                        self.connections.remove(0);
+                    }
+                    self.connections.push(Connection { stream, request: Vec::new(), opened: Instant::now() });
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                // WouldBlock: none waiting. Anything else (out of file descriptors, a
+                // connection reset before it was taken) passes; the loop tries again.
+                Err(_) => return any,
+            }
+        }
+    }
+
+    /// Reads what the connections sent and answers those whose request is complete
+    /// (closing them); true when any sent something.
+    fn serve_requests(&mut self) -> bool {
+        let mut any = false;
+        let (metrics, pipeline) = (&self.metrics, &self.pipeline);
+        self.connections.retain_mut(|c| {
+            let mut chunk = [0u8; 4096];
+            loop {
+                match c.stream.read(&mut chunk) {
+                    // Closed by the client before its request was complete.
+                    Ok(0) => return false,
+                    Ok(n) => {
+                        any = true;
+                        c.request.extend_from_slice(&chunk[..n]);
+                        if let Some(end) = head_end(&c.request) {
+                            respond(&mut c.stream, &c.request[..end], metrics, pipeline);
+                            return false;
+                        }
+                        if c.request.len() > MAX_REQUEST {
+                            let _ = write_response(&mut c.stream, "431 Request Header Fields Too Large", "", false);
+                            return false;
+                        }
+                    }
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => return c.opened.elapsed() < REQUEST_TIMEOUT,
+                    Err(_) => return false,
+                }
+            }
+        });
+        any
+    }
+}
+
+/// Where the head of an HTTP request ends (after its blank line), once it has.
+fn head_end(request: &[u8]) -> Option<usize> {
+    request.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4).or_else(|| {
+        // Lines ended by a bare newline, as some tools send them.
+        request.windows(2).position(|w| w == b"\n\n").map(|i| i + 2)
+    })
+}
+
+/// Answers one request: `GET /metrics` (or HEAD) with the metrics, anything else
+/// with 404 or 405; the connection is closed after it.
+fn respond(stream: &mut TcpStream, head: &[u8], metrics: &Metrics, pipeline: &str) {
+    let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    let mut words = line.split_whitespace();
+    let (method, target) = (words.next().unwrap_or_default(), words.next().unwrap_or_default());
+    let path = target.split('?').next().unwrap_or_default();
+    let head_only = method == "HEAD";
+    let _ = match (method, path) {
+        ("GET" | "HEAD", "/metrics") => write_response(stream, "200 OK", &metrics.render(pipeline), head_only),
+        ("GET" | "HEAD", _) => {
+            write_response(stream, "404 Not Found", "not found; metrics are at /metrics\n", head_only)
+        }
+        _ => write_response(stream, "405 Method Not Allowed", "only GET /metrics\n", false),
+    };
+}
+
+fn write_response(stream: &mut TcpStream, status: &str, body: &str, head_only: bool) -> std::io::Result<()> {
+    // A client that does not read gets a few seconds, not the server's thread forever.
+    stream.set_nonblocking(false)?;
+    stream.set_write_timeout(Some(Duration::from_secs(2)))?;
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes())?;
+    if !head_only {
+        stream.write_all(body.as_bytes())?;
+    }
+    stream.flush()?;
+    stream.shutdown(std::net::Shutdown::Write)
 }

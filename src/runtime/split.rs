@@ -170,9 +170,11 @@ struct Worker {
     returns: Vec<Sender<Batch>>,
     spent: Receiver<Batch>,
     spare: Vec<Batch>,
-    /// The most records a part of a block has held: new parts are made that large, not
-    /// grown record by record.
-    part_capacity: usize,
+    /// Per worker, the records its part of this worker's last block held: the next
+    /// parts are made that large (plus an eighth), not grown record by record. Per
+    /// worker rather than the largest part for all, so a block's parts together take
+    /// about the block's records, not N times its largest part (memory linear in N).
+    part_capacity: Vec<usize>,
     adopter: Adopter,
     exec: Executor,
     stats: Arc<Mutex<Stats>>,
@@ -376,9 +378,15 @@ impl Worker {
     fn read(&mut self, block: Block) -> Result<ReadBlock> {
         let mut decoder = self.feed.decoder(block);
         let now = chrono::Utc::now().timestamp_millis();
-        let (spare, capacity) = (&mut self.spare, self.part_capacity);
-        let mut parts: Vec<Batch> =
-            (0..self.count).map(|_| spare.pop().unwrap_or_else(|| Vec::with_capacity(capacity))).collect();
+        let spare = &mut self.spare;
+        let mut parts: Vec<Batch> = (0..self.count)
+            .map(|owner| {
+                let mut part = spare.pop().unwrap_or_default();
+                let last = self.part_capacity.get(owner).copied().unwrap_or(0);
+                part.reserve(last + last / 8);
+                part
+            })
+            .collect();
         let (mut failures, mut inputs) = (Vec::new(), 0);
         let mut stamper = Stamper::default();
         let (mut records, mut bad, mut outputs) = (Vec::new(), Vec::new(), Vec::new());
@@ -420,7 +428,7 @@ impl Worker {
             }
             if !more {
                 self.feed.recycle(decoder);
-                self.part_capacity = parts.iter().map(Vec::len).fold(self.part_capacity, usize::max);
+                self.part_capacity = parts.iter().map(Vec::len).collect();
                 let (max_ts, watermark) = (stamper.max_ts, stamper.watermark(self.out_of_orderness));
                 return Ok(ReadBlock { parts, max_ts, watermark, failures, inputs });
             }
@@ -491,7 +499,7 @@ pub fn run(exec: &mut Executor, split: Split, interrupt: &AtomicUsize) -> Result
             returns: returns.clone(),
             spent: spent.remove(0),
             spare: Vec::new(),
-            part_capacity: 0,
+            part_capacity: Vec::new(),
             adopter: Adopter::default(),
             exec: instance,
             stats: stats[index].clone(),

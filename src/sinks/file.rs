@@ -60,6 +60,7 @@ impl FileSink {
         let fail = |what: String, e: std::io::Error| Error::io(format!("sink `{id}`: cannot {what}"), e);
         std::fs::create_dir_all(&dir).map_err(|e| fail(format!("create directory {}", dir.display()), e))?;
         let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "out".into());
+        remove_stale_temporaries(id, &dir, &name);
         let (temp, length) = match start {
             Start::Plain => (dir.join(format!(".{name}.{}.inprogress", std::process::id())), 0),
             Start::Fresh => (dir.join(format!(".{name}.inprogress")), 0),
@@ -99,6 +100,43 @@ impl FileSink {
         let meta =
             file.metadata().map_err(|e| SinkError::Failed(Error::io(format!("sink `{}`: cannot stat", self.id), e)))?;
         Ok(meta.len())
+    }
+}
+
+/// Removes what runs without checkpoints that were killed (`kill -9`, a power cut)
+/// left next to the target: `.<name>.<pid>.inprogress` files whose process is no
+/// longer alive. Only names of exactly that form are touched, and only where it can
+/// be told that the process is gone (Linux `/proc`; a zombie counts as gone); a live
+/// process's file and the checkpointed `.<name>.inprogress` stay.
+fn remove_stale_temporaries(id: &str, dir: &Path, name: &str) {
+    let proc = Path::new("/proc");
+    if !proc.join("self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let prefix = format!(".{name}.");
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(pid) = file_name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .and_then(|rest| rest.strip_suffix(".inprogress"))
+            .filter(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let alive = pid.parse().map_or(true, crate::checkpoint::store::process_alive);
+        if pid == std::process::id().to_string() || alive {
+            continue;
+        }
+        let stale = entry.path();
+        match std::fs::remove_file(&stale) {
+            Ok(()) => tracing::info!(
+                "sink `{id}`: removed {}, left by process {pid}, which is no longer running",
+                stale.display()
+            ),
+            Err(e) => tracing::warn!("sink `{id}`: cannot remove {} (left by process {pid}): {e}", stale.display()),
+        }
     }
 }
 

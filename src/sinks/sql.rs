@@ -96,6 +96,24 @@ pub struct SqlSink {
     on_reject: Option<super::RejectHandler>,
 }
 
+/// Whether `url` is a connection URL of `dialect` (as the driver reads it, without
+/// connecting): the reason when it is not.
+pub fn check_url(dialect: SqlDialect, url: &str) -> Result<(), String> {
+    let schemes: &[&str] = match dialect {
+        SqlDialect::Mysql => &["mysql", "mariadb"],
+        SqlDialect::Postgres => &["postgres", "postgresql"],
+    };
+    match url.split_once("://") {
+        Some((scheme, _)) if schemes.contains(&scheme) => {}
+        _ => return Err(format!("it must start with {}://", schemes.join(":// or "))),
+    }
+    let parsed = match dialect {
+        SqlDialect::Mysql => url.parse::<sqlx::mysql::MySqlConnectOptions>().map(drop),
+        SqlDialect::Postgres => url.parse::<sqlx::postgres::PgConnectOptions>().map(drop),
+    };
+    parsed.map_err(|e| e.to_string())
+}
+
 /// Replaces the password of a connection URL with `***` for messages.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {

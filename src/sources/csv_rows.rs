@@ -79,6 +79,12 @@ pub struct CsvRows<R> {
     done: bool,
     /// The last record ran to the end of the input inside a quoted field.
     unterminated: bool,
+    /// The longest record, in bytes (the source's `max_line_length`).
+    max_line: u64,
+    /// `buf[start..newline_free]` holds no newline (when `newline_free` > `start`): a
+    /// long line arriving in small reads (a socket, a pipe) is searched once, not
+    /// again from its start after every read.
+    newline_free: usize,
 }
 
 /// The `csv_core` state machine in `core`, built there first if need be.
@@ -129,7 +135,20 @@ impl<R: Read> CsvRows<R> {
             at_line_start: false,
             done: false,
             unterminated: false,
+            max_line: u64::MAX,
+            newline_free: 0,
         }
+    }
+
+    /// Refuses records longer than `bytes` with a [`super::decode::LineTooLong`] error.
+    pub fn with_max_line(mut self, bytes: u64) -> Self {
+        self.max_line = bytes;
+        self
+    }
+
+    /// The error for the record at `line` (counted from this reader's start).
+    fn too_long(&self, line: u64) -> std::io::Error {
+        super::decode::LineTooLong { line, limit: self.max_line }.into()
     }
 
     /// The position after the last record read.
@@ -165,6 +184,7 @@ impl<R: Read> CsvRows<R> {
                 Line::Record => return Ok(true),
                 Line::Skipped => continue,
                 Line::Special => return self.read_with_core(row),
+                Line::TooLong => return Err(self.too_long(self.position.line)),
                 Line::NeedInput => {
                     if self.eof {
                         if self.start == self.end {
@@ -183,7 +203,14 @@ impl<R: Read> CsvRows<R> {
     /// Splits the next complete line if it is plain.
     fn fast_line(&mut self, row: &mut Row) -> Line {
         let unread = &self.buf[self.start..self.end];
-        let Some(newline) = memchr::memchr(b'\n', unread) else { return Line::NeedInput };
+        let from = self.newline_free.saturating_sub(self.start).min(unread.len());
+        let Some(newline) = memchr::memchr(b'\n', &unread[from..]).map(|i| from + i) else {
+            self.newline_free = self.end;
+            return if unread.len() as u64 > self.max_line { Line::TooLong } else { Line::NeedInput };
+        };
+        if newline as u64 > self.max_line {
+            return Line::TooLong;
+        }
         let special = match self.special_at {
             Some(at) if at >= self.start => at,
             _ => {
@@ -251,6 +278,9 @@ impl<R: Read> CsvRows<R> {
             self.position.line = self.core().line();
             out_len += nout;
             ends_len += nend;
+            if (out_len as u64) > self.max_line {
+                return Err(self.too_long(self.record_start.line));
+            }
             match result {
                 // More input, or (at the end) an empty input, which tells csv_core
                 // that the input ended: it then answers Record or End.
@@ -288,6 +318,7 @@ impl<R: Read> CsvRows<R> {
         self.special_at = None;
         if self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
+            self.newline_free = self.newline_free.saturating_sub(self.start);
             self.end -= self.start;
             self.start = 0;
         }
@@ -319,6 +350,8 @@ enum Line {
     Special,
     /// No complete line is buffered.
     NeedInput,
+    /// The line is longer than `max_line`.
+    TooLong,
 }
 
 /// The positions of a byte in a short slice (a CSV line's delimiters), found eight

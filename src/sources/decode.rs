@@ -20,6 +20,59 @@ pub struct KnownColumns {
     pub unread: Vec<Arc<str>>,
 }
 
+/// A line (a CSV record) longer than the source's `max_line_length`, at `line`
+/// (1-based; counted from where the reader started until a decoder adds the lines
+/// before it). Reading stops there: the rest of such a line is not read into memory.
+#[derive(Debug)]
+pub struct LineTooLong {
+    pub line: u64,
+    pub limit: u64,
+}
+
+impl LineTooLong {
+    /// The run's error: source `id`, line n of `file`.
+    pub fn in_file(&self, id: &str, file: &std::path::Path) -> crate::error::Error {
+        crate::error::Error::External(format!(
+            "source `{id}`: line {} of {} is longer than {}",
+            self.line,
+            file.display(),
+            self.limit_and_hint()
+        ))
+    }
+
+    fn limit_and_hint(&self) -> String {
+        format!("{} (the source's `max_line_length`; raise it if such lines are expected)", describe_size(self.limit))
+    }
+}
+
+impl std::fmt::Display for LineTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {} is longer than {}", self.line, self.limit_and_hint())
+    }
+}
+
+impl std::error::Error for LineTooLong {}
+
+impl From<LineTooLong> for std::io::Error {
+    fn from(e: LineTooLong) -> Self {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, e)
+    }
+}
+
+/// The [`LineTooLong`] inside an I/O error.
+pub fn too_long(e: &std::io::Error) -> Option<&LineTooLong> {
+    e.get_ref()?.downcast_ref::<LineTooLong>()
+}
+
+/// `bytes` as `16 MiB`, `512 KiB` or `1000 bytes`.
+pub fn describe_size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} bytes"),
+    }
+}
+
 /// How a CSV column becomes a value.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Column {
@@ -33,7 +86,7 @@ enum Column {
 /// record's origin carries its line and the byte offset just after it, so a source
 /// can resume exactly there.
 pub enum Decoder<R: Read> {
-    Csv(CsvDecoder<R>),
+    Csv(Box<CsvDecoder<R>>),
     Lines(LineDecoder<BufReader<R>>),
 }
 
@@ -51,8 +104,9 @@ impl<R: Read> Decoder<R> {
     ) -> Decoder<R> {
         match decoding.format.value {
             DataFormat::Csv => {
-                let rows = CsvRows::new(reader, buffer, decoding.csv.delimiter, decoding.csv.quote);
-                Decoder::Csv(CsvDecoder::new(rows, decoding, start, known, header))
+                let rows = CsvRows::new(reader, buffer, decoding.csv.delimiter, decoding.csv.quote)
+                    .with_max_line(decoding.max_line);
+                Decoder::Csv(Box::new(CsvDecoder::new(rows, decoding, start, known, header)))
             }
             format => Decoder::Lines(LineDecoder {
                 reader: BufReader::with_capacity(buffer, reader),
@@ -63,6 +117,7 @@ impl<R: Read> Decoder<R> {
                 line_schema: SchemaMaker::new(&Schema::from_names(&["line"])),
                 follow: false,
                 partial: false,
+                max_line: decoding.max_line,
             }),
         }
     }
@@ -118,8 +173,9 @@ impl Decoder<std::io::Cursor<Vec<u8>>> {
             let n = bytes.len().max(1);
             return Decoder::new(std::io::Cursor::new(bytes), n, decoding, start, known, header);
         }
-        let rows = CsvRows::in_place(bytes, start.offset == 0, decoding.csv.delimiter, decoding.csv.quote);
-        Decoder::Csv(CsvDecoder::new(rows, decoding, start, known, header))
+        let rows = CsvRows::in_place(bytes, start.offset == 0, decoding.csv.delimiter, decoding.csv.quote)
+            .with_max_line(decoding.max_line);
+        Decoder::Csv(Box::new(CsvDecoder::new(rows, decoding, start, known, header)))
     }
 }
 
@@ -147,6 +203,8 @@ pub struct LineDecoder<R> {
     /// its bytes wait in `buf` for the rest (`partial`).
     follow: bool,
     partial: bool,
+    /// The longest line read, in bytes; a longer one is a [`LineTooLong`] error.
+    max_line: u64,
 }
 
 impl<R: Read> LineDecoder<BufReader<R>> {
@@ -156,9 +214,16 @@ impl<R: Read> LineDecoder<BufReader<R>> {
             if !self.partial {
                 self.buf.clear();
             }
-            let n = self.reader.read_until(b'\n', &mut self.buf)?;
+            // At most one byte past the limit (with the line's newline): a line without
+            // one is never read into memory whole.
+            let room = self.max_line.saturating_add(1).saturating_sub(self.buf.len() as u64);
+            let n = (&mut self.reader).take(room).read_until(b'\n', &mut self.buf)?;
             if n == 0 {
                 return Ok(false);
+            }
+            let content = self.buf.len() - usize::from(self.buf.last() == Some(&b'\n'));
+            if content as u64 > self.max_line {
+                return Err(LineTooLong { line: self.origin.line + 1, limit: self.max_line }.into());
             }
             if self.follow && self.buf.last() != Some(&b'\n') {
                 // The rest of this line has not been written yet.
@@ -305,7 +370,13 @@ impl<R: Read> CsvDecoder<R> {
         while produced < max {
             // The parser is lenient (as the `csv` crate's): any bytes make rows, so
             // only reading can fail.
-            if !self.rows.read(&mut self.row)? {
+            let start_line = self.start.line;
+            let read = self.rows.read(&mut self.row).map_err(|e| match too_long(&e) {
+                // The line counted from the start of the input, not of this reader.
+                Some(&LineTooLong { line, limit }) => LineTooLong { line: start_line + line, limit }.into(),
+                None => e,
+            })?;
+            if !read {
                 return Ok(false);
             }
             self.advance();
@@ -584,7 +655,8 @@ fn read_raw_csv_header(reader: impl Read, decoding: &Decoding) -> Option<Vec<Str
         .flexible(true)
         .delimiter(decoding.csv.delimiter)
         .quote(decoding.csv.quote)
-        .from_reader(reader);
+        // A header longer than the limit is refused when its line is read as a record.
+        .from_reader(reader.take(decoding.max_line.saturating_add(1)));
     let mut row = csv::StringRecord::new();
     r.read_record(&mut row).ok()?;
     Some(row.iter().map(|f| f.trim().to_string()).collect())

@@ -14,7 +14,7 @@ use crate::record::{Batch, Origin};
 use crate::spec::{DataFormat, Decoding, PipelineSpec};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Take};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 const READ_BUFFER: usize = 256 * 1024;
@@ -263,7 +263,10 @@ impl Source for FileSource {
         while out.len() < max {
             let Some(decoder) = &mut self.current else { return Ok(false) };
             let file = self.current_file;
-            let more = decoder.read(max - out.len(), out, bad).map_err(|e| self.path_error("read", file, e))?;
+            let more = decoder.read(max - out.len(), out, bad).map_err(|e| match super::decode::too_long(&e) {
+                Some(long) => long.in_file(&self.id, self.paths.get(file).map_or(Path::new(""), PathBuf::as_path)),
+                None => self.path_error("read", file, e),
+            })?;
             if !more && self.follow {
                 if out.is_empty() && bad.is_empty() {
                     self.after_end_of_followed()?;

@@ -11,7 +11,7 @@
 //! ends a record only outside quotes. (Counting quote characters would be fooled by a
 //! stray quote inside an unquoted field, such as `5" screen`.)
 
-use super::decode::{read_csv_header, Decoder, KnownColumns};
+use super::decode::{read_csv_header, Decoder, KnownColumns, LineTooLong};
 use super::{BadRecord, BlockShare};
 use crate::error::{Error, Result};
 use crate::record::{Batch, Origin};
@@ -225,6 +225,8 @@ impl BlockReader {
             };
             file.seek(SeekFrom::Start(offset)).map_err(|e| cannot("seek in", e))?;
             let mut carry: Vec<u8> = Vec::new();
+            // How far the carried bytes (no record boundary in them) have been scanned.
+            let mut scan = Scan::default();
             let mut at_end = false;
             while !at_end {
                 // A decoded block's memory, unless a long record is carried over
@@ -238,22 +240,48 @@ impl BlockReader {
                     _ => std::mem::take(&mut carry),
                 };
                 // Read into spare capacity: no zeroing of the block first. With room
-                // for the longest carry a block leaves, a reused block need not grow.
-                bytes.reserve_exact(self.block + self.block / 8);
+                // for the longest carry a block leaves, a reused block need not grow;
+                // a long record carried on grows by doubling, not a block at a time.
+                if bytes.len() > self.block / 8 {
+                    bytes.reserve(self.block);
+                } else {
+                    bytes.reserve_exact(self.block + self.block / 8);
+                }
                 let want = self.block as u64;
                 let n = (&mut file).take(want).read_to_end(&mut bytes).map_err(|e| cannot("read", e))?;
                 at_end = (n as u64) < want;
                 if bytes.is_empty() {
                     break;
                 }
-                let cut = if at_end { bytes.len() } else { record_boundary(&bytes, csv) };
+                let boundary = record_boundary(&bytes, csv, &mut scan);
+                let too_long = |line| LineTooLong { line, limit: decoding.max_line }.in_file(id, path);
+                if (bytes.len() - boundary) as u64 > decoding.max_line {
+                    // The record after the boundary is too long: refused before it is
+                    // read whole (a file without newlines is not read into memory).
+                    let before = memchr::memchr_iter(b'\n', &bytes[..boundary]).count() as u64;
+                    return Err(too_long(line + before + 1));
+                }
+                let cut = if at_end { bytes.len() } else { boundary };
                 if cut == 0 {
-                    // No boundary in a whole block (a huge record): read on.
+                    // No boundary in a whole block (a long record): read on.
                     carry = bytes;
                     continue;
                 }
+                scan = Scan::default();
                 carry = bytes.split_off(cut);
-                let lines = memchr::memchr_iter(b'\n', &bytes).count() as u64;
+                // Its lines, each checked against the limit (as one thread reading the
+                // file checks them).
+                let (mut lines, mut line_start) = (0u64, 0usize);
+                for newline in memchr::memchr_iter(b'\n', &bytes) {
+                    if (newline - line_start) as u64 > decoding.max_line {
+                        return Err(too_long(line + lines + 1));
+                    }
+                    lines += 1;
+                    line_start = newline + 1;
+                }
+                if (bytes.len() - line_start) as u64 > decoding.max_line {
+                    return Err(too_long(line + lines + 1));
+                }
                 let start = Origin { file: index as u32, line, offset, ..at };
                 // The first block of a file with a header line reads it itself.
                 let block_header = if offset == 0 { None } else { header.clone() };
@@ -270,29 +298,53 @@ impl BlockReader {
     }
 }
 
+/// Where [`record_boundary`] stopped in bytes with no boundary (a long record carried
+/// into the next read): the bytes scanned and the CSV state after them, so that each
+/// byte of a long record is scanned once.
+#[derive(Clone, Copy, Default)]
+struct Scan {
+    scanned: usize,
+    state: State,
+}
+
+/// Where the CSV state machine of [`record_boundary`] is.
+#[derive(Clone, Copy, Default, PartialEq)]
+enum State {
+    #[default]
+    FieldStart,
+    Unquoted,
+    Quoted,
+    /// A quote inside a quoted field: its end, or the first of `""`.
+    QuoteInQuoted,
+}
+
 /// The length of the longest prefix of `bytes` (which starts a record) that ends on
 /// a record boundary, just after a newline; 0 when there is none. `csv`: the quote and
 /// delimiter characters (None: JSON lines or text, where every newline ends a record).
-fn record_boundary(bytes: &[u8], csv: Option<(u8, u8)>) -> usize {
-    let last_newline = || memchr::memrchr(b'\n', bytes).map_or(0, |i| i + 1);
+/// `scan` says how much of `bytes` an earlier call found no boundary in (its state
+/// there); it is left at the end of `bytes`.
+fn record_boundary(bytes: &[u8], csv: Option<(u8, u8)>, scan: &mut Scan) -> usize {
+    let from = scan.scanned.min(bytes.len());
+    let new = &bytes[from..];
+    scan.scanned = bytes.len();
+    let last_newline = || memchr::memrchr(b'\n', new).map_or(0, |i| from + i + 1);
     let Some((quote, delimiter)) = csv else {
         return last_newline();
     };
-    // Without quotes every newline ends a record (the usual case, found in bulk).
-    if memchr::memchr(quote, bytes).is_none() {
+    // Without quotes (and not inside one) every newline ends a record (the usual case,
+    // found in bulk).
+    let outside_quotes = matches!(scan.state, State::FieldStart | State::Unquoted);
+    if outside_quotes && memchr::memchr(quote, new).is_none() {
+        scan.state = match new.last() {
+            None => scan.state,
+            Some(&b) if b == b'\n' || b == b'\r' || b == delimiter => State::FieldStart,
+            Some(_) => State::Unquoted,
+        };
         return last_newline();
     }
-    #[derive(Clone, Copy, PartialEq)]
-    enum State {
-        FieldStart,
-        Unquoted,
-        Quoted,
-        /// A quote inside a quoted field: its end, or the first of `""`.
-        QuoteInQuoted,
-    }
-    let mut state = State::FieldStart;
+    let mut state = scan.state;
     let mut boundary = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    for (i, &b) in new.iter().enumerate().map(|(i, b)| (from + i, b)) {
         state = match (state, b) {
             (State::Quoted, _) if b == quote => State::QuoteInQuoted,
             (State::Quoted, _) => State::Quoted,
@@ -308,6 +360,7 @@ fn record_boundary(bytes: &[u8], csv: Option<(u8, u8)>) -> usize {
             _ => State::Unquoted,
         };
     }
+    scan.state = state;
     boundary
 }
 
@@ -376,21 +429,53 @@ fn decode_block(share: &mut FeedShare) -> Result<Vec<(Batch, Vec<BadRecord>)>> {
 
 #[cfg(test)]
 mod tests {
-    use super::record_boundary;
+    use super::{record_boundary, Scan};
+
+    fn boundary(bytes: &[u8], csv: Option<(u8, u8)>) -> usize {
+        record_boundary(bytes, csv, &mut Scan::default())
+    }
 
     #[test]
     fn a_block_ends_after_the_last_newline_outside_quotes() {
         let csv = Some((b'"', b','));
-        assert_eq!(record_boundary(b"a,b\nc,d\ne,f", csv), 8);
+        assert_eq!(boundary(b"a,b\nc,d\ne,f", csv), 8);
         // The last newline is inside a quoted field: the record before it ends the block.
-        assert_eq!(record_boundary(b"a,b\nc,\"d\ne", csv), 4);
+        assert_eq!(boundary(b"a,b\nc,\"d\ne", csv), 4);
         // Doubled quotes inside a quoted field.
-        assert_eq!(record_boundary(b"a,\"x\"\"y\"\nb,\"p\nq", csv), 9);
+        assert_eq!(boundary(b"a,\"x\"\"y\"\nb,\"p\nq", csv), 9);
         // A stray quote inside an unquoted field opens nothing.
-        assert_eq!(record_boundary(b"5\" screen,1\nb,2\nc", csv), 16);
-        assert_eq!(record_boundary(b"a,\"quoted\r\nstill\",x\r\nnext", csv), 21);
-        assert_eq!(record_boundary(b"no newline at all", csv), 0);
+        assert_eq!(boundary(b"5\" screen,1\nb,2\nc", csv), 16);
+        assert_eq!(boundary(b"a,\"quoted\r\nstill\",x\r\nnext", csv), 21);
+        assert_eq!(boundary(b"no newline at all", csv), 0);
         // JSON lines and text: any newline.
-        assert_eq!(record_boundary(b"{\"a\": \"\\\"\"}\n{\"b\"", None), 12);
+        assert_eq!(boundary(b"{\"a\": \"\\\"\"}\n{\"b\"", None), 12);
+    }
+
+    /// A long record read on in pieces (each call sees the bytes so far, with the scan
+    /// the calls before left) gives at every call the boundary a scan from the start
+    /// gives, until one is found.
+    #[test]
+    fn scanning_a_carried_record_on_finds_the_same_boundary() {
+        let inputs: [&[u8]; 5] = [
+            b"aaaa,bbbb,\"cc\ncc\",dd\nnext",
+            b"x,\"q\"\"\nq\",y\r\nz",
+            b"plain,line,without,quotes\nmore",
+            b"a,5\" screen,\"b\n\"\nc",
+            b"\"open\nnever closed",
+        ];
+        for input in inputs {
+            for csv in [Some((b'"', b',')), None] {
+                for step in 1..input.len() {
+                    let mut scan = Scan::default();
+                    for end in (step..input.len()).step_by(step).chain([input.len()]) {
+                        let found = record_boundary(&input[..end], csv, &mut scan);
+                        assert_eq!(found, boundary(&input[..end], csv), "{input:?} up to {end}, step {step}");
+                        if found > 0 {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -3,7 +3,7 @@
 //! field, wrong type, bad duration and bad enum value, all at once.
 
 use super::duration::parse_duration;
-use super::fields::{step_kinds, Field, Ty, PIPELINE, STEP_COMMON};
+use super::fields::{step_kinds, Field, Ty, MAX_PARALLELISM, PIPELINE, STEP_COMMON};
 use super::node::{Node, NodeKind, ScalarStyle};
 use crate::diag::{did_you_mean, Diagnostics};
 
@@ -113,6 +113,7 @@ fn expected(ty: &Ty) -> String {
         Ty::NameList => "a field name or a list of field names".into(),
         Ty::Int => "an integer".into(),
         Ty::PosInt => "a positive integer".into(),
+        Ty::Parallelism => format!("an integer from 1 to {MAX_PARALLELISM}"),
         Ty::Bool => "true or false".into(),
         Ty::Duration => "a duration such as 500ms, 10s, 5m".into(),
         Ty::Size => "a size such as 512MiB or 2GiB".into(),
@@ -153,6 +154,15 @@ pub fn check_value(node: &Node, ty: &Ty, what: &str, diags: &mut Diagnostics) {
         Ty::PosInt => {
             if scalar_int(node).is_none_or(|v| v < 1) {
                 diags.error(node.span, format!("{what} must be a positive integer, found `{text}`"), None);
+            }
+        }
+        Ty::Parallelism => {
+            if scalar_int(node).is_none_or(|v| v < 1 || v > MAX_PARALLELISM as i64) {
+                diags.error(
+                    node.span,
+                    format!("{what} must be an integer from 1 to {MAX_PARALLELISM}, found `{text}`"),
+                    None,
+                );
             }
         }
         Ty::Bool => {

@@ -35,6 +35,8 @@ pub enum Ty {
     Int,
     /// An integer ≥ 1.
     PosInt,
+    /// A parallelism: an integer from 1 to [`MAX_PARALLELISM`].
+    Parallelism,
     Bool,
     /// `500ms`, `2s`, `5m`, `1h`, `1d`.
     Duration,
@@ -69,6 +71,11 @@ pub const fn req(name: &'static str, ty: Ty, doc: &'static str) -> Field {
     Field { name, ty, required: true, doc }
 }
 
+/// The largest parallelism (the run's, a keyed step's, a source's; `--parallelism`):
+/// each unit is a thread with its own channels and buffers, and a run split by data
+/// connects every worker with every other (docs/limits.md).
+pub const MAX_PARALLELISM: u64 = 256;
+
 pub const VALUE_TYPES: &[&str] = &["string", "int", "float", "bool", "timestamp", "json"];
 pub const SOURCE_FORMATS: &[&str] = &["csv", "jsonl", "text"];
 pub const KAFKA_FORMATS: &[&str] = &["jsonl", "csv", "text", "raw"];
@@ -101,7 +108,7 @@ macro_rules! source_fields {
             req("type", Ty::Str, "The kind of source."),
             f("event_time", Ty::AnyOf(&[Ty::Str, Ty::Object(EVENT_TIME)]), "Where the event time comes from: a field name, or {field|expr, format}. Without it the pipeline runs on processing time."),
             f("watermark", Ty::Object(WATERMARK), "Watermark settings."),
-            f("parallelism", Ty::PosInt, "File sources: threads decoding its files (blocks cut on record boundaries, handed on in order: the same records as one thread). Nexmark: lanes, each on its own thread making every n-th event (event times advance alike on all; a checkpoint resumes only at the same parallelism). Not for followed files or other sources (Kafka reads each partition on its own thread)."),
+            f("parallelism", Ty::Parallelism, "File sources: threads decoding its files (blocks cut on record boundaries, handed on in order: the same records as one thread). Nexmark: lanes, each on its own thread making every n-th event (event times advance alike on all; a checkpoint resumes only at the same parallelism). Not for followed files or other sources (Kafka reads each partition on its own thread)."),
             $($extra),*
         ]
     };
@@ -128,6 +135,7 @@ pub const SOURCE_TYPES: &[Variant] = &[
                 "Field types for CSV columns ({ts: int, url: string}); without it, types are inferred per value."
             ),
             f("follow", Ty::Bool, "Keep reading as the file grows, like `tail -F` (unbounded)."),
+            f("max_line_length", Ty::Size, "The longest line (a CSV record) read, such as 64MiB (default 16MiB): a longer one stops the run with an error naming the file and line."),
         ],
     },
     Variant {
@@ -137,6 +145,7 @@ pub const SOURCE_TYPES: &[Variant] = &[
             f("format", Ty::Enum(SOURCE_FORMATS), "csv | jsonl | text (default jsonl)."),
             f("csv", Ty::Object(CSV_OPTIONS), "CSV options."),
             f("schema", SCHEMA, "Field types for CSV columns."),
+            f("max_line_length", Ty::Size, "The longest line (a CSV record) read, such as 64MiB (default 16MiB): a longer one stops the run with an error naming the file and line."),
         ],
     },
     Variant {
@@ -147,6 +156,7 @@ pub const SOURCE_TYPES: &[Variant] = &[
             f("format", Ty::Enum(SOURCE_FORMATS), "text | jsonl | csv (default text)."),
             f("csv", Ty::Object(CSV_OPTIONS), "CSV options."),
             f("schema", SCHEMA, "Field types for CSV columns."),
+            f("max_line_length", Ty::Size, "The longest line (a CSV record) read, such as 64MiB (default 16MiB): a longer one stops the run with an error naming the file and line."),
         ],
     },
     Variant {
@@ -221,7 +231,7 @@ pub const SINK_TYPES: &[Variant] = &[
     Variant {
         name: "stdout",
         doc: "Writes to standard output; at-least-once. A broken pipe ends the run cleanly.",
-        fields: sink_fields![f("format", Ty::Enum(&["jsonl", "csv", "table"]), "jsonl | csv | table (default jsonl).")],
+        fields: sink_fields![f("format", Ty::Enum(&["jsonl", "csv", "table"]), "jsonl | csv | table (default jsonl). A table is printed 1000 rows at a time (and at each checkpoint), its header again when a page widens a column.")],
     },
     Variant {
         name: "file",
@@ -309,7 +319,7 @@ pub const STEP_COMMON: &[Field] = &[
     f("from", Ty::IdList, "Inputs: step or source ids (default: the step before, or all sources)."),
     f(
         "parallelism",
-        Ty::PosInt,
+        Ty::Parallelism,
         "On a step after `key_by`: the number of keyed instances (overrides `--parallelism` and the pipeline's; all keyed steps must agree). Refused on other steps.",
     ),
 ];
@@ -356,7 +366,7 @@ pub const PIPELINE: &[Field] = &[
     f("steps", Ty::Steps, "The processing steps, a chain unless steps say `from:`."),
     req("sinks", Ty::Map(&Ty::Tagged { tag: "type", variants: SINK_TYPES }), "Sinks by id."),
     f("on_error", Ty::Str, "`fail` (default), `skip`, or a sink id receiving bad records with an `error` field."),
-    f("parallelism", Ty::PosInt, "The run's parallelism (default: the number of cores; `--parallelism` overrides it, a keyed step's `parallelism:` overrides both): the instances of the steps after `key_by`, the workers of a file split by data, or the threads reading a stateless pipeline's one source in blocks (`flowctl plan` says which). Results are the same at any parallelism; the order of keyed results may differ."),
+    f("parallelism", Ty::Parallelism, "The run's parallelism (default: the number of cores; `--parallelism` overrides it, a keyed step's `parallelism:` overrides both): the instances of the steps after `key_by`, the workers of a file split by data, or the threads reading a stateless pipeline's one source in blocks (`flowctl plan` says which). Results are the same at any parallelism; the order of keyed results may differ."),
     f(
         "memory_limit",
         Ty::Size,

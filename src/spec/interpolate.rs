@@ -2,7 +2,8 @@
 //!
 //! Substitution happens per scalar as the YAML is read, not on the raw text, so that
 //! every position in a diagnostic still matches the file the user wrote. `$${` writes a
-//! literal `${`. An unset variable without a default is an error at its position.
+//! literal `${`. An unset variable without a default is an error at its position,
+//! and the only kind reported with it (see `Diagnostics::root_cause`).
 //!
 //! One exception: in the replacement (third) argument of a `regexp_replace(...)` call,
 //! `${name}` is the regex's reference to a named capture group and stays as written;
@@ -59,7 +60,9 @@ pub fn interpolate(text: &str, span: Span, env: &dyn Fn(&str) -> Option<String>,
             } else {
                 match env(name).or_else(|| default.map(str::to_string)) {
                     Some(v) => out.push_str(&v),
-                    None => diags.error(
+                    // What the value would have been is unknown: errors about the
+                    // empty value it leaves would only repeat this one.
+                    None => diags.root_cause(
                         span.shifted(consumed_chars, len),
                         format!("environment variable `{name}` is not set"),
                         Some(format!("set it, or give a default: `${{{name}:-value}}`")),

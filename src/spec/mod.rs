@@ -56,6 +56,12 @@ pub fn parse(
         }
         return (None, diags);
     };
+    if diags.has_root_cause() {
+        // An unset variable: the shape check, the model and validation would report
+        // the empty value it left (a missing format, an unknown field, ...) as errors
+        // of their own, burying the cause among them.
+        return (None, diags);
+    }
     overrides::apply(&mut root, overrides, &mut diags);
     check::check_pipeline(&root, &mut diags);
     if !matches!(root.kind, node::NodeKind::Map(_)) {

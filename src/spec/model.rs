@@ -148,7 +148,14 @@ pub struct Decoding {
     pub format: Spanned<DataFormat>,
     pub csv: CsvOptions,
     pub schema: Vec<(Spanned<String>, ValueType)>,
+    /// The longest line (a CSV record: its bytes) read, in bytes: `max_line_length`,
+    /// default [`DEFAULT_MAX_LINE`]; a longer one stops the run naming file and line.
+    pub max_line: u64,
 }
+
+/// The longest line a file, stdin or socket source reads by default (docs/limits.md):
+/// a file without newlines or a peer that never sends one cannot fill memory.
+pub const DEFAULT_MAX_LINE: u64 = 16 << 20;
 
 pub use crate::sources::TimeFormat;
 
@@ -565,10 +572,52 @@ pub fn build(root: &Node, path: &Path, source_text: &str, diags: &mut Diagnostic
 pub const MAX_WINDOW_DAYS: u64 = 1_000_000;
 const MAX_WINDOW_DURATION: Duration = Duration::from_secs(MAX_WINDOW_DAYS * 86_400);
 
+/// The most windows one record may fall into (a sliding window's size / slide): each is
+/// state a record opens at once, so `sliding: {size: 1d, slide: 1ms}` (86,400,000 per
+/// record) is refused instead of allocating gigabytes for the first record.
+pub const MAX_WINDOWS_PER_RECORD: u64 = 10_000;
+
+/// How many windows of a sliding window each record falls into (size / slide,
+/// rounded up) when that is more than [`MAX_WINDOWS_PER_RECORD`].
+fn windows_per_record(size: Duration, slide: Duration) -> Option<u128> {
+    let windows = size.as_nanos().div_ceil(slide.as_nanos().max(1));
+    (windows > u128::from(MAX_WINDOWS_PER_RECORD)).then_some(windows)
+}
+
 /// A uniform generator's `min` must not exceed its `max` (the defaults are 0 and 100
 /// for ints, 0 and 1 for floats).
 fn check_generator_range(kind: &str, node: &Node, diags: &mut Diagnostics) {
     use crate::record::Value;
+    // Values of the wrong type (found only by `run` before).
+    let wrong = |key: &str, want: &str, ok: fn(&Value) -> bool| {
+        node.get(key).filter(|n| !ok(&n.to_value())).map(|n| {
+            (
+                n.span,
+                format!(
+                    "`{key}` of a `{kind}` generator must be {want}, found `{}`",
+                    n.scalar().unwrap_or("a collection")
+                ),
+            )
+        })
+    };
+    let is_int: fn(&Value) -> bool = |v| matches!(v, Value::Int(_));
+    let is_number: fn(&Value) -> bool = |v| matches!(v, Value::Int(_) | Value::Float(_));
+    let problems: Vec<(Span, String)> = match kind {
+        "uniform_int" => ["min", "max"].iter().filter_map(|k| wrong(k, "an integer", is_int)).collect(),
+        "uniform_float" => ["min", "max"].iter().filter_map(|k| wrong(k, "a number", is_number)).collect(),
+        "choice" => match node.get("values") {
+            Some(v) if !v.items().is_empty() => Vec::new(),
+            Some(v) => vec![(v.span, "`values` of a `choice` generator must list at least one value".into())],
+            None => vec![(node.span, "a `choice` generator needs `values:`, a list of the values to pick from".into())],
+        },
+        _ => Vec::new(),
+    };
+    if !problems.is_empty() {
+        for (span, message) in problems {
+            diags.error(span, message, None);
+        }
+        return;
+    }
     let number = |key: &str, default: f64| match node.get(key).map(Node::to_value) {
         Some(Value::Int(i)) => Some(i as f64),
         Some(Value::Float(f)) => Some(f),
@@ -748,7 +797,19 @@ impl ModelBuilder<'_> {
             .iter()
             .map(|(k, v)| (text(k), ValueType::parse(v.scalar().unwrap_or_default())))
             .collect();
-        Decoding { format, csv, schema }
+        let max_line = match node.get("max_line_length") {
+            Some(n) => match n.scalar().map(super::duration::parse_size) {
+                Some(Ok(0)) => {
+                    diags.error(n.span, "`max_line_length` must be more than 0", None);
+                    DEFAULT_MAX_LINE
+                }
+                Some(Ok(bytes)) => bytes,
+                // The shape check reports what is not a size.
+                _ => DEFAULT_MAX_LINE,
+            },
+            None => DEFAULT_MAX_LINE,
+        };
+        Decoding { format, csv, schema, max_line }
     }
 
     fn source(&self, key: &Node, node: &Node, diags: &mut Diagnostics) -> SourceSpec {
@@ -785,6 +846,8 @@ impl ModelBuilder<'_> {
                     // A message holds one record: CSV values have no header line.
                     let mut d = self.decoding(node, Some(DataFormat::Jsonl), None, diags);
                     d.csv.header = false;
+                    // The broker bounds a message's size.
+                    d.max_line = u64::MAX;
                     d
                 },
                 key_field: node.get("key_field").and_then(Node::scalar).map(str::to_string),
@@ -906,6 +969,19 @@ impl ModelBuilder<'_> {
                                 "for windows with gaps between them, use a filter; for size = slide, use `tumbling`"
                                     .into(),
                             ),
+                        );
+                    } else if let Some(windows) = windows_per_record(size, slide) {
+                        let shortest = size.as_millis().div_ceil(u128::from(MAX_WINDOWS_PER_RECORD));
+                        let shortest = super::duration::format_duration(Duration::from_millis(shortest as u64));
+                        diags.error(
+                            v.span,
+                            format!(
+                                "a sliding window of {} every {} puts each record in {windows} windows; \
+                                 at most {MAX_WINDOWS_PER_RECORD} are allowed",
+                                super::duration::format_duration(size),
+                                super::duration::format_duration(slide)
+                            ),
+                            Some(format!("make `slide` at least {shortest} (the size / {MAX_WINDOWS_PER_RECORD})")),
                         );
                     }
                     WindowKind::Sliding { size, slide }

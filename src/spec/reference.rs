@@ -14,6 +14,7 @@ fn ty_name(t: &Ty) -> String {
         Ty::NameList => "name or list of names".into(),
         Ty::Int => "integer".into(),
         Ty::PosInt => "integer ≥ 1".into(),
+        Ty::Parallelism => format!("integer 1 to {}", super::fields::MAX_PARALLELISM),
         Ty::Bool => "bool".into(),
         Ty::Duration => "duration".into(),
         Ty::Size => "size".into(),

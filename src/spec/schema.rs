@@ -41,6 +41,7 @@ fn ty(t: &Ty) -> Value {
         Ty::NameList => json!({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}),
         Ty::Int => json!({"type": "integer"}),
         Ty::PosInt => json!({"type": "integer", "minimum": 1}),
+        Ty::Parallelism => json!({"type": "integer", "minimum": 1, "maximum": super::fields::MAX_PARALLELISM}),
         Ty::Bool => json!({"type": "boolean"}),
         Ty::Duration => json!({"type": "string", "pattern": DURATION_PATTERN}),
         Ty::Size => {

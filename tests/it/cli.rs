@@ -369,3 +369,59 @@ memory_limit: 64MiB
     let overridden = flowctl(&["run", &path, "--memory-limit", "48MiB"], None, &[]);
     assert!(overridden.stderr.contains("memory limit of 48 MiB exceeded"), "{}", overridden.stderr);
 }
+
+/// With `--log-format json` every line on stderr is a JSON object: the log events,
+/// and also the run summary (with its counts as fields), the checkpoint line, a
+/// runtime error and each error of an invalid spec (with file, line and column),
+/// which were plain text before.
+#[test]
+fn json_logs_cover_the_summary_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.txt"), "a\nb\n").unwrap();
+    let yaml = "sources:\n  in: {type: file, path: in.txt}\nsinks:\n  out: {type: file, path: out.jsonl}\ncheckpoint: {interval: 1s}\n";
+    let path = write_pipeline(dir.path(), "p.yaml", yaml);
+    let objects = |stderr: &str| -> Vec<serde_json::Value> {
+        stderr
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON object ({e}): {l}")))
+            .collect()
+    };
+    let out = flowctl(&["run", "--log-format", "json", &path], None, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let events = objects(&out.stderr);
+    let summary = events.iter().find(|e| e["fields"]["records_in"].is_u64()).expect("a summary object");
+    assert_eq!(summary["level"], "INFO");
+    assert_eq!(summary["fields"]["records_out"], 2);
+    assert!(summary["fields"]["message"].as_str().unwrap().starts_with("2 in, 2 out, 0 late"), "{summary}");
+    assert!(events.iter().any(|e| e["fields"]["checkpoints_written"] == 1), "{}", out.stderr);
+
+    std::fs::write(dir.path().join("in.txt"), "a\nb\n").unwrap();
+    let failing = write_pipeline(
+        dir.path(),
+        "f.yaml",
+        "sources:\n  in: {type: file, path: missing.txt}\nsinks:\n  out: {type: stdout}\n",
+    );
+    let out = flowctl(&["run", "--log-format", "json", &failing], None, &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let events = objects(&out.stderr);
+    let error = events.last().unwrap();
+    assert_eq!(error["level"], "ERROR");
+    assert_eq!(error["fields"]["exit_code"], 1);
+    assert!(error["fields"]["message"].as_str().unwrap().contains("missing.txt"), "{error}");
+
+    let invalid = write_pipeline(
+        dir.path(),
+        "i.yaml",
+        "sources:\n  in: {type: stdin, parallelism: 0}\nsinks:\n  out: {type: stdout}\n",
+    );
+    let out = flowctl(&["run", "--log-format", "json", &invalid], None, &[]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let events = objects(&out.stderr);
+    let first = &events[0];
+    assert_eq!((first["fields"]["line"].as_u64(), first["fields"]["column"].as_u64()), (Some(2), Some(34)), "{first}");
+    assert!(first["fields"]["file"].as_str().unwrap().ends_with("i.yaml"), "{first}");
+    assert_eq!(events.last().unwrap()["fields"]["errors"], 1);
+    // Text stays text.
+    let out = flowctl(&["run", &invalid], None, &[]);
+    assert!(out.stderr.contains("i.yaml:2:34: error:"), "{}", out.stderr);
+}
