@@ -282,6 +282,13 @@ pub fn parse_json_object(line: &str, cache: &mut Option<SchemaMaker>) -> Result<
     let serde_json::Value::Object(map) = value else {
         return Err(format!("expected a JSON object, found {}", json_kind(&value)));
     };
+    if map.values().any(may_be_a_wide_integer) {
+        if let Some(literal) = wide_integer_literal(line) {
+            return Err(format!(
+                "`{literal}` is an integer beyond 64 bits (write it as a string, or as a float with a decimal point, to read it)"
+            ));
+        }
+    }
     let same = cache
         .as_ref()
         .map(SchemaMaker::schema)
@@ -292,6 +299,48 @@ pub fn parse_json_object(line: &str, cache: &mut Option<SchemaMaker>) -> Result<
     let schema = cache.as_mut().map_or_else(|| Schema::new(Vec::new()), SchemaMaker::for_record);
     let values = map.into_iter().map(|(_, v)| Value::from_json(v)).collect();
     Ok(Record::new(schema, values))
+}
+
+/// Whether a parsed value holds a number that could have been written as an integer
+/// beyond 64 bits: serde_json reads those as floats (or, up to 2^64, as u64), which
+/// would silently change the value. Checked on the value first, so ordinary lines pay
+/// nothing more.
+fn may_be_a_wide_integer(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Number(n) => {
+            n.as_i64().is_none() && (n.is_u64() || n.as_f64().is_some_and(|f| f.abs() >= 9.2e18 && f.fract() == 0.0))
+        }
+        serde_json::Value::Array(items) => items.iter().any(may_be_a_wide_integer),
+        serde_json::Value::Object(map) => map.values().any(may_be_a_wide_integer),
+        _ => false,
+    }
+}
+
+/// The first number of a JSON line written as an integer (no `.`, `e` or `E`) that
+/// does not fit in 64 bits, outside strings.
+fn wide_integer_literal(line: &str) -> Option<&str> {
+    let bytes = line.as_bytes();
+    let (mut i, mut in_string) = (0, false);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if in_string => i += 1,
+            b'"' => in_string = !in_string,
+            b'-' | b'0'..=b'9' if !in_string => {
+                let start = i;
+                while i < bytes.len() && matches!(bytes[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
+                    i += 1;
+                }
+                let token = &line[start..i];
+                if !token.contains(['.', 'e', 'E']) && token.parse::<i64>().is_err() {
+                    return Some(token);
+                }
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 fn json_kind(v: &serde_json::Value) -> &'static str {
@@ -743,6 +792,22 @@ mod tests {
         let row = b"1700000000123,u1";
         assert_eq!(int_in(row, 0, 13), Some(1_700_000_000_123));
         assert_eq!(int_in(b"-1700000000123,u", 0, 14), Some(-1_700_000_000_123));
+    }
+
+    #[test]
+    fn integers_beyond_64_bits_in_json_are_errors_and_floats_are_not() {
+        let mut cache = None;
+        for line in [
+            r#"{"id": 99999999999999999999}"#,
+            r#"{"a": [1, {"b": -9223372036854775809}]}"#,
+            r#"{"u": 18446744073709551615}"#,
+        ] {
+            let error = parse_json_object(line, &mut cache).unwrap_err();
+            assert!(error.contains("is an integer beyond 64 bits"), "{line}: {error}");
+        }
+        for line in [r#"{"f": 1e20, "s": "99999999999999999999"}"#, r#"{"i": -9223372036854775808, "g": 2.5e19}"#] {
+            assert!(parse_json_object(line, &mut cache).is_ok(), "{line}");
+        }
     }
 
     #[test]
