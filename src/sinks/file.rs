@@ -58,6 +58,16 @@ impl FileSink {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or_else(|| PathBuf::from("."));
         let fail = |what: String, e: std::io::Error| Error::io(format!("sink `{id}`: cannot {what}"), e);
+        // The output is renamed into place: over a device or a pipe (`/dev/null`, a
+        // FIFO) that would replace it with a regular file.
+        if let Ok(meta) = std::fs::metadata(&path) {
+            if !meta.is_file() {
+                return Err(Error::Usage(format!(
+                    "sink `{id}`: {} is not a regular file (a file sink writes a new file and renames it into place)\n  = help: use a `blackhole` sink to discard records, or `stdout` to write into a pipe",
+                    path.display()
+                )));
+            }
+        }
         std::fs::create_dir_all(&dir).map_err(|e| fail(format!("create directory {}", dir.display()), e))?;
         let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "out".into());
         remove_stale_temporaries(id, &dir, &name);

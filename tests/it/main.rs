@@ -9,6 +9,7 @@ mod common;
 mod dedup;
 mod docs;
 mod examples;
+mod file_sink;
 mod floats;
 mod fuzz;
 mod invalid;
