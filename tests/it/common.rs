@@ -87,3 +87,22 @@ pub fn execution(path: &str, parallelism: &str) -> serde_json::Value {
 pub fn execution_mode(path: &str, parallelism: &str) -> String {
     execution(path, parallelism)["mode"].as_str().unwrap_or_default().to_string()
 }
+
+/// A TCP port on 127.0.0.1 free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The body of `GET /metrics` from a run's metrics endpoint, if it answers.
+pub fn scrape(port: u16) -> Option<String> {
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut body = String::new();
+    std::io::Read::read_to_string(&mut conn, &mut body).ok()?;
+    Some(body)
+}
+
+/// The value of the first sample in a metrics body whose line starts with `name`.
+pub fn metric(body: &str, name: &str) -> Option<u64> {
+    body.lines().find(|l| l.starts_with(name))?.rsplit(' ').next()?.parse::<f64>().ok().map(|v| v as u64)
+}

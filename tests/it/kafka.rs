@@ -4,7 +4,7 @@
 //! or fail under `CI=true`: see `services`). Transactions are tested against
 //! librdkafka's in-process mock cluster, since tansu does not implement EndTxn.
 
-use super::common::{flowctl, kill_9_until_done, root, write_pipeline};
+use super::common::{flowctl, free_port, kill_9_until_done, root, write_pipeline};
 use super::services::kafka_broker_installed;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -384,7 +384,7 @@ fn an_unreachable_broker_and_a_missing_topic_are_named() {
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stderr.contains("source `orders`: topic `nope` does not exist"), "{}", out.stderr);
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let away = write_pipeline(dir.path(), "a.yaml", &kafka_to_stdout(&format!("127.0.0.1:{port}"), "orders", ""));
     let out = flowctl(&["run", &away], None, &[]);
     assert_eq!(out.code, 1, "{}", out.stderr);

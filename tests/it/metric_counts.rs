@@ -2,26 +2,10 @@
 //! (as in the summary), and a channel that carries a lane's lines straight to its sink
 //! is named after the sink, not after steps that do not run there.
 
-use super::common::write_pipeline;
-use std::io::{Read, Write};
+use super::common::{free_port, metric, scrape, write_pipeline};
+use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-fn scrape(port: u16) -> Option<String> {
-    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-    let mut body = String::new();
-    conn.read_to_string(&mut body).ok()?;
-    Some(body)
-}
-
-fn metric(body: &str, name: &str) -> Option<u64> {
-    body.lines().find(|l| l.starts_with(name))?.rsplit(' ').next()?.parse::<f64>().ok().map(|v| v as u64)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 #[test]
 fn undecodable_input_counts_as_read_by_its_source() {

@@ -7,9 +7,9 @@
 //! neither is possible the test is skipped with one line naming what to install, except
 //! under `CI=true`, where it fails instead.
 
-use super::common::root;
+use super::common::{free_port, root};
 use std::io::Write;
-use std::net::{TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -108,10 +108,6 @@ fn find(dirs: &[PathBuf], names: &[&str]) -> Option<PathBuf> {
         }
     }
     None
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// The uid and gid a server that refuses to run as root runs as: the `postgres` user,

@@ -1,7 +1,7 @@
 //! Streaming behaviour that needs a live process: an idle source stops holding back
 //! the watermark of a two-source union.
 
-use super::common::write_pipeline;
+use super::common::{free_port, metric, scrape, write_pipeline};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -101,21 +101,9 @@ fn socket_source_that_cannot_connect_names_the_address() {
     assert!(out.stderr.contains("source `in`: cannot connect to 127.0.0.1:1"), "{}", out.stderr);
 }
 
-fn scrape(port: u16) -> Option<String> {
-    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    std::io::Write::write_all(&mut conn, b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-    let mut body = String::new();
-    std::io::Read::read_to_string(&mut conn, &mut body).ok()?;
-    Some(body)
-}
-
-fn metric(body: &str, name: &str) -> Option<u64> {
-    body.lines().find(|l| l.starts_with(name))?.rsplit(' ').next()?.parse::<f64>().ok().map(|v| v as u64)
-}
-
 #[test]
 fn metrics_endpoint_shows_counters_moving_during_a_run() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let yaml = "name: metered
 sources:
@@ -465,7 +453,7 @@ fn threads_of(pid: u32) -> Option<usize> {
 /// threads stay few and a scrape after them is answered; other paths get 404.
 #[test]
 fn metrics_endpoint_survives_many_idle_connections() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let yaml = "name: idle\nsources:\n  gen: {type: datagen, rate: 100, fields: {n: {type: sequence}}}\nsinks:\n  out: {type: blackhole}\n";
     let path = write_pipeline(dir.path(), "p.yaml", yaml);
