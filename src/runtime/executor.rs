@@ -298,11 +298,12 @@ impl Executor {
         &mut self,
         plan: &Plan,
         keyed: Vec<bool>,
+        exchange_steps: &[usize],
         n: usize,
         saved: Option<&[StepState]>,
         channel_capacity: usize,
     ) -> Result<()> {
-        let (executors, exchanges) = self.instances(plan, keyed, n, saved)?;
+        let (executors, exchanges) = self.instances(plan, keyed, exchange_steps, n, saved)?;
         let executors = executors.into_iter().map(|e| Box::new(e) as Box<dyn KeyedSteps>).collect();
         self.keyed = Some(Instances::start(executors, exchanges, channel_capacity)?);
         Ok(())
@@ -310,24 +311,24 @@ impl Executor {
 
     /// Hands the steps marked in `keyed` to `n` instance executors, each running only
     /// them (this executor keeps the others), restored from `saved` and re-split by
-    /// key. Returns the instances and, per step, the key expressions of the `key_by`
-    /// steps whose output goes to them.
+    /// key. `exchange_steps` are the plan's `key_by` steps whose output goes to them;
+    /// returns the instances and, per step, the key expressions of those.
     pub(super) fn instances(
         &mut self,
         plan: &Plan,
         keyed: Vec<bool>,
+        exchange_steps: &[usize],
         n: usize,
         saved: Option<&[StepState]>,
     ) -> Result<(Vec<Executor>, Exchanges)> {
         let p = &plan.pipeline;
         let is_keyed = |r: &NodeRef| matches!(r, NodeRef::Step(j) if keyed[*j]);
         let mut exchanges = vec![None; p.steps.len()];
-        for (k, step) in p.steps.iter().enumerate() {
-            if let CompiledStep::KeyBy { exprs, .. } = step {
-                if !keyed[k] && self.step_consumers[k].iter().any(is_keyed) {
-                    exchanges[k] = Some(exprs.clone());
-                }
-            }
+        for &k in exchange_steps {
+            let CompiledStep::KeyBy { exprs, .. } = &p.steps[k] else {
+                return Err(Error::Internal(format!("the plan exchanges after step {k}, not a `key_by`")));
+            };
+            exchanges[k] = Some(exprs.clone());
         }
         let mut executors = Vec::with_capacity(n);
         for _ in 0..n {

@@ -449,7 +449,7 @@ pub fn run_with(physical: &PhysicalPlan, options: &RunOptions, io: Option<Io>) -
     if let (Some(feeds), Execution::SplitByData { key_by, .. }) = (feeds, &physical.execution) {
         let (key_by, keyed) = (*key_by, physical.keyed.clone());
         let saved = resume.as_ref().map(|c| c.steps.as_slice());
-        let (instances, mut exchanges) = exec.instances(plan, keyed, parallelism, saved)?;
+        let (instances, mut exchanges) = exec.instances(plan, keyed, &[key_by], parallelism, saved)?;
         if let Some(c) = &resume {
             exec.restore(&c.steps)?;
         }
@@ -463,9 +463,10 @@ pub fn run_with(physical: &PhysicalPlan, options: &RunOptions, io: Option<Io>) -
         let outcome = split::run(&mut exec, work, &interrupt);
         return finish(exec, outcome, physical.on_error, &rejected, started);
     }
-    if let Execution::KeyedInstances { instances, .. } = physical.execution {
+    if let Execution::KeyedInstances { instances, exchanges } = &physical.execution {
         let saved = resume.as_ref().map(|c| c.steps.as_slice());
-        exec.parallel(plan, physical.keyed.clone(), instances, saved, options.channel_capacity)?;
+        let keyed = physical.keyed.clone();
+        exec.parallel(plan, keyed, exchanges, *instances, saved, options.channel_capacity)?;
     }
     if let Some(c) = &resume {
         exec.restore(&c.steps)?;
