@@ -148,11 +148,7 @@ pub fn plan(logical: LogicalPlan, options: &PlanOptions) -> Result<PhysicalPlan,
         .iter()
         .enumerate()
         .map(|(i, source)| SourcePlacement {
-            lanes: match &source.kind {
-                SourceKind::Kafka { .. } => None,
-                SourceKind::Nexmark { .. } => Some(source.parallelism.as_ref().map_or(1, |p| p.value as usize)),
-                _ => Some(1),
-            },
+            lanes: crate::sources::lanes(source),
             decode_threads: match &source.kind {
                 SourceKind::File { .. } if !read_in_blocks => {
                     source.parallelism.as_ref().map_or(1, |p| p.value as usize)

@@ -134,6 +134,17 @@ pub trait BlockShare: Send {
     fn read(&mut self, max: usize, out: &mut Batch, bad: &mut Vec<BadRecord>) -> Result<bool>;
 }
 
+/// How many lanes (ordered readers, each on a thread of its own) `build` opens the
+/// source as: a `nexmark` source's `parallelism`, one otherwise; None for Kafka (one
+/// per partition, known once connected).
+pub fn lanes(source: &SourceSpec) -> Option<usize> {
+    match &source.kind {
+        SourceKind::Kafka { .. } => None,
+        SourceKind::Nexmark { .. } => Some(source.parallelism.as_ref().map_or(1, |p| p.value as usize)),
+        _ => Some(1),
+    }
+}
+
 /// Whether the source can be cut into blocks ahead of reading (`Source::block_shares`
 /// and `split_into_blocks` give them): a bounded file, or a `nexmark` source on one
 /// unpaced lane. The physical plan reads such a source in blocks on several threads.
@@ -161,7 +172,7 @@ pub fn build(
     }
     if let SourceKind::Nexmark { events, rate, seed } = &source.kind {
         let origin = Origin { source: index as u32, ..Origin::default() };
-        let lanes = source.parallelism.as_ref().map_or(1, |p| p.value);
+        let lanes = lanes(source).unwrap_or(1) as u64;
         return Ok((0..lanes)
             .map(|lane| -> Box<dyn Source> {
                 Box::new(nexmark::NexmarkSource::new(*events, *rate, *seed, origin, (lane, lanes)))
