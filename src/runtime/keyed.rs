@@ -15,10 +15,10 @@
 //! pass the barrier on to the sinks. Instances write to the sink channels directly, so
 //! results are the same multiset as on one thread, in an order that may differ.
 
+use super::exchange::Partitioner;
 use crate::error::{Error, Result};
 use crate::expr::Expr;
 use crate::record::Batch;
-use crate::steps::key::instance_of;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -81,8 +81,8 @@ pub struct Instances {
     handles: Vec<Option<JoinHandle<Result<()>>>>,
     /// Per instance (the local one first).
     stats: Vec<Arc<Mutex<Stats>>>,
-    /// Per step: the key expressions of a `key_by` whose output goes to the instances.
-    exchanges: Vec<Option<Vec<Expr>>>,
+    /// Per step: how a `key_by` whose output goes to the instances deals its records.
+    exchanges: Vec<Option<Partitioner>>,
 }
 
 impl Instances {
@@ -96,6 +96,8 @@ impl Instances {
     ) -> Result<Instances> {
         let mut executors = executors.into_iter();
         let local = executors.next().ok_or_else(|| Error::Internal("no keyed instance".into()))?;
+        let count = executors.len() + 1;
+        let exchanges = exchanges.into_iter().map(|e| e.map(|exprs| Partitioner::new(exprs, count))).collect();
         let mut instances = Instances {
             local: Some((local, Instant::now())),
             senders: Vec::new(),
@@ -127,13 +129,8 @@ impl Instances {
     /// instance owning its key. A key that cannot be evaluated goes to instance 0,
     /// whose step reports the error as it would on one thread.
     pub fn route(&mut self, step: usize, batch: Batch) -> Result<()> {
-        let Some(Some(exprs)) = self.exchanges.get(step) else { return Ok(()) };
-        let n = self.count();
-        let mut parts: Vec<Batch> = (0..n).map(|_| Vec::with_capacity(batch.len() / n + 1)).collect();
-        for record in batch {
-            let part = instance_of(exprs, &record, n).unwrap_or(0);
-            parts[part].push(record);
-        }
+        let Some(Some(partitioner)) = self.exchanges.get_mut(step) else { return Ok(()) };
+        let parts = partitioner.split(batch);
         for (i, part) in parts.into_iter().enumerate() {
             if !part.is_empty() {
                 self.send(i, Work::Batch(step, part))?;

@@ -11,6 +11,7 @@ mod block_lanes;
 pub mod checkpointing;
 mod errors;
 pub mod event_time;
+mod exchange;
 mod executor;
 mod keyed;
 mod lane_lines;

@@ -1,9 +1,9 @@
 //! A run split by data: one bounded file source read by N workers that each decode
 //! their own blocks of the file, run the stateless head steps, evaluate the `key_by`
 //! and keep the windows (or rolling state) of the keys they own, handing the records
-//! of other keys to their owners once. There is no merge thread and no instance
-//! channel in between: a record is decoded, filtered and (for the keys its worker
-//! owns) reduced on one core.
+//! of other keys to their owners once, through the exchange (`exchange.rs`: one inbox
+//! per worker, pieces numbered by block). There is no merge thread in between: a
+//! record is decoded, filtered and (for the keys its worker owns) reduced on one core.
 //!
 //! Blocks are cut by one reader thread on record boundaries and dealt in turn (block
 //! k to worker k mod N, `sources::parallel_decode`). A worker reads its block 128
@@ -28,6 +28,7 @@
 //! on the executor with keyed instances.
 
 use super::errors::RecordFailure;
+use super::exchange::{inboxes, Inbox, Outboxes, Partitioner};
 use super::executor::{Barrier, Executor};
 use super::keyed::Stats;
 use super::lane_steps::{marker, LaneSteps, Marker};
@@ -39,7 +40,6 @@ use crate::record::{Batch, Origin, Schema, SchemaMaker, NO_WATERMARK};
 use crate::sources::parallel_decode::{Block, BlockFeed};
 use crate::sources::BadRecord;
 use crate::sources::EventTime as CompiledEventTime;
-use crate::steps::key::instance_of;
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -159,22 +159,18 @@ struct Worker {
     event_time: Option<CompiledEventTime>,
     out_of_orderness: i64,
     head: Option<LaneSteps>,
-    /// The `key_by` step feeding the keyed steps, and its key expressions.
+    /// The `key_by` step feeding the keyed steps, and how it deals records to workers.
     key_by: usize,
-    exprs: Vec<Expr>,
-    /// To and from every other worker (None at this worker's own index).
-    to: Vec<Option<Sender<Piece>>>,
-    from: Vec<Option<Receiver<Piece>>>,
+    partitioner: Partitioner,
+    /// To every worker's inbox (pieces numbered by block), and this worker's (None
+    /// once it has no more blocks of its own).
+    to: Option<Outboxes<Piece>>,
+    inbox: Inbox<Piece>,
     /// Pieces' records, once adopted (values moved out), go back to the worker that made
     /// them (its index here) to be freed there; this worker's come back on `spent`, emptied into `spare`.
     returns: Vec<Sender<Batch>>,
     spent: Receiver<Batch>,
     spare: Vec<Batch>,
-    /// Per worker, the records its part of this worker's last block held: the next
-    /// parts are made that large (plus an eighth), not grown record by record. Per
-    /// worker rather than the largest part for all, so a block's parts together take
-    /// about the block's records, not N times its largest part (memory linear in N).
-    part_capacity: Vec<usize>,
     adopter: Adopter,
     exec: Executor,
     stats: Arc<Mutex<Stats>>,
@@ -216,6 +212,10 @@ impl Worker {
     fn run(mut self) -> std::result::Result<Ended, BlockError> {
         let outcome = self.blocks();
         self.publish();
+        // The others wait for no block of this worker's from here on.
+        if let Some(to) = self.to.take() {
+            to.end(self.index, self.own);
+        }
         // The others may be waiting for this worker's blocks: they stop there too.
         match &outcome {
             Ok(Ended::Done(_)) => {}
@@ -245,13 +245,10 @@ impl Worker {
             let after = Applied { end: Some(end), max_ts, watermark };
             let mut mine = Vec::new();
             for (owner, part) in parts.into_iter().enumerate() {
-                match &self.to[owner] {
-                    Some(to) => {
-                        if to.send(Piece { records: part, after }).is_err() {
-                            return Ok(Ended::Stopped);
-                        }
-                    }
-                    None => mine = part,
+                match (owner == self.index, &self.to) {
+                    (true, _) => mine = part,
+                    (false, Some(to)) if to.send(owner, own, Piece { records: part, after }) => {}
+                    (false, _) => return Ok(Ended::Stopped),
                 }
             }
             while next < own {
@@ -274,9 +271,11 @@ impl Worker {
                 return Ok(Ended::Stopped);
             }
         }
-        // No more blocks of this worker's: the others see its channels close after
-        // the pieces it sent, and it applies theirs up to the end of the input.
-        self.to.clear();
+        // No more blocks of this worker's: the others learn it after the pieces it
+        // sent, and it applies theirs up to the end of the input.
+        if let Some(to) = self.to.take() {
+            to.end(self.index, self.own);
+        }
         while next % self.count != self.index {
             if self.shared.stops(next) {
                 return Ok(Ended::Stopped);
@@ -324,7 +323,7 @@ impl Worker {
     /// such block (it ended) or stopped.
     fn apply_from_owner(&mut self, block: usize) -> std::result::Result<bool, BlockError> {
         let owner = block % self.count;
-        let Some(Ok(mut piece)) = self.from[owner].as_ref().map(Receiver::recv) else { return Ok(false) };
+        let Some(mut piece) = self.inbox.take(block, owner) else { return Ok(false) };
         if !self.claim(block) {
             return Ok(false);
         }
@@ -378,15 +377,7 @@ impl Worker {
     fn read(&mut self, block: Block) -> Result<ReadBlock> {
         let mut decoder = self.feed.decoder(block);
         let now = chrono::Utc::now().timestamp_millis();
-        let spare = &mut self.spare;
-        let mut parts: Vec<Batch> = (0..self.count)
-            .map(|owner| {
-                let mut part = spare.pop().unwrap_or_default();
-                let last = self.part_capacity.get(owner).copied().unwrap_or(0);
-                part.reserve(last + last / 8);
-                part
-            })
-            .collect();
+        let mut parts = self.partitioner.parts(&mut self.spare);
         let (mut failures, mut inputs) = (Vec::new(), 0);
         let mut stamper = Stamper::default();
         let (mut records, mut bad, mut outputs) = (Vec::new(), Vec::new(), Vec::new());
@@ -416,19 +407,14 @@ impl Worker {
                     stamper.continued(record.origin).unwrap_or_else(|| stamper.watermark(self.out_of_orderness));
                 stamper.take(record.origin, ts, record.watermark);
                 match marker(&record) {
-                    None => {
-                        // A key that cannot be evaluated goes to worker 0, whose step
-                        // reports the error as it would on one thread.
-                        let owner = instance_of(&self.exprs, &record, self.count).unwrap_or(0);
-                        parts[owner].push(record);
-                    }
+                    None => self.partitioner.deal(record, &mut parts),
                     Some(Marker::Tick) => {}
                     Some(Marker::Failure(f)) => failures.push(f),
                 }
             }
             if !more {
                 self.feed.recycle(decoder);
-                self.part_capacity = parts.iter().map(Vec::len).collect();
+                self.partitioner.dealt(&parts);
                 let (max_ts, watermark) = (stamper.max_ts, stamper.watermark(self.out_of_orderness));
                 return Ok(ReadBlock { parts, max_ts, watermark, failures, inputs });
             }
@@ -464,22 +450,14 @@ pub fn run(exec: &mut Executor, split: Split, interrupt: &AtomicUsize) -> Result
     if let Ok(mut state) = shared.barriers.state.lock() {
         state.next = vec![0; count];
     }
-    let mut to: Vec<Vec<Option<Sender<Piece>>>> = (0..count).map(|_| (0..count).map(|_| None).collect()).collect();
-    let mut from: Vec<Vec<Option<Receiver<Piece>>>> = (0..count).map(|_| (0..count).map(|_| None).collect()).collect();
-    for a in 0..count {
-        for b in (0..count).filter(|&b| b != a) {
-            let (tx, rx) = bounded(4);
-            to[a][b] = Some(tx);
-            from[b][a] = Some(rx);
-        }
-    }
+    let (outboxes, inboxes) = inboxes::<Piece>(count);
     let (returns, mut spent): (Vec<Sender<Batch>>, Vec<Receiver<Batch>>) = (0..count).map(|_| unbounded()).unzip();
     let stats: Vec<Arc<Mutex<Stats>>> = (0..count).map(|_| Arc::new(Mutex::new(Stats::default()))).collect();
     exec.count_workers(stats.clone());
     let (done_tx, done_rx) = bounded(count);
     let mut handles = Vec::new();
-    let parts = split.feeds.into_iter().zip(split.heads).zip(split.instances).zip(to).zip(from).enumerate();
-    for (index, ((((feed, head), mut instance), to), from)) in parts {
+    let parts = split.feeds.into_iter().zip(split.heads).zip(split.instances).zip(inboxes).enumerate();
+    for (index, (((feed, head), mut instance), inbox)) in parts {
         // As the merge stamps the first record after a restore.
         if split.start.watermark > NO_WATERMARK {
             instance.advance_watermark(split.start.watermark)?;
@@ -493,13 +471,12 @@ pub fn run(exec: &mut Executor, split: Split, interrupt: &AtomicUsize) -> Result
             out_of_orderness: split.out_of_orderness,
             head,
             key_by: split.key_by,
-            exprs: split.exprs.clone(),
-            to,
-            from,
+            partitioner: Partitioner::new(split.exprs.clone(), count),
+            to: Some(outboxes.clone()),
+            inbox: Inbox::new(inbox, count),
             returns: returns.clone(),
             spent: spent.remove(0),
             spare: Vec::new(),
-            part_capacity: Vec::new(),
             adopter: Adopter::default(),
             exec: instance,
             stats: stats[index].clone(),
@@ -519,6 +496,8 @@ pub fn run(exec: &mut Executor, split: Split, interrupt: &AtomicUsize) -> Result
         handles.push(handle);
     }
     drop(done_tx);
+    // The workers hold the senders now: an inbox closes when they have all gone.
+    drop(outboxes);
     let mut watched = Ok(());
     // A checkpoint barrier set (when), and the signal that asked for it.
     let mut barrier: Option<Instant> = None;
