@@ -503,10 +503,13 @@ impl Executor {
         }
         self.metrics_updated = Some(std::time::Instant::now());
         let t = self.totals();
-        if let Ok(mut detail) = m.detail.lock() {
-            *detail = self.detail(lanes, &t);
+        let detail = self.detail(lanes, &t);
+        // What the sources have read, as each source's count says (lanes that run
+        // steps count their input as they read it, ahead of the executor).
+        m.records_in.store(detail.sources.iter().map(|(_, read, _)| read).sum(), Relaxed);
+        if let Ok(mut published) = m.detail.lock() {
+            *published = detail;
         }
-        m.records_in.store(t.records_in, Relaxed);
         m.records_out.store(t.records_out, Relaxed);
         m.late.store(t.late, Relaxed);
         m.skipped.store(t.skipped, Relaxed);

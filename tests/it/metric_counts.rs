@@ -1,6 +1,7 @@
 //! What the metrics say of each part: undecodable input counts as read by its source
-//! (as in the summary), and a channel that carries a lane's lines straight to its sink
-//! is named after the sink, not after steps that do not run there.
+//! (as in the summary), the records read in all are the sum of the sources' counts,
+//! and a channel that carries a lane's lines straight to its sink is named after the
+//! sink, not after steps that do not run there.
 
 use super::common::{free_port, metric, scrape, write_pipeline};
 use std::io::Read;
@@ -45,6 +46,26 @@ sinks:
 
 #[test]
 fn a_channel_of_lines_is_named_after_the_sink_that_fills_it() {
+    let body = scrape_lanes_into_a_slow_sink(|body| body.contains("flowctl_channel_fill_ratio"));
+    assert!(body.contains("edge=\"source in -> sink out (lines)\""), "{body}");
+    assert!(!body.contains("edge=\"source in -> steps\""), "{body}");
+}
+
+/// Lanes that count what they read as they read it: the run's count of records read
+/// is their sum at every scrape, not what has reached the executor (which trails it
+/// by the batches queued for a slow sink).
+#[test]
+fn records_read_in_all_are_the_sum_of_the_sources_counts() {
+    let all = "flowctl_records_in_total{pipeline=\"lines\"}";
+    let source = "flowctl_source_records_in_total{pipeline=\"lines\",source=\"in\"}";
+    let body = scrape_lanes_into_a_slow_sink(|body| metric(body, source).is_some_and(|n| n > 20_000));
+    assert_eq!(metric(&body, all), metric(&body, source), "{body}");
+}
+
+/// Runs a stateless pipeline whose file is read in blocks by two lanes encoding for a
+/// socket sink read slowly, and scrapes its metrics until `enough` says so (at most
+/// ten seconds); the last body.
+fn scrape_lanes_into_a_slow_sink(enough: impl Fn(&str) -> bool) -> String {
     let dir = tempfile::tempdir().unwrap();
     let rows: String = (0..400_000).map(|i| format!("{i},u{}\n", i % 97)).collect();
     std::fs::write(dir.path().join("in.csv"), format!("n,user\n{rows}")).unwrap();
@@ -76,13 +97,12 @@ fn a_channel_of_lines_is_named_after_the_sink_that_fills_it() {
     for _ in 0..100 {
         std::thread::sleep(Duration::from_millis(100));
         body = scrape(port).unwrap_or_default();
-        if body.contains("flowctl_channel_fill_ratio") {
+        if enough(&body) {
             break;
         }
     }
     let _ = child.kill();
     let _ = child.wait();
     drop(reader.join());
-    assert!(body.contains("edge=\"source in -> sink out (lines)\""), "{body}");
-    assert!(!body.contains("edge=\"source in -> steps\""), "{body}");
+    body
 }
