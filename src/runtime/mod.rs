@@ -20,6 +20,7 @@ mod merge;
 pub mod metrics;
 mod source_thread;
 mod split;
+mod step_runner;
 
 use crate::error::{Error, Result};
 use crate::plan::{physical::OnError, Execution, LogicalPlan, PhysicalPlan};

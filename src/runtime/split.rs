@@ -34,6 +34,7 @@ use super::keyed::Stats;
 use super::lane_steps::{marker, LaneSteps, Marker};
 use super::merge::Stamper;
 use super::source_thread::READ_CHUNK;
+use super::step_runner::StepRunner;
 use crate::error::{Error, Result};
 use crate::expr::Expr;
 use crate::record::{Batch, Origin, Schema, SchemaMaker, NO_WATERMARK};
@@ -172,7 +173,7 @@ struct Worker {
     spent: Receiver<Batch>,
     spare: Vec<Batch>,
     adopter: Adopter,
-    exec: Executor,
+    exec: StepRunner,
     stats: Arc<Mutex<Stats>>,
     shared: Arc<Shared>,
     published: Instant,
@@ -436,7 +437,7 @@ pub struct Split {
     pub heads: Vec<Option<LaneSteps>>,
     pub key_by: usize,
     pub exprs: Vec<Expr>,
-    pub instances: Vec<Executor>,
+    pub instances: Vec<StepRunner>,
     /// Where the input starts: a checkpoint's position, event time and watermark.
     pub start: Applied,
 }
