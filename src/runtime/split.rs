@@ -19,11 +19,13 @@
 //! reading its own.
 //!
 //! The main thread keeps the sinks and watches: signals, sinks that closed or failed,
-//! the memory limit, progress and metrics, and checkpoints. A checkpoint barrier is
-//! set at the first block no worker has claimed (a worker claims each block just
-//! before applying it); every worker reports its steps' states there and waits, the
-//! sinks get the barrier after the workers' output before it, and the checkpoint
-//! holds where that block starts, so a killed run resumes from it at any parallelism.
+//! the memory limit, progress and metrics, and checkpoints. Checkpoint barriers travel
+//! in-band, as through keyed instances: the main thread asks for one, and the next
+//! block a worker sends carries it (no worker has applied that block yet, and every
+//! worker applies every block in order, so it is the same cut for all). Every worker
+//! reports its steps' states there and waits, the sinks get the barrier after the
+//! workers' output before it, and the checkpoint holds where that block starts, so a
+//! killed run resumes from it at any parallelism.
 //! Not split: several sources, followed files, pipelines of other shapes; those run
 //! on the executor with keyed instances.
 
@@ -87,6 +89,8 @@ impl Shared {
 struct Piece {
     records: Batch,
     after: Applied,
+    /// A checkpoint barrier before the block (its epoch in this run).
+    barrier: Option<u64>,
 }
 
 /// How far the input a worker has applied goes: where the last block ends, the largest
@@ -131,23 +135,36 @@ enum Ended {
     Stopped,
 }
 
-/// Checkpoint barriers of a split run. The main thread sets one at a block no worker
-/// has claimed yet (a worker claims a block just before applying it); each worker,
-/// about to apply that block, reports and waits until the checkpoint is written. A
-/// worker waiting there has sent the others its pieces up to its next block, so they
-/// all reach the barrier.
+/// Checkpoint barriers of a split run. The main thread asks for barrier n (`asked`);
+/// the first worker to send a block after that places it there (`placed`) by marking
+/// the block's pieces; each worker, about to apply a marked piece, reports and waits
+/// until the checkpoint is written (`released`).
 #[derive(Default)]
 struct Barriers {
-    state: Mutex<BarrierState>,
+    asked: AtomicU64,
+    placed: AtomicU64,
+    /// The placed barrier's reports, per worker.
+    reports: Mutex<Vec<Option<Report>>>,
+    /// The last barrier whose checkpoint is written or given up.
+    released: Mutex<u64>,
     changed: Condvar,
 }
 
-#[derive(Default)]
-struct BarrierState {
-    /// Per worker: the next block it may claim.
-    next: Vec<usize>,
-    /// A barrier at a block, with the reports so far.
-    pending: Option<(usize, Vec<Option<Report>>)>,
+impl Barriers {
+    /// Places the barrier asked for, if any is waiting: its epoch.
+    fn place(&self) -> Option<u64> {
+        let (asked, placed) = (self.asked.load(Ordering::SeqCst), self.placed.load(Ordering::SeqCst));
+        (asked > placed && self.placed.compare_exchange(placed, asked, Ordering::SeqCst, Ordering::SeqCst).is_ok())
+            .then_some(asked)
+    }
+
+    /// Lets the workers waiting at barrier `epoch` (or an earlier one) go on.
+    fn release(&self, epoch: u64) {
+        if let Ok(mut released) = self.released.lock() {
+            *released = (*released).max(epoch);
+        }
+        self.changed.notify_all();
+    }
 }
 
 /// One worker: its blocks, the head steps, its share of the keyed steps.
@@ -244,11 +261,12 @@ impl Worker {
             let end = block.end;
             let ReadBlock { parts, max_ts, watermark, failures, inputs } = self.read(block).map_err(|e| (own, e))?;
             let after = Applied { end: Some(end), max_ts, watermark };
+            let barrier = self.shared.barriers.place();
             let mut mine = Vec::new();
             for (owner, part) in parts.into_iter().enumerate() {
                 match (owner == self.index, &self.to) {
                     (true, _) => mine = part,
-                    (false, Some(to)) if to.send(owner, own, Piece { records: part, after }) => {}
+                    (false, Some(to)) if to.send(owner, own, Piece { records: part, after, barrier }) => {}
                     (false, _) => return Ok(Ended::Stopped),
                 }
             }
@@ -258,14 +276,14 @@ impl Worker {
                 }
                 next += 1;
             }
-            if !self.claim(own) {
+            if barrier.is_some_and(|epoch| !self.pass_barrier(epoch, own)) {
                 return Ok(Ended::Stopped);
             }
             self.exec.count_read(inputs);
             for f in failures {
                 self.exec.failure(f).map_err(|e| (own, e))?;
             }
-            self.apply(own, Piece { records: mine, after })?;
+            self.apply(own, mine, after)?;
             next = own + 1;
             self.own += self.count;
             if self.exec.all_closed() {
@@ -293,30 +311,25 @@ impl Worker {
         Ok(Ended::Done(Report { states: self.exec.snapshot_states(), applied: self.applied }))
     }
 
-    /// Claims block `block` for applying, first reporting at a checkpoint barrier set
-    /// there and waiting until the checkpoint is written; false when the run stops.
-    fn claim(&mut self, block: usize) -> bool {
+    /// Reports this worker's state at barrier `epoch`, before block `block`, and waits
+    /// until the checkpoint is written; false when the run stops.
+    fn pass_barrier(&mut self, epoch: u64, block: usize) -> bool {
         let barriers = &self.shared.barriers;
-        let Ok(mut state) = barriers.state.lock() else { return false };
-        // A barrier set again at the same block (the next checkpoint came due before
-        // this worker woke) gets a report again: nothing has changed since.
-        while !self.shared.stops(block) {
-            let index = self.index;
-            match &mut state.pending {
-                Some((at, reports)) if *at == block && reports.get(index).is_some_and(Option::is_none) => {
-                    reports[index] = Some(Report { states: self.exec.snapshot_states(), applied: self.applied });
-                    barriers.changed.notify_all();
-                }
-                Some((at, _)) if *at == block => {
-                    match barriers.changed.wait_timeout(state, Duration::from_millis(50)) {
-                        Ok((s, _)) => state = s,
-                        Err(_) => return false,
-                    }
-                }
-                _ => break,
-            }
+        let report = Report { states: self.exec.snapshot_states(), applied: self.applied };
+        match barriers.reports.lock() {
+            Ok(mut reports) => reports[self.index] = Some(report),
+            Err(_) => return false,
         }
-        state.next[self.index] = block + 1;
+        let Ok(mut released) = barriers.released.lock() else { return false };
+        while *released < epoch {
+            if self.shared.stops(block) {
+                return false;
+            }
+            released = match barriers.changed.wait_timeout(released, Duration::from_millis(50)) {
+                Ok((r, _)) => r,
+                Err(_) => return false,
+            };
+        }
         !self.shared.stops(block)
     }
 
@@ -325,13 +338,13 @@ impl Worker {
     fn apply_from_owner(&mut self, block: usize) -> std::result::Result<bool, BlockError> {
         let owner = block % self.count;
         let Some(mut piece) = self.inbox.take(block, owner) else { return Ok(false) };
-        if !self.claim(block) {
+        if piece.barrier.is_some_and(|epoch| !self.pass_barrier(epoch, block)) {
             return Ok(false);
         }
         let records = self.adopter.adopt(&mut piece.records);
         // The owner may have ended: then its records are freed here.
         let _ = self.returns[owner].send(piece.records);
-        self.apply(block, Piece { records, after: piece.after })?;
+        self.apply(block, records, piece.after)?;
         Ok(true)
     }
 
@@ -346,13 +359,12 @@ impl Worker {
     }
 
     /// Hands a block's records of this worker's keys to its steps, then its watermark.
-    fn apply(&mut self, block: usize, piece: Piece) -> std::result::Result<(), BlockError> {
-        self.exec.count_through(self.key_by, piece.records.len() as u64);
-        let applied = match piece.records.is_empty() {
+    fn apply(&mut self, block: usize, records: Batch, after: Applied) -> std::result::Result<(), BlockError> {
+        self.exec.count_through(self.key_by, records.len() as u64);
+        let applied = match records.is_empty() {
             true => Ok(()),
-            false => self.exec.deliver_from(self.key_by, piece.records),
+            false => self.exec.deliver_from(self.key_by, records),
         };
-        let after = piece.after;
         applied.and_then(|_| self.exec.advance_watermark(after.watermark)).map_err(|e| (block, e))?;
         self.applied = self.applied.then(after.end.unwrap_or_default(), after.max_ts, after.watermark);
         if self.index == 0 {
@@ -448,8 +460,8 @@ pub struct Split {
 pub fn run(exec: &mut Executor, split: Split, interrupt: &AtomicUsize) -> Result<()> {
     let count = split.feeds.len();
     let shared = Arc::new(Shared::default());
-    if let Ok(mut state) = shared.barriers.state.lock() {
-        state.next = vec![0; count];
+    if let Ok(mut reports) = shared.barriers.reports.lock() {
+        *reports = (0..count).map(|_| None).collect();
     }
     let (outboxes, inboxes) = inboxes::<Piece>(count);
     let (returns, mut spent): (Vec<Sender<Batch>>, Vec<Receiver<Batch>>) = (0..count).map(|_| unbounded()).unzip();
@@ -500,8 +512,8 @@ pub fn run(exec: &mut Executor, split: Split, interrupt: &AtomicUsize) -> Result
     // The workers hold the senders now: an inbox closes when they have all gone.
     drop(outboxes);
     let mut watched = Ok(());
-    // A checkpoint barrier set (when), and the signal that asked for it.
-    let mut barrier: Option<Instant> = None;
+    // A checkpoint barrier asked for (its epoch, when), and the signal that asked for it.
+    let mut barrier: Option<(u64, Instant)> = None;
     let mut interrupted = None;
     let mut finished = 0;
     while finished < count {
@@ -511,8 +523,8 @@ pub fn run(exec: &mut Executor, split: Split, interrupt: &AtomicUsize) -> Result
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
         }
-        if let Some(started) = barrier {
-            match complete_barrier(exec, &shared, started, finished == count) {
+        if let Some((epoch, started)) = barrier {
+            match complete_barrier(exec, &shared, epoch, started, finished == count) {
                 Ok(false) => {}
                 Ok(true) => {
                     barrier = None;
@@ -524,20 +536,20 @@ pub fn run(exec: &mut Executor, split: Split, interrupt: &AtomicUsize) -> Result
                 Err(e) => {
                     barrier = None;
                     shared.stop_from(0);
-                    release(&shared);
+                    shared.barriers.release(epoch);
                     watched = Err(e);
                 }
             }
         }
         if !shared.stops(0) && interrupted.is_none() {
             match watch(exec, interrupt) {
-                Ok(true) if barrier.is_none() && exec.checkpoint_due() => barrier = Some(set_barrier(&shared)),
+                Ok(true) if barrier.is_none() && exec.checkpoint_due() => barrier = Some(ask_barrier(&shared)),
                 Ok(true) => {}
                 Ok(false) => shared.stop_from(0),
                 // A signal with checkpoints: a last one, then the workers stop.
                 Err(Error::Interrupted(code)) if exec.checkpointing.is_some() => {
                     interrupted = Some(code);
-                    barrier = barrier.or_else(|| Some(set_barrier(&shared)));
+                    barrier = barrier.or_else(|| Some(ask_barrier(&shared)));
                 }
                 Err(e) => {
                     shared.stop_from(0);
@@ -586,43 +598,36 @@ fn report_progress(exec: &mut Executor, stats: &[Arc<Mutex<Stats>>], shared: &Sh
     exec.report(records_in, shared.bytes.load(Ordering::Relaxed), watermark, force);
 }
 
-/// Sets a checkpoint barrier at the first block no worker has claimed.
-fn set_barrier(shared: &Shared) -> Instant {
-    if let Ok(mut state) = shared.barriers.state.lock() {
-        let block = state.next.iter().copied().max().unwrap_or(0);
-        let reports = state.next.iter().map(|_| None).collect();
-        state.pending = Some((block, reports));
-    }
-    Instant::now()
+/// Asks for the next checkpoint barrier: its epoch, and when.
+fn ask_barrier(shared: &Shared) -> (u64, Instant) {
+    (shared.barriers.asked.fetch_add(1, Ordering::SeqCst) + 1, Instant::now())
 }
 
-/// Lets the workers waiting at the barrier go on.
-fn release(shared: &Shared) {
-    if let Ok(mut state) = shared.barriers.state.lock() {
-        state.pending = None;
-    }
-    shared.barriers.changed.notify_all();
-}
-
-/// Writes the checkpoint of the pending barrier once every worker has reported (true;
+/// Writes the checkpoint of barrier `epoch` once every worker has reported (true;
 /// then the workers go on), or gives it up when the workers have all ended without
-/// reaching it (the input ended before its block: the final checkpoint follows).
-fn complete_barrier(exec: &mut Executor, shared: &Shared, started: Instant, all_ended: bool) -> Result<bool> {
+/// meeting it (no block was read after it was asked for: the final checkpoint follows).
+fn complete_barrier(
+    exec: &mut Executor,
+    shared: &Shared,
+    epoch: u64,
+    started: Instant,
+    all_ended: bool,
+) -> Result<bool> {
+    let barriers = &shared.barriers;
     let reports = {
-        let Ok(mut state) = shared.barriers.state.lock() else { return Ok(true) };
-        let Some((_, reports)) = &mut state.pending else { return Ok(true) };
+        let Ok(mut reports) = barriers.reports.lock() else { return Ok(true) };
         if !reports.iter().all(Option::is_some) {
-            drop(state);
+            drop(reports);
             if all_ended {
-                release(shared);
+                barriers.release(epoch);
                 return Ok(true);
             }
             return Ok(false);
         }
-        std::mem::take(reports).into_iter().flatten().collect()
+        reports.iter_mut().map(Option::take).collect::<Option<Vec<Report>>>().unwrap_or_default()
     };
     let written = checkpoint(exec, reports, false, started);
-    release(shared);
+    barriers.release(epoch);
     written.map(|_| true)
 }
 
