@@ -198,7 +198,28 @@ fn compile_step(
             }
             let mut aggregates = Vec::new();
             let mut ok = true;
+            // Output names are columns: one taken twice is ambiguous (as in SQL).
+            if let Some(taken) = keys.iter().find(|k| input.window.is_some() && is_window_column(k)) {
+                diags.error(
+                    step.span,
+                    format!("the key `{taken}` has the name of a window column: the results would have two `{taken}` fields"),
+                    Some(format!("name the key in its `key_by`, e.g. `key_by: {{start: {taken}}}`")),
+                );
+                ok = false;
+            }
             for (out_name, e) in aggs {
+                if fields.iter().any(|f| **f == *out_name.value) {
+                    let what = match is_window_column(&out_name.value) && input.window.is_some() {
+                        true => "a window column",
+                        false => "a key or an earlier aggregate",
+                    };
+                    diags.error(
+                        out_name.span,
+                        format!("`{}` is already the name of {what} in this step's results", out_name.value),
+                        Some("give the aggregate another name".into()),
+                    );
+                    ok = false;
+                }
                 fields.push(name(&out_name.value));
                 match compile_aggregate(out_name.value.as_str(), e, input, diags) {
                     Some(a) => aggregates.push(a),
@@ -215,6 +236,11 @@ fn compile_step(
             (step, Stream::of_schema(Schema::new(fields)))
         }
     }
+}
+
+/// Whether a name is one of the columns a windowed `reduce` adds.
+fn is_window_column(name: &str) -> bool {
+    name == "window_start" || name == "window_end"
 }
 
 fn compile_aggregate(out_name: &str, e: &ExprSpec, input: &Stream, diags: &mut Diagnostics) -> Option<Aggregate> {
