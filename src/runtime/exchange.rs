@@ -12,7 +12,9 @@
 //!   that owns it, keeping any that arrive early, so a receiver applies its senders'
 //!   messages in one order that does not depend on thread timing. A sender that stops
 //!   says from which number on it sends nothing ([`Mail::Ended`]), so its receivers
-//!   do not wait for it.
+//!   do not wait for it. Keyed instances (one sender, bounded inboxes for
+//!   backpressure) and split workers (every worker a sender) use the same inboxes;
+//!   watermarks, barriers and the end travel in them, in order with the records.
 //!
 //! How far a sender may run ahead of a receiver is bounded by the protocol of its
 //! user (in `split.rs` a worker reads its next block only after applying every block
@@ -21,7 +23,7 @@
 use crate::expr::Expr;
 use crate::record::{Batch, Record};
 use crate::steps::key::instance_of;
-use crossbeam_channel::{unbounded, Receiver, Sender};
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use std::collections::BTreeMap;
 
 /// Deals records to the instance owning their key.
@@ -103,9 +105,15 @@ impl<T> Clone for Outboxes<T> {
     }
 }
 
-/// One inbox per receiver, and the senders to them (clone one per sender).
-pub fn inboxes<T>(receivers: usize) -> (Outboxes<T>, Vec<Receiver<Mail<T>>>) {
-    let (to, from) = (0..receivers).map(|_| unbounded()).unzip();
+/// One inbox per receiver, and the senders to them (clone one per sender). With a
+/// capacity, a send waits while the receiver's inbox holds that many messages
+/// (backpressure; only for a single sender, which cannot then wait on itself).
+pub fn inboxes<T>(receivers: usize, capacity: Option<usize>) -> (Outboxes<T>, Vec<Receiver<Mail<T>>>) {
+    let channel = || match capacity {
+        Some(n) => bounded(n),
+        None => unbounded(),
+    };
+    let (to, from) = (0..receivers).map(|_| channel()).unzip();
     (Outboxes { to }, from)
 }
 
@@ -113,6 +121,16 @@ impl<T> Outboxes<T> {
     /// Sends message `seq` to receiver `to`; false when it has gone.
     pub fn send(&self, to: usize, seq: usize, message: T) -> bool {
         self.to[to].send(Mail::Message { seq, message }).is_ok()
+    }
+
+    /// The messages waiting in receiver `to`'s inbox.
+    pub fn queued(&self, to: usize) -> usize {
+        self.to[to].len()
+    }
+
+    /// How many receivers there are.
+    pub fn receivers(&self) -> usize {
+        self.to.len()
     }
 
     /// Tells every receiver but `sender` itself that `sender` sends nothing numbered
@@ -140,6 +158,11 @@ impl<T> Inbox<T> {
         Inbox { rx, early: BTreeMap::new(), ended: vec![None; senders] }
     }
 
+    /// Whether nothing is waiting (neither in the channel nor kept early).
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty() && self.early.is_empty()
+    }
+
     /// Message `seq` from `sender`, waiting for it; None when that sender has ended
     /// before it (or every sender has gone).
     pub fn take(&mut self, seq: usize, sender: usize) -> Option<T> {
@@ -151,6 +174,7 @@ impl<T> Inbox<T> {
                 return None;
             }
             match self.rx.recv().ok()? {
+                Mail::Message { seq: got, message } if got == seq => return Some(message),
                 Mail::Message { seq, message } => {
                     self.early.insert(seq, message);
                 }
@@ -169,7 +193,7 @@ mod tests {
 
     #[test]
     fn an_inbox_hands_on_in_sequence_order_whatever_the_arrival() {
-        let (out, mut rx) = inboxes::<&str>(3);
+        let (out, mut rx) = inboxes::<&str>(3, None);
         let mut inbox = Inbox::new(rx.remove(2), 3);
         // Senders 0 and 1 take turns (seq % 2); 1 sends first.
         out.send(2, 1, "b");
@@ -184,7 +208,7 @@ mod tests {
 
     #[test]
     fn a_sender_that_ended_is_not_waited_for() {
-        let (out, mut rx) = inboxes::<u32>(2);
+        let (out, mut rx) = inboxes::<u32>(2, None);
         let mut inbox = Inbox::new(rx.remove(1), 2);
         out.end(0, 0);
         assert_eq!(inbox.take(0, 0), None);

@@ -15,7 +15,7 @@
 //! pass the barrier on to the sinks. Instances write to the sink channels directly, so
 //! results are the same multiset as on one thread, in an order that may differ.
 
-use super::exchange::Partitioner;
+use super::exchange::{inboxes, Inbox, Outboxes, Partitioner};
 use crate::error::{Error, Result};
 use crate::expr::Expr;
 use crate::record::Batch;
@@ -76,8 +76,10 @@ pub struct Instances {
     /// Instance 0, run by direct calls on the executor's thread, and when it last
     /// published its counts (None once stopped: it holds sink senders).
     local: Option<(Box<dyn KeyedSteps>, Instant)>,
-    /// Instances 1 to N - 1, each on a thread of its own.
-    senders: Vec<Sender<Work>>,
+    /// To instances 1 to N - 1 (at index i - 1), each on a thread of its own (None once
+    /// stopped), and the number of the next message to each.
+    to: Option<Outboxes<Work>>,
+    sent: Vec<usize>,
     handles: Vec<Option<JoinHandle<Result<()>>>>,
     /// Per instance (the local one first).
     stats: Vec<Arc<Mutex<Stats>>>,
@@ -98,22 +100,23 @@ impl Instances {
         let local = executors.next().ok_or_else(|| Error::Internal("no keyed instance".into()))?;
         let count = executors.len() + 1;
         let exchanges = exchanges.into_iter().map(|e| e.map(|exprs| Partitioner::new(exprs, count))).collect();
+        let (to, inboxes) = inboxes(count - 1, Some(channel_capacity));
         let mut instances = Instances {
             local: Some((local, Instant::now())),
-            senders: Vec::new(),
+            to: Some(to),
+            sent: vec![0; count - 1],
             handles: Vec::new(),
             stats: vec![Arc::new(Mutex::new(Stats::default()))],
             exchanges,
         };
-        for (n, exec) in executors.enumerate().map(|(i, exec)| (i + 1, exec)) {
-            let (tx, rx) = bounded(channel_capacity);
+        for ((n, exec), rx) in executors.enumerate().map(|(i, exec)| (i + 1, exec)).zip(inboxes) {
+            let inbox = Inbox::new(rx, 1);
             let stats = Arc::new(Mutex::new(Stats::default()));
             let published = stats.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("keyed-{n}"))
-                .spawn(move || work(exec, rx, published))
+                .spawn(move || work(exec, inbox, published))
                 .map_err(|e| Error::Internal(format!("cannot start a keyed instance: {e}")))?;
-            instances.senders.push(tx);
             instances.handles.push(Some(handle));
             instances.stats.push(stats);
         }
@@ -141,7 +144,7 @@ impl Instances {
 
     /// How many instances there are (the local one too).
     fn count(&self) -> usize {
-        self.senders.len() + 1
+        self.sent.len() + 1
     }
 
     pub fn watermark(&mut self, watermark: i64) -> Result<()> {
@@ -183,7 +186,10 @@ impl Instances {
     /// Per instance with a thread (1 to N - 1): the messages queued on its channel
     /// (for the channel-fill metric).
     pub fn queued(&self) -> Vec<(usize, usize)> {
-        self.senders.iter().enumerate().map(|(i, s)| (i + 1, s.len())).collect()
+        match &self.to {
+            Some(to) => (0..to.receivers()).map(|i| (i + 1, to.queued(i))).collect(),
+            None => Vec::new(),
+        }
     }
 
     /// The counts every instance published last.
@@ -197,9 +203,9 @@ impl Instances {
         if let Some((exec, _)) = self.local.take() {
             publish(exec.as_ref(), &self.stats[0]);
         }
-        self.senders.clear();
+        self.to = None;
         let mut first = None;
-        // Instances 1 to N - 1, by their threads (with the senders gone, `count()` is 1).
+        // Instances 1 to N - 1, by their threads.
         for i in 1..=self.handles.len() {
             if let Some(e) = self.join(i) {
                 first.get_or_insert(e);
@@ -219,7 +225,9 @@ impl Instances {
             }
             return Ok(());
         }
-        if self.senders[i - 1].send(work).is_ok() {
+        let seq = self.sent[i - 1];
+        if self.to.as_ref().is_some_and(|to| to.send(i - 1, seq, work)) {
+            self.sent[i - 1] += 1;
             return Ok(());
         }
         // The instance stopped: its own error says why.
@@ -286,14 +294,17 @@ fn handle(exec: &mut dyn KeyedSteps, work: Work, stats: &Mutex<Stats>) -> Result
 }
 
 /// An instance's thread: runs its steps on what arrives until the channel closes.
-fn work(mut exec: Box<dyn KeyedSteps>, rx: Receiver<Work>, stats: Arc<Mutex<Stats>>) -> Result<()> {
+fn work(mut exec: Box<dyn KeyedSteps>, mut inbox: Inbox<Work>, stats: Arc<Mutex<Stats>>) -> Result<()> {
     let mut published = Instant::now();
-    while let Ok(work) = rx.recv() {
+    // One sender (the executor), numbering its messages from 0.
+    let mut seq = 0;
+    while let Some(work) = inbox.take(seq, 0) {
+        seq += 1;
         if !handle(exec.as_mut(), work, &stats)? {
             return Ok(());
         }
         // Before waiting for more work, and every PUBLISH_EVERY under load.
-        if rx.is_empty() || published.elapsed() >= PUBLISH_EVERY {
+        if inbox.is_empty() || published.elapsed() >= PUBLISH_EVERY {
             publish(exec.as_ref(), &stats);
             published = Instant::now();
         }

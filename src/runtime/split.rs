@@ -463,7 +463,7 @@ pub fn run(exec: &mut Executor, split: Split, interrupt: &AtomicUsize) -> Result
     if let Ok(mut reports) = shared.barriers.reports.lock() {
         *reports = (0..count).map(|_| None).collect();
     }
-    let (outboxes, inboxes) = inboxes::<Piece>(count);
+    let (outboxes, inboxes) = inboxes::<Piece>(count, None);
     let (returns, mut spent): (Vec<Sender<Batch>>, Vec<Receiver<Batch>>) = (0..count).map(|_| unbounded()).unzip();
     let stats: Vec<Arc<Mutex<Stats>>> = (0..count).map(|_| Arc::new(Mutex::new(Stats::default()))).collect();
     exec.count_workers(stats.clone());
