@@ -9,7 +9,7 @@
 //! each have a thread of their own.
 //!
 //! Watermarks, the end of input and checkpoint barriers travel in-band on every
-//! instance's channel, after the records sent before them, so barriers are aligned by
+//! instance's inbox (`exchange.rs`), after the records sent before them, so barriers are aligned by
 //! construction: an instance answers a barrier with its state once everything before it
 //! has been processed and its output handed to the sinks; only then does the executor
 //! pass the barrier on to the sinks. Instances write to the sink channels directly, so
