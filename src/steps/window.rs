@@ -231,9 +231,12 @@ impl WindowReduce {
         too_late(end, self.lateness, watermark)
     }
 
-    /// Emits the result of a window of a live key.
-    fn emit(&mut self, out: &mut Batch, key: Slot, start: i64, end: i64, acc: &Accumulators) {
-        self.results.push(out, self.watermark, &self.keys.key(key).0, (start, end), &acc.0);
+    /// Emits the result of a window of a live key, stamped with `watermark`: the one
+    /// its downstream steps judge it by (before a record: the record's; fired by a
+    /// watermark advance: the watermark before it, so a window over these results
+    /// counts none of them late for having been released by it).
+    fn emit(&mut self, out: &mut Batch, key: Slot, start: i64, end: i64, acc: &Accumulators, watermark: i64) {
+        self.results.push(out, watermark, &self.keys.key(key).0, (start, end), &acc.0);
     }
 
     /// Fires every window with `end - 1 <= watermark` and frees those past lateness.
@@ -241,6 +244,8 @@ impl WindowReduce {
         if watermark <= self.watermark {
             return;
         }
+        // What the results fired here are stamped with.
+        let before = self.watermark;
         self.watermark = watermark;
         if watermark != i64::MAX {
             self.finite_watermark = watermark;
@@ -252,13 +257,13 @@ impl WindowReduce {
             for (start, id) in due {
                 if gone {
                     if let Some(open) = self.windows.remove(&(id, start)) {
-                        self.emit(out, open.key, start, end, &open.acc);
+                        self.emit(out, open.key, start, end, &open.acc, before);
                         self.forget_session(id, start);
                         self.closed(open.key);
                     }
                 } else if let Some(open) = self.windows.get_mut(&(id, start)) {
                     open.fired = true;
-                    self.results.push(out, watermark, &self.keys.key(open.key).0, (start, end), &open.acc.0);
+                    self.results.push(out, before, &self.keys.key(open.key).0, (start, end), &open.acc.0);
                     self.retained.insert((end, start, id));
                 }
             }
@@ -276,7 +281,7 @@ impl WindowReduce {
         self.panes.fire(
             |(end, _)| end.saturating_sub(1) <= watermark,
             |(end, _)| too_late(end, lateness, watermark),
-            |(end, start), w| results.push(out, watermark, w.key, (start, end), w.accs),
+            |(end, start), w| results.push(out, before, w.key, (start, end), w.accs),
         );
         self.panes.expire(|(end, _)| too_late(end, lateness, watermark));
     }
@@ -327,7 +332,7 @@ impl WindowReduce {
         self.sessions.entry(id).or_default().insert(start, end);
         if fired {
             self.retained.insert((end, start, id));
-            self.emit(out, key, start, end, &acc);
+            self.emit(out, key, start, end, &acc, self.watermark);
         } else {
             self.pending.insert((end, start, id));
         }
@@ -352,7 +357,7 @@ impl WindowReduce {
         }
         if full {
             if let Some(w) = self.counts.remove(&id) {
-                self.emit(out, key, w.min_ts, w.max_ts + 1, &w.acc);
+                self.emit(out, key, w.min_ts, w.max_ts + 1, &w.acc, self.watermark);
             }
             self.closed(key);
         }
@@ -444,7 +449,7 @@ impl Operator for WindowReduce {
     fn on_end(&mut self, out: &mut Batch) {
         self.advance(i64::MAX, out);
         for (_, w) in std::mem::take(&mut self.counts) {
-            self.emit(out, w.key, w.min_ts, w.max_ts + 1, &w.acc);
+            self.emit(out, w.key, w.min_ts, w.max_ts + 1, &w.acc, self.finite_watermark);
             self.closed(w.key);
         }
         self.watermark = self.finite_watermark;

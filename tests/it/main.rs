@@ -25,4 +25,5 @@ mod signals;
 mod split;
 mod sql;
 mod streaming;
+mod time_after_step;
 mod w1;
