@@ -1,0 +1,211 @@
+//! Sources as Flink `CREATE TABLE` statements: the columns with their types, the
+//! event-time attribute as a computed column with its `WATERMARK`, and the connector
+//! options (filesystem, kafka, datagen). What Flink cannot read the same way is refused.
+
+use super::expressions;
+use super::types::{config_duration, interval, literal, quote, Column, Refusal, Relation, SqlType, TIME_COLUMN};
+use crate::spec::{DataFormat, Decoding, KafkaStart, PipelineSpec, SourceKind, SourceSpec, TimeFormat, TimeSource, ValueType};
+
+/// A source's table: its DDL and the relation later steps read.
+pub struct SourceTable {
+    pub ddl: String,
+    pub relation: Relation,
+}
+
+pub fn table(spec: &PipelineSpec, source: &SourceSpec) -> Result<SourceTable, Refusal> {
+    let id = &source.id.value;
+    let refuse = |message: String, hint: Option<&str>| Err(Refusal::new(source.type_span, message, hint));
+    let (columns, options) = match &source.kind {
+        SourceKind::File { path, decoding, follow } => {
+            if follow.value {
+                return Err(Refusal::new(
+                    follow.span,
+                    format!("source `{id}`: `follow: true` (tailing files) has no Flink filesystem equivalent"),
+                    Some("Flink's `source.monitor-interval` watches for new files, not for lines appended to one"),
+                ));
+            }
+            if path.value.contains(['*', '?', '[']) {
+                return Err(Refusal::new(
+                    path.span,
+                    format!("source `{id}`: a glob path has no Flink filesystem equivalent"),
+                    Some("point `path` at one file, or at a directory that holds only the input files"),
+                ));
+            }
+            let full = std::path::absolute(spec.resolve(&path.value)).unwrap_or_else(|_| spec.resolve(&path.value));
+            let mut options = vec![
+                ("connector", "filesystem".to_string()),
+                ("path", format!("file://{}", full.display())),
+            ];
+            let columns = columns(id, decoding)?;
+            options.extend(format_options(id, decoding)?);
+            (columns, options)
+        }
+        SourceKind::Kafka {
+            brokers, topics, group, start, bounded, decoding, key_field, timestamp_field, headers_field, options: extra,
+        } => {
+            if key_field.is_some() || timestamp_field.is_some() || headers_field.is_some() {
+                return refuse(
+                    format!("source `{id}`: `key_field`, `timestamp_field` and `headers_field` are not exported"),
+                    Some("Flink reads them as METADATA columns of other types; add them to the script by hand"),
+                );
+            }
+            let mut options = vec![
+                ("connector", "kafka".to_string()),
+                ("topic", topics.iter().map(|t| t.value.as_str()).collect::<Vec<_>>().join(";")),
+                ("properties.bootstrap.servers", brokers.value.clone()),
+            ];
+            if let Some(g) = group {
+                options.push(("properties.group.id", g.clone()));
+            }
+            let mode = match start {
+                KafkaStart::Earliest => "earliest-offset",
+                KafkaStart::Latest => "latest-offset",
+                KafkaStart::Committed => "group-offsets",
+            };
+            options.push(("scan.startup.mode", mode.to_string()));
+            if *bounded {
+                options.push(("scan.bounded.mode", "latest-offset".to_string()));
+            }
+            let columns = columns(id, decoding)?;
+            options.extend(format_options(id, decoding)?);
+            let mut options: Vec<(String, String)> = options.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            options.extend(extra.iter().map(|(k, v)| (format!("properties.{k}"), v.clone())));
+            return finish(source, columns, options);
+        }
+        SourceKind::Datagen { .. } => {
+            return refuse(
+                format!("source `{id}`: flowctl's generators (seeded sequences, choices, timestamps) are not Flink's datagen"),
+                Some("Flink's datagen draws other random values, so results would differ; export a file source instead"),
+            )
+        }
+        SourceKind::Stdin { .. } => {
+            return refuse(format!("source `{id}`: stdin has no Flink connector"), Some("read a file instead"))
+        }
+        SourceKind::Socket { .. } => {
+            return refuse(format!("source `{id}`: a socket source has no Flink SQL connector"), None)
+        }
+        SourceKind::Nexmark { .. } => {
+            return refuse(
+                format!("source `{id}`: the nexmark generator has no Flink SQL connector"),
+                Some("Flink's nexmark benchmark ships its own generator; export the events to a file or topic"),
+            )
+        }
+    };
+    finish(source, columns, options.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+}
+
+fn finish(source: &SourceSpec, columns: Vec<Column>, mut options: Vec<(String, String)>) -> Result<SourceTable, Refusal> {
+    let id = &source.id.value;
+    let mut lines: Vec<String> = columns.iter().map(|c| format!("  {} {}", quote(&c.name), c.ty.name())).collect();
+    let time = match &source.event_time {
+        None => false,
+        Some(et) => {
+            let ms = event_time_millis(source, et, &columns)?;
+            lines.push(format!("  {} AS TO_TIMESTAMP_LTZ({ms}, 3)", quote(TIME_COLUMN)));
+            let t = quote(TIME_COLUMN);
+            lines.push(format!("  WATERMARK FOR {t} AS {t} - {}", interval(source.watermark.max_out_of_orderness)));
+            if let Some(idle) = source.watermark.idle_timeout {
+                options.push(("scan.watermark.idle-timeout".into(), config_duration(idle)));
+            }
+            true
+        }
+    };
+    if columns.iter().any(|c| c.name == TIME_COLUMN) {
+        return Err(Refusal::new(source.id.span, format!("source `{id}` has a field named `{TIME_COLUMN}`, the name the export gives event time"), None));
+    }
+    let with = options.iter().map(|(k, v)| format!("  {} = {}", literal(k), literal(v))).collect::<Vec<_>>().join(",\n");
+    let ddl = format!("CREATE TABLE {} (\n{}\n) WITH (\n{with}\n);", quote(id), lines.join(",\n"));
+    let relation = Relation { name: id.clone(), columns, time, key: None, window: None, updating: None };
+    Ok(SourceTable { ddl, relation })
+}
+
+/// The event time in epoch milliseconds, as SQL over the source's columns.
+fn event_time_millis(source: &SourceSpec, et: &crate::spec::EventTimeSpec, columns: &[Column]) -> Result<String, Refusal> {
+    let id = &source.id.value;
+    let sql = match &et.source {
+        TimeSource::Field(f) => match columns.iter().find(|c| c.name == f.value) {
+            Some(c) => super::types::Sql { text: quote(&c.name), ty: c.ty },
+            None => {
+                return Err(Refusal::new(f.span, format!("source `{id}`: event time field `{}` has no declared type", f.value), Some("declare it in `schema:`")))
+            }
+        },
+        TimeSource::Expr(e) => expressions::translate(e, columns)?,
+    };
+    match (sql.ty, &et.format) {
+        (SqlType::Bigint, None | Some(TimeFormat::EpochMillis)) => Ok(sql.text),
+        (SqlType::Bigint, Some(TimeFormat::EpochSeconds)) => Ok(format!("{} * 1000", sql.text)),
+        _ => Err(Refusal::new(
+            et.span,
+            format!("source `{id}`: only event times in epoch milliseconds or seconds (an int field) are exported"),
+            Some("Flink parses timestamp strings with other rules than flowctl's RFC 3339 and strftime"),
+        )),
+    }
+}
+
+/// The declared columns; Flink needs every column's type, and the CSV header line
+/// cannot be skipped by Flink's csv format.
+fn columns(id: &str, decoding: &Decoding) -> Result<Vec<Column>, Refusal> {
+    let at = decoding.format.span;
+    if decoding.schema.is_empty() {
+        return Err(Refusal::new(
+            at,
+            format!("source `{id}` declares no `schema:`; a Flink table needs every column's type"),
+            Some("declare every field in order, such as `schema: {ts: int, user: string}`"),
+        ));
+    }
+    let csv = decoding.format.value == DataFormat::Csv;
+    decoding
+        .schema
+        .iter()
+        .map(|(name, ty)| {
+            let ty = match ty {
+                ValueType::Int => SqlType::Bigint,
+                ValueType::Float => SqlType::Double,
+                ValueType::String => SqlType::String,
+                ValueType::Bool if !csv => SqlType::Boolean,
+                ValueType::Bool => {
+                    return Err(Refusal::new(
+                        name.span,
+                        format!("source `{id}`: a CSV bool column reads other words as true and false in Flink"),
+                        Some("declare it as a string and compare it in a filter or map"),
+                    ))
+                }
+                ValueType::Timestamp | ValueType::Json => {
+                    return Err(Refusal::new(
+                        name.span,
+                        format!("source `{id}`: field `{}`: timestamp and json columns are not exported", name.value),
+                        Some("declare it as int (epoch milliseconds) or string"),
+                    ))
+                }
+            };
+            Ok(Column { name: name.value.clone(), ty })
+        })
+        .collect()
+}
+
+fn format_options(id: &str, decoding: &Decoding) -> Result<Vec<(&'static str, String)>, Refusal> {
+    let at = decoding.format.span;
+    match decoding.format.value {
+        DataFormat::Csv if decoding.csv.header => Err(Refusal::new(
+            at,
+            format!("source `{id}`: Flink's csv format cannot skip a header line"),
+            Some("write the input without its header and set `csv: {header: false}` with a `schema:` naming the columns in order"),
+        )),
+        DataFormat::Csv => {
+            let mut o = vec![("format", "csv".to_string()), ("csv.null-literal", String::new())];
+            if decoding.csv.delimiter != b',' {
+                o.push(("csv.field-delimiter", (decoding.csv.delimiter as char).to_string()));
+            }
+            if decoding.csv.quote != b'"' {
+                o.push(("csv.quote-character", (decoding.csv.quote as char).to_string()));
+            }
+            Ok(o)
+        }
+        DataFormat::Jsonl => Ok(vec![("format", "json".to_string())]),
+        DataFormat::Text | DataFormat::Raw => Err(Refusal::new(
+            at,
+            format!("source `{id}`: text lines are not exported"),
+            Some("Flink's raw format reads whole files or messages, not lines"),
+        )),
+    }
+}
