@@ -54,16 +54,16 @@ impl Translator<'_> {
                 let s = self.expr(expr)?;
                 match op {
                     UnaryOperator::Not if s.ty == SqlType::Boolean || s.ty == SqlType::Null => {
-                        sql(format!("NOT {}", s.text), SqlType::Boolean)
+                        sql(format!("NOT ({})", s.text), SqlType::Boolean)
                     }
-                    UnaryOperator::Minus if s.ty.numeric() => sql(format!("-{}", s.text), s.ty),
+                    UnaryOperator::Minus if s.ty.numeric() => sql(format!("-({})", s.text), s.ty),
                     UnaryOperator::Plus if s.ty.numeric() => Ok(s),
                     _ => self.refuse(e, format!("`{op}` on {} has no Flink SQL translation", s.ty.name()), None),
                 }
             }
             E::BinaryOp { left, op, right } => self.binary(e, left, op, right),
-            E::IsNull(x) => sql(format!("{} IS NULL", self.expr(x)?.text), SqlType::Boolean),
-            E::IsNotNull(x) => sql(format!("{} IS NOT NULL", self.expr(x)?.text), SqlType::Boolean),
+            E::IsNull(x) => sql(format!("({} IS NULL)", self.expr(x)?.text), SqlType::Boolean),
+            E::IsNotNull(x) => sql(format!("({} IS NOT NULL)", self.expr(x)?.text), SqlType::Boolean),
             E::In { expr, target: ast::InTarget::List(list), negated, .. } => {
                 let x = self.expr(expr)?;
                 let mut items = Vec::new();
@@ -75,7 +75,7 @@ impl Translator<'_> {
                     items.push(s.text);
                 }
                 let not = if *negated { "NOT " } else { "" };
-                sql(format!("{} {not}IN ({})", x.text, items.join(", ")), SqlType::Boolean)
+                sql(format!("({} {not}IN ({}))", x.text, items.join(", ")), SqlType::Boolean)
             }
             E::Between { expr, negated, low, high } => {
                 let (x, lo, hi) = (self.expr(expr)?, self.expr(low)?, self.expr(high)?);
@@ -83,7 +83,7 @@ impl Translator<'_> {
                     return self.refuse(e, self.mixed("BETWEEN", x.ty, lo.ty), None);
                 }
                 let not = if *negated { "NOT " } else { "" };
-                sql(format!("{} {not}BETWEEN {} AND {}", x.text, lo.text, hi.text), SqlType::Boolean)
+                sql(format!("({} {not}BETWEEN {} AND {})", x.text, lo.text, hi.text), SqlType::Boolean)
             }
             E::Like { negated, any: false, expr, pattern, escape_char: None } => {
                 let (x, p) = (self.expr(expr)?, self.expr(pattern)?);
@@ -91,7 +91,7 @@ impl Translator<'_> {
                     return self.refuse(e, "LIKE on a value that is not a string has no Flink SQL translation", None);
                 }
                 let not = if *negated { "NOT " } else { "" };
-                sql(format!("{} {not}LIKE {}", x.text, p.text), SqlType::Boolean)
+                sql(format!("({} {not}LIKE {})", x.text, p.text), SqlType::Boolean)
             }
             E::Case { operand, conditions, else_result, .. } => self.case(e, operand.as_deref(), conditions, else_result.as_deref()),
             E::Cast { kind: CastKind::Cast | CastKind::DoubleColon, expr, data_type, format: None } => {
@@ -150,7 +150,8 @@ impl Translator<'_> {
 
     fn binary(&self, e: &ast::Expr, left: &ast::Expr, op: &B, right: &ast::Expr) -> Result<Sql, Refusal> {
         let (l, r) = (self.expr(left)?, self.expr(right)?);
-        let text = format!("{} {op} {}", l.text, r.text);
+        // Parenthesised, so the tree's shape never depends on Flink's precedence rules.
+        let text = format!("({} {op} {})", l.text, r.text);
         let both = |t: SqlType| (l.ty == t || l.ty == SqlType::Null) && (r.ty == t || r.ty == SqlType::Null);
         let ty = match op {
             B::Eq | B::NotEq | B::Lt | B::LtEq | B::Gt | B::GtEq if l.ty.comparable(r.ty) => SqlType::Boolean,
