@@ -3,7 +3,7 @@ mini-cluster, statement by statement through TableEnvironment.execute_sql, and w
 for its statement set to finish. Used by tests/it/flink.rs; run it with the python
 that `scripts/pyflink install` prints:
 
-    $(scripts/pyflink python) scripts/flink-sql-run.py SCRIPT.sql
+    $(scripts/pyflink python) scripts/flink-sql-run.py SCRIPT.sql...
 """
 import re
 import sys
@@ -31,8 +31,8 @@ def statements(text):
         raise SystemExit("flink-sql-run: the script ends inside a statement")
 
 
-def main():
-    with open(sys.argv[1]) as f:
+def run(path):
+    with open(path) as f:
         text = f.read()
     env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     result = None
@@ -45,6 +45,12 @@ def main():
         result = env.execute_sql(statement)
     if result is not None and result.get_job_client() is not None:
         result.wait()
+
+
+def main():
+    # Several scripts share one JVM (its start-up is most of a small job's time).
+    for path in sys.argv[1:]:
+        run(path)
 
 
 if __name__ == "__main__":
