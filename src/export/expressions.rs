@@ -104,6 +104,7 @@ impl Translator<'_> {
             }
             E::Position { expr, r#in } => self.call(e, "position", &[expr, r#in]),
             E::Function(f) => self.function(e, f),
+            E::Trim { .. } => self.call(e, "trim", &[]),
             E::CompoundIdentifier(_) | E::CompoundFieldAccess { .. } => self.refuse(
                 e,
                 "nested fields have no column in the exported table",
@@ -283,6 +284,11 @@ impl Translator<'_> {
         let call = |flink: &str, ty: SqlType| Ok(Sql { text: format!("{flink}({})", texts.join(", ")), ty });
         let n = args.len();
         match name {
+            "trim" | "ltrim" | "rtrim" => self.refuse(
+                e,
+                format!("`{name}` removes all whitespace in flowctl but only spaces in Flink"),
+                Some("use regexp_replace with an explicit pattern"),
+            ),
             "lower" | "upper" if n == 1 && is(0, S) => call(&name.to_uppercase(), S),
             "length" | "char_length" if n == 1 && is(0, S) => call("CHAR_LENGTH", I),
             "replace" if n == 3 && all(S) => call("REPLACE", S),
@@ -346,11 +352,6 @@ impl Translator<'_> {
                 None,
             ),
             "split" => self.refuse(e, "`split` returns a list, which the export does not translate", None),
-            "trim" | "ltrim" | "rtrim" => self.refuse(
-                e,
-                format!("`{name}` removes all whitespace in flowctl but only spaces in Flink"),
-                Some("use regexp_replace with an explicit pattern"),
-            ),
             "json_parse" | "to_json" | "typeof" => {
                 self.refuse(e, format!("`{name}` works on dynamic JSON values, which have no Flink SQL column type"), None)
             }

@@ -61,7 +61,14 @@ pub fn flink_sql(p: &ValidPipeline) -> Result<String, Diagnostics> {
         let inputs: Vec<&Relation> = inputs.iter().collect();
         match steps::step(p, i, &inputs, &mut views) {
             Ok(r) => steps[i] = Some(r),
-            Err(r) => refused(r),
+            Err(mut r) => {
+                // Every refusal names the step it is in.
+                let label = spec.steps[i].label(i);
+                if !r.message.starts_with(&format!("step `{label}`")) {
+                    r.message = format!("step `{label}`: {}", r.message);
+                }
+                refused(r)
+            }
         }
     }
     let mut sink_tables = Vec::new();

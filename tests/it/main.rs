@@ -9,6 +9,7 @@ mod common;
 mod dedup;
 mod docs;
 mod examples;
+mod export;
 mod file_sink;
 mod floats;
 mod fuzz;
