@@ -11,6 +11,7 @@ mod docs;
 mod examples;
 mod export;
 mod file_sink;
+mod flink;
 mod floats;
 mod fuzz;
 mod invalid;
