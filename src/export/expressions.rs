@@ -93,13 +93,17 @@ impl Translator<'_> {
                 let not = if *negated { "NOT " } else { "" };
                 sql(format!("({} {not}LIKE {})", x.text, p.text), SqlType::Boolean)
             }
-            E::Case { operand, conditions, else_result, .. } => self.case(e, operand.as_deref(), conditions, else_result.as_deref()),
+            E::Case { operand, conditions, else_result, .. } => {
+                self.case(e, operand.as_deref(), conditions, else_result.as_deref())
+            }
             E::Cast { kind: CastKind::Cast | CastKind::DoubleColon, expr, data_type, format: None } => {
                 self.cast(e, expr, data_type)
             }
             E::Substring { expr, substring_from, substring_for, .. } => {
-                let args: Vec<&ast::Expr> =
-                    [Some(&**expr), substring_from.as_deref(), substring_for.as_deref()].into_iter().flatten().collect();
+                let args: Vec<&ast::Expr> = [Some(&**expr), substring_from.as_deref(), substring_for.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .collect();
                 self.call(e, "substr", &args)
             }
             E::Position { expr, r#in } => self.call(e, "position", &[expr, r#in]),
@@ -246,16 +250,13 @@ impl Translator<'_> {
     }
 
     fn function(&self, e: &ast::Expr, f: &ast::Function) -> Result<Sql, Refusal> {
-        let name = match f.name.0.as_slice() {
-            [ObjectNamePart::Identifier(id)] => id.value.to_lowercase(),
+        let (name, ident) = match f.name.0.as_slice() {
+            [ObjectNamePart::Identifier(id)] => (id.value.to_lowercase(), &id.value),
             _ => return self.refuse(e, format!("unknown function `{}`", f.name), None),
         };
         let args: Vec<&ast::Expr> = match &f.args {
             // A keyword read as a call without parentheses (`user`) is a field.
-            FunctionArguments::None if name != "current_timestamp" => {
-                let [ObjectNamePart::Identifier(id)] = f.name.0.as_slice() else { unreachable!() };
-                return self.column(e, &id.value);
-            }
+            FunctionArguments::None if name != "current_timestamp" => return self.column(e, ident),
             FunctionArguments::None => Vec::new(),
             FunctionArguments::List(l) if l.duplicate_treatment.is_none() && l.clauses.is_empty() => {
                 let mut out = Vec::new();
@@ -301,7 +302,9 @@ impl Translator<'_> {
                 Ok(Sql { text: format!("CONCAT({})", parts.join(", ")), ty: S })
             }
             "split_index" if n == 3 && is(0, S) && is(1, S) && is(2, I) => call("SPLIT_INDEX", S),
-            "position" if n == 2 && all(S) => Ok(Sql { text: format!("POSITION({} IN {})", texts[0], texts[1]), ty: I }),
+            "position" if n == 2 && all(S) => {
+                Ok(Sql { text: format!("POSITION({} IN {})", texts[0], texts[1]), ty: I })
+            }
             "starts_with" if n == 2 && all(S) => call("STARTSWITH", Bo),
             "ends_with" if n == 2 && all(S) => call("ENDSWITH", Bo),
             "regexp_like" if n == 2 && all(S) => call("REGEXP", Bo),
@@ -317,7 +320,11 @@ impl Translator<'_> {
                     ast::Expr::Value(v) if matches!(&v.value, ast::Value::Number(s, _) if s.parse::<i64>().is_ok_and(|i| i > 0)) => {
                         call("SUBSTR", S)
                     }
-                    other => self.refuse(other, "a `substr` start that is not a positive number differs in Flink", Some("write the start as a positive literal")),
+                    other => self.refuse(
+                        other,
+                        "a `substr` start that is not a positive number differs in Flink",
+                        Some("write the start as a positive literal"),
+                    ),
                 }
             }
             "abs" if n == 1 && numeric(0) => call("ABS", tys[0]),
@@ -332,8 +339,12 @@ impl Translator<'_> {
             "coalesce" | "greatest" | "least" if n >= 1 => {
                 let ty = tys.iter().try_fold(SqlType::Null, |acc, t| SqlType::unify(acc, *t));
                 match ty {
-                    Some(ty) if ty != SqlType::Null && (name == "coalesce" || ty != Bo) => call(&name.to_uppercase(), ty),
-                    _ => self.refuse(e, format!("`{name}` of mixed or unknown types has no Flink SQL translation"), None),
+                    Some(ty) if ty != SqlType::Null && (name == "coalesce" || ty != Bo) => {
+                        call(&name.to_uppercase(), ty)
+                    }
+                    _ => {
+                        self.refuse(e, format!("`{name}` of mixed or unknown types has no Flink SQL translation"), None)
+                    }
                 }
             }
             "nullif" if n == 2 && tys[0].comparable(tys[1]) && tys[0] != SqlType::Null => call("NULLIF", tys[0]),
@@ -352,9 +363,11 @@ impl Translator<'_> {
                 None,
             ),
             "split" => self.refuse(e, "`split` returns a list, which the export does not translate", None),
-            "json_parse" | "to_json" | "typeof" => {
-                self.refuse(e, format!("`{name}` works on dynamic JSON values, which have no Flink SQL column type"), None)
-            }
+            "json_parse" | "to_json" | "typeof" => self.refuse(
+                e,
+                format!("`{name}` works on dynamic JSON values, which have no Flink SQL column type"),
+                None,
+            ),
             _ => self.refuse(
                 e,
                 format!(

@@ -109,8 +109,9 @@ pub fn table(spec: &PipelineSpec, sink: &SinkSpec, input: &Relation) -> Result<S
                 columns.retain(|c| chosen.iter().any(|n| n.value == c.name));
             }
             primary_key = key.iter().map(|k| k.value.clone()).collect();
-            let (jdbc, user, password) = jdbc_url(*dialect, &url.value)
-                .ok_or_else(|| Refusal::new(url.span, format!("sink `{id}`: cannot read the url as host, port and database"), None))?;
+            let (jdbc, user, password) = jdbc_url(*dialect, &url.value).ok_or_else(|| {
+                Refusal::new(url.span, format!("sink `{id}`: cannot read the url as host, port and database"), None)
+            })?;
             let mut o = vec![opt("connector", "jdbc"), opt("url", &jdbc), opt("table-name", &table.value)];
             if let Some(u) = user {
                 o.push(opt("username", &u));
@@ -121,13 +122,19 @@ pub fn table(spec: &PipelineSpec, sink: &SinkSpec, input: &Relation) -> Result<S
             }
             o
         }
-        SinkKind::Socket { .. } => return refuse(format!("sink `{id}`: a socket sink has no Flink SQL connector"), None),
+        SinkKind::Socket { .. } => {
+            return refuse(format!("sink `{id}`: a socket sink has no Flink SQL connector"), None)
+        }
     };
     let mut lines: Vec<String> = columns.iter().map(|c| format!("  {} {}", quote(&c.name), c.ty.name())).collect();
     if !primary_key.is_empty() {
-        lines.push(format!("  PRIMARY KEY ({}) NOT ENFORCED", primary_key.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ")));
+        lines.push(format!(
+            "  PRIMARY KEY ({}) NOT ENFORCED",
+            primary_key.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ")
+        ));
     }
-    let with = options.iter().map(|(k, v)| format!("  {} = {}", literal(k), literal(v))).collect::<Vec<_>>().join(",\n");
+    let with =
+        options.iter().map(|(k, v)| format!("  {} = {}", literal(k), literal(v))).collect::<Vec<_>>().join(",\n");
     let mut ddl = notes.join("\n");
     if !ddl.is_empty() {
         ddl.push('\n');

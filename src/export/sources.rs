@@ -4,7 +4,9 @@
 
 use super::expressions;
 use super::types::{config_duration, interval, literal, quote, Column, Refusal, Relation, SqlType, TIME_COLUMN};
-use crate::spec::{DataFormat, Decoding, KafkaStart, PipelineSpec, SourceKind, SourceSpec, TimeFormat, TimeSource, ValueType};
+use crate::spec::{
+    DataFormat, Decoding, KafkaStart, PipelineSpec, SourceKind, SourceSpec, TimeFormat, TimeSource, ValueType,
+};
 
 /// A source's table: its DDL and the relation later steps read.
 pub struct SourceTable {
@@ -15,86 +17,100 @@ pub struct SourceTable {
 pub fn table(spec: &PipelineSpec, source: &SourceSpec) -> Result<SourceTable, Refusal> {
     let id = &source.id.value;
     let refuse = |message: String, hint: Option<&str>| Err(Refusal::new(source.type_span, message, hint));
-    let (columns, options) = match &source.kind {
-        SourceKind::File { path, decoding, follow } => {
-            if follow.value {
-                return Err(Refusal::new(
-                    follow.span,
-                    format!("source `{id}`: `follow: true` (tailing files) has no Flink filesystem equivalent"),
-                    Some("Flink's `source.monitor-interval` watches for new files, not for lines appended to one"),
-                ));
+    let (columns, options) =
+        match &source.kind {
+            SourceKind::File { path, decoding, follow } => {
+                if follow.value {
+                    return Err(Refusal::new(
+                        follow.span,
+                        format!("source `{id}`: `follow: true` (tailing files) has no Flink filesystem equivalent"),
+                        Some("Flink's `source.monitor-interval` watches for new files, not for lines appended to one"),
+                    ));
+                }
+                if path.value.contains(['*', '?', '[']) {
+                    return Err(Refusal::new(
+                        path.span,
+                        format!("source `{id}`: a glob path has no Flink filesystem equivalent"),
+                        Some("point `path` at one file, or at a directory that holds only the input files"),
+                    ));
+                }
+                let full = std::path::absolute(spec.resolve(&path.value)).unwrap_or_else(|_| spec.resolve(&path.value));
+                let mut options =
+                    vec![("connector", "filesystem".to_string()), ("path", format!("file://{}", full.display()))];
+                let columns = columns(id, decoding)?;
+                options.extend(format_options(id, decoding)?);
+                (columns, options)
             }
-            if path.value.contains(['*', '?', '[']) {
-                return Err(Refusal::new(
-                    path.span,
-                    format!("source `{id}`: a glob path has no Flink filesystem equivalent"),
-                    Some("point `path` at one file, or at a directory that holds only the input files"),
-                ));
+            SourceKind::Kafka {
+                brokers,
+                topics,
+                group,
+                start,
+                bounded,
+                decoding,
+                key_field,
+                timestamp_field,
+                headers_field,
+                options: extra,
+            } => {
+                if key_field.is_some() || timestamp_field.is_some() || headers_field.is_some() {
+                    return refuse(
+                        format!("source `{id}`: `key_field`, `timestamp_field` and `headers_field` are not exported"),
+                        Some("Flink reads them as METADATA columns of other types; add them to the script by hand"),
+                    );
+                }
+                let mut options = vec![
+                    ("connector", "kafka".to_string()),
+                    ("topic", topics.iter().map(|t| t.value.as_str()).collect::<Vec<_>>().join(";")),
+                    ("properties.bootstrap.servers", brokers.value.clone()),
+                ];
+                if let Some(g) = group {
+                    options.push(("properties.group.id", g.clone()));
+                }
+                let mode = match start {
+                    KafkaStart::Earliest => "earliest-offset",
+                    KafkaStart::Latest => "latest-offset",
+                    KafkaStart::Committed => "group-offsets",
+                };
+                options.push(("scan.startup.mode", mode.to_string()));
+                if *bounded {
+                    options.push(("scan.bounded.mode", "latest-offset".to_string()));
+                }
+                let columns = columns(id, decoding)?;
+                options.extend(format_options(id, decoding)?);
+                let mut options: Vec<(String, String)> = options.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+                options.extend(extra.iter().map(|(k, v)| (format!("properties.{k}"), v.clone())));
+                return finish(source, columns, options);
             }
-            let full = std::path::absolute(spec.resolve(&path.value)).unwrap_or_else(|_| spec.resolve(&path.value));
-            let mut options = vec![
-                ("connector", "filesystem".to_string()),
-                ("path", format!("file://{}", full.display())),
-            ];
-            let columns = columns(id, decoding)?;
-            options.extend(format_options(id, decoding)?);
-            (columns, options)
-        }
-        SourceKind::Kafka {
-            brokers, topics, group, start, bounded, decoding, key_field, timestamp_field, headers_field, options: extra,
-        } => {
-            if key_field.is_some() || timestamp_field.is_some() || headers_field.is_some() {
+            SourceKind::Datagen { .. } => return refuse(
+                format!(
+                "source `{id}`: flowctl's generators (seeded sequences, choices, timestamps) are not Flink's datagen"
+            ),
+                Some(
+                    "Flink's datagen draws other random values, so results would differ; export a file source instead",
+                ),
+            ),
+            SourceKind::Stdin { .. } => {
+                return refuse(format!("source `{id}`: stdin has no Flink connector"), Some("read a file instead"))
+            }
+            SourceKind::Socket { .. } => {
+                return refuse(format!("source `{id}`: a socket source has no Flink SQL connector"), None)
+            }
+            SourceKind::Nexmark { .. } => {
                 return refuse(
-                    format!("source `{id}`: `key_field`, `timestamp_field` and `headers_field` are not exported"),
-                    Some("Flink reads them as METADATA columns of other types; add them to the script by hand"),
-                );
+                    format!("source `{id}`: the nexmark generator has no Flink SQL connector"),
+                    Some("Flink's nexmark benchmark ships its own generator; export the events to a file or topic"),
+                )
             }
-            let mut options = vec![
-                ("connector", "kafka".to_string()),
-                ("topic", topics.iter().map(|t| t.value.as_str()).collect::<Vec<_>>().join(";")),
-                ("properties.bootstrap.servers", brokers.value.clone()),
-            ];
-            if let Some(g) = group {
-                options.push(("properties.group.id", g.clone()));
-            }
-            let mode = match start {
-                KafkaStart::Earliest => "earliest-offset",
-                KafkaStart::Latest => "latest-offset",
-                KafkaStart::Committed => "group-offsets",
-            };
-            options.push(("scan.startup.mode", mode.to_string()));
-            if *bounded {
-                options.push(("scan.bounded.mode", "latest-offset".to_string()));
-            }
-            let columns = columns(id, decoding)?;
-            options.extend(format_options(id, decoding)?);
-            let mut options: Vec<(String, String)> = options.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-            options.extend(extra.iter().map(|(k, v)| (format!("properties.{k}"), v.clone())));
-            return finish(source, columns, options);
-        }
-        SourceKind::Datagen { .. } => {
-            return refuse(
-                format!("source `{id}`: flowctl's generators (seeded sequences, choices, timestamps) are not Flink's datagen"),
-                Some("Flink's datagen draws other random values, so results would differ; export a file source instead"),
-            )
-        }
-        SourceKind::Stdin { .. } => {
-            return refuse(format!("source `{id}`: stdin has no Flink connector"), Some("read a file instead"))
-        }
-        SourceKind::Socket { .. } => {
-            return refuse(format!("source `{id}`: a socket source has no Flink SQL connector"), None)
-        }
-        SourceKind::Nexmark { .. } => {
-            return refuse(
-                format!("source `{id}`: the nexmark generator has no Flink SQL connector"),
-                Some("Flink's nexmark benchmark ships its own generator; export the events to a file or topic"),
-            )
-        }
-    };
+        };
     finish(source, columns, options.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
 }
 
-fn finish(source: &SourceSpec, columns: Vec<Column>, mut options: Vec<(String, String)>) -> Result<SourceTable, Refusal> {
+fn finish(
+    source: &SourceSpec,
+    columns: Vec<Column>,
+    mut options: Vec<(String, String)>,
+) -> Result<SourceTable, Refusal> {
     let id = &source.id.value;
     let mut lines: Vec<String> = columns.iter().map(|c| format!("  {} {}", quote(&c.name), c.ty.name())).collect();
     let time = match &source.event_time {
@@ -111,22 +127,35 @@ fn finish(source: &SourceSpec, columns: Vec<Column>, mut options: Vec<(String, S
         }
     };
     if columns.iter().any(|c| c.name == TIME_COLUMN) {
-        return Err(Refusal::new(source.id.span, format!("source `{id}` has a field named `{TIME_COLUMN}`, the name the export gives event time"), None));
+        return Err(Refusal::new(
+            source.id.span,
+            format!("source `{id}` has a field named `{TIME_COLUMN}`, the name the export gives event time"),
+            None,
+        ));
     }
-    let with = options.iter().map(|(k, v)| format!("  {} = {}", literal(k), literal(v))).collect::<Vec<_>>().join(",\n");
+    let with =
+        options.iter().map(|(k, v)| format!("  {} = {}", literal(k), literal(v))).collect::<Vec<_>>().join(",\n");
     let ddl = format!("CREATE TABLE {} (\n{}\n) WITH (\n{with}\n);", quote(id), lines.join(",\n"));
     let relation = Relation { name: id.clone(), columns, time, key: None, window: None, updating: None };
     Ok(SourceTable { ddl, relation })
 }
 
 /// The event time in epoch milliseconds, as SQL over the source's columns.
-fn event_time_millis(source: &SourceSpec, et: &crate::spec::EventTimeSpec, columns: &[Column]) -> Result<String, Refusal> {
+fn event_time_millis(
+    source: &SourceSpec,
+    et: &crate::spec::EventTimeSpec,
+    columns: &[Column],
+) -> Result<String, Refusal> {
     let id = &source.id.value;
     let sql = match &et.source {
         TimeSource::Field(f) => match columns.iter().find(|c| c.name == f.value) {
             Some(c) => super::types::Sql { text: quote(&c.name), ty: c.ty },
             None => {
-                return Err(Refusal::new(f.span, format!("source `{id}`: event time field `{}` has no declared type", f.value), Some("declare it in `schema:`")))
+                return Err(Refusal::new(
+                    f.span,
+                    format!("source `{id}`: event time field `{}` has no declared type", f.value),
+                    Some("declare it in `schema:`"),
+                ))
             }
         },
         TimeSource::Expr(e) => expressions::translate(e, columns)?,

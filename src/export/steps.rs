@@ -16,7 +16,8 @@ pub fn step(p: &ValidPipeline, i: usize, inputs: &[&Relation], out: &mut Vec<Str
     let spec = &p.spec.steps[i];
     let name = view_name(p, i);
     let input = union_all(&format!("{name}_input"), spec.span, inputs, out)?;
-    let view = |body: String, out: &mut Vec<String>| out.push(format!("CREATE TEMPORARY VIEW {} AS\n{body};", quote(&name)));
+    let view =
+        |body: String, out: &mut Vec<String>| out.push(format!("CREATE TEMPORARY VIEW {} AS\n{body};", quote(&name)));
     let label = spec.label(i);
     match (&spec.kind, &p.steps[i]) {
         (StepKind::KeyBy(keys), CompiledStep::KeyBy { names, .. }) => {
@@ -35,7 +36,9 @@ pub fn step(p: &ValidPipeline, i: usize, inputs: &[&Relation], out: &mut Vec<Str
             if !input.time {
                 return Err(Refusal::new(
                     w.kind.span,
-                    format!("step `{label}`: a processing-time window (the source has no `event_time`) is not exported"),
+                    format!(
+                        "step `{label}`: a processing-time window (the source has no `event_time`) is not exported"
+                    ),
                     Some("give the source an `event_time`; processing-time results depend on timing"),
                 ));
             }
@@ -73,7 +76,9 @@ pub fn step(p: &ValidPipeline, i: usize, inputs: &[&Relation], out: &mut Vec<Str
             if input.updating.is_some() {
                 return Err(Refusal::new(
                     spec.span,
-                    format!("step `{label}` reads the updates of a rolling reduce; the export only sends them to sinks"),
+                    format!(
+                        "step `{label}` reads the updates of a rolling reduce; the export only sends them to sinks"
+                    ),
                     None,
                 ));
             }
@@ -98,8 +103,11 @@ pub fn step(p: &ValidPipeline, i: usize, inputs: &[&Relation], out: &mut Vec<Str
                     Ok(Relation { name, columns: typed(columns), ..input })
                 }
                 Relational::Assign(fields) => {
-                    let mut columns: Vec<(String, Sql)> =
-                        input.columns.iter().map(|c| (c.name.clone(), Sql { text: quote(&c.name), ty: c.ty })).collect();
+                    let mut columns: Vec<(String, Sql)> = input
+                        .columns
+                        .iter()
+                        .map(|c| (c.name.clone(), Sql { text: quote(&c.name), ty: c.ty }))
+                        .collect();
                     // Every expression reads the input record, then all are assigned.
                     let computed = fields
                         .iter()
@@ -112,7 +120,8 @@ pub fn step(p: &ValidPipeline, i: usize, inputs: &[&Relation], out: &mut Vec<Str
                         }
                     }
                     keep_key(&input, &columns, spec.span, &label)?;
-                    let items: Vec<String> = columns.iter().map(|(n, s)| format!("{} AS {}", s.text, quote(n))).collect();
+                    let items: Vec<String> =
+                        columns.iter().map(|(n, s)| format!("{} AS {}", s.text, quote(n))).collect();
                     view(format!("SELECT {}{time}\nFROM {from}", items.join(", ")), out);
                     Ok(Relation { name, columns: typed(columns), ..input })
                 }
@@ -161,7 +170,12 @@ fn typed(columns: Vec<(String, Sql)>) -> Vec<Column> {
 
 /// A step between a `key_by` and its `reduce` must leave the key's columns as they
 /// were: flowctl computed the key before the step, the export computes it at the reduce.
-fn keep_key(input: &Relation, columns: &[(String, Sql)], at: crate::spec::node::Span, label: &str) -> Result<(), Refusal> {
+fn keep_key(
+    input: &Relation,
+    columns: &[(String, Sql)],
+    at: crate::spec::node::Span,
+    label: &str,
+) -> Result<(), Refusal> {
     let Some(key) = &input.key else { return Ok(()) };
     for k in key {
         for c in &input.columns {
@@ -180,7 +194,12 @@ fn keep_key(input: &Relation, columns: &[(String, Sql)], at: crate::spec::node::
 }
 
 /// One relation from several inputs: the input itself, or a UNION ALL view `name` of them.
-pub fn union_all(name: &str, at: crate::spec::node::Span, inputs: &[&Relation], out: &mut Vec<String>) -> Result<Relation, Refusal> {
+pub fn union_all(
+    name: &str,
+    at: crate::spec::node::Span,
+    inputs: &[&Relation],
+    out: &mut Vec<String>,
+) -> Result<Relation, Refusal> {
     let first = inputs[0];
     if inputs.len() == 1 {
         return Ok(first.clone());
@@ -189,11 +208,19 @@ pub fn union_all(name: &str, at: crate::spec::node::Span, inputs: &[&Relation], 
         if other.columns != first.columns || other.time != first.time {
             return Err(Refusal::new(
                 at,
-                format!("the inputs `{}` and `{}` of `{name}` have different columns; Flink's UNION ALL needs the same", first.name, other.name),
+                format!(
+                    "the inputs `{}` and `{}` of `{name}` have different columns; Flink's UNION ALL needs the same",
+                    first.name, other.name
+                ),
                 None,
             ));
         }
-        if other.key.is_some() || other.window.is_some() || other.updating.is_some() || first.key.is_some() || first.window.is_some() {
+        if other.key.is_some()
+            || other.window.is_some()
+            || other.updating.is_some()
+            || first.key.is_some()
+            || first.window.is_some()
+        {
             return Err(Refusal::new(at, format!("`{name}` reads several keyed, windowed or updating inputs"), None));
         }
     }
@@ -219,7 +246,11 @@ fn reduce(
     let spec = &p.spec.steps[i];
     let label = spec.label(i);
     if input.updating.is_some() {
-        return Err(Refusal::new(spec.span, format!("step `{label}` aggregates the updates of a rolling reduce"), None));
+        return Err(Refusal::new(
+            spec.span,
+            format!("step `{label}` aggregates the updates of a rolling reduce"),
+            None,
+        ));
     }
     let key = input.key.clone().unwrap_or_default();
     // Keys that are not plain columns are computed in a view of their own first.
@@ -252,7 +283,9 @@ fn reduce(
         Some((kind, _)) => {
             let t = quote(TIME_COLUMN);
             let tvf = match kind {
-                WindowKind::Tumbling(size) => format!("TUMBLE(TABLE {source}, DESCRIPTOR({t}), {})", super::types::interval(*size)),
+                WindowKind::Tumbling(size) => {
+                    format!("TUMBLE(TABLE {source}, DESCRIPTOR({t}), {})", super::types::interval(*size))
+                }
                 WindowKind::Sliding { size, slide } => format!(
                     "HOP(TABLE {source}, DESCRIPTOR({t}), {}, {})",
                     super::types::interval(*slide),
@@ -266,14 +299,23 @@ fn reduce(
                     };
                     format!("SESSION(TABLE {source}{partition}, DESCRIPTOR({t}), {})", super::types::interval(*gap))
                 }
-                WindowKind::Count(_) => unreachable!("count windows are refused at the window step"),
+                WindowKind::Count(_) => {
+                    return Err(Refusal::new(
+                        spec.span,
+                        format!("step `{label}`: Flink SQL has no count windows"),
+                        None,
+                    ))
+                }
             };
             let bounds = ["window_start", "window_end"];
             for b in bounds {
                 items.push(format!("{} AS {}", epoch_millis(b), quote(b)));
             }
             let at = key.len();
-            columns.splice(at..at, bounds.iter().map(|b| Column { name: b.to_string(), ty: super::types::SqlType::Bigint }));
+            columns.splice(
+                at..at,
+                bounds.iter().map(|b| Column { name: b.to_string(), ty: super::types::SqlType::Bigint }),
+            );
             items.extend(agg_items);
             items.push(format!("window_time AS {t}"));
             let group: Vec<String> =

@@ -126,7 +126,8 @@ fn exported_scripts_give_flowctls_rows_on_flink() {
     let mut compared = BTreeMap::new();
     for (i, (pipeline, files)) in CASES.iter().enumerate() {
         for file in *files {
-            let ours = std::fs::read_to_string(dir.path().join(format!("flowctl-{i}")).join(file)).expect("flowctl output");
+            let ours =
+                std::fs::read_to_string(dir.path().join(format!("flowctl-{i}")).join(file)).expect("flowctl output");
             let theirs = flink_output(&dir.path().join(format!("flink-{i}")).join(file));
             let (ours, theirs) = (rows(file, &ours), rows(file, &theirs));
             assert!(!ours.is_empty(), "{pipeline} wrote no rows to {file}: the comparison would prove nothing");
