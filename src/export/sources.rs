@@ -136,7 +136,8 @@ fn finish(
     let with =
         options.iter().map(|(k, v)| format!("  {} = {}", literal(k), literal(v))).collect::<Vec<_>>().join(",\n");
     let ddl = format!("CREATE TABLE {} (\n{}\n) WITH (\n{with}\n);", quote(id), lines.join(",\n"));
-    let relation = Relation { name: id.clone(), columns, time, key: None, window: None, updating: None };
+    let ordered = matches!(source.kind, SourceKind::File { .. });
+    let relation = Relation { name: id.clone(), columns, time, key: None, window: None, ordered, updating: None };
     Ok(SourceTable { ddl, relation })
 }
 

@@ -137,6 +137,36 @@ pub fn step(p: &ValidPipeline, i: usize, inputs: &[&Relation], out: &mut Vec<Str
                     view(format!("SELECT {}{time}\nFROM {from}", items.join(", ")), out);
                     Ok(Relation { name, columns: typed(columns), ..input })
                 }
+                Relational::Dedup { key, within, keep_first } => {
+                    if let Some(w) = within {
+                        return Err(Refusal::new(
+                            w.span,
+                            format!(
+                                "step `{label}`: flowctl's dedup intervals (`within`, closed by the watermark) have no \
+                                 Flink SQL equivalent; Flink's deduplication keeps a key until a state TTL"
+                            ),
+                            Some("without `within`, `keep: first` exports as Flink's deduplication"),
+                        ));
+                    }
+                    if !keep_first.value {
+                        return Err(Refusal::new(
+                            keep_first.span,
+                            format!("step `{label}`: `keep: last` is not exported"),
+                            None,
+                        ));
+                    }
+                    if !input.ordered {
+                        return Err(Refusal::new(
+                            spec.span,
+                            format!(
+                                "step `{label}` keeps the first record in arrival order, which flowctl defines by \
+                                 event time across sources and partitions and Flink does not"
+                            ),
+                            Some("dedup the records of one file source"),
+                        ));
+                    }
+                    dedup(&name, &input, key, out)
+                }
                 Relational::Opaque => Err(Refusal::new(spec.span, opaque_reason(kind, &label), None)),
             }
         }
@@ -146,13 +176,38 @@ pub fn step(p: &ValidPipeline, i: usize, inputs: &[&Relation], out: &mut Vec<Str
 
 fn opaque_reason(kind: &str, label: &str) -> String {
     match kind {
-        "dedup" => format!(
-            "step `{label}`: flowctl's dedup intervals (`within`, first or last of each interval, freed by the watermark) \
-             have no Flink SQL equivalent; Flink's deduplication keeps a key until a state TTL"
-        ),
         "flat_map" => format!("step `{label}`: `flat_map` over flowctl lists is not exported"),
         other => format!("step `{label}`: `{other}` has no Flink SQL translation"),
     }
+}
+
+/// `dedup` with `keep: first` and no `within`: Flink's deduplication on processing
+/// time (arrival order), which keeps each key's first row forever and appends only.
+fn dedup(
+    name: &str,
+    input: &Relation,
+    own: &[crate::spec::ExprSpec],
+    out: &mut Vec<String>,
+) -> Result<Relation, Refusal> {
+    let mut partition: Vec<String> = input.key.iter().flatten().map(|k| k.sql.text.clone()).collect();
+    for e in own {
+        partition.push(expressions::translate(e, &input.columns)?.text);
+    }
+    let arrival = format!("{name}_arrival");
+    out.push(format!(
+        "CREATE TEMPORARY VIEW {} AS\nSELECT {}, PROCTIME() AS `flowctl_arrival`\nFROM {};",
+        quote(&arrival),
+        input.select_list(),
+        quote(&input.name)
+    ));
+    out.push(format!(
+        "CREATE TEMPORARY VIEW {} AS\nSELECT {}\nFROM (\n  SELECT *, ROW_NUMBER() OVER (PARTITION BY {} ORDER BY `flowctl_arrival` ASC) AS `flowctl_row`\n  FROM {}\n)\nWHERE `flowctl_row` = 1;",
+        quote(name),
+        input.select_list(),
+        partition.join(", "),
+        quote(&arrival)
+    ));
+    Ok(Relation { name: name.to_string(), ..input.clone() })
 }
 
 /// The view name of step `i`: its id, or `<kind>_<n>`.
@@ -227,7 +282,7 @@ pub fn union_all(
     let selects: Vec<String> =
         inputs.iter().map(|r| format!("SELECT {} FROM {}", r.select_list(), quote(&r.name))).collect();
     out.push(format!("CREATE TEMPORARY VIEW {} AS\n{};", quote(name), selects.join("\nUNION ALL\n")));
-    Ok(Relation { name: name.to_string(), ..first.clone() })
+    Ok(Relation { name: name.to_string(), ordered: false, ..first.clone() })
 }
 
 /// Epoch milliseconds of a window TVF's TIMESTAMP(3) bound (the session is in UTC).
@@ -326,7 +381,15 @@ fn reduce(
                 items.join(", "),
                 group.join(", ")
             ));
-            Ok(Relation { name: name.to_string(), columns, time: true, key: None, window: None, updating: None })
+            Ok(Relation {
+                name: name.to_string(),
+                columns,
+                time: true,
+                key: None,
+                window: None,
+                updating: None,
+                ..input
+            })
         }
         None => {
             items.extend(agg_items);
@@ -339,7 +402,15 @@ fn reduce(
                 items.join(", ")
             ));
             let keys = key.iter().map(|k| k.name.clone()).collect();
-            Ok(Relation { name: name.to_string(), columns, time: false, key: None, window: None, updating: Some(keys) })
+            Ok(Relation {
+                name: name.to_string(),
+                columns,
+                time: false,
+                key: None,
+                window: None,
+                updating: Some(keys),
+                ..input
+            })
         }
     }
 }

@@ -83,6 +83,10 @@ pub struct Relation {
     pub key: Option<Vec<KeyColumn>>,
     /// The window (its kind and where it was written) a `reduce` after it aggregates in.
     pub window: Option<(crate::spec::WindowKind, Span)>,
+    /// Whether Flink sees its rows in flowctl's arrival order (one file read in
+    /// order; not several sources or Kafka partitions, which flowctl merges by event
+    /// time).
+    pub ordered: bool,
     /// An updating (retracting) changelog: the result of a rolling `reduce`, with the
     /// columns that identify a row.
     pub updating: Option<Vec<String>>,

@@ -62,6 +62,9 @@ pub enum Relational<'a> {
     Assign(&'a [(Spanned<String>, ExprSpec)]),
     /// Remove these columns.
     Remove(&'a [Spanned<String>]),
+    /// One row per key: the first in arrival order, or (with `within`) per interval
+    /// of event time; `keep_first` false keeps the interval's last.
+    Dedup { key: &'a [ExprSpec], within: Option<&'a Spanned<std::time::Duration>>, keep_first: Spanned<bool> },
     /// No relational form that a translation knows.
     Opaque,
 }

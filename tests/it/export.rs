@@ -31,6 +31,11 @@ fn session_and_sliding_windows_become_window_tvfs() {
 }
 
 #[test]
+fn dedup_keeping_the_first_forever_becomes_flinks_deduplication() {
+    insta::assert_snapshot!("export_dedup", export("tests/fixtures/export/dedup.yaml", &[]));
+}
+
+#[test]
 fn kafka_jdbc_print_and_blackhole_connectors_and_settings() {
     insta::assert_snapshot!("export_connectors", export("tests/fixtures/export/connectors.yaml", &[]));
 }
