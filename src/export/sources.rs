@@ -17,102 +17,103 @@ pub struct SourceTable {
 pub fn table(spec: &PipelineSpec, source: &SourceSpec) -> Result<SourceTable, Refusal> {
     let id = &source.id.value;
     let refuse = |message: String, hint: Option<&str>| Err(Refusal::new(source.type_span, message, hint));
-    let (columns, options) =
-        match &source.kind {
-            SourceKind::File { path, decoding, follow } => {
-                if follow.value {
-                    return Err(Refusal::new(
-                        follow.span,
-                        format!("source `{id}`: `follow: true` (tailing files) has no Flink filesystem equivalent"),
-                        Some("Flink's `source.monitor-interval` watches for new files, not for lines appended to one"),
-                    ));
-                }
-                if path.value.contains(['*', '?', '[']) {
-                    return Err(Refusal::new(
-                        path.span,
-                        format!("source `{id}`: a glob path has no Flink filesystem equivalent"),
-                        Some("point `path` at one file, or at a directory that holds only the input files"),
-                    ));
-                }
-                let full = std::path::absolute(spec.resolve(&path.value)).unwrap_or_else(|_| spec.resolve(&path.value));
-                let mut options =
-                    vec![("connector", "filesystem".to_string()), ("path", format!("file://{}", full.display()))];
-                let columns = columns(id, decoding)?;
-                options.extend(format_options(id, decoding)?);
-                (columns, options)
+    let (columns, options) = match &source.kind {
+        SourceKind::File { path, decoding, follow } => {
+            if follow.value {
+                return Err(Refusal::new(
+                    follow.span,
+                    format!("source `{id}`: `follow: true` (tailing files) has no Flink filesystem equivalent"),
+                    Some("Flink's `source.monitor-interval` watches for new files, not for lines appended to one"),
+                ));
             }
-            SourceKind::Kafka {
-                brokers,
-                topics,
-                group,
-                start,
-                bounded,
-                decoding,
-                key_field,
-                timestamp_field,
-                headers_field,
-                options: extra,
-            } => {
-                if key_field.is_some() || timestamp_field.is_some() || headers_field.is_some() {
-                    return refuse(
-                        format!("source `{id}`: `key_field`, `timestamp_field` and `headers_field` are not exported"),
-                        Some("Flink reads them as METADATA columns of other types; add them to the script by hand"),
-                    );
-                }
-                let mut options = vec![
-                    ("connector", "kafka".to_string()),
-                    ("topic", topics.iter().map(|t| t.value.as_str()).collect::<Vec<_>>().join(";")),
-                    ("properties.bootstrap.servers", brokers.value.clone()),
-                ];
-                if let Some(g) = group {
-                    options.push(("properties.group.id", g.clone()));
-                }
-                let mode = match start {
-                    KafkaStart::Earliest => "earliest-offset",
-                    KafkaStart::Latest => "latest-offset",
-                    KafkaStart::Committed => "group-offsets",
-                };
-                options.push(("scan.startup.mode", mode.to_string()));
-                if *bounded {
-                    options.push(("scan.bounded.mode", "latest-offset".to_string()));
-                }
-                let columns = columns(id, decoding)?;
-                options.extend(format_options(id, decoding)?);
-                let mut options: Vec<(String, String)> = options.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-                options.extend(extra.iter().map(|(k, v)| (format!("properties.{k}"), v.clone())));
-                return finish(source, columns, options);
+            if path.value.contains(['*', '?', '[']) {
+                return Err(Refusal::new(
+                    path.span,
+                    format!("source `{id}`: a glob path has no Flink filesystem equivalent"),
+                    Some("point `path` at one file, or at a directory that holds only the input files"),
+                ));
             }
-            SourceKind::Datagen { .. } => return refuse(
-                format!(
-                "source `{id}`: flowctl's generators (seeded sequences, choices, timestamps) are not Flink's datagen"
-            ),
-                Some(
-                    "Flink's datagen draws other random values, so results would differ; export a file source instead",
-                ),
-            ),
-            SourceKind::Stdin { .. } => {
-                return refuse(format!("source `{id}`: stdin has no Flink connector"), Some("read a file instead"))
-            }
-            SourceKind::Socket { .. } => {
-                return refuse(format!("source `{id}`: a socket source has no Flink SQL connector"), None)
-            }
-            SourceKind::Nexmark { .. } => {
+            let full = std::path::absolute(spec.resolve(&path.value)).unwrap_or_else(|_| spec.resolve(&path.value));
+            let mut options =
+                vec![("connector", "filesystem".to_string()), ("path", format!("file://{}", full.display()))];
+            let columns = columns(id, decoding)?;
+            options.extend(format_options(id, decoding)?);
+            (columns, options)
+        }
+        SourceKind::Kafka {
+            brokers,
+            topics,
+            group,
+            start,
+            bounded,
+            decoding,
+            key_field,
+            timestamp_field,
+            headers_field,
+            options: extra,
+        } => {
+            if key_field.is_some() || timestamp_field.is_some() || headers_field.is_some() {
                 return refuse(
-                    format!("source `{id}`: the nexmark generator has no Flink SQL connector"),
-                    Some("Flink's nexmark benchmark ships its own generator; export the events to a file or topic"),
-                )
+                    format!("source `{id}`: `key_field`, `timestamp_field` and `headers_field` are not exported"),
+                    Some("Flink reads them as METADATA columns of other types; add them to the script by hand"),
+                );
             }
-        };
+            let mut options = vec![
+                ("connector", "kafka".to_string()),
+                ("topic", topics.iter().map(|t| t.value.as_str()).collect::<Vec<_>>().join(";")),
+                ("properties.bootstrap.servers", brokers.value.clone()),
+            ];
+            if let Some(g) = group {
+                options.push(("properties.group.id", g.clone()));
+            }
+            let mode = match start {
+                KafkaStart::Earliest => "earliest-offset",
+                KafkaStart::Latest => "latest-offset",
+                KafkaStart::Committed => "group-offsets",
+            };
+            options.push(("scan.startup.mode", mode.to_string()));
+            if *bounded {
+                options.push(("scan.bounded.mode", "latest-offset".to_string()));
+            }
+            let columns = columns(id, decoding)?;
+            options.extend(format_options(id, decoding)?);
+            let mut options: Vec<(String, String)> = options.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            options.extend(extra.iter().map(|(k, v)| (format!("properties.{k}"), v.clone())));
+            return finish(source, columns, options);
+        }
+        SourceKind::Datagen { fields, rate, count, .. } => {
+            let (columns, lines, options) = datagen(id, fields, *rate, *count)?;
+            return finish_with(source, columns, lines, options);
+        }
+        SourceKind::Stdin { .. } => {
+            return refuse(format!("source `{id}`: stdin has no Flink connector"), Some("read a file instead"))
+        }
+        SourceKind::Socket { .. } => {
+            return refuse(format!("source `{id}`: a socket source has no Flink SQL connector"), None)
+        }
+        SourceKind::Nexmark { .. } => {
+            return refuse(
+                format!("source `{id}`: the nexmark generator has no Flink SQL connector"),
+                Some("Flink's nexmark benchmark ships its own generator; export the events to a file or topic"),
+            )
+        }
+    };
     finish(source, columns, options.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
 }
 
-fn finish(
+fn finish(source: &SourceSpec, columns: Vec<Column>, options: Vec<(String, String)>) -> Result<SourceTable, Refusal> {
+    let lines = columns.iter().map(|c| format!("  {} {}", quote(&c.name), c.ty.name())).collect();
+    finish_with(source, columns, lines, options)
+}
+
+/// The table with these column definitions (`lines`), event time and options.
+fn finish_with(
     source: &SourceSpec,
     columns: Vec<Column>,
+    mut lines: Vec<String>,
     mut options: Vec<(String, String)>,
 ) -> Result<SourceTable, Refusal> {
     let id = &source.id.value;
-    let mut lines: Vec<String> = columns.iter().map(|c| format!("  {} {}", quote(&c.name), c.ty.name())).collect();
     let time = match &source.event_time {
         None => false,
         Some(et) => {
@@ -136,6 +137,7 @@ fn finish(
     let with =
         options.iter().map(|(k, v)| format!("  {} = {}", literal(k), literal(v))).collect::<Vec<_>>().join(",\n");
     let ddl = format!("CREATE TABLE {} (\n{}\n) WITH (\n{with}\n);", quote(id), lines.join(",\n"));
+    // Flink's datagen splits its sequences between subtasks: no one arrival order.
     let ordered = matches!(source.kind, SourceKind::File { .. });
     let relation = Relation { name: id.clone(), columns, time, key: None, window: None, ordered, updating: None };
     Ok(SourceTable { ddl, relation })
@@ -238,4 +240,65 @@ fn format_options(id: &str, decoding: &Decoding) -> Result<Vec<(&'static str, St
             Some("Flink's raw format reads whole files or messages, not lines"),
         )),
     }
+}
+
+/// flowctl's generators that give the same values in Flink's datagen: `sequence` with
+/// step 1 (Flink's sequence kind) and `constant` (a computed column). The random
+/// kinds draw other values and timestamps are a column type the export lacks.
+fn datagen(
+    id: &str,
+    fields: &[crate::spec::Generator],
+    rate: Option<u64>,
+    count: Option<u64>,
+) -> Result<(Vec<Column>, Vec<String>, Vec<(String, String)>), Refusal> {
+    use crate::record::Value;
+    let mut options = vec![("connector".to_string(), "datagen".to_string())];
+    if let Some(n) = count {
+        options.push(("number-of-rows".into(), n.to_string()));
+    }
+    if let Some(r) = rate {
+        options.push(("rows-per-second".into(), r.to_string()));
+    }
+    let (mut columns, mut lines) = (Vec::new(), Vec::new());
+    for g in fields {
+        let name = &g.field.value;
+        let int = |key: &str, default: i64| match g.node.get(key).map(|v| v.to_value()) {
+            None => Some(default),
+            Some(Value::Int(i)) => Some(i),
+            Some(_) => None,
+        };
+        let refuse = |why: &str| {
+            Err(Refusal::new(g.field.span, format!("source `{id}`: field `{name}` ({}): {why}", g.kind), None))
+        };
+        match g.kind.as_str() {
+            "sequence" => {
+                let (Some(start), Some(1)) = (int("start", 0), int("step", 1)) else {
+                    return refuse("Flink's sequences step by 1");
+                };
+                let Some(n) = count else {
+                    return refuse("a Flink sequence needs an end: give the source a `count`");
+                };
+                let end = i64::try_from(n).ok().and_then(|n| start.checked_add(n - 1));
+                let Some(end) = end.filter(|_| n > 0) else { return refuse("the sequence leaves 64 bits") };
+                options.push((format!("fields.{name}.kind"), "sequence".into()));
+                options.push((format!("fields.{name}.start"), start.to_string()));
+                options.push((format!("fields.{name}.end"), end.to_string()));
+                lines.push(format!("  {} BIGINT", quote(name)));
+                columns.push(Column { name: name.clone(), ty: SqlType::Bigint });
+            }
+            "constant" => {
+                let (text, ty) = match g.node.get("value").map(|v| v.to_value()).unwrap_or_default() {
+                    Value::Int(i) => (format!("CAST({i} AS BIGINT)"), SqlType::Bigint),
+                    Value::Float(f) if f.is_finite() => (format!("CAST({f:?} AS DOUBLE)"), SqlType::Double),
+                    Value::Str(s) => (format!("CAST({} AS STRING)", literal(&s)), SqlType::String),
+                    Value::Bool(b) => (if b { "TRUE" } else { "FALSE" }.to_string(), SqlType::Boolean),
+                    _ => return refuse("only int, float, string and bool constants are exported"),
+                };
+                lines.push(format!("  {} AS {text}", quote(name)));
+                columns.push(Column { name: name.clone(), ty });
+            }
+            _ => return refuse("Flink's datagen draws other values than flowctl's seeded generators"),
+        }
+    }
+    Ok((columns, lines, options))
 }

@@ -36,6 +36,11 @@ fn dedup_keeping_the_first_forever_becomes_flinks_deduplication() {
 }
 
 #[test]
+fn sequences_and_constants_become_flinks_datagen() {
+    insta::assert_snapshot!("export_datagen", export("tests/fixtures/export/datagen.yaml", &[]));
+}
+
+#[test]
 fn kafka_jdbc_print_and_blackhole_connectors_and_settings() {
     insta::assert_snapshot!("export_connectors", export("tests/fixtures/export/connectors.yaml", &[]));
 }
