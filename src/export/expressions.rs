@@ -431,3 +431,51 @@ pub fn aggregate(e: &ExprSpec, columns: &[Column]) -> Result<Sql, Refusal> {
         _ => t.refuse(&tree, format!("the aggregate `{}` has no Flink SQL translation", e.text), None),
     }
 }
+
+/// A `flat_map`'s `each` as a Flink array of strings: only `split(s, 'sep')` with a
+/// non-empty literal separator translates. flowctl splits '' into one empty string,
+/// Flink's SPLIT into no element, so that case is spelled out.
+pub fn split_list(e: &ExprSpec, columns: &[Column]) -> Result<Sql, Refusal> {
+    let tree = crate::expr::parse(&e.text)
+        .map_err(|err| Refusal::new(e.span_at(err.offset, 0), err.message, err.hint.as_deref()))?;
+    let t = Translator { spec: e, columns };
+    let not_split = || t.refuse(&tree, "only `split(s, 'separator')` is exported as a list", None);
+    let ast::Expr::Function(f) = &tree else { return not_split() };
+    let FunctionArguments::List(l) = &f.args else { return not_split() };
+    let args: Vec<&ast::Expr> = l
+        .args
+        .iter()
+        .filter_map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => Some(x),
+            _ => None,
+        })
+        .collect();
+    if !f.name.to_string().eq_ignore_ascii_case("split") || args.len() != 2 || l.args.len() != 2 {
+        return not_split();
+    }
+    let sep = match args[1] {
+        ast::Expr::Value(v) => match &v.value {
+            ast::Value::SingleQuotedString(s) if !s.is_empty() => s,
+            _ => {
+                return t.refuse(
+                    args[1],
+                    "the separator of an exported `split` must be a non-empty string literal",
+                    None,
+                )
+            }
+        },
+        other => {
+            return t.refuse(other, "the separator of an exported `split` must be a non-empty string literal", None)
+        }
+    };
+    let s = t.expr(args[0])?;
+    if s.ty != SqlType::String {
+        return t.refuse(args[0], format!("`split` of {} has no Flink SQL translation", s.ty.name()), None);
+    }
+    let text = format!(
+        "CASE WHEN {s} = '' THEN ARRAY[CAST('' AS STRING)] ELSE SPLIT({s}, {sep}) END",
+        s = s.text,
+        sep = literal(sep)
+    );
+    Ok(Sql { text, ty: SqlType::String })
+}

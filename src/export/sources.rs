@@ -136,7 +136,14 @@ fn finish_with(
     }
     let with =
         options.iter().map(|(k, v)| format!("  {} = {}", literal(k), literal(v))).collect::<Vec<_>>().join(",\n");
-    let ddl = format!("CREATE TABLE {} (\n{}\n) WITH (\n{with}\n);", quote(id), lines.join(",\n"));
+    let mut ddl = String::new();
+    if source.kind.decoding().is_some_and(|d| d.format.value == DataFormat::Jsonl) {
+        ddl.push_str(&format!(
+            "-- `{id}`: Flink reads exactly these columns of each JSON line; flowctl also keeps a line's\n\
+             -- undeclared fields, which reach sinks through filter, set, drop and flat_map.\n"
+        ));
+    }
+    ddl.push_str(&format!("CREATE TABLE {} (\n{}\n) WITH (\n{with}\n);", quote(id), lines.join(",\n")));
     // Flink's datagen splits its sequences between subtasks: no one arrival order.
     let ordered = matches!(source.kind, SourceKind::File { .. });
     let relation = Relation { name: id.clone(), columns, time, key: None, window: None, ordered, updating: None };

@@ -167,6 +167,32 @@ pub fn step(p: &ValidPipeline, i: usize, inputs: &[&Relation], out: &mut Vec<Str
                     }
                     dedup(&name, &input, key, out)
                 }
+                Relational::Unnest { each, as_field } => {
+                    let list = expressions::split_list(each, &input.columns)?;
+                    let item = quote("flowctl_item");
+                    let mut columns: Vec<(String, Sql)> = input
+                        .columns
+                        .iter()
+                        .map(|c| (c.name.clone(), Sql { text: quote(&c.name), ty: c.ty }))
+                        .collect();
+                    let element = Sql { text: item.clone(), ty: list.ty };
+                    match columns.iter_mut().find(|(c, _)| *c == as_field.value) {
+                        Some(slot) => slot.1 = element,
+                        None => columns.push((as_field.value.clone(), element)),
+                    }
+                    keep_key(&input, &columns, spec.span, &label)?;
+                    let items: Vec<String> =
+                        columns.iter().map(|(n, s)| format!("{} AS {}", s.text, quote(n))).collect();
+                    view(
+                        format!(
+                            "SELECT {}{time}\nFROM {from} CROSS JOIN UNNEST({}) AS `flowctl_items`({item})",
+                            items.join(", "),
+                            list.text
+                        ),
+                        out,
+                    );
+                    Ok(Relation { name, columns: typed(columns), ..input })
+                }
                 Relational::Opaque => Err(Refusal::new(spec.span, opaque_reason(kind, &label), None)),
             }
         }
@@ -175,10 +201,7 @@ pub fn step(p: &ValidPipeline, i: usize, inputs: &[&Relation], out: &mut Vec<Str
 }
 
 fn opaque_reason(kind: &str, label: &str) -> String {
-    match kind {
-        "flat_map" => format!("step `{label}`: `flat_map` over flowctl lists is not exported"),
-        other => format!("step `{label}`: `{other}` has no Flink SQL translation"),
-    }
+    format!("step `{label}`: `{kind}` has no Flink SQL translation")
 }
 
 /// `dedup` with `keep: first` and no `within`: Flink's deduplication on processing

@@ -65,6 +65,9 @@ pub enum Relational<'a> {
     /// One row per key: the first in arrival order, or (with `within`) per interval
     /// of event time; `keep_first` false keeps the interval's last.
     Dedup { key: &'a [ExprSpec], within: Option<&'a Spanned<std::time::Duration>>, keep_first: Spanned<bool> },
+    /// One row per element of the list `each` gives: the input row with `as_field`
+    /// set to the element.
+    Unnest { each: &'a ExprSpec, as_field: &'a Spanned<String> },
     /// No relational form that a translation knows.
     Opaque,
 }

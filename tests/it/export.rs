@@ -41,6 +41,11 @@ fn sequences_and_constants_become_flinks_datagen() {
 }
 
 #[test]
+fn flat_map_over_split_becomes_unnest() {
+    insta::assert_snapshot!("export_tags", export("tests/fixtures/export/tags.yaml", &[]));
+}
+
+#[test]
 fn kafka_jdbc_print_and_blackhole_connectors_and_settings() {
     insta::assert_snapshot!("export_connectors", export("tests/fixtures/export/connectors.yaml", &[]));
 }

@@ -17,6 +17,7 @@ const CASES: &[(&str, &[&str])] = &[
     ("tests/fixtures/export/windows.yaml", &["sessions.jsonl", "pages.csv"]),
     ("tests/fixtures/export/dedup.yaml", &["first_visits.jsonl", "new_pages.csv"]),
     ("tests/fixtures/export/datagen.yaml", &["datagen.csv"]),
+    ("tests/fixtures/export/tags.yaml", &["tagged.jsonl", "tag_counts.jsonl"]),
 ];
 
 /// The longest the Flink jobs may take together (a JVM start and a few small jobs).
