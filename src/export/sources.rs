@@ -82,8 +82,8 @@ pub fn table(spec: &PipelineSpec, source: &SourceSpec) -> Result<SourceTable, Re
             return finish(source, columns, options);
         }
         SourceKind::Datagen { fields, rate, count, .. } => {
-            let (columns, lines, options) = datagen(id, fields, *rate, *count)?;
-            return finish_with(source, columns, lines, options);
+            let g = datagen(id, fields, *rate, *count)?;
+            return finish_with(source, g.columns, g.lines, g.options);
         }
         SourceKind::Stdin { .. } => {
             return refuse(format!("source `{id}`: stdin has no Flink connector"), Some("read a file instead"))
@@ -257,7 +257,7 @@ fn datagen(
     fields: &[crate::spec::Generator],
     rate: Option<u64>,
     count: Option<u64>,
-) -> Result<(Vec<Column>, Vec<String>, Vec<(String, String)>), Refusal> {
+) -> Result<Generated, Refusal> {
     use crate::record::Value;
     let mut options = vec![("connector".to_string(), "datagen".to_string())];
     if let Some(n) = count {
@@ -307,5 +307,12 @@ fn datagen(
             _ => return refuse("Flink's datagen draws other values than flowctl's seeded generators"),
         }
     }
-    Ok((columns, lines, options))
+    Ok(Generated { columns, lines, options })
+}
+
+/// A datagen table's columns, their definitions and its options.
+struct Generated {
+    columns: Vec<Column>,
+    lines: Vec<String>,
+    options: Vec<(String, String)>,
 }
