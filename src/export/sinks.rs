@@ -35,12 +35,11 @@ pub fn table(spec: &PipelineSpec, sink: &SinkSpec, input: &Relation) -> Result<S
                     Some("send the updates to stdout or to a mysql/postgres sink with a `key`"),
                 );
             }
-            let full = std::path::absolute(spec.resolve(&path.value)).unwrap_or_else(|_| spec.resolve(&path.value));
+            let location = super::types::location(spec, &path.value);
             notes.push(format!(
-                "-- Flink writes part files into the directory {}, committed at checkpoints and at the end of bounded input",
-                full.display()
+                "-- Flink writes part files into the directory {location}, committed at checkpoints and at the end of bounded input"
             ));
-            let mut o = vec![opt("connector", "filesystem"), opt("path", &format!("file://{}", full.display()))];
+            let mut o = vec![opt("connector", "filesystem"), opt("path", &location)];
             match format.value {
                 DataFormat::Csv if *header => {
                     return Err(Refusal::new(

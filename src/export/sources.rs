@@ -33,9 +33,8 @@ pub fn table(spec: &PipelineSpec, source: &SourceSpec) -> Result<SourceTable, Re
                     Some("point `path` at one file, or at a directory that holds only the input files"),
                 ));
             }
-            let full = std::path::absolute(spec.resolve(&path.value)).unwrap_or_else(|_| spec.resolve(&path.value));
             let mut options =
-                vec![("connector", "filesystem".to_string()), ("path", format!("file://{}", full.display()))];
+                vec![("connector", "filesystem".to_string()), ("path", super::types::location(spec, &path.value))];
             let columns = columns(id, decoding)?;
             options.extend(format_options(id, decoding)?);
             (columns, options)

@@ -146,3 +146,13 @@ pub fn config_duration(d: std::time::Duration) -> String {
         format!("{ms} ms")
     }
 }
+
+/// A file path of the spec as a Flink filesystem path: a URI (`s3://...`,
+/// `hdfs://...`) as written, a local path absolute under `file://`.
+pub fn location(spec: &crate::spec::PipelineSpec, path: &str) -> String {
+    if path.contains("://") {
+        return path.to_string();
+    }
+    let resolved = spec.resolve(path);
+    format!("file://{}", std::path::absolute(&resolved).unwrap_or(resolved).display())
+}

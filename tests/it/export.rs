@@ -69,7 +69,7 @@ fn set_overrides_and_output_file() {
             "flink-sql",
             "pipelines/clicks_flink.yaml",
             "--set",
-            "sinks.out.path=/data/out.csv",
+            "sinks.out.path=s3://bucket/out.csv",
             "--set",
             "steps.2.window.tumbling=1m",
             "-o",
@@ -81,7 +81,8 @@ fn set_overrides_and_output_file() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.stdout, "", "with -o the script goes to the file only");
     let script = std::fs::read_to_string(&file).expect("script written");
-    assert!(script.contains("'path' = 'file:///data/out.csv'"), "{script}");
+    assert!(script.contains("'path' = 's3://bucket/out.csv'"), "{script}");
+    assert!(script.contains("'path' = 'file:///"), "the source stays a local file: {script}");
     assert!(script.contains("INTERVAL '60' SECOND"), "{script}");
     assert!(!script.contains("INTERVAL '10' SECOND"), "{script}");
 }
