@@ -12,9 +12,28 @@ use sqlparser::ast::{
 
 /// Translates `e` over `columns`.
 pub fn translate(e: &ExprSpec, columns: &[Column]) -> Result<Sql, Refusal> {
-    let tree = crate::expr::parse(&e.text)
-        .map_err(|err| Refusal::new(e.span_at(err.offset, 0), err.message, err.hint.as_deref()))?;
-    Translator { spec: e, columns }.expr(&tree)
+    Translator { spec: e, columns }.expr(&parsed(e)?)
+}
+
+/// The parsed tree of `e` (flowctl has compiled it, so this fails only on a bug).
+fn parsed(e: &ExprSpec) -> Result<ast::Expr, Refusal> {
+    crate::expr::parse(&e.text).map_err(|err| Refusal::new(e.span_at(err.offset, 0), err.message, err.hint.as_deref()))
+}
+
+/// A call's arguments when they are all plain expressions (no `*`, names, DISTINCT
+/// or clauses).
+fn plain_args(args: &FunctionArguments) -> Option<Vec<&ast::Expr>> {
+    let FunctionArguments::List(l) = args else { return None };
+    if l.duplicate_treatment.is_some() || !l.clauses.is_empty() {
+        return None;
+    }
+    l.args
+        .iter()
+        .map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => Some(x),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Translates `e` and requires a boolean (a filter's predicate).
@@ -258,17 +277,10 @@ impl Translator<'_> {
             // A keyword read as a call without parentheses (`user`) is a field.
             FunctionArguments::None if name != "current_timestamp" => return self.column(e, ident),
             FunctionArguments::None => Vec::new(),
-            FunctionArguments::List(l) if l.duplicate_treatment.is_none() && l.clauses.is_empty() => {
-                let mut out = Vec::new();
-                for a in &l.args {
-                    match a {
-                        FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => out.push(x),
-                        _ => return self.refuse(e, format!("`{name}` with these arguments"), None),
-                    }
-                }
-                out
-            }
-            _ => return self.refuse(e, format!("`{name}` with these arguments has no translation"), None),
+            _ => match plain_args(&f.args) {
+                Some(args) => args,
+                None => return self.refuse(e, format!("`{name}` with these arguments has no translation"), None),
+            },
         };
         self.call(e, &name, &args)
     }
@@ -386,27 +398,18 @@ fn all_from(start: usize, tys: &[SqlType], t: SqlType) -> bool {
 
 /// A `reduce` aggregate (`sum(bytes * 2)`) as a Flink SQL aggregate call.
 pub fn aggregate(e: &ExprSpec, columns: &[Column]) -> Result<Sql, Refusal> {
-    let tree = crate::expr::parse(&e.text)
-        .map_err(|err| Refusal::new(e.span_at(err.offset, 0), err.message, err.hint.as_deref()))?;
+    let tree = parsed(e)?;
     let t = Translator { spec: e, columns };
     let ast::Expr::Function(f) = &tree else {
         return t.refuse(&tree, "expected an aggregate call like `sum(x)`", None);
     };
     let name = f.name.to_string().to_lowercase();
-    let (star, args): (bool, Vec<&ast::Expr>) = match &f.args {
-        FunctionArguments::List(l) if l.duplicate_treatment.is_none() && l.clauses.is_empty() => {
-            let star = matches!(l.args.as_slice(), [FunctionArg::Unnamed(FunctionArgExpr::Wildcard)]);
-            let args = l
-                .args
-                .iter()
-                .filter_map(|a| match a {
-                    FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => Some(x),
-                    _ => None,
-                })
-                .collect();
-            (star, args)
-        }
-        _ => return t.refuse(&tree, format!("`{name}` with these arguments has no translation"), None),
+    let star = matches!(&f.args, FunctionArguments::List(l)
+        if matches!(l.args.as_slice(), [FunctionArg::Unnamed(FunctionArgExpr::Wildcard)]));
+    let args = match plain_args(&f.args) {
+        Some(args) => args,
+        None if star => Vec::new(),
+        None => return t.refuse(&tree, format!("`{name}` with these arguments has no translation"), None),
     };
     let arg = match args.as_slice() {
         [] => None,
@@ -415,7 +418,7 @@ pub fn aggregate(e: &ExprSpec, columns: &[Column]) -> Result<Sql, Refusal> {
     };
     let sql = |text: String, ty: SqlType| Ok(Sql { text, ty });
     match (name.as_str(), &arg) {
-        ("count", None) if star || args.is_empty() => sql("COUNT(*)".into(), SqlType::Bigint),
+        ("count", None) => sql("COUNT(*)".into(), SqlType::Bigint),
         ("count", Some(a)) => sql(format!("COUNT({})", a.text), SqlType::Bigint),
         ("count_distinct", Some(a)) => sql(format!("COUNT(DISTINCT {})", a.text), SqlType::Bigint),
         ("sum", Some(a)) if a.ty.numeric() && a.ty != SqlType::Null => sql(format!("SUM({})", a.text), a.ty),
@@ -436,21 +439,12 @@ pub fn aggregate(e: &ExprSpec, columns: &[Column]) -> Result<Sql, Refusal> {
 /// non-empty literal separator translates. flowctl splits '' into one empty string,
 /// Flink's SPLIT into no element, so that case is spelled out.
 pub fn split_list(e: &ExprSpec, columns: &[Column]) -> Result<Sql, Refusal> {
-    let tree = crate::expr::parse(&e.text)
-        .map_err(|err| Refusal::new(e.span_at(err.offset, 0), err.message, err.hint.as_deref()))?;
+    let tree = parsed(e)?;
     let t = Translator { spec: e, columns };
     let not_split = || t.refuse(&tree, "only `split(s, 'separator')` is exported as a list", None);
     let ast::Expr::Function(f) = &tree else { return not_split() };
-    let FunctionArguments::List(l) = &f.args else { return not_split() };
-    let args: Vec<&ast::Expr> = l
-        .args
-        .iter()
-        .filter_map(|a| match a {
-            FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => Some(x),
-            _ => None,
-        })
-        .collect();
-    if !f.name.to_string().eq_ignore_ascii_case("split") || args.len() != 2 || l.args.len() != 2 {
+    let Some(args) = plain_args(&f.args) else { return not_split() };
+    if !f.name.to_string().eq_ignore_ascii_case("split") || args.len() != 2 {
         return not_split();
     }
     let sep = match args[1] {
