@@ -358,7 +358,7 @@ fn reduce(
     }
     let source = quote(&from.name);
     match &input.window {
-        Some((kind, _)) => {
+        Some((kind, window_span)) => {
             let t = quote(TIME_COLUMN);
             let tvf = match kind {
                 WindowKind::Tumbling(size) => {
@@ -373,7 +373,18 @@ fn reduce(
                     let partition = match key_refs.len() {
                         0 => String::new(),
                         1 => format!(" PARTITION BY {}", key_refs[0]),
-                        _ => format!(" PARTITION BY ({})", key_refs.join(", ")),
+                        _ => {
+                            // Checked on Flink 2.2: a view's SESSION with `PARTITION BY (a, b)`
+                            // fails to resolve `b` once the view is expanded.
+                            return Err(Refusal::new(
+                                *window_span,
+                                format!(
+                                    "step `{label}`: Flink 2.2 cannot read back a session window partitioned by \
+                                     several keys from a view"
+                                ),
+                                Some("key the session window by one field or expression"),
+                            ));
+                        }
                     };
                     format!("SESSION(TABLE {source}{partition}, DESCRIPTOR({t}), {})", super::types::interval(*gap))
                 }
