@@ -145,6 +145,11 @@ pub enum ExportTarget {
         /// Override a spec value (as for `run`).
         #[arg(long = "set", value_name = "PATH=VALUE")]
         set: Vec<spec::overrides::Override>,
+        /// Export what has a near Flink equivalent (allowed lateness, late sinks,
+        /// `on_error`, first/last, trim, CSV bool columns) with an `-- APPROXIMATE`
+        /// comment at each, instead of refusing it.
+        #[arg(long)]
+        allow_approximate: bool,
     },
 }
 
@@ -214,8 +219,8 @@ pub fn run(cli: Cli) -> i32 {
             0
         }
         Command::Checkpoints { action } => checkpoints::run(action),
-        Command::Export { target: ExportTarget::FlinkSql { pipeline, output, set } } => {
-            export_flink_sql(&pipeline, output.as_deref(), &set)
+        Command::Export { target: ExportTarget::FlinkSql { pipeline, output, set, allow_approximate } } => {
+            export_flink_sql(&pipeline, output.as_deref(), &set, allow_approximate)
         }
         Command::Validate { files, format } => validate_files(&files, format),
         Command::Plan { pipeline, set, parallelism, format } => {
@@ -287,12 +292,17 @@ fn print_later_diagnostics(path: &Path, diags: &Diagnostics) -> i32 {
 }
 
 /// `flowctl export flink-sql`: the script on stdout or in `output`.
-fn export_flink_sql(path: &Path, output: Option<&Path>, overrides: &[spec::overrides::Override]) -> i32 {
+fn export_flink_sql(
+    path: &Path,
+    output: Option<&Path>,
+    overrides: &[spec::overrides::Override],
+    allow_approximate: bool,
+) -> i32 {
     let valid = match load_valid(path, true, overrides) {
         Ok(v) => v,
         Err(code) => return code,
     };
-    let script = match crate::export::flink_sql(&valid) {
+    let script = match crate::export::flink_sql(&valid, allow_approximate) {
         Ok(s) => s,
         Err(diags) => return print_later_diagnostics(path, &diags),
     };

@@ -3,7 +3,7 @@
 //! from the input's columns, so that only constructs whose Flink SQL meaning equals
 //! flowctl's are written. Anything else is refused at its column in the YAML file.
 
-use super::types::{literal, quote, Column, Refusal, Sql, SqlType};
+use super::types::{literal, quote, Approximations, Column, Refusal, Sql, SqlType};
 use crate::spec::ExprSpec;
 use sqlparser::ast::{
     self, BinaryOperator as B, CastKind, DataType, FunctionArg, FunctionArgExpr, FunctionArguments, ObjectNamePart,
@@ -11,8 +11,8 @@ use sqlparser::ast::{
 };
 
 /// Translates `e` over `columns`.
-pub fn translate(e: &ExprSpec, columns: &[Column]) -> Result<Sql, Refusal> {
-    Translator { spec: e, columns }.expr(&parsed(e)?)
+pub fn translate(e: &ExprSpec, columns: &[Column], approx: &Approximations) -> Result<Sql, Refusal> {
+    Translator { spec: e, columns, approx }.expr(&parsed(e)?)
 }
 
 /// The parsed tree of `e` (flowctl has compiled it, so this fails only on a bug).
@@ -37,8 +37,8 @@ fn plain_args(args: &FunctionArguments) -> Option<Vec<&ast::Expr>> {
 }
 
 /// Translates `e` and requires a boolean (a filter's predicate).
-pub fn predicate(e: &ExprSpec, columns: &[Column]) -> Result<Sql, Refusal> {
-    let sql = translate(e, columns)?;
+pub fn predicate(e: &ExprSpec, columns: &[Column], approx: &Approximations) -> Result<Sql, Refusal> {
+    let sql = translate(e, columns, approx)?;
     match sql.ty {
         SqlType::Boolean | SqlType::Null => Ok(sql),
         other => Err(Refusal::new(e.span, format!("a filter must be a bool; this is {}", other.name()), None)),
@@ -48,6 +48,7 @@ pub fn predicate(e: &ExprSpec, columns: &[Column]) -> Result<Sql, Refusal> {
 struct Translator<'a> {
     spec: &'a ExprSpec,
     columns: &'a [Column],
+    approx: &'a Approximations,
 }
 
 /// What is wrong with a function call, and the refusal it becomes.
@@ -55,8 +56,13 @@ const NO_EQUIVALENT: &str = "see docs/export.md for the functions that translate
 
 impl Translator<'_> {
     fn refuse<T>(&self, node: &ast::Expr, message: impl Into<String>, hint: Option<&str>) -> Result<T, Refusal> {
+        Err(Refusal { hint: hint.map(str::to_string), ..self.refusal(node, message) })
+    }
+
+    /// A refusal at `node`'s position.
+    fn refusal(&self, node: &ast::Expr, message: impl Into<String>) -> Refusal {
         let offset = crate::expr::offset_of(&self.spec.text, node.span());
-        Err(Refusal::new(self.spec.span_at(offset, 0), message, hint))
+        Refusal::new(self.spec.span_at(offset, 0), message, None)
     }
 
     fn expr(&self, e: &ast::Expr) -> Result<Sql, Refusal> {
@@ -127,6 +133,14 @@ impl Translator<'_> {
             }
             E::Position { expr, r#in } => self.call(e, "position", &[expr, r#in]),
             E::Function(f) => self.function(e, f),
+            E::Trim { trim_where, trim_what: None, expr, trim_characters: None } => {
+                let name = match trim_where {
+                    Some(ast::TrimWhereField::Leading) => "ltrim",
+                    Some(ast::TrimWhereField::Trailing) => "rtrim",
+                    _ => "trim",
+                };
+                self.call(e, name, &[expr])
+            }
             E::Trim { .. } => self.call(e, "trim", &[]),
             E::CompoundIdentifier(_) | E::CompoundFieldAccess { .. } => self.refuse(
                 e,
@@ -297,11 +311,26 @@ impl Translator<'_> {
         let call = |flink: &str, ty: SqlType| Ok(Sql { text: format!("{flink}({})", texts.join(", ")), ty });
         let n = args.len();
         match name {
-            "trim" | "ltrim" | "rtrim" => self.refuse(
-                e,
-                format!("`{name}` removes all whitespace in flowctl but only spaces in Flink"),
-                Some("use regexp_replace with an explicit pattern"),
-            ),
+            "trim" | "ltrim" | "rtrim" => {
+                let why = format!("`{name}` removes all whitespace in flowctl but only spaces in Flink");
+                let refusal = Refusal {
+                    hint: Some("use regexp_replace with an explicit pattern".into()),
+                    ..self.refusal(e, why)
+                };
+                let side = match name {
+                    "trim" => "BOTH",
+                    "ltrim" => "LEADING",
+                    _ => "TRAILING",
+                };
+                match (n, tys.first()) {
+                    (1, Some(S | SqlType::Null)) => {
+                        self.approx
+                            .allow(refusal, &format!("written as TRIM({side} FROM ...), which removes spaces only"))?;
+                        Ok(Sql { text: format!("TRIM({side} FROM {})", texts[0]), ty: S })
+                    }
+                    _ => Err(refusal),
+                }
+            }
             "lower" | "upper" if n == 1 && is(0, S) => call(&name.to_uppercase(), S),
             "length" | "char_length" if n == 1 && is(0, S) => call("CHAR_LENGTH", I),
             "replace" if n == 3 && all(S) => call("REPLACE", S),
@@ -397,9 +426,9 @@ fn all_from(start: usize, tys: &[SqlType], t: SqlType) -> bool {
 }
 
 /// A `reduce` aggregate (`sum(bytes * 2)`) as a Flink SQL aggregate call.
-pub fn aggregate(e: &ExprSpec, columns: &[Column]) -> Result<Sql, Refusal> {
+pub fn aggregate(e: &ExprSpec, columns: &[Column], approx: &Approximations) -> Result<Sql, Refusal> {
     let tree = parsed(e)?;
-    let t = Translator { spec: e, columns };
+    let t = Translator { spec: e, columns, approx };
     let ast::Expr::Function(f) = &tree else {
         return t.refuse(&tree, "expected an aggregate call like `sum(x)`", None);
     };
@@ -425,11 +454,12 @@ pub fn aggregate(e: &ExprSpec, columns: &[Column]) -> Result<Sql, Refusal> {
         ("min" | "max", Some(a)) if a.ty != SqlType::Null => sql(format!("{}({})", name.to_uppercase(), a.text), a.ty),
         // Flink's AVG of integers is an integer; flowctl's is a float.
         ("avg", Some(a)) if a.ty.numeric() => sql(format!("AVG(CAST({} AS DOUBLE))", a.text), SqlType::Double),
-        ("first" | "last", _) => t.refuse(
-            &tree,
-            format!("`{name}` follows arrival order, which Flink's FIRST_VALUE/LAST_VALUE do not guarantee"),
-            None,
-        ),
+        ("first" | "last", Some(a)) => {
+            let why = format!("`{name}` follows arrival order, which Flink's FIRST_VALUE/LAST_VALUE do not guarantee");
+            let flink = if name == "first" { "FIRST_VALUE" } else { "LAST_VALUE" };
+            t.approx.allow(t.refusal(&tree, why), &format!("written as {flink}, whose order is Flink's"))?;
+            sql(format!("{flink}({})", a.text), a.ty)
+        }
         ("collect", _) => t.refuse(&tree, "`collect` makes a list; Flink's COLLECT makes an unordered multiset", None),
         _ => t.refuse(&tree, format!("the aggregate `{}` has no Flink SQL translation", e.text), None),
     }
@@ -438,9 +468,9 @@ pub fn aggregate(e: &ExprSpec, columns: &[Column]) -> Result<Sql, Refusal> {
 /// A `flat_map`'s `each` as a Flink array of strings: only `split(s, 'sep')` with a
 /// non-empty literal separator translates. flowctl splits '' into one empty string,
 /// Flink's SPLIT into no element, so that case is spelled out.
-pub fn split_list(e: &ExprSpec, columns: &[Column]) -> Result<Sql, Refusal> {
+pub fn split_list(e: &ExprSpec, columns: &[Column], approx: &Approximations) -> Result<Sql, Refusal> {
     let tree = parsed(e)?;
-    let t = Translator { spec: e, columns };
+    let t = Translator { spec: e, columns, approx };
     let not_split = || t.refuse(&tree, "only `split(s, 'separator')` is exported as a list", None);
     let ast::Expr::Function(f) = &tree else { return not_split() };
     let Some(args) = plain_args(&f.args) else { return not_split() };

@@ -14,27 +14,35 @@ use crate::diag::Diagnostics;
 use crate::graph::NodeRef;
 use crate::spec::ErrorPolicy;
 use crate::validate::ValidPipeline;
-use types::{config_duration, literal, Refusal, Relation};
+use types::{config_duration, literal, Approximations, Refusal, Relation};
 
-/// The Flink SQL script of a pipeline, or every refusal found.
-pub fn flink_sql(p: &ValidPipeline) -> Result<String, Diagnostics> {
+/// The Flink SQL script of a pipeline, or every refusal found. With
+/// `allow_approximate`, what has a near equivalent is exported with a comment saying
+/// how it differs, at the statement concerned.
+pub fn flink_sql(p: &ValidPipeline, allow_approximate: bool) -> Result<String, Diagnostics> {
     let mut diags = Diagnostics::default();
     let mut refused = |r: Refusal| diags.error(r.span, r.message, r.hint);
+    let approx = Approximations::new(allow_approximate);
     let spec = &p.spec;
     if spec.on_error.value != ErrorPolicy::Fail {
-        refused(Refusal::new(
+        let refusal = Refusal::new(
             spec.on_error.span,
             "`on_error` other than `fail`: a Flink job fails on a record it cannot read or evaluate",
             Some("remove `on_error` (Flink's formats can skip unparsable rows with `ignore-parse-errors`, not failed expressions)"),
-        ));
+        );
+        if let Err(r) = approx.allow(refusal, "the job fails at such a record") {
+            refused(r);
+        }
     }
+    // Notes not tied to one statement go at the top.
+    let mut header = approx.take();
     let mut tables = Vec::new();
     let sources: Vec<Option<Relation>> = spec
         .sources
         .iter()
-        .map(|s| match sources::table(spec, s) {
+        .map(|s| match sources::table(spec, s, &approx) {
             Ok(t) => {
-                tables.push(t.ddl);
+                tables.push(noted(approx.take(), t.ddl));
                 Some(t.relation)
             }
             Err(r) => {
@@ -44,6 +52,7 @@ pub fn flink_sql(p: &ValidPipeline) -> Result<String, Diagnostics> {
         })
         .collect();
     let mut views = Vec::new();
+    let mut pending = Vec::new();
     let mut steps: Vec<Option<Relation>> = vec![None; spec.steps.len()];
     let relation = |r: &NodeRef, steps: &[Option<Relation>]| -> Option<Relation> {
         match r {
@@ -59,8 +68,16 @@ pub fn flink_sql(p: &ValidPipeline) -> Result<String, Diagnostics> {
             continue;
         };
         let inputs: Vec<&Relation> = inputs.iter().collect();
-        match steps::step(p, i, &inputs, &mut views) {
-            Ok(r) => steps[i] = Some(r),
+        let first = views.len();
+        match steps::step(p, i, &inputs, &approx, &mut views) {
+            Ok(r) => {
+                // A `window` step writes nothing: its notes go with the `reduce` view.
+                pending.extend(approx.take());
+                if views.len() > first {
+                    views[first] = noted(std::mem::take(&mut pending), std::mem::take(&mut views[first]));
+                }
+                steps[i] = Some(r)
+            }
             Err(mut r) => {
                 // Every refusal names the step it is in.
                 let label = spec.steps[i].label(i);
@@ -71,6 +88,7 @@ pub fn flink_sql(p: &ValidPipeline) -> Result<String, Diagnostics> {
             }
         }
     }
+    header.append(&mut pending);
     let mut sink_tables = Vec::new();
     let mut inserts = Vec::new();
     for (i, sink) in spec.sinks.iter().enumerate() {
@@ -104,7 +122,15 @@ pub fn flink_sql(p: &ValidPipeline) -> Result<String, Diagnostics> {
     if !diags.is_empty() {
         return Err(diags.sorted());
     }
-    Ok(script(p, &tables, &views, &sink_tables, &inserts))
+    Ok(script(p, &header, &tables, &views, &sink_tables, &inserts))
+}
+
+/// A statement with the comment lines of its approximations before it.
+fn noted(notes: Vec<String>, statement: String) -> String {
+    if notes.is_empty() {
+        return statement;
+    }
+    format!("{}\n{statement}", notes.join("\n"))
 }
 
 /// Several inputs of a sink, as one UNION ALL view.
@@ -118,7 +144,14 @@ fn sink_union(
     steps::union_all(&name, at, inputs, views)
 }
 
-fn script(p: &ValidPipeline, tables: &[String], views: &[String], sinks: &[String], inserts: &[String]) -> String {
+fn script(
+    p: &ValidPipeline,
+    header: &[String],
+    tables: &[String],
+    views: &[String],
+    sinks: &[String],
+    inserts: &[String],
+) -> String {
     let spec = &p.spec;
     let mut out = format!(
         "-- Flink SQL for the flowctl pipeline `{}` ({}), exported by flowctl {}.\n\
@@ -129,6 +162,10 @@ fn script(p: &ValidPipeline, tables: &[String], views: &[String], sinks: &[Strin
         spec.path.display(),
         env!("CARGO_PKG_VERSION")
     );
+    for note in header {
+        out.push_str(note);
+        out.push('\n');
+    }
     let mut set = |k: &str, v: &str| out.push_str(&format!("SET {} = {};\n", literal(k), literal(v)));
     set("execution.runtime-mode", "streaming");
     set("table.local-time-zone", "UTC");

@@ -3,7 +3,9 @@
 //! options (filesystem, kafka, datagen). What Flink cannot read the same way is refused.
 
 use super::expressions;
-use super::types::{config_duration, interval, literal, quote, Column, Refusal, Relation, SqlType, TIME_COLUMN};
+use super::types::{
+    config_duration, interval, literal, quote, Approximations, Column, Refusal, Relation, SqlType, TIME_COLUMN,
+};
 use crate::spec::{
     DataFormat, Decoding, KafkaStart, PipelineSpec, SourceKind, SourceSpec, TimeFormat, TimeSource, ValueType,
 };
@@ -14,7 +16,7 @@ pub struct SourceTable {
     pub relation: Relation,
 }
 
-pub fn table(spec: &PipelineSpec, source: &SourceSpec) -> Result<SourceTable, Refusal> {
+pub fn table(spec: &PipelineSpec, source: &SourceSpec, approx: &Approximations) -> Result<SourceTable, Refusal> {
     let id = &source.id.value;
     let refuse = |message: String, hint: Option<&str>| Err(Refusal::new(source.type_span, message, hint));
     let (columns, options) = match &source.kind {
@@ -35,7 +37,7 @@ pub fn table(spec: &PipelineSpec, source: &SourceSpec) -> Result<SourceTable, Re
             }
             let mut options =
                 vec![("connector", "filesystem".to_string()), ("path", super::types::location(spec, &path.value))];
-            let columns = columns(id, decoding)?;
+            let columns = columns(id, decoding, approx)?;
             options.extend(format_options(id, decoding)?);
             (columns, options)
         }
@@ -74,15 +76,15 @@ pub fn table(spec: &PipelineSpec, source: &SourceSpec) -> Result<SourceTable, Re
             if *bounded {
                 options.push(("scan.bounded.mode", "latest-offset".to_string()));
             }
-            let columns = columns(id, decoding)?;
+            let columns = columns(id, decoding, approx)?;
             options.extend(format_options(id, decoding)?);
             let mut options: Vec<(String, String)> = options.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
             options.extend(extra.iter().map(|(k, v)| (format!("properties.{k}"), v.clone())));
-            return finish(source, columns, options);
+            return finish(source, columns, options, approx);
         }
         SourceKind::Datagen { fields, rate, count, .. } => {
             let g = datagen(id, fields, *rate, *count)?;
-            return finish_with(source, g.columns, g.lines, g.options);
+            return finish_with(source, g.columns, g.lines, g.options, approx);
         }
         SourceKind::Stdin { .. } => {
             return refuse(format!("source `{id}`: stdin has no Flink connector"), Some("read a file instead"))
@@ -97,12 +99,17 @@ pub fn table(spec: &PipelineSpec, source: &SourceSpec) -> Result<SourceTable, Re
             )
         }
     };
-    finish(source, columns, options.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+    finish(source, columns, options.into_iter().map(|(k, v)| (k.to_string(), v)).collect(), approx)
 }
 
-fn finish(source: &SourceSpec, columns: Vec<Column>, options: Vec<(String, String)>) -> Result<SourceTable, Refusal> {
+fn finish(
+    source: &SourceSpec,
+    columns: Vec<Column>,
+    options: Vec<(String, String)>,
+    approx: &Approximations,
+) -> Result<SourceTable, Refusal> {
     let lines = columns.iter().map(|c| format!("  {} {}", quote(&c.name), c.ty.name())).collect();
-    finish_with(source, columns, lines, options)
+    finish_with(source, columns, lines, options, approx)
 }
 
 /// The table with these column definitions (`lines`), event time and options.
@@ -111,12 +118,13 @@ fn finish_with(
     columns: Vec<Column>,
     mut lines: Vec<String>,
     mut options: Vec<(String, String)>,
+    approx: &Approximations,
 ) -> Result<SourceTable, Refusal> {
     let id = &source.id.value;
     let time = match &source.event_time {
         None => false,
         Some(et) => {
-            let ms = event_time_millis(source, et, &columns)?;
+            let ms = event_time_millis(source, et, &columns, approx)?;
             lines.push(format!("  {} AS TO_TIMESTAMP_LTZ({ms}, 3)", quote(TIME_COLUMN)));
             let t = quote(TIME_COLUMN);
             lines.push(format!("  WATERMARK FOR {t} AS {t} - {}", interval(source.watermark.max_out_of_orderness)));
@@ -154,6 +162,7 @@ fn event_time_millis(
     source: &SourceSpec,
     et: &crate::spec::EventTimeSpec,
     columns: &[Column],
+    approx: &Approximations,
 ) -> Result<String, Refusal> {
     let id = &source.id.value;
     let sql = match &et.source {
@@ -167,7 +176,7 @@ fn event_time_millis(
                 ))
             }
         },
-        TimeSource::Expr(e) => expressions::translate(e, columns)?,
+        TimeSource::Expr(e) => expressions::translate(e, columns, approx)?,
     };
     match (sql.ty, &et.format) {
         (SqlType::Bigint, None | Some(TimeFormat::EpochMillis)) => Ok(sql.text),
@@ -182,7 +191,7 @@ fn event_time_millis(
 
 /// The declared columns; Flink needs every column's type, and the CSV header line
 /// cannot be skipped by Flink's csv format.
-fn columns(id: &str, decoding: &Decoding) -> Result<Vec<Column>, Refusal> {
+fn columns(id: &str, decoding: &Decoding, approx: &Approximations) -> Result<Vec<Column>, Refusal> {
     let at = decoding.format.span;
     if decoding.schema.is_empty() {
         return Err(Refusal::new(
@@ -202,11 +211,13 @@ fn columns(id: &str, decoding: &Decoding) -> Result<Vec<Column>, Refusal> {
                 ValueType::String => SqlType::String,
                 ValueType::Bool if !csv => SqlType::Boolean,
                 ValueType::Bool => {
-                    return Err(Refusal::new(
+                    let refusal = Refusal::new(
                         name.span,
                         format!("source `{id}`: a CSV bool column reads other words as true and false in Flink"),
                         Some("declare it as a string and compare it in a filter or map"),
-                    ))
+                    );
+                    approx.allow(refusal, "read as BOOLEAN: a word other than true is false")?;
+                    SqlType::Boolean
                 }
                 ValueType::Timestamp | ValueType::Json => {
                     return Err(Refusal::new(

@@ -5,14 +5,20 @@
 //! form are refused.
 
 use super::expressions;
-use super::types::{quote, Column, KeyColumn, Refusal, Relation, Sql, TIME_COLUMN};
+use super::types::{quote, Approximations, Column, KeyColumn, Refusal, Relation, Sql, TIME_COLUMN};
 use crate::spec::{KeySpec, LatePolicy, StepKind, WindowKind};
 use crate::steps::component::Relational;
 use crate::steps::CompiledStep;
 use crate::validate::ValidPipeline;
 
 /// Translates step `i`, appending its statements to `out`; returns what it outputs.
-pub fn step(p: &ValidPipeline, i: usize, inputs: &[&Relation], out: &mut Vec<String>) -> Result<Relation, Refusal> {
+pub fn step(
+    p: &ValidPipeline,
+    i: usize,
+    inputs: &[&Relation],
+    approx: &Approximations,
+    out: &mut Vec<String>,
+) -> Result<Relation, Refusal> {
     let spec = &p.spec.steps[i];
     let name = view_name(p, i);
     let input = union_all(&format!("{name}_input"), spec.span, inputs, out)?;
@@ -28,7 +34,9 @@ pub fn step(p: &ValidPipeline, i: usize, inputs: &[&Relation], out: &mut Vec<Str
             let key = exprs
                 .iter()
                 .zip(names)
-                .map(|(e, n)| Ok(KeyColumn { name: n.to_string(), sql: expressions::translate(e, &input.columns)? }))
+                .map(|(e, n)| {
+                    Ok(KeyColumn { name: n.to_string(), sql: expressions::translate(e, &input.columns, approx)? })
+                })
                 .collect::<Result<Vec<_>, Refusal>>()?;
             Ok(Relation { key: Some(key), ..input })
         }
@@ -46,18 +54,20 @@ pub fn step(p: &ValidPipeline, i: usize, inputs: &[&Relation], out: &mut Vec<Str
                 return Err(Refusal::new(w.kind.span, format!("step `{label}`: Flink SQL has no count windows"), None));
             }
             if !w.allowed_lateness.is_zero() {
-                return Err(Refusal::new(
+                let refusal = Refusal::new(
                     w.kind.span,
                     format!("step `{label}`: Flink's window TVFs have no allowed lateness (late updates)"),
                     Some("remove `allowed_lateness`"),
-                ));
+                );
+                approx.allow(refusal, "records later than the watermark are dropped, not added as updates")?;
             }
             if let LatePolicy::Sink(sink) = &w.late.value {
-                return Err(Refusal::new(
+                let refusal = Refusal::new(
                     w.late.span,
                     format!("step `{label}`: Flink's window TVFs drop late records; they cannot go to sink `{sink}`"),
                     Some("use `late: drop`"),
-                ));
+                );
+                approx.allow(refusal, &format!("late records are dropped; sink `{sink}` gets none"))?;
             }
             if let WindowKind::Sliding { size, slide } = w.kind.value {
                 if size.as_millis() % slide.as_millis() != 0 {
@@ -70,7 +80,7 @@ pub fn step(p: &ValidPipeline, i: usize, inputs: &[&Relation], out: &mut Vec<Str
             }
             Ok(Relation { window: Some((w.kind.value.clone(), w.kind.span)), ..input })
         }
-        (StepKind::Reduce(aggs), _) => reduce(p, i, &name, input, aggs, out),
+        (StepKind::Reduce(aggs), _) => reduce(p, i, &name, input, aggs, approx, out),
         (StepKind::Component(config), _) => {
             let kind = config.kind();
             if input.updating.is_some() {
@@ -86,7 +96,7 @@ pub fn step(p: &ValidPipeline, i: usize, inputs: &[&Relation], out: &mut Vec<Str
             let from = quote(&input.name);
             match config.relational() {
                 Relational::Filter(e) => {
-                    let pred = expressions::predicate(e, &input.columns)?;
+                    let pred = expressions::predicate(e, &input.columns, approx)?;
                     view(format!("SELECT {}\nFROM {from}\nWHERE {}", input.select_list(), pred.text), out);
                     Ok(Relation { name, ..input })
                 }
@@ -94,7 +104,7 @@ pub fn step(p: &ValidPipeline, i: usize, inputs: &[&Relation], out: &mut Vec<Str
                     let mut columns = Vec::new();
                     let mut items = Vec::new();
                     for (n, e) in fields {
-                        let sql = expressions::translate(e, &input.columns)?;
+                        let sql = expressions::translate(e, &input.columns, approx)?;
                         items.push(format!("{} AS {}", sql.text, quote(&n.value)));
                         columns.push((n.value.clone(), sql));
                     }
@@ -111,7 +121,7 @@ pub fn step(p: &ValidPipeline, i: usize, inputs: &[&Relation], out: &mut Vec<Str
                     // Every expression reads the input record, then all are assigned.
                     let computed = fields
                         .iter()
-                        .map(|(n, e)| Ok((n.value.clone(), expressions::translate(e, &input.columns)?)))
+                        .map(|(n, e)| Ok((n.value.clone(), expressions::translate(e, &input.columns, approx)?)))
                         .collect::<Result<Vec<_>, Refusal>>()?;
                     for (n, sql) in computed {
                         match columns.iter_mut().find(|(c, _)| *c == n) {
@@ -165,10 +175,10 @@ pub fn step(p: &ValidPipeline, i: usize, inputs: &[&Relation], out: &mut Vec<Str
                             Some("dedup the records of one file source"),
                         ));
                     }
-                    dedup(&name, &input, key, out)
+                    dedup(&name, &input, key, approx, out)
                 }
                 Relational::Unnest { each, as_field } => {
-                    let list = expressions::split_list(each, &input.columns)?;
+                    let list = expressions::split_list(each, &input.columns, approx)?;
                     let item = quote("flowctl_item");
                     let mut columns: Vec<(String, Sql)> = input
                         .columns
@@ -210,11 +220,12 @@ fn dedup(
     name: &str,
     input: &Relation,
     own: &[crate::spec::ExprSpec],
+    approx: &Approximations,
     out: &mut Vec<String>,
 ) -> Result<Relation, Refusal> {
     let mut partition: Vec<String> = input.key.iter().flatten().map(|k| k.sql.text.clone()).collect();
     for e in own {
-        partition.push(expressions::translate(e, &input.columns)?.text);
+        partition.push(expressions::translate(e, &input.columns, approx)?.text);
     }
     let arrival = format!("{name}_arrival");
     out.push(format!(
@@ -319,6 +330,7 @@ fn reduce(
     name: &str,
     input: Relation,
     aggs: &[(crate::spec::Spanned<String>, crate::spec::ExprSpec)],
+    approx: &Approximations,
     out: &mut Vec<String>,
 ) -> Result<Relation, Refusal> {
     let spec = &p.spec.steps[i];
@@ -352,7 +364,7 @@ fn reduce(
     let mut items: Vec<String> = key.iter().zip(&key_refs).map(|(k, r)| format!("{r} AS {}", quote(&k.name))).collect();
     let mut agg_items = Vec::new();
     for (n, e) in aggs {
-        let sql = expressions::aggregate(e, &from.columns)?;
+        let sql = expressions::aggregate(e, &from.columns, approx)?;
         agg_items.push(format!("{} AS {}", sql.text, quote(&n.value)));
         columns.push(Column { name: n.value.clone(), ty: sql.ty });
     }

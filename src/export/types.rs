@@ -156,3 +156,34 @@ pub fn location(spec: &crate::spec::PipelineSpec, path: &str) -> String {
     let resolved = spec.resolve(path);
     format!("file://{}", std::path::absolute(&resolved).unwrap_or(resolved).display())
 }
+
+/// `--allow-approximate`: the refusals that have a near equivalent become notes (a
+/// comment in the script at the statement concerned) instead of errors.
+#[derive(Debug, Default)]
+pub struct Approximations {
+    allowed: bool,
+    notes: std::cell::RefCell<Vec<String>>,
+}
+
+impl Approximations {
+    pub fn new(allowed: bool) -> Approximations {
+        Approximations { allowed, notes: Default::default() }
+    }
+
+    /// Ok, with a note saying what the script does instead (`how`), when
+    /// approximations are allowed; otherwise the refusal.
+    pub fn allow(&self, refusal: Refusal, how: &str) -> Result<(), Refusal> {
+        if !self.allowed {
+            return Err(refusal);
+        }
+        let at = refusal.span;
+        let note = format!("-- APPROXIMATE (line {}, column {}): {}; {how}", at.line, at.col, refusal.message);
+        self.notes.borrow_mut().push(note);
+        Ok(())
+    }
+
+    /// The notes since the last call.
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.notes.borrow_mut())
+    }
+}

@@ -59,6 +59,17 @@ fn what_has_no_faithful_equivalent_is_refused_at_its_line_and_column() {
 }
 
 #[test]
+fn allow_approximate_exports_near_equivalents_with_a_comment_at_each() {
+    let pipeline = "tests/fixtures/export/approximate.yaml";
+    let refused = flowctl(&["export", "flink-sql", pipeline], None, &[]);
+    assert_eq!(refused.code, 2, "without the flag it is refused: {}", refused.stderr);
+    assert!(refused.stderr.contains("approximate.yaml:15:14: error: step `window #2`"), "{}", refused.stderr);
+    let script = export(pipeline, &["--allow-approximate"]);
+    assert_eq!(script.matches("-- APPROXIMATE (line ").count(), 6, "{script}");
+    insta::assert_snapshot!("export_approximate", script);
+}
+
+#[test]
 fn set_overrides_and_output_file() {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("job.sql");
