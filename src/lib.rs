@@ -14,6 +14,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod diag;
 pub mod error;
+pub mod export;
 pub mod expr;
 pub mod graph;
 pub mod kafka;

@@ -124,6 +124,33 @@ pub enum Command {
         #[command(subcommand)]
         action: checkpoints::Action,
     },
+    /// Translate a pipeline for another engine (docs/export.md).
+    Export {
+        #[command(subcommand)]
+        target: ExportTarget,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportTarget {
+    /// A Flink SQL script (tables, views, one statement set) that runs the pipeline on
+    /// Flink; what has no faithful Flink SQL equivalent is refused with its line and
+    /// column (exit 2).
+    FlinkSql {
+        /// The pipeline file.
+        pipeline: PathBuf,
+        /// Write the script to FILE instead of stdout.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Override a spec value (as for `run`).
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        set: Vec<spec::overrides::Override>,
+        /// Export what has a near Flink equivalent (allowed lateness, late sinks,
+        /// `on_error`, first/last, trim, CSV bool columns) with an `-- APPROXIMATE`
+        /// comment at each, instead of refusing it.
+        #[arg(long)]
+        allow_approximate: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -192,6 +219,9 @@ pub fn run(cli: Cli) -> i32 {
             0
         }
         Command::Checkpoints { action } => checkpoints::run(action),
+        Command::Export { target: ExportTarget::FlinkSql { pipeline, output, set, allow_approximate } } => {
+            export_flink_sql(&pipeline, output.as_deref(), &set, allow_approximate)
+        }
         Command::Validate { files, format } => validate_files(&files, format),
         Command::Plan { pipeline, set, parallelism, format } => {
             let options = plan::PlanOptions::on_this_machine(parallelism.map(|p| p as usize));
@@ -249,10 +279,43 @@ fn load_plan(
     options: &plan::PlanOptions,
 ) -> Result<plan::PhysicalPlan, i32> {
     let valid = load_valid(path, peek_inputs, overrides)?;
-    plan::physical::plan(plan::plan(valid), options).map_err(|diags| match read(path) {
-        Ok(file) => print_diagnostics(&file, &diags),
+    plan::physical::plan(plan::plan(valid), options).map_err(|diags| print_later_diagnostics(path, &diags))
+}
+
+/// Prints the diagnostics of a stage after validation (the file is read again for
+/// the excerpts); returns the exit code.
+fn print_later_diagnostics(path: &Path, diags: &Diagnostics) -> i32 {
+    match read(path) {
+        Ok(file) => print_diagnostics(&file, diags),
         Err(code) => code,
-    })
+    }
+}
+
+/// `flowctl export flink-sql`: the script on stdout or in `output`.
+fn export_flink_sql(
+    path: &Path,
+    output: Option<&Path>,
+    overrides: &[spec::overrides::Override],
+    allow_approximate: bool,
+) -> i32 {
+    let valid = match load_valid(path, true, overrides) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    let script = match crate::export::flink_sql(&valid, allow_approximate) {
+        Ok(s) => s,
+        Err(diags) => return print_later_diagnostics(path, &diags),
+    };
+    match output {
+        None => {
+            out!("{script}");
+            0
+        }
+        Some(file) => match std::fs::write(file, script) {
+            Ok(()) => 0,
+            Err(e) => report(&Error::External(format!("cannot write {}: {e}", file.display()))),
+        },
+    }
 }
 
 fn print_diagnostics(file: &SourceFile, diags: &Diagnostics) -> i32 {

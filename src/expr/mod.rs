@@ -313,6 +313,17 @@ pub fn compile_call(text: &str, scope: &Scope) -> Result<Call, Vec<CompileError>
     Ok(Call { name, name_offset, args })
 }
 
+/// The parsed tree of an expression's text (what [`compile`] compiles), for
+/// translations to other engines' SQL (`export/`).
+pub fn parse(text: &str) -> Result<ast::Expr, CompileError> {
+    parse::parse_expr(text)
+}
+
+/// The byte offset in `text` where a node of its parsed tree starts.
+pub fn offset_of(text: &str, span: sqlparser::tokenizer::Span) -> usize {
+    parse::LineIndex::new(text).span_start(span)
+}
+
 /// Documentation of one library function (reference docs, arity checks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FunctionDoc {

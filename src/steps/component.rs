@@ -14,7 +14,7 @@ use crate::record::Schema;
 use crate::spec::fields::Field;
 use crate::spec::model::StepReader;
 use crate::spec::node::Span;
-use crate::spec::ExprSpec;
+use crate::spec::{ExprSpec, Spanned};
 use std::sync::Arc;
 
 /// A kind of step.
@@ -44,6 +44,32 @@ pub trait StepConfig: std::fmt::Debug + Send + Sync {
     /// Checks the configuration against its input and compiles its expressions; None
     /// when it added diagnostics.
     fn compile(&self, input: &StepInput, diags: &mut Diagnostics) -> Option<Compiled>;
+
+    /// What it does in relational terms, for translations to other engines
+    /// (`export/`); [`Relational::Opaque`] when it has no such form.
+    fn relational(&self) -> Relational<'_> {
+        Relational::Opaque
+    }
+}
+
+/// A step as a relational operation over its input's columns (read by `export/`).
+pub enum Relational<'a> {
+    /// Keep the rows where the expression is true.
+    Filter(&'a ExprSpec),
+    /// Exactly these columns.
+    Project(&'a [(Spanned<String>, ExprSpec)]),
+    /// Overwrite or append these columns, keep the rest.
+    Assign(&'a [(Spanned<String>, ExprSpec)]),
+    /// Remove these columns.
+    Remove(&'a [Spanned<String>]),
+    /// One row per key: the first in arrival order, or (with `within`) per interval
+    /// of event time; `keep_first` false keeps the interval's last.
+    Dedup { key: &'a [ExprSpec], within: Option<&'a Spanned<std::time::Duration>>, keep_first: Spanned<bool> },
+    /// One row per element of the list `each` gives: the input row with `as_field`
+    /// set to the element.
+    Unnest { each: &'a ExprSpec, as_field: &'a Spanned<String> },
+    /// No relational form that a translation knows.
+    Opaque,
 }
 
 impl PartialEq for dyn StepConfig {

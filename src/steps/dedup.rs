@@ -16,7 +16,7 @@
 //! else the preceding `key_by`'s; after a `key_by` the step runs on the parallel
 //! instances owning its keys (its state is saved and re-split by the `key_by`'s key).
 
-use super::component::{BuiltStep, Compiled, Output, StepConfig, StepInput, StepType};
+use super::component::{BuiltStep, Compiled, Output, Relational, StepConfig, StepInput, StepType};
 use super::key::{Key, KeyMap};
 use super::{Operator, StepError};
 use crate::diag::Diagnostics;
@@ -89,6 +89,11 @@ impl StepConfig for DedupConfig {
 
     fn keyed(&self) -> bool {
         true
+    }
+
+    fn relational(&self) -> Relational<'_> {
+        let keep_first = Spanned::new(self.keep.value == Keep::First, self.keep.span);
+        Relational::Dedup { key: &self.key, within: self.within.as_ref(), keep_first }
     }
 
     fn compile(&self, input: &StepInput, diags: &mut Diagnostics) -> Option<Compiled> {

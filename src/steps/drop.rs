@@ -1,6 +1,6 @@
 //! `drop`: removes fields.
 
-use super::component::{BuiltStep, Compiled, Output, StepConfig, StepInput, StepType};
+use super::component::{BuiltStep, Compiled, Output, Relational, StepConfig, StepInput, StepType};
 use super::{LayoutCache, Operator, StepError};
 use crate::diag::did_you_mean;
 use crate::diag::Diagnostics;
@@ -48,6 +48,10 @@ fn parse(reader: &StepReader, _diags: &mut Diagnostics) -> Option<Arc<dyn StepCo
 impl StepConfig for DropConfig {
     fn kind(&self) -> &'static str {
         "drop"
+    }
+
+    fn relational(&self) -> Relational<'_> {
+        Relational::Remove(&self.0)
     }
 
     fn describe(&self) -> String {

@@ -2,7 +2,7 @@
 //! Stateless: runs on the source lanes at the head of a pipeline, where a chain of
 //! filters judges each record in place (`Operator::predicate`).
 
-use super::component::{BuiltStep, Compiled, Output, StepConfig, StepInput, StepType};
+use super::component::{BuiltStep, Compiled, Output, Relational, StepConfig, StepInput, StepType};
 use super::{Operator, StepError};
 use crate::diag::Diagnostics;
 use crate::expr::Expr;
@@ -53,6 +53,10 @@ fn parse(reader: &StepReader, _diags: &mut Diagnostics) -> Option<Arc<dyn StepCo
 impl StepConfig for FilterConfig {
     fn kind(&self) -> &'static str {
         "filter"
+    }
+
+    fn relational(&self) -> Relational<'_> {
+        Relational::Filter(&self.0)
     }
 
     fn describe(&self) -> String {

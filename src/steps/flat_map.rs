@@ -1,7 +1,7 @@
 //! `flat_map`: one output per element of a list, the input record plus `as` = the
 //! element. A NULL list gives no output (as SQL's UNNEST).
 
-use super::component::{BuiltStep, Compiled, Output, StepConfig, StepInput, StepType};
+use super::component::{BuiltStep, Compiled, Output, Relational, StepConfig, StepInput, StepType};
 use super::{LayoutCache, Operator, StepError};
 use crate::diag::Diagnostics;
 use crate::expr::{EvalError, Expr};
@@ -85,6 +85,10 @@ fn parse(reader: &StepReader, _diags: &mut Diagnostics) -> Option<Arc<dyn StepCo
 impl StepConfig for FlatMapConfig {
     fn kind(&self) -> &'static str {
         "flat_map"
+    }
+
+    fn relational(&self) -> Relational<'_> {
+        Relational::Unnest { each: &self.each, as_field: &self.as_field }
     }
 
     fn describe(&self) -> String {

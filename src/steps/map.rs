@@ -1,6 +1,6 @@
 //! `map`: replaces each record with exactly the listed fields.
 
-use super::component::{BuiltStep, Compiled, Output, StepConfig, StepInput, StepType};
+use super::component::{BuiltStep, Compiled, Output, Relational, StepConfig, StepInput, StepType};
 use super::{Operator, StepError};
 use crate::diag::Diagnostics;
 use crate::expr::Expr;
@@ -86,6 +86,10 @@ pub(super) fn named_text(fields: &[(Spanned<String>, ExprSpec)]) -> String {
 impl StepConfig for MapConfig {
     fn kind(&self) -> &'static str {
         "map"
+    }
+
+    fn relational(&self) -> Relational<'_> {
+        Relational::Project(&self.0)
     }
 
     fn describe(&self) -> String {

@@ -1,7 +1,7 @@
 //! `set`: adds or overwrites fields and keeps the rest. Every expression sees the
 //! input record; an overwritten field keeps its position, a new one is appended.
 
-use super::component::{BuiltStep, Compiled, Output, StepConfig, StepInput, StepType};
+use super::component::{BuiltStep, Compiled, Output, Relational, StepConfig, StepInput, StepType};
 use super::{LayoutCache, Operator, StepError};
 use crate::diag::Diagnostics;
 use crate::expr::Expr;
@@ -79,6 +79,10 @@ fn parse(reader: &StepReader, _diags: &mut Diagnostics) -> Option<Arc<dyn StepCo
 impl StepConfig for SetConfig {
     fn kind(&self) -> &'static str {
         "set"
+    }
+
+    fn relational(&self) -> Relational<'_> {
+        Relational::Assign(&self.0)
     }
 
     fn describe(&self) -> String {
