@@ -124,7 +124,7 @@ pub enum Command {
         #[command(subcommand)]
         action: checkpoints::Action,
     },
-    /// Translate a pipeline for another engine (docs/export.md).
+    /// Translate a pipeline for another engine (docs/flink.md).
     Export {
         #[command(subcommand)]
         target: ExportTarget,

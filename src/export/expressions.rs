@@ -52,7 +52,7 @@ struct Translator<'a> {
 }
 
 /// What is wrong with a function call, and the refusal it becomes.
-const NO_EQUIVALENT: &str = "see docs/export.md for the functions that translate";
+const NO_EQUIVALENT: &str = "see docs/flink.md for the functions that translate";
 
 impl Translator<'_> {
     fn refuse<T>(&self, node: &ast::Expr, message: impl Into<String>, hint: Option<&str>) -> Result<T, Refusal> {

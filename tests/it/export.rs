@@ -99,7 +99,7 @@ fn set_overrides_and_output_file() {
 }
 
 /// The example pipelines that export; every other one is refused with a located
-/// reason (docs/export.md lists why).
+/// reason (docs/flink.md lists why).
 const EXPORTABLE: &[&str] = &["clicks_flink"];
 
 #[test]
