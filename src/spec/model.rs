@@ -275,25 +275,7 @@ pub enum KeySpec {
     Named(Vec<(Spanned<String>, ExprSpec)>),
 }
 
-#[derive(Clone, Debug, PartialEq)]
-pub enum WindowKind {
-    Tumbling(Duration),
-    Sliding { size: Duration, slide: Duration },
-    Session { gap: Duration },
-    Count(u64),
-}
-
-impl WindowKind {
-    pub fn describe(&self) -> String {
-        use super::duration::format_duration as d;
-        match self {
-            WindowKind::Tumbling(size) => format!("tumbling {}", d(*size)),
-            WindowKind::Sliding { size, slide } => format!("sliding {} every {}", d(*size), d(*slide)),
-            WindowKind::Session { gap } => format!("session gap {}", d(*gap)),
-            WindowKind::Count(n) => format!("count {n}"),
-        }
-    }
-}
+pub use crate::steps::window::WindowKind;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum LatePolicy {

@@ -20,6 +20,8 @@ pub struct ValidPipeline {
     pub graph: Graph,
     /// One per `spec.steps`.
     pub steps: Vec<crate::steps::CompiledStep>,
+    /// One per step: how messages, metrics and checkpoints name it.
+    pub step_names: Vec<StepName>,
     /// One per `spec.sources`.
     pub event_times: Vec<Option<crate::sources::EventTime>>,
     /// The fields each source is known to produce (declared schema or CSV header).
@@ -27,6 +29,13 @@ pub struct ValidPipeline {
     /// The same as record layouts, shared by the compiled expressions and the sources'
     /// records (so field accesses resolve by index).
     pub source_schemas: Vec<Option<Arc<crate::record::Schema>>>,
+}
+
+/// A step's name (its `id:`, or `<kind> #<n>`) and kind.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepName {
+    pub label: String,
+    pub kind: &'static str,
 }
 
 /// What validation may look at besides the file itself.
@@ -91,7 +100,17 @@ pub fn validate(spec: PipelineSpec, options: &Options) -> Result<ValidPipeline, 
         d.error(spec.steps_span, "internal error: a step failed to compile without a diagnostic", None);
         return Err(d);
     }
-    Ok(ValidPipeline { spec, graph, steps, event_times: compiled.event_times, source_fields, source_schemas })
+    let step_names =
+        spec.steps.iter().enumerate().map(|(i, s)| StepName { label: s.label(i), kind: s.kind.name() }).collect();
+    Ok(ValidPipeline {
+        spec,
+        graph,
+        steps,
+        step_names,
+        event_times: compiled.event_times,
+        source_fields,
+        source_schemas,
+    })
 }
 
 /// Sink expressions (a Kafka sink's `key` and `partition_by`) must compile; their
