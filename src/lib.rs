@@ -15,6 +15,7 @@ pub mod cli;
 pub mod diag;
 pub mod error;
 pub mod expr;
+pub mod format;
 pub mod graph;
 pub mod kafka;
 pub mod plan;

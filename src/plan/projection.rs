@@ -25,8 +25,7 @@ pub fn unread_columns(pipeline: &ValidPipeline, source: usize) -> Vec<Arc<str>> 
         }
         _ => return Vec::new(),
     };
-    let Some(columns) = pipeline.source_fields[source].as_ref().filter(|_| decoding.format.value == DataFormat::Csv)
-    else {
+    let Some(columns) = pipeline.source_fields[source].as_ref().filter(|_| decoding.format == DataFormat::Csv) else {
         return Vec::new();
     };
     if pipeline.graph.error_sink.is_some() || reaches_an_output_whole(pipeline, NodeRef::Source(source)) {
@@ -37,7 +36,7 @@ pub fn unread_columns(pipeline: &ValidPipeline, source: usize) -> Vec<Arc<str>> 
         pipeline.steps.iter().flat_map(|s| s.exprs()).chain(event_time).flat_map(|e| e.fields()).collect();
     // A declared int, float, bool or timestamp is still parsed: a bad value in it is
     // a bad record whether or not anything reads it.
-    let may_fail = |c: &Arc<str>| decoding.schema.iter().any(|(n, t)| *n.value == **c && *t != ValueType::String);
+    let may_fail = |c: &Arc<str>| decoding.schema.iter().any(|(n, t)| **n == **c && *t != ValueType::String);
     columns.iter().filter(|c| !read.contains(c) && !may_fail(c)).cloned().collect()
 }
 

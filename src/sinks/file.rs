@@ -11,8 +11,8 @@
 use super::encode::Encoder;
 use super::{Sink, SinkError};
 use crate::error::Error;
+use crate::format::DataFormat;
 use crate::record::Record;
-use crate::spec::DataFormat;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Seek, SeekFrom};
 

@@ -9,6 +9,8 @@ mod socket;
 pub mod sql;
 mod stdout;
 
+pub use stdout::StdoutFormat;
+
 use crate::error::{Error, Result};
 use crate::record::Record;
 use crate::spec::{PipelineSpec, SinkKind, SinkSpec};

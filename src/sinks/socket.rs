@@ -4,8 +4,8 @@
 use super::encode::Encoder;
 use super::{Sink, SinkError};
 use crate::error::Error;
+use crate::format::DataFormat;
 use crate::record::Record;
-use crate::spec::DataFormat;
 use std::io::BufWriter;
 use std::net::TcpStream;
 

@@ -16,10 +16,16 @@
 use super::{Sink, SinkError};
 use crate::error::Error;
 use crate::record::{Record, Value};
-use crate::spec::SqlDialect;
 use serde::{Deserialize, Serialize};
 use sqlx::{Connection, MySqlConnection, PgConnection};
 use std::time::Duration;
+
+/// Which database a SQL sink writes to (`type: mysql` or `postgres`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SqlDialect {
+    Mysql,
+    Postgres,
+}
 
 /// The SQL type family of a column, for binding values (and typed NULLs).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -64,6 +70,8 @@ struct Pending {
     rows: Vec<Vec<Value>>,
 }
 
+/// A `mysql` or `postgres` sink's configuration.
+#[derive(Clone, Debug)]
 pub struct SqlConfig {
     pub dialect: SqlDialect,
     pub url: String,
@@ -74,7 +82,8 @@ pub struct SqlConfig {
     pub batch_size: usize,
     pub pipeline: String,
     pub sink: String,
-    /// The checkpoint lineage epochs belong to (see `Checkpoint::lineage`).
+    /// The checkpoint lineage epochs belong to (see `Checkpoint::lineage`): the run's,
+    /// set when the sink opens.
     pub lineage: String,
 }
 

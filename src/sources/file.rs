@@ -7,11 +7,13 @@
 //! reading only up to the last complete line and reopening when the file changed, so
 //! the CSV parser never sees half a row.
 
+use super::decode::Decoding;
 use super::decode::{read_csv_header, Decoder, KnownColumns};
 use super::{BadRecord, Source};
 use crate::error::{Error, Result};
+use crate::format::DataFormat;
 use crate::record::{Batch, Origin};
-use crate::spec::{DataFormat, Decoding, PipelineSpec};
+use crate::spec::PipelineSpec;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Take};
 use std::path::{Path, PathBuf};
@@ -142,14 +144,14 @@ impl FileSource {
             return Ok(());
         };
         let mut file = File::open(path).map_err(|e| self.path_error("open", index, e))?;
-        let csv_header = self.decoding.format.value == DataFormat::Csv && self.decoding.csv.header;
+        let csv_header = self.decoding.format == DataFormat::Csv && self.decoding.csv.header;
         let header = if at.offset > 0 && csv_header {
             let first = File::open(path).map_err(|e| self.path_error("open", index, e))?;
             read_csv_header(first, &self.decoding)
         } else {
             None
         };
-        let follow_csv = self.follow && self.decoding.format.value == DataFormat::Csv;
+        let follow_csv = self.follow && self.decoding.format == DataFormat::Csv;
         let limit = if follow_csv {
             self.seen_size = file.metadata().map(|m| m.len()).map_err(|e| self.path_error("read", index, e))?;
             complete_lines_end(&mut file, at.offset, self.seen_size).map_err(|e| self.path_error("read", index, e))?
@@ -228,7 +230,7 @@ impl FileSource {
         if self.pattern.clone().is_some_and(|p| self.pick_up_new_files(&p)) {
             return Ok(());
         }
-        let grown_csv = self.decoding.format.value == DataFormat::Csv && size.is_some_and(|s| s != self.seen_size);
+        let grown_csv = self.decoding.format == DataFormat::Csv && size.is_some_and(|s| s != self.seen_size);
         if grown_csv {
             return self.open_at(position);
         }

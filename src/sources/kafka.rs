@@ -9,18 +9,28 @@
 //! also fixes each partition's end offset then (cron mode). After a checkpoint is
 //! written the offsets are committed to the group as well, for lag tools.
 
+use super::decode::Decoding;
 use super::decode::{parse_json_object, Decoder, KnownColumns};
 use super::{BadRecord, Committer, Source};
 use crate::error::{Error, Result};
+use crate::format::DataFormat;
 use crate::kafka::{self, FlowContext};
 use crate::record::{Batch, Origin, Record, Schema, SchemaMaker, Value};
-use crate::spec::{DataFormat, Decoding, KafkaStart, PipelineSpec, SourceKind, SourceSpec};
+use crate::spec::{PipelineSpec, SourceKind, SourceSpec};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{Headers, OwnedMessage};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::Message;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Where a Kafka source starts reading (`start:`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum KafkaStart {
+    Earliest,
+    Latest,
+    Committed,
+}
 
 type KafkaConsumer = BaseConsumer<FlowContext>;
 
@@ -139,7 +149,7 @@ impl Layout {
             key,
             timestamp,
             headers,
-            text_schema: Schema::from_names(&[value_field(decoding.format.value)]),
+            text_schema: Schema::from_names(&[value_field(decoding.format)]),
         }
     }
 }
@@ -220,7 +230,7 @@ impl KafkaLane {
 
     fn decode_value(&mut self, payload: &[u8], origin: Origin) -> std::result::Result<Record, String> {
         let layout = &self.layout;
-        match layout.decoding.format.value {
+        match layout.decoding.format {
             DataFormat::Raw => {
                 Ok(Record::new(self.text_schema.for_record(), vec![Value::str(&String::from_utf8_lossy(payload))]))
             }

@@ -19,7 +19,7 @@ use crate::spec::{PipelineSpec, SourceKind, SourceSpec};
 use std::sync::Arc;
 
 pub use decode::KnownColumns;
-pub use kafka::value_field;
+pub use kafka::{value_field, KafkaStart};
 
 /// Called once a checkpoint holding a lane's position is durable (Kafka commits the
 /// offset to its consumer group, for lag tools).
@@ -221,7 +221,7 @@ fn build_one(
 pub fn peek_csv_header(spec: &PipelineSpec, source: &SourceSpec) -> Option<Vec<String>> {
     match &source.kind {
         SourceKind::File { path, decoding, .. }
-            if decoding.format.value == crate::spec::DataFormat::Csv && decoding.csv.header =>
+            if decoding.format == crate::spec::DataFormat::Csv && decoding.csv.header =>
         {
             let first = file::expand(spec, &path.value).ok()?.into_iter().next()?;
             decode::read_csv_header(std::fs::File::open(first).ok()?, decoding)

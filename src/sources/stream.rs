@@ -2,11 +2,11 @@
 //! reading lines from host:port). Neither can replay: after a crash, input already
 //! read is not read again.
 
+use super::decode::Decoding;
 use super::decode::{Decoder, KnownColumns};
 use super::{BadRecord, Source};
 use crate::error::{Error, Result};
 use crate::record::{Batch, Origin};
-use crate::spec::Decoding;
 use std::io::Read;
 use std::sync::Arc;
 

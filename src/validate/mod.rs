@@ -57,12 +57,12 @@ fn declared_fields(source: &SourceSpec) -> Option<Vec<Arc<str>>> {
         return Some(fields.iter().map(|g| Arc::from(g.field.value.as_str())).collect());
     }
     let decoding = source.kind.decoding()?;
-    let mut fields: Vec<Arc<str>> = match decoding.format.value {
+    let mut fields: Vec<Arc<str>> = match decoding.format {
         spec::DataFormat::Text | spec::DataFormat::Raw => {
-            vec![Arc::from(crate::sources::value_field(decoding.format.value))]
+            vec![Arc::from(crate::sources::value_field(decoding.format))]
         }
         spec::DataFormat::Csv if !decoding.csv.header && !decoding.schema.is_empty() => {
-            decoding.schema.iter().map(|(n, _)| Arc::from(n.value.as_str())).collect()
+            decoding.schema.iter().map(|(n, _)| Arc::from(n.as_str())).collect()
         }
         _ => return None,
     };
