@@ -22,7 +22,7 @@ pub fn step_keys(plan: &Plan) -> Vec<(String, String)> {
 /// For `flowctl plan`: the checkpoint a run would resume from and what happens to
 /// each saved step state.
 pub fn describe_restore(plan: &Plan) -> Option<String> {
-    let config = plan.pipeline.spec.checkpoint.as_ref()?;
+    let config = plan.pipeline.checkpoint.as_ref()?;
     let store = Store::new(config.dir.clone(), config.keep as usize);
     let mut out =
         format!("checkpoints: {} (every {:?}, keep {})\n", config.dir.display(), config.interval, config.keep);
@@ -70,8 +70,8 @@ pub struct ResumeOptions {
 impl Checkpointing {
     /// Locks the directory and finds the checkpoint to resume from, if any.
     pub fn open(plan: &Plan, options: ResumeOptions) -> Result<Option<(Checkpointing, Option<Found>)>> {
-        let spec = &plan.pipeline.spec;
-        let Some(config) = &spec.checkpoint else { return Ok(None) };
+        let pipeline = &plan.pipeline;
+        let Some(config) = &pipeline.checkpoint else { return Ok(None) };
         let store = Store::new(config.dir.clone(), config.keep as usize);
         let lock = store.lock()?;
         let mut found = None;
@@ -145,7 +145,7 @@ impl Checkpointing {
             epoch,
             lineage,
             requested: Default::default(),
-            pipeline: spec.name.clone(),
+            pipeline: pipeline.name.clone(),
             steps,
             written: 0,
             bytes: 0,

@@ -33,6 +33,29 @@ pub struct FileSink {
     encoder: Option<Encoder<BufWriter<File>>>,
 }
 
+/// A `file` sink's configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FileConfig {
+    /// Resolved against the pipeline file's directory.
+    pub path: PathBuf,
+    pub format: DataFormat,
+    /// CSV: write a header line; and its delimiter.
+    pub header: bool,
+    pub delimiter: u8,
+}
+
+impl FileConfig {
+    /// Opens the sink; `resume` is its state in the checkpoint being resumed.
+    pub fn build(&self, id: &str, checkpointed: bool, resume: Option<&serde_json::Value>) -> Result<FileSink, Error> {
+        let start = match (checkpointed, resume) {
+            (false, _) => Start::Plain,
+            (true, Some(state)) if !state.is_null() => Start::Resume(state),
+            (true, _) => Start::Fresh,
+        };
+        FileSink::create(id, self.path.clone(), self.format, self.header, self.delimiter, start)
+    }
+}
+
 /// How the sink starts.
 pub enum Start<'a> {
     /// A run without checkpoints: a new temporary file named after this process.

@@ -15,6 +15,20 @@ pub struct SocketSink {
     encoder: Encoder<BufWriter<TcpStream>>,
 }
 
+/// A `socket` sink's configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SocketConfig {
+    /// host:port to connect to.
+    pub address: String,
+    pub format: DataFormat,
+}
+
+impl SocketConfig {
+    pub fn build(&self, id: &str) -> Result<SocketSink, Error> {
+        SocketSink::connect(id, &self.address, self.format)
+    }
+}
+
 impl SocketSink {
     pub fn connect(id: &str, address: &str, format: DataFormat) -> Result<SocketSink, Error> {
         let stream = TcpStream::connect(address)

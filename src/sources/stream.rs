@@ -10,6 +10,34 @@ use crate::record::{Batch, Origin};
 use std::io::Read;
 use std::sync::Arc;
 
+/// A `stdin` source's configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StdinConfig {
+    pub decoding: Decoding,
+}
+
+impl StdinConfig {
+    pub fn build(&self, index: usize, columns: KnownColumns) -> Box<dyn Source> {
+        let origin = Origin { source: index as u32, ..Origin::default() };
+        Box::new(StreamSource::stdin(&self.decoding, origin, columns))
+    }
+}
+
+/// A `socket` source's configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SocketConfig {
+    /// host:port to connect to.
+    pub address: String,
+    pub decoding: Decoding,
+}
+
+impl SocketConfig {
+    pub fn build(&self, id: &str, index: usize, columns: KnownColumns) -> Result<Box<dyn Source>> {
+        let origin = Origin { source: index as u32, ..Origin::default() };
+        Ok(Box::new(StreamSource::socket(&self.address, id, &self.decoding, origin, columns)?))
+    }
+}
+
 pub struct StreamSource<R: Read> {
     decoder: Decoder<R>,
     name: String,

@@ -2,6 +2,7 @@
 //! only way to build a [`ValidPipeline`] ("parse, don't validate"): the planner and
 //! runtime never re-check configuration.
 
+pub mod components;
 pub mod graph;
 pub mod order;
 pub mod steps;
@@ -22,6 +23,15 @@ pub struct ValidPipeline {
     pub steps: Vec<crate::steps::CompiledStep>,
     /// One per step: how messages, metrics and checkpoints name it.
     pub step_names: Vec<StepName>,
+    /// The pipeline's `name:` (or its file's stem).
+    pub name: String,
+    /// One per `spec.sources`, built: what the planner and the runtime read.
+    pub sources: Vec<crate::sources::BuiltSource>,
+    /// One per `spec.sinks`, built.
+    pub sinks: Vec<crate::sinks::BuiltSink>,
+    pub checkpoint: Option<crate::checkpoint::Config>,
+    /// `memory_limit:` in bytes.
+    pub memory_limit: Option<u64>,
     /// One per `spec.sources`.
     pub event_times: Vec<Option<crate::sources::EventTime>>,
     /// The fields each source is known to produce (declared schema or CSV header).
@@ -44,7 +54,7 @@ pub struct Options<'a> {
     pub env: &'a dyn Fn(&str) -> Option<String>,
     /// Fields a source produces that only its input can tell (a CSV header); `flowctl
     /// validate` opens no inputs, `flowctl run` does.
-    pub peek_fields: &'a dyn Fn(&PipelineSpec, &SourceSpec) -> Option<Vec<String>>,
+    pub peek_fields: &'a dyn Fn(&crate::sources::SourceConfig) -> Option<Vec<String>>,
     /// `--set path=value` overrides.
     pub overrides: &'a [spec::overrides::Override],
 }
@@ -78,12 +88,15 @@ pub fn validate(spec: PipelineSpec, options: &Options) -> Result<ValidPipeline, 
     let mut diags = Diagnostics::default();
     let graph = graph::resolve(&spec, &mut diags);
     order::check_order(&spec, &graph, &mut diags);
+    let sources: Vec<_> = spec.sources.iter().map(|s| components::source(&spec, s)).collect();
     let source_fields: Vec<Option<Vec<Arc<str>>>> = spec
         .sources
         .iter()
-        .map(|s| {
-            declared_fields(s)
-                .or_else(|| (options.peek_fields)(&spec, s).map(|f| f.iter().map(|n| Arc::from(n.as_str())).collect()))
+        .zip(&sources)
+        .map(|(s, built)| {
+            declared_fields(s).or_else(|| {
+                (options.peek_fields)(&built.config).map(|f| f.iter().map(|n| Arc::from(n.as_str())).collect())
+            })
         })
         .collect();
     let source_schemas: Vec<_> = source_fields.iter().map(|f| f.clone().map(crate::record::Schema::new)).collect();
@@ -103,6 +116,11 @@ pub fn validate(spec: PipelineSpec, options: &Options) -> Result<ValidPipeline, 
     let step_names =
         spec.steps.iter().enumerate().map(|(i, s)| StepName { label: s.label(i), kind: s.kind.name() }).collect();
     Ok(ValidPipeline {
+        name: spec.name.clone(),
+        sinks: spec.sinks.iter().map(|s| components::sink(&spec, s)).collect(),
+        checkpoint: components::checkpoint(&spec),
+        memory_limit: spec.memory_limit,
+        sources,
         spec,
         graph,
         steps,

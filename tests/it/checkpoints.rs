@@ -340,7 +340,7 @@ mod fingerprints {
 
     fn keys(path: &str, text: &str) -> Vec<(String, String)> {
         let file = SourceFile { path: path.into(), text: text.to_string() };
-        let options = Options { env: &|_| None, peek_fields: &|_, _| None, overrides: &[] };
+        let options = Options { env: &|_| None, peek_fields: &|_| None, overrides: &[] };
         let valid = validate_file(&file, &options).unwrap_or_else(|d| panic!("{}", d.render(path, text)));
         step_keys(&flowctl::plan::plan(valid))
     }
