@@ -20,9 +20,8 @@ pub struct DatagenConfig {
 }
 
 impl DatagenConfig {
-    /// Opens the source (`index`: its position in the pipeline, for origins).
-    pub fn build(&self, id: &str, index: usize) -> Result<Box<dyn Source>> {
-        let origin = Origin { source: index as u32, ..Origin::default() };
+    /// Opens the source; its records' origins start from `origin`.
+    pub fn build(&self, id: &str, origin: Origin) -> Result<Box<dyn Source>> {
         Ok(Box::new(DatagenSource::new(&self.fields, self.rate, self.count, self.seed, origin, id)?))
     }
 }

@@ -40,11 +40,10 @@ impl FileConfig {
     pub fn build(
         &self,
         id: &str,
-        index: usize,
+        origin: Origin,
         columns: KnownColumns,
         decode_threads: usize,
     ) -> Result<Box<dyn Source>> {
-        let origin = Origin { source: index as u32, ..Origin::default() };
         let files = self.expand().map_err(|e| Error::External(format!("source `{id}`: {e}")))?;
         let mut s = FileSource::open(files, self.decoding.clone(), origin, columns, id)?;
         if decode_threads > 1 {

@@ -14,6 +14,7 @@ mod stream;
 mod synthetic;
 
 use crate::error::{Error, Result};
+use crate::format::DataFormat;
 use crate::record::{Batch, Origin, Record};
 use std::sync::Arc;
 use std::time::Duration;
@@ -200,6 +201,29 @@ impl SourceConfig {
         }
     }
 
+    /// The fields the configuration itself declares: text lines, generator fields,
+    /// or the `schema:` of a CSV source without a header (with a header, the header
+    /// names the fields); a Kafka message's key, timestamp and headers follow its
+    /// value's fields.
+    pub fn declared_fields(&self) -> Option<Vec<Arc<str>>> {
+        if let SourceConfig::Datagen(d) = self {
+            return Some(d.fields.iter().map(|g| Arc::from(g.field.as_str())).collect());
+        }
+        let decoding = self.decoding()?;
+        let mut fields: Vec<Arc<str>> = match decoding.format {
+            DataFormat::Text | DataFormat::Raw => vec![Arc::from(value_field(decoding.format))],
+            DataFormat::Csv if !decoding.csv.header && !decoding.schema.is_empty() => {
+                decoding.schema.iter().map(|(n, _)| Arc::from(n.as_str())).collect()
+            }
+            _ => return None,
+        };
+        if let SourceConfig::Kafka(k) = self {
+            let extras = [&k.key_field, &k.timestamp_field, &k.headers_field];
+            fields.extend(extras.into_iter().flatten().map(|f| Arc::from(f.as_str())));
+        }
+        Some(fields)
+    }
+
     /// The fields only the input can tell: the CSV header of a file source's first
     /// file.
     pub fn peek_fields(&self) -> Option<Vec<String>> {
@@ -220,13 +244,14 @@ impl SourceConfig {
         columns: KnownColumns,
         decode_threads: usize,
     ) -> Result<Vec<Box<dyn Source>>> {
+        let origin = Origin { source: index as u32, ..Origin::default() };
         Ok(match self {
-            SourceConfig::File(c) => vec![c.build(id, index, columns, decode_threads)?],
-            SourceConfig::Stdin(c) => vec![c.build(index, columns)],
-            SourceConfig::Socket(c) => vec![c.build(id, index, columns)?],
+            SourceConfig::File(c) => vec![c.build(id, origin, columns, decode_threads)?],
+            SourceConfig::Stdin(c) => vec![c.build(origin, columns)],
+            SourceConfig::Socket(c) => vec![c.build(id, origin, columns)?],
             SourceConfig::Kafka(c) => kafka::open(c, id, index)?,
-            SourceConfig::Datagen(c) => vec![c.build(id, index)?],
-            SourceConfig::Nexmark(c) => c.build(index),
+            SourceConfig::Datagen(c) => vec![c.build(id, origin)?],
+            SourceConfig::Nexmark(c) => c.build(origin),
             SourceConfig::Memory(records) => vec![Box::new(memory::MemorySource::new(records.clone(), index))],
         })
     }

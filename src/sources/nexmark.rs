@@ -39,8 +39,7 @@ pub struct NexmarkConfig {
 
 impl NexmarkConfig {
     /// The source as its lanes, each making its share of the stream.
-    pub fn build(&self, index: usize) -> Vec<Box<dyn Source>> {
-        let origin = Origin { source: index as u32, ..Origin::default() };
+    pub fn build(&self, origin: Origin) -> Vec<Box<dyn Source>> {
         let lanes = self.lanes as u64;
         (0..lanes)
             .map(|lane| -> Box<dyn Source> {

@@ -17,8 +17,7 @@ pub struct StdinConfig {
 }
 
 impl StdinConfig {
-    pub fn build(&self, index: usize, columns: KnownColumns) -> Box<dyn Source> {
-        let origin = Origin { source: index as u32, ..Origin::default() };
+    pub fn build(&self, origin: Origin, columns: KnownColumns) -> Box<dyn Source> {
         Box::new(StreamSource::stdin(&self.decoding, origin, columns))
     }
 }
@@ -32,8 +31,7 @@ pub struct SocketConfig {
 }
 
 impl SocketConfig {
-    pub fn build(&self, id: &str, index: usize, columns: KnownColumns) -> Result<Box<dyn Source>> {
-        let origin = Origin { source: index as u32, ..Origin::default() };
+    pub fn build(&self, id: &str, origin: Origin, columns: KnownColumns) -> Result<Box<dyn Source>> {
         Ok(Box::new(StreamSource::socket(&self.address, id, &self.decoding, origin, columns)?))
     }
 }

@@ -147,16 +147,6 @@ impl SourceKind {
             SourceKind::Nexmark { .. } => "nexmark",
         }
     }
-
-    pub fn decoding(&self) -> Option<&Decoding> {
-        match self {
-            SourceKind::File { decoding, .. }
-            | SourceKind::Stdin { decoding }
-            | SourceKind::Socket { decoding, .. }
-            | SourceKind::Kafka { decoding, .. } => Some(decoding),
-            _ => None,
-        }
-    }
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -10,7 +10,7 @@ pub mod steps;
 pub use graph::{Graph, NodeRef};
 
 use crate::diag::Diagnostics;
-use crate::spec::{self, PipelineSpec, SourceFile, SourceSpec};
+use crate::spec::{self, PipelineSpec, SourceFile};
 use std::sync::Arc;
 
 /// A pipeline that passed every check, with its graph resolved and its expressions
@@ -59,44 +59,18 @@ pub struct Options<'a> {
     pub overrides: &'a [spec::overrides::Override],
 }
 
-/// Fields a source declares in the spec itself: text lines, generator fields, or the
-/// `schema:` of a CSV source without a header (with a header, the header names the
-/// fields).
-fn declared_fields(source: &SourceSpec) -> Option<Vec<Arc<str>>> {
-    if let spec::SourceKind::Datagen { fields, .. } = &source.kind {
-        return Some(fields.iter().map(|g| Arc::from(g.field.value.as_str())).collect());
-    }
-    let decoding = source.kind.decoding()?;
-    let mut fields: Vec<Arc<str>> = match decoding.format {
-        spec::DataFormat::Text | spec::DataFormat::Raw => {
-            vec![Arc::from(crate::sources::value_field(decoding.format))]
-        }
-        spec::DataFormat::Csv if !decoding.csv.header && !decoding.schema.is_empty() => {
-            decoding.schema.iter().map(|(n, _)| Arc::from(n.as_str())).collect()
-        }
-        _ => return None,
-    };
-    // A Kafka message's key, timestamp and headers follow its value's fields.
-    if let spec::SourceKind::Kafka { key_field, timestamp_field, headers_field, .. } = &source.kind {
-        fields.extend([key_field, timestamp_field, headers_field].into_iter().flatten().map(|f| Arc::from(f.as_str())));
-    }
-    Some(fields)
-}
-
 /// Validates a parsed spec.
 pub fn validate(spec: PipelineSpec, options: &Options) -> Result<ValidPipeline, Diagnostics> {
     let mut diags = Diagnostics::default();
     let graph = graph::resolve(&spec, &mut diags);
     order::check_order(&spec, &graph, &mut diags);
     let sources: Vec<_> = spec.sources.iter().map(|s| components::source(&spec, s)).collect();
-    let source_fields: Vec<Option<Vec<Arc<str>>>> = spec
-        .sources
+    let source_fields: Vec<Option<Vec<Arc<str>>>> = sources
         .iter()
-        .zip(&sources)
-        .map(|(s, built)| {
-            declared_fields(s).or_else(|| {
-                (options.peek_fields)(&built.config).map(|f| f.iter().map(|n| Arc::from(n.as_str())).collect())
-            })
+        .map(|s| {
+            let declared = s.config.declared_fields();
+            declared
+                .or_else(|| (options.peek_fields)(&s.config).map(|f| f.iter().map(|n| Arc::from(n.as_str())).collect()))
         })
         .collect();
     let source_schemas: Vec<_> = source_fields.iter().map(|f| f.clone().map(crate::record::Schema::new)).collect();
