@@ -121,6 +121,15 @@ impl SinkConfig {
         }
     }
 
+    /// The sink's own checks of its configuration.
+    pub fn check(&self) -> Result<(), crate::diag::Problem> {
+        match self {
+            SinkConfig::Socket(c) => c.check(),
+            SinkConfig::Sql(c) => c.check(),
+            _ => Ok(()),
+        }
+    }
+
     /// Opens the sink. With checkpoints, `resume` is its state in the checkpoint being
     /// resumed (None: a checkpointed run from scratch).
     pub fn build(&self, id: &str, run: &RunContext, resume: Option<&serde_json::Value>) -> Result<Box<dyn Sink>> {

@@ -24,6 +24,11 @@ pub struct SocketConfig {
 }
 
 impl SocketConfig {
+    /// The address must be host:port (else only `run` finds out, without a position).
+    pub fn check(&self) -> Result<(), crate::diag::Problem> {
+        crate::sources::check_address(&self.address)
+    }
+
     pub fn build(&self, id: &str) -> Result<SocketSink, Error> {
         SocketSink::connect(id, &self.address, self.format)
     }

@@ -105,6 +105,21 @@ pub struct SqlSink {
     on_reject: Option<super::RejectHandler>,
 }
 
+impl SqlConfig {
+    /// The URL must be one the driver reads (else only `run` finds out, without a
+    /// position). The message does not show it: it may hold a password (`${VAR}`).
+    pub fn check(&self) -> Result<(), crate::diag::Problem> {
+        let example = match self.dialect {
+            SqlDialect::Mysql => "mysql://user:password@host:3306/database",
+            SqlDialect::Postgres => "postgres://user:password@host:5432/database",
+        };
+        check_url(self.dialect, &self.url).map_err(|why| crate::diag::Problem {
+            message: format!("`url` of sink `{}` is not a connection URL: {why}", self.sink),
+            hint: Some(format!("such as {example}")),
+        })
+    }
+}
+
 /// Whether `url` is a connection URL of `dialect` (as the driver reads it, without
 /// connecting): the reason when it is not.
 pub fn check_url(dialect: SqlDialect, url: &str) -> Result<(), String> {

@@ -24,7 +24,7 @@ pub use decode::KnownColumns;
 pub use file::FileConfig;
 pub use kafka::{value_field, KafkaConfig, KafkaStart};
 pub use nexmark::NexmarkConfig;
-pub use stream::{SocketConfig, StdinConfig};
+pub use stream::{check_address, SocketConfig, StdinConfig};
 
 /// Called once a checkpoint holding a lane's position is durable (Kafka commits the
 /// offset to its consumer group, for lag tools).
@@ -230,6 +230,14 @@ impl SourceConfig {
         match self {
             SourceConfig::File(f) => f.peek_csv_header(),
             _ => None,
+        }
+    }
+
+    /// The source's own checks of its configuration.
+    pub fn check(&self) -> Result<(), crate::diag::Problem> {
+        match self {
+            SourceConfig::Socket(c) => c.check(),
+            _ => Ok(()),
         }
     }
 

@@ -5,6 +5,7 @@
 use super::decode::Decoding;
 use super::decode::{Decoder, KnownColumns};
 use super::{BadRecord, Source};
+use crate::diag::Problem;
 use crate::error::{Error, Result};
 use crate::record::{Batch, Origin};
 use std::io::Read;
@@ -31,9 +32,28 @@ pub struct SocketConfig {
 }
 
 impl SocketConfig {
+    /// The address must be host:port (else only `run` finds out, without a position).
+    pub fn check(&self) -> Result<(), Problem> {
+        check_address(&self.address)
+    }
+
     pub fn build(&self, id: &str, origin: Origin, columns: KnownColumns) -> Result<Box<dyn Source>> {
         Ok(Box::new(StreamSource::socket(&self.address, id, &self.decoding, origin, columns)?))
     }
+}
+
+/// Whether `address` is host:port with a port number (socket sources and sinks).
+pub fn check_address(address: &str) -> Result<(), Problem> {
+    let why = match address.rsplit_once(':') {
+        None => "no `:port`",
+        Some(("", _)) => "no host",
+        Some((_, port)) if port.parse::<u16>().is_err() => "the port is not a number from 0 to 65535",
+        Some(_) => return Ok(()),
+    };
+    Err(Problem {
+        message: format!("`address` must be host:port, found `{address}`: {why}"),
+        hint: Some("such as localhost:9000 or [::1]:9000".into()),
+    })
 }
 
 pub struct StreamSource<R: Read> {

@@ -10,6 +10,8 @@ pub mod steps;
 pub use graph::{Graph, NodeRef};
 
 use crate::diag::Diagnostics;
+use crate::sinks::BuiltSink;
+use crate::sources::BuiltSource;
 use crate::spec::{self, PipelineSpec, SourceFile};
 use std::sync::Arc;
 
@@ -76,7 +78,8 @@ pub fn validate(spec: PipelineSpec, options: &Options) -> Result<ValidPipeline, 
     let source_schemas: Vec<_> = source_fields.iter().map(|f| f.clone().map(crate::record::Schema::new)).collect();
     let compiled = steps::compile(&spec, &graph, &source_schemas, &mut diags);
     check_sink_expressions(&spec, &mut diags);
-    check_connections(&spec, &mut diags);
+    let sinks: Vec<_> = spec.sinks.iter().map(|s| components::sink(&spec, s)).collect();
+    check_components(&spec, &sources, &sinks, &mut diags);
     if !diags.is_empty() {
         return Err(diags.sorted());
     }
@@ -91,7 +94,7 @@ pub fn validate(spec: PipelineSpec, options: &Options) -> Result<ValidPipeline, 
         spec.steps.iter().enumerate().map(|(i, s)| StepName { label: s.label(i), kind: s.kind.name() }).collect();
     Ok(ValidPipeline {
         name: spec.name.clone(),
-        sinks: spec.sinks.iter().map(|s| components::sink(&spec, s)).collect(),
+        sinks,
         checkpoint: components::checkpoint(&spec),
         memory_limit: spec.memory_limit,
         sources,
@@ -121,54 +124,28 @@ fn check_sink_expressions(spec: &PipelineSpec, diags: &mut Diagnostics) {
     }
 }
 
-/// Where sockets and databases are: a socket's `address` is host:port, a SQL sink's
-/// `url` one its driver reads (both were found only by `run`, without a position).
-fn check_connections(spec: &PipelineSpec, diags: &mut Diagnostics) {
-    let addresses = spec
-        .sources
-        .iter()
-        .filter_map(|s| match &s.kind {
-            spec::SourceKind::Socket { address, .. } => Some(address),
-            _ => None,
-        })
-        .chain(spec.sinks.iter().filter_map(|s| match &s.kind {
-            spec::SinkKind::Socket { address, .. } => Some(address),
-            _ => None,
-        }));
-    for address in addresses {
-        if let Err(why) = check_address(&address.value) {
-            diags.error(
-                address.span,
-                format!("`address` must be host:port, found `{}`: {why}", address.value),
-                Some("such as localhost:9000 or [::1]:9000".into()),
-            );
+/// Each source's and sink's own checks (`SourceConfig::check`, `SinkConfig::check`:
+/// a socket's `address`, a SQL sink's `url`), reported at the setting they are about.
+fn check_components(spec: &PipelineSpec, sources: &[BuiltSource], sinks: &[BuiltSink], diags: &mut Diagnostics) {
+    for (source, built) in spec.sources.iter().zip(sources) {
+        if let Err(problem) = built.config.check() {
+            let at = match &source.kind {
+                spec::SourceKind::Socket { address, .. } => address.span,
+                _ => source.type_span,
+            };
+            diags.error(at, problem.message, problem.hint);
         }
     }
-    for sink in &spec.sinks {
-        if let spec::SinkKind::Sql { dialect, url, .. } = &sink.kind {
-            if let Err(why) = crate::sinks::sql::check_url(*dialect, &url.value) {
-                let example = match dialect {
-                    spec::SqlDialect::Mysql => "mysql://user:password@host:3306/database",
-                    spec::SqlDialect::Postgres => "postgres://user:password@host:5432/database",
-                };
-                // The value is not shown: it may hold a password (from `${VAR}`).
-                diags.error(
-                    url.span,
-                    format!("`url` of sink `{}` is not a connection URL: {why}", sink.id.value),
-                    Some(format!("such as {example}")),
-                );
-            }
+    for (sink, built) in spec.sinks.iter().zip(sinks) {
+        if let Err(problem) = built.config.check() {
+            let at = match &sink.kind {
+                spec::SinkKind::Socket { address, .. } => address.span,
+                spec::SinkKind::Sql { url, .. } => url.span,
+                _ => sink.type_span,
+            };
+            diags.error(at, problem.message, problem.hint);
         }
     }
-}
-
-/// Whether `address` is host:port with a port number.
-fn check_address(address: &str) -> Result<(), &'static str> {
-    let (host, port) = address.rsplit_once(':').ok_or("no `:port`")?;
-    if host.is_empty() {
-        return Err("no host");
-    }
-    port.parse::<u16>().map(drop).map_err(|_| "the port is not a number from 0 to 65535")
 }
 
 /// Loads, checks and validates one file: every diagnostic of every stage at once.
