@@ -12,6 +12,14 @@ pub struct Diagnostic {
     pub hint: Option<String>,
 }
 
+/// What a component's own check (`SourceConfig::check`, `SinkConfig::check`) finds
+/// wrong with its configuration; validation reports it at the setting it is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub message: String,
+    pub hint: Option<String>,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Diagnostics {
     items: Vec<Diagnostic>,

@@ -16,6 +16,7 @@ pub mod diag;
 pub mod error;
 pub mod export;
 pub mod expr;
+pub mod format;
 pub mod graph;
 pub mod kafka;
 pub mod plan;

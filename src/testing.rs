@@ -8,11 +8,10 @@ use crate::plan;
 use crate::record::{Record, Value};
 use crate::runtime::{self, RunOptions};
 use crate::sinks::memory::MemorySink;
-use crate::sinks::Sink;
-use crate::sources::memory::MemorySource;
-use crate::sources::Source;
+use crate::sinks::{BuiltSink, SinkConfig};
+use crate::sources::SourceConfig;
 use crate::spec::node::Node;
-use crate::spec::{SinkKind, SinkSpec, Spanned, StdoutFormat, TestCaseSpec};
+use crate::spec::TestCaseSpec;
 use crate::validate::ValidPipeline;
 
 /// The outcome of one case: empty `failures` when it passed.
@@ -43,31 +42,43 @@ pub fn run_cases(valid: &ValidPipeline) -> Result<Vec<CaseResult>> {
 
 fn run_case(valid: &ValidPipeline, case: &TestCaseSpec) -> Result<CaseResult> {
     let mut pipeline = valid.clone();
-    pipeline.spec.checkpoint = None;
+    pipeline.checkpoint = None;
     for (id, _) in &case.input {
-        if !pipeline.spec.sources.iter().any(|s| s.id.value == id.value) {
+        if !pipeline.sources.iter().any(|s| s.id == id.value) {
             return Err(Error::Usage(format!(
                 "test `{}` (line {}): `{}` is not a source",
                 case.name.value, id.span.line, id.value
             )));
         }
     }
-    // Expectations on steps read them through extra sinks ("taps").
+    // The given records replace the sources, memory the sinks.
+    for source in &mut pipeline.sources {
+        let given = case.input.iter().find(|(id, _)| id.value == source.id).map(|(_, r)| r.as_slice()).unwrap_or(&[]);
+        let records = given.iter().map(|n| record_of(n, "an input record")).collect::<Result<Vec<_>>>()?;
+        source.config = SourceConfig::Memory(records);
+    }
+    let mut memories = Vec::new();
+    for sink in &mut pipeline.sinks {
+        let memory = MemorySink::default();
+        sink.config = SinkConfig::Memory(memory.clone());
+        memories.push(memory);
+    }
+    // Expectations on steps read them through extra memory sinks ("taps").
     let mut targets = Vec::new();
     for (id, expected) in &case.expect {
-        let sink = pipeline.spec.sinks.iter().position(|s| s.id.value == id.value);
+        let sink = pipeline.sinks.iter().position(|s| s.id == id.value);
         let step = pipeline.spec.steps.iter().position(|s| s.id.as_ref().is_some_and(|i| i.value == id.value));
         let index = match (sink, step) {
             (Some(i), _) => i,
             (None, Some(step)) => {
-                pipeline.spec.sinks.push(SinkSpec {
-                    id: Spanned::new(format!("test tap {}", id.value), id.span),
-                    type_span: id.span,
-                    from: None,
-                    kind: SinkKind::Stdout { format: StdoutFormat::Jsonl },
+                let memory = MemorySink::default();
+                pipeline.sinks.push(BuiltSink {
+                    id: format!("test tap {}", id.value),
+                    config: SinkConfig::Memory(memory.clone()),
                 });
                 pipeline.graph.sink_inputs.push(vec![NodeRef::Step(step)]);
-                pipeline.spec.sinks.len() - 1
+                memories.push(memory);
+                pipeline.sinks.len() - 1
             }
             (None, None) => {
                 return Err(Error::Usage(format!(
@@ -79,27 +90,13 @@ fn run_case(valid: &ValidPipeline, case: &TestCaseSpec) -> Result<CaseResult> {
         let expected = expected.iter().map(|n| record_of(n, "an expected record")).collect::<Result<Vec<_>>>()?;
         targets.push((id.value.clone(), index, expected));
     }
-    let sources: Vec<Box<dyn Source>> = pipeline
-        .spec
-        .sources
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let given =
-                case.input.iter().find(|(id, _)| id.value == s.id.value).map(|(_, r)| r.as_slice()).unwrap_or(&[]);
-            let records = given.iter().map(|n| record_of(n, "an input record")).collect::<Result<Vec<_>>>()?;
-            Ok(Box::new(MemorySource::new(records, i)) as Box<dyn Source>)
-        })
-        .collect::<Result<_>>()?;
-    let memories: Vec<MemorySink> = pipeline.spec.sinks.iter().map(|_| MemorySink::default()).collect();
-    let sinks: Vec<Box<dyn Sink>> = memories.iter().map(|m| Box::new(m.clone()) as Box<dyn Sink>).collect();
     // One thread: expected records are compared in order.
     let plan_options = plan::PlanOptions { parallelism: Some(1), cores: 1, io: plan::Io::Given };
     let plan = plan::physical::plan(plan::plan(pipeline), &plan_options).map_err(|d| {
         let messages: Vec<&str> = d.items().iter().map(|i| i.message.as_str()).collect();
         Error::Usage(format!("the pipeline cannot run: {}", messages.join("; ")))
     })?;
-    runtime::run_with(&plan, &RunOptions::default(), Some(runtime::Io { sources, sinks }))?;
+    runtime::run(&plan, &RunOptions::default())?;
     let mut failures = Vec::new();
     for (id, index, expected) in targets {
         let actual: Vec<Record> = memories[index].records.lock().map(|r| r.clone()).unwrap_or_default();

@@ -10,6 +10,16 @@ pub mod store;
 
 use serde::{Deserialize, Serialize};
 
+/// A pipeline's `checkpoint:` settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// Where checkpoints are written (resolved against the pipeline file's directory).
+    pub dir: std::path::PathBuf,
+    pub interval: std::time::Duration,
+    /// How many of the newest checkpoints are kept.
+    pub keep: u64,
+}
+
 /// The version written by this flowctl; older versions are read or migrated.
 pub const FORMAT_VERSION: u32 = 1;
 

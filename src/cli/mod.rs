@@ -253,7 +253,7 @@ fn report(e: &Error) -> i32 {
     e.exit_code()
 }
 
-fn no_peek(_: &spec::PipelineSpec, _: &spec::SourceSpec) -> Option<Vec<String>> {
+fn no_peek(_: &sources::SourceConfig) -> Option<Vec<String>> {
     None
 }
 
@@ -264,8 +264,8 @@ fn read(path: &Path) -> Result<SourceFile, i32> {
 /// Reads and validates a pipeline, printing diagnostics; Err is the exit code.
 fn load_valid(path: &Path, peek_inputs: bool, overrides: &[spec::overrides::Override]) -> Result<ValidPipeline, i32> {
     let file = read(path)?;
-    let peek: &dyn Fn(&spec::PipelineSpec, &spec::SourceSpec) -> Option<Vec<String>> =
-        if peek_inputs { &sources::peek_csv_header } else { &no_peek };
+    let peek: &dyn Fn(&sources::SourceConfig) -> Option<Vec<String>> =
+        if peek_inputs { &sources::SourceConfig::peek_fields } else { &no_peek };
     let options = Options { env: &spec::process_env, peek_fields: peek, overrides };
     validate::validate_file(&file, &options).map_err(|diags| print_diagnostics(&file, &diags))
 }

@@ -6,6 +6,7 @@ use super::expressions;
 use super::types::{
     config_duration, interval, literal, quote, Approximations, Column, Refusal, Relation, SqlType, TIME_COLUMN,
 };
+use crate::spec::node::Span;
 use crate::spec::{
     DataFormat, Decoding, KafkaStart, PipelineSpec, SourceKind, SourceSpec, TimeFormat, TimeSource, ValueType,
 };
@@ -37,8 +38,8 @@ pub fn table(spec: &PipelineSpec, source: &SourceSpec, approx: &Approximations) 
             }
             let mut options =
                 vec![("connector", "filesystem".to_string()), ("path", super::types::location(spec, &path.value))];
-            let columns = columns(id, decoding, approx)?;
-            options.extend(format_options(id, decoding)?);
+            let columns = columns(id, source.type_span, decoding, approx)?;
+            options.extend(format_options(id, source.type_span, decoding)?);
             (columns, options)
         }
         SourceKind::Kafka {
@@ -76,8 +77,8 @@ pub fn table(spec: &PipelineSpec, source: &SourceSpec, approx: &Approximations) 
             if *bounded {
                 options.push(("scan.bounded.mode", "latest-offset".to_string()));
             }
-            let columns = columns(id, decoding, approx)?;
-            options.extend(format_options(id, decoding)?);
+            let columns = columns(id, source.type_span, decoding, approx)?;
+            options.extend(format_options(id, source.type_span, decoding)?);
             let mut options: Vec<(String, String)> = options.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
             options.extend(extra.iter().map(|(k, v)| (format!("properties.{k}"), v.clone())));
             return finish(source, columns, options, approx);
@@ -144,11 +145,13 @@ fn finish_with(
     let with =
         options.iter().map(|(k, v)| format!("  {} = {}", literal(k), literal(v))).collect::<Vec<_>>().join(",\n");
     let mut ddl = String::new();
-    if source.kind.decoding().is_some_and(|d| d.format.value == DataFormat::Jsonl) {
-        ddl.push_str(&format!(
-            "-- `{id}`: Flink reads exactly these columns of each JSON line; flowctl also keeps a line's\n\
+    if let SourceKind::File { decoding, .. } | SourceKind::Kafka { decoding, .. } = &source.kind {
+        if decoding.format == DataFormat::Jsonl {
+            ddl.push_str(&format!(
+                "-- `{id}`: Flink reads exactly these columns of each JSON line; flowctl also keeps a line's\n\
              -- undeclared fields, which reach sinks through filter, set, drop and flat_map.\n"
-        ));
+            ));
+        }
     }
     ddl.push_str(&format!("CREATE TABLE {} (\n{}\n) WITH (\n{with}\n);", quote(id), lines.join(",\n")));
     // Flink's datagen splits its sequences between subtasks: no one arrival order.
@@ -191,8 +194,7 @@ fn event_time_millis(
 
 /// The declared columns; Flink needs every column's type, and the CSV header line
 /// cannot be skipped by Flink's csv format.
-fn columns(id: &str, decoding: &Decoding, approx: &Approximations) -> Result<Vec<Column>, Refusal> {
-    let at = decoding.format.span;
+fn columns(id: &str, at: Span, decoding: &Decoding, approx: &Approximations) -> Result<Vec<Column>, Refusal> {
     if decoding.schema.is_empty() {
         return Err(Refusal::new(
             at,
@@ -200,7 +202,7 @@ fn columns(id: &str, decoding: &Decoding, approx: &Approximations) -> Result<Vec
             Some("declare every field in order, such as `schema: {ts: int, user: string}`"),
         ));
     }
-    let csv = decoding.format.value == DataFormat::Csv;
+    let csv = decoding.format == DataFormat::Csv;
     decoding
         .schema
         .iter()
@@ -212,8 +214,8 @@ fn columns(id: &str, decoding: &Decoding, approx: &Approximations) -> Result<Vec
                 ValueType::Bool if !csv => SqlType::Boolean,
                 ValueType::Bool => {
                     let refusal = Refusal::new(
-                        name.span,
-                        format!("source `{id}`: a CSV bool column reads other words as true and false in Flink"),
+                        at,
+                        format!("source `{id}`: field `{name}`: a CSV bool column reads other words as true and false in Flink"),
                         Some("declare it as a string and compare it in a filter or map"),
                     );
                     approx.allow(refusal, "read as BOOLEAN: a word other than true is false")?;
@@ -221,20 +223,19 @@ fn columns(id: &str, decoding: &Decoding, approx: &Approximations) -> Result<Vec
                 }
                 ValueType::Timestamp | ValueType::Json => {
                     return Err(Refusal::new(
-                        name.span,
-                        format!("source `{id}`: field `{}`: timestamp and json columns are not exported", name.value),
+                        at,
+                        format!("source `{id}`: field `{name}`: timestamp and json columns are not exported"),
                         Some("declare it as int (epoch milliseconds) or string"),
                     ))
                 }
             };
-            Ok(Column { name: name.value.clone(), ty })
+            Ok(Column { name: name.clone(), ty })
         })
         .collect()
 }
 
-fn format_options(id: &str, decoding: &Decoding) -> Result<Vec<(&'static str, String)>, Refusal> {
-    let at = decoding.format.span;
-    match decoding.format.value {
+fn format_options(id: &str, at: Span, decoding: &Decoding) -> Result<Vec<(&'static str, String)>, Refusal> {
+    match decoding.format {
         DataFormat::Csv if decoding.csv.header => Err(Refusal::new(
             at,
             format!("source `{id}`: Flink's csv format cannot skip a header line"),

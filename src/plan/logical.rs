@@ -4,7 +4,8 @@
 //! data) is read off here, and `plan/physical.rs` decides from it how a run executes.
 
 use crate::graph::NodeRef;
-use crate::spec::{SourceKind, StepKind};
+use crate::sources::SourceConfig;
+use crate::spec::StepKind;
 use crate::steps::CompiledStep;
 use crate::validate::ValidPipeline;
 
@@ -159,8 +160,8 @@ impl LogicalPlan {
     /// `key_by` whose readers are all keyed steps, and every other step keyed.
     pub fn split_key_by(&self) -> Option<usize> {
         let p = &self.pipeline;
-        let one_file = match &p.spec.sources[..] {
-            [source] => matches!(&source.kind, SourceKind::File { follow, .. } if !follow.value),
+        let one_file = match &p.sources[..] {
+            [source] => matches!(&source.config, SourceConfig::File(file) if !file.follow),
             _ => false,
         };
         if !one_file || p.event_times.first().is_none_or(Option::is_none) {

@@ -15,6 +15,7 @@ use super::logical::LogicalPlan;
 use super::projection;
 use crate::diag::Diagnostics;
 use crate::graph::NodeRef;
+use crate::sources::SourceConfig;
 use crate::spec::{ErrorPolicy, SourceKind};
 use crate::steps::CompiledStep;
 use std::sync::Arc;
@@ -121,7 +122,7 @@ pub fn plan(logical: LogicalPlan, options: &PlanOptions) -> Result<PhysicalPlan,
     let spec = &pipeline.spec;
     let head = logical.lane_steps();
     let encodes_for: Vec<Option<usize>> = (0..spec.sources.len())
-        .map(|i| logical.lane_sink(i).filter(|&sink| own_io && crate::sinks::writes_lines(&spec.sinks[sink].kind)))
+        .map(|i| logical.lane_sink(i).filter(|&sink| own_io && pipeline.sinks[sink].config.writes_lines()))
         .collect();
 
     let keyed = if parallelism > 1 { logical.keyed_steps() } else { Err("parallelism 1") };
@@ -131,8 +132,8 @@ pub fn plan(logical: LogicalPlan, options: &PlanOptions) -> Result<PhysicalPlan,
             None => Execution::KeyedInstances { instances: parallelism, exchanges: exchanges(&logical, keyed) },
         },
         Err(why) => {
-            let blocks = match (&spec.sources[..], &encodes_for[..]) {
-                ([source], [Some(_)]) => parallelism > 1 && crate::sources::readable_in_blocks(source),
+            let blocks = match (&pipeline.sources[..], &encodes_for[..]) {
+                ([source], [Some(_)]) => parallelism > 1 && source.config.readable_in_blocks(),
                 _ => false,
             };
             match blocks {
@@ -143,16 +144,14 @@ pub fn plan(logical: LogicalPlan, options: &PlanOptions) -> Result<PhysicalPlan,
     };
     let keyed = keyed.unwrap_or_else(|_| vec![false; spec.steps.len()]);
     let read_in_blocks = matches!(execution, Execution::SplitByData { .. } | Execution::BlockLanes { .. });
-    let sources = spec
+    let sources = pipeline
         .sources
         .iter()
         .enumerate()
         .map(|(i, source)| SourcePlacement {
-            lanes: crate::sources::lanes(source),
-            decode_threads: match &source.kind {
-                SourceKind::File { .. } if !read_in_blocks => {
-                    source.parallelism.as_ref().map_or(1, |p| p.value as usize)
-                }
+            lanes: source.config.lanes(),
+            decode_threads: match &source.config {
+                SourceConfig::File(file) if !read_in_blocks => file.parallelism,
                 _ => 1,
             },
             encodes_for: encodes_for[i],
@@ -285,7 +284,7 @@ mod tests {
 
     fn physical(yaml: &str, options: PlanOptions) -> Result<PhysicalPlan, Diagnostics> {
         let file = SourceFile { path: "p.yaml".into(), text: yaml.to_string() };
-        let options_v = Options { env: &|_| None, peek_fields: &|_, _| None, overrides: &[] };
+        let options_v = Options { env: &|_| None, peek_fields: &|_| None, overrides: &[] };
         let pipeline = validate_file(&file, &options_v).unwrap_or_else(|d| panic!("{}", d.render("p.yaml", yaml)));
         plan(super::super::plan(pipeline), &options)
     }

@@ -8,8 +8,10 @@
 //! fields (anything but `map` and `reduce`), and an `on_error` sink, whose `input` is
 //! the failing record.
 
+use crate::format::DataFormat;
 use crate::graph::NodeRef;
-use crate::spec::{DataFormat, SourceKind, ValueType};
+use crate::sources::decode::ValueType;
+use crate::sources::{FileConfig, SocketConfig, SourceConfig, StdinConfig};
 use crate::validate::ValidPipeline;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -19,14 +21,13 @@ use std::sync::Arc;
 /// a bad record). Empty when its columns are not known before reading, when it is not CSV read by flowctl's
 /// own decoder (files, stdin, sockets), or when its records can reach an output whole.
 pub fn unread_columns(pipeline: &ValidPipeline, source: usize) -> Vec<Arc<str>> {
-    let decoding = match &pipeline.spec.sources[source].kind {
-        SourceKind::File { decoding, .. } | SourceKind::Stdin { decoding } | SourceKind::Socket { decoding, .. } => {
-            decoding
-        }
+    let decoding = match &pipeline.sources[source].config {
+        SourceConfig::File(FileConfig { decoding, .. })
+        | SourceConfig::Stdin(StdinConfig { decoding })
+        | SourceConfig::Socket(SocketConfig { decoding, .. }) => decoding,
         _ => return Vec::new(),
     };
-    let Some(columns) = pipeline.source_fields[source].as_ref().filter(|_| decoding.format.value == DataFormat::Csv)
-    else {
+    let Some(columns) = pipeline.source_fields[source].as_ref().filter(|_| decoding.format == DataFormat::Csv) else {
         return Vec::new();
     };
     if pipeline.graph.error_sink.is_some() || reaches_an_output_whole(pipeline, NodeRef::Source(source)) {
@@ -37,7 +38,7 @@ pub fn unread_columns(pipeline: &ValidPipeline, source: usize) -> Vec<Arc<str>> 
         pipeline.steps.iter().flat_map(|s| s.exprs()).chain(event_time).flat_map(|e| e.fields()).collect();
     // A declared int, float, bool or timestamp is still parsed: a bad value in it is
     // a bad record whether or not anything reads it.
-    let may_fail = |c: &Arc<str>| decoding.schema.iter().any(|(n, t)| *n.value == **c && *t != ValueType::String);
+    let may_fail = |c: &Arc<str>| decoding.schema.iter().any(|(n, t)| **n == **c && *t != ValueType::String);
     columns.iter().filter(|c| !read.contains(c) && !may_fail(c)).cloned().collect()
 }
 
@@ -68,7 +69,7 @@ mod tests {
     fn unread(yaml: &str) -> Vec<String> {
         let file = SourceFile { path: "p.yaml".into(), text: yaml.to_string() };
         // The CSV header, as `flowctl run` reads it from the file.
-        let header = |_: &_, _: &_| Some(["ts", "a", "b", "c", "d"].map(String::from).to_vec());
+        let header = |_: &_| Some(["ts", "a", "b", "c", "d"].map(String::from).to_vec());
         let options = Options { env: &|_| None, peek_fields: &header, overrides: &[] };
         let pipeline = validate_file(&file, &options).unwrap_or_else(|d| panic!("{}", d.render("p.yaml", yaml)));
         unread_columns(&pipeline, 0).iter().map(|c| c.to_string()).collect()

@@ -471,13 +471,10 @@ fn mermaid(view: &View) -> String {
 
 fn describe_source(s: &SourceSpec) -> String {
     match &s.kind {
-        SourceKind::File { path, decoding, follow } => format!(
-            "file {} ({}{})",
-            path.value,
-            decoding.format.value.name(),
-            if follow.value { ", follow" } else { "" }
-        ),
-        SourceKind::Stdin { decoding } => format!("stdin ({})", decoding.format.value.name()),
+        SourceKind::File { path, decoding, follow } => {
+            format!("file {} ({}{})", path.value, decoding.format.name(), if follow.value { ", follow" } else { "" })
+        }
+        SourceKind::Stdin { decoding } => format!("stdin ({})", decoding.format.name()),
         other => other.type_name().to_string(),
     }
 }

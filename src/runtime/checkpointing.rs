@@ -5,42 +5,24 @@
 use crate::checkpoint::store::{Found, Lock, Store};
 use crate::checkpoint::{compatibility, Checkpoint, Restore};
 use crate::error::{Error, Result};
-use crate::plan::{describe_step, LogicalPlan as Plan};
-use crate::steps::CompiledStep;
+use crate::plan::LogicalPlan as Plan;
 use std::time::{Duration, Instant};
 
-/// Per step: the key its state is saved under and a fingerprint of what it computes.
+/// Per step: the key its state is saved under and the fingerprint of what the state
+/// means (`CompiledStep::fingerprint`, after the step's kind).
 pub fn step_keys(plan: &Plan) -> Vec<(String, String)> {
     let p = &plan.pipeline;
-    p.spec
-        .steps
+    p.steps
         .iter()
-        .enumerate()
-        .map(|(i, step)| {
-            if let CompiledStep::Component(built) = &p.steps[i] {
-                return (step.label(i), format!("{}: {}", step.kind.name(), built.fingerprint()));
-            }
-            let mut fingerprint = format!("{}: {}", step.kind.name(), describe_step(&step.kind));
-            if let CompiledStep::Reduce { key_exprs, window, .. } = &p.steps[i] {
-                let keys: Vec<&str> = key_exprs.iter().map(|e| e.text()).collect();
-                fingerprint.push_str(&format!(" | key: {}", keys.join(", ")));
-                if let Some(w) = window {
-                    fingerprint.push_str(&format!(
-                        " | window: {}, lateness {}ms",
-                        w.kind.value.describe(),
-                        w.allowed_lateness.as_millis()
-                    ));
-                }
-            }
-            (step.label(i), fingerprint)
-        })
+        .zip(&p.step_names)
+        .map(|(step, name)| (name.label.clone(), format!("{}: {}", name.kind, step.fingerprint())))
         .collect()
 }
 
 /// For `flowctl plan`: the checkpoint a run would resume from and what happens to
 /// each saved step state.
 pub fn describe_restore(plan: &Plan) -> Option<String> {
-    let config = plan.pipeline.spec.checkpoint.as_ref()?;
+    let config = plan.pipeline.checkpoint.as_ref()?;
     let store = Store::new(config.dir.clone(), config.keep as usize);
     let mut out =
         format!("checkpoints: {} (every {:?}, keep {})\n", config.dir.display(), config.interval, config.keep);
@@ -88,8 +70,8 @@ pub struct ResumeOptions {
 impl Checkpointing {
     /// Locks the directory and finds the checkpoint to resume from, if any.
     pub fn open(plan: &Plan, options: ResumeOptions) -> Result<Option<(Checkpointing, Option<Found>)>> {
-        let spec = &plan.pipeline.spec;
-        let Some(config) = &spec.checkpoint else { return Ok(None) };
+        let pipeline = &plan.pipeline;
+        let Some(config) = &pipeline.checkpoint else { return Ok(None) };
         let store = Store::new(config.dir.clone(), config.keep as usize);
         let lock = store.lock()?;
         let mut found = None;
@@ -163,7 +145,7 @@ impl Checkpointing {
             epoch,
             lineage,
             requested: Default::default(),
-            pipeline: spec.name.clone(),
+            pipeline: pipeline.name.clone(),
             steps,
             written: 0,
             bytes: 0,

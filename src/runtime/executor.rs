@@ -117,7 +117,7 @@ impl Executor {
         lanes: Vec<Lane>,
         checkpointing: Option<Checkpointing>,
     ) -> Result<Executor> {
-        let sink_ids = plan.pipeline.spec.sinks.iter().map(|s| s.id.value.clone()).collect();
+        let sink_ids = plan.pipeline.sinks.iter().map(|s| s.id.clone()).collect();
         Ok(Executor {
             steps: StepRunner::new(plan, on_error, names.clone(), sinks)?,
             threads,

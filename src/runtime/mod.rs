@@ -196,28 +196,10 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs the plan to completion (bounded input), until it fails, or until a signal.
 /// With a `checkpoint:` block, resumes from the newest valid checkpoint first.
-pub fn run(plan: &PhysicalPlan, options: &RunOptions) -> Result<RunSummary> {
-    run_with(plan, options, None)
-}
-
-/// Sources and sinks that replace those of the spec, one per source and per sink, in
-/// order (`flowctl test` runs pipelines on given records into memory).
-pub struct Io {
-    pub sources: Vec<Box<dyn sources::Source>>,
-    pub sinks: Vec<Box<dyn sinks::Sink>>,
-}
-
-/// [`run`], with the spec's sources and sinks replaced when `io` is given (the plan
-/// must then have been made for given I/O: `plan::Io::Given`).
-pub fn run_with(physical: &PhysicalPlan, options: &RunOptions, io: Option<Io>) -> Result<RunSummary> {
+pub fn run(physical: &PhysicalPlan, options: &RunOptions) -> Result<RunSummary> {
     let plan: &LogicalPlan = &physical.logical;
-    let (mut given_sources, mut given_sinks) = match io {
-        Some(io) => (Some(io.sources.into_iter()), Some(io.sinks.into_iter())),
-        None => (None, None),
-    };
     let started = Instant::now();
     let pipeline = &plan.pipeline;
-    let spec = &pipeline.spec;
     let stop = Arc::new(AtomicBool::new(false));
     let interrupt = Arc::new(AtomicUsize::new(0));
     for (signal, code) in [(signal_hook::consts::SIGINT, 130), (signal_hook::consts::SIGTERM, 143)] {
@@ -240,29 +222,25 @@ pub fn run_with(physical: &PhysicalPlan, options: &RunOptions, io: Option<Io>) -
     let mut lanes = Vec::new();
     // Per lane: where it resumes and the event time it had seen.
     let mut resumed_at = Vec::new();
-    for (i, source) in spec.sources.iter().enumerate() {
+    for (i, source) in pipeline.sources.iter().enumerate() {
         let columns = sources::KnownColumns {
             schema: pipeline.source_schemas[i].clone(),
             unread: physical.sources[i].unread_columns.clone(),
         };
-        let source_lanes = match given_sources.as_mut().and_then(Iterator::next) {
-            Some(given) => vec![given],
-            None => sources::build(spec, source, i, columns, physical.sources[i].decode_threads)?,
-        };
+        let source_lanes = source.config.build(&source.id, i, columns, physical.sources[i].decode_threads)?;
         for mut s in source_lanes {
             let lane = s.lane();
-            let saved =
-                resume.as_ref().and_then(|c| c.sources.iter().find(|s| s.id == source.id.value && s.lane == lane));
+            let saved = resume.as_ref().and_then(|c| c.sources.iter().find(|s| s.id == source.id && s.lane == lane));
             if saved.is_none() && s.fixed_lanes() {
                 let taken: Vec<String> = resume
                     .iter()
-                    .flat_map(|c| c.sources.iter().filter(|s| s.id == source.id.value))
+                    .flat_map(|c| c.sources.iter().filter(|s| s.id == source.id))
                     .map(|s| format!("`{}`", s.lane.as_deref().unwrap_or("(one lane)")))
                     .collect();
                 if !taken.is_empty() {
                     return Err(Error::Usage(format!(
                         "source `{}`: the checkpoint holds positions for lanes {} but this run reads lane `{}`: the source's `parallelism` changed since the checkpoint\n  = help: run with the parallelism the checkpoint was taken at, or --fresh to start over",
-                        source.id.value,
+                        source.id,
                         taken.join(", "),
                         lane.as_deref().unwrap_or("(one lane)")
                     )));
@@ -280,7 +258,7 @@ pub fn run_with(physical: &PhysicalPlan, options: &RunOptions, io: Option<Io>) -
                     s.seek(&origin)?;
                     at = Some(origin);
                 } else {
-                    tracing::warn!("source `{}` cannot replay; it continues with new input", source.id.value);
+                    tracing::warn!("source `{}` cannot replay; it continues with new input", source.id);
                 }
             }
             resumed_at.push((at, saved.and_then(|s| s.max_event_time)));
@@ -294,31 +272,28 @@ pub fn run_with(physical: &PhysicalPlan, options: &RunOptions, io: Option<Io>) -
             opened.push(s);
         }
     }
-    let mut files = vec![Vec::new(); spec.sources.len()];
+    let mut files = vec![Vec::new(); pipeline.sources.len()];
     for (lane, s) in lanes.iter().zip(&opened) {
         files[lane.source].extend(s.files());
     }
-    let names = OriginNames { sources: spec.sources.iter().map(|s| s.id.value.clone()).collect(), files };
+    let names = OriginNames { sources: pipeline.sources.iter().map(|s| s.id.clone()).collect(), files };
     let bounded_inputs = opened.iter().all(|s| s.bounded());
     let sizes: Vec<Option<Vec<u64>>> = opened.iter().map(|s| s.sizes()).collect();
     // Channels first: a sink may hand rows its target rejects to the error sink.
     let (sink_senders, sink_receivers): (Vec<_>, Vec<_>) =
-        spec.sinks.iter().map(|_| bounded::<SinkMessage>(options.channel_capacity)).unzip();
+        pipeline.sinks.iter().map(|_| bounded::<SinkMessage>(options.channel_capacity)).unzip();
     let rejected = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let on_reject = reject_handler(physical.on_error, &sink_senders, &rejected);
     let mut sink_writers = Vec::new();
-    for sink in &spec.sinks {
-        let saved = resume.as_ref().and_then(|c| c.sinks.iter().find(|s| s.id == sink.id.value)).map(|s| &s.state);
+    for sink in &pipeline.sinks {
+        let saved = resume.as_ref().and_then(|c| c.sinks.iter().find(|s| s.id == sink.id)).map(|s| &s.state);
         let run = sinks::RunContext {
             checkpointed: checkpointing.is_some(),
             lineage: checkpointing.as_ref().map(|c| c.lineage.as_str()).unwrap_or_default(),
             request_checkpoint: checkpointing.as_ref().map(|c| c.requested.clone()).unwrap_or_default(),
             on_reject: on_reject.clone(),
         };
-        sink_writers.push(match given_sinks.as_mut().and_then(Iterator::next) {
-            Some(given) => given,
-            None => sinks::build(spec, sink, &run, saved)?,
-        });
+        sink_writers.push(sink.config.build(&sink.id, &run, saved)?);
     }
     // The sinks that reject rows hold their own handles on the error sink; this one
     // would keep its channel open, and an interrupted run (no `End`) would wait for
@@ -327,7 +302,7 @@ pub fn run_with(physical: &PhysicalPlan, options: &RunOptions, io: Option<Io>) -
 
     // The stateless head of the pipeline runs on every lane's thread.
     let head = physical.head.clone();
-    let head_counts = Arc::new(lane_steps::LaneCounts::new(spec.sources.len(), spec.steps.len()));
+    let head_counts = Arc::new(lane_steps::LaneCounts::new(pipeline.sources.len(), pipeline.steps.len()));
     let lane_head = || -> Result<Option<lane_steps::LaneSteps>> {
         if head.is_empty() {
             return Ok(None);
@@ -335,9 +310,10 @@ pub fn run_with(physical: &PhysicalPlan, options: &RunOptions, io: Option<Io>) -
         let steps = head
             .iter()
             .map(|&i| {
-                let op = crate::steps::build(&pipeline.steps[i])
-                    .ok_or_else(|| Error::Internal(format!("step `{}` has no runtime", spec.steps[i].label(i))))?;
-                Ok((i, spec.steps[i].label(i), op))
+                let op = crate::steps::build(&pipeline.steps[i]).ok_or_else(|| {
+                    Error::Internal(format!("step `{}` has no runtime", pipeline.step_names[i].label))
+                })?;
+                Ok((i, pipeline.step_names[i].label.clone(), op))
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Some(lane_steps::LaneSteps::new(steps, head_counts.clone())))
@@ -409,7 +385,7 @@ pub fn run_with(physical: &PhysicalPlan, options: &RunOptions, io: Option<Io>) -
     let mut sink_threads = Vec::new();
     let sink_senders: Vec<_> = sink_senders.into_iter().map(Some).collect();
     for (i, (sink, rx)) in sink_writers.into_iter().zip(sink_receivers).enumerate() {
-        let name = format!("sink-{}", spec.sinks[i].id.value);
+        let name = format!("sink-{}", pipeline.sinks[i].id);
         let handle = std::thread::Builder::new()
             .name(name)
             .spawn(move || sink_thread(sink, rx))
@@ -419,13 +395,13 @@ pub fn run_with(physical: &PhysicalPlan, options: &RunOptions, io: Option<Io>) -
 
     let clocks: Vec<merge::SourceClock> = lanes
         .iter()
-        .map(|lane| &spec.sources[lane.source])
+        .map(|lane| &pipeline.sources[lane.source])
         .map(|s| merge::SourceClock {
-            out_of_orderness: s.watermark.max_out_of_orderness.as_millis() as i64,
-            idle_timeout: s.watermark.idle_timeout.or((!bounded_inputs).then_some(DEFAULT_IDLE_TIMEOUT)),
+            out_of_orderness: s.out_of_orderness.as_millis() as i64,
+            idle_timeout: s.idle_timeout.or((!bounded_inputs).then_some(DEFAULT_IDLE_TIMEOUT)),
         })
         .collect();
-    let by_event_time = spec.sources.iter().any(|s| s.event_time.is_some());
+    let by_event_time = pipeline.event_times.iter().any(Option::is_some);
     let out_of_orderness = clocks.first().map_or(0, |c| c.out_of_orderness);
     let mut merge =
         merge::Merge::new(receivers, clocks, by_event_time, bounded_inputs, options.batch_size, interrupt.clone());
@@ -441,10 +417,10 @@ pub fn run_with(physical: &PhysicalPlan, options: &RunOptions, io: Option<Io>) -
     }
     if let Some(address) = &options.metrics_addr {
         let m = Arc::new(metrics::Metrics::default());
-        metrics::serve(address, m.clone(), spec.name.clone()).map_err(Error::External)?;
+        metrics::serve(address, m.clone(), pipeline.name.clone()).map_err(Error::External)?;
         exec.publish_metrics(m, options.channel_capacity);
     }
-    exec.limit_memory(options.memory_limit.or(spec.memory_limit));
+    exec.limit_memory(options.memory_limit.or(pipeline.memory_limit));
     if let Some(c) = &resume {
         merge.restore(&resumed_at, c.watermark);
     }

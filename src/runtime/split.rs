@@ -440,7 +440,7 @@ impl Worker {
     }
 }
 
-/// What a run split by data needs beyond the executor: set up by `runtime::run_with`.
+/// What a run split by data needs beyond the executor: set up by `runtime::run`.
 pub struct Split {
     pub feeds: Vec<BlockFeed>,
     pub event_time: Option<CompiledEventTime>,

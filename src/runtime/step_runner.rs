@@ -101,17 +101,17 @@ impl StepRunner {
             .enumerate()
             .map(|(i, s)| {
                 steps::build(s)
-                    .ok_or_else(|| Error::Internal(format!("step `{}` has no runtime", p.spec.steps[i].label(i))))
+                    .ok_or_else(|| Error::Internal(format!("step `{}` has no runtime", p.step_names[i].label)))
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(StepRunner {
             operators,
-            labels: p.spec.steps.iter().enumerate().map(|(i, s)| s.label(i)).collect(),
+            labels: p.step_names.iter().map(|n| n.label.clone()).collect(),
             order: p.graph.step_order.clone(),
-            source_consumers: (0..p.spec.sources.len()).map(|i| p.graph.consumers(NodeRef::Source(i))).collect(),
-            step_consumers: (0..p.spec.steps.len()).map(|i| p.graph.consumers(NodeRef::Step(i))).collect(),
+            source_consumers: (0..p.sources.len()).map(|i| p.graph.consumers(NodeRef::Source(i))).collect(),
+            step_consumers: (0..p.steps.len()).map(|i| p.graph.consumers(NodeRef::Step(i))).collect(),
             gone: Vec::new(),
-            counted: (0..p.spec.sinks.len())
+            counted: (0..p.sinks.len())
                 .map(|i| p.graph.error_sink != Some(i) && !p.graph.late_sinks.values().any(|s| *s == i))
                 .collect(),
             late_sinks: p
@@ -123,10 +123,10 @@ impl StepRunner {
                 })
                 .collect(),
             counts: Counts {
-                sources: vec![0; p.spec.sources.len()],
-                undecodable: vec![0; p.spec.sources.len()],
-                step_in: vec![0; p.spec.steps.len()],
-                step_out: vec![0; p.spec.steps.len()],
+                sources: vec![0; p.sources.len()],
+                undecodable: vec![0; p.sources.len()],
+                step_in: vec![0; p.steps.len()],
+                step_out: vec![0; p.steps.len()],
                 sinks: vec![0; sinks.len()],
             },
             sinks,
@@ -134,10 +134,10 @@ impl StepRunner {
             names,
             summary: RunSummary::default(),
             keyed: None,
-            keyed_steps: vec![false; p.spec.steps.len()],
+            keyed_steps: vec![false; p.steps.len()],
             head: None,
             encoders: Vec::new(),
-            writes_lines: vec![None; p.spec.steps.len()],
+            writes_lines: vec![None; p.steps.len()],
             signal: Arc::new(AtomicUsize::new(0)),
             stalled: None,
             signal_seen: None,

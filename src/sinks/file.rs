@@ -11,8 +11,8 @@
 use super::encode::Encoder;
 use super::{Sink, SinkError};
 use crate::error::Error;
+use crate::format::DataFormat;
 use crate::record::Record;
-use crate::spec::DataFormat;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Seek, SeekFrom};
 
@@ -31,6 +31,29 @@ pub struct FileSink {
     /// Checkpointed: keep the in-progress file when the run stops early.
     durable: bool,
     encoder: Option<Encoder<BufWriter<File>>>,
+}
+
+/// A `file` sink's configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FileConfig {
+    /// Resolved against the pipeline file's directory.
+    pub path: PathBuf,
+    pub format: DataFormat,
+    /// CSV: write a header line; and its delimiter.
+    pub header: bool,
+    pub delimiter: u8,
+}
+
+impl FileConfig {
+    /// Opens the sink; `resume` is its state in the checkpoint being resumed.
+    pub fn build(&self, id: &str, checkpointed: bool, resume: Option<&serde_json::Value>) -> Result<FileSink, Error> {
+        let start = match (checkpointed, resume) {
+            (false, _) => Start::Plain,
+            (true, Some(state)) if !state.is_null() => Start::Resume(state),
+            (true, _) => Start::Fresh,
+        };
+        FileSink::create(id, self.path.clone(), self.format, self.header, self.delimiter, start)
+    }
 }
 
 /// How the sink starts.

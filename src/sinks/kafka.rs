@@ -19,9 +19,9 @@
 use super::{Sink, SinkError, MAX_HELD_RECORDS};
 use crate::error::{Error, Result};
 use crate::expr::{self, Expr, Scope};
+use crate::format::DataFormat;
 use crate::kafka::{self, FlowContext, Undelivered};
 use crate::record::{Record, Value};
-use crate::spec::DataFormat;
 use crate::steps::key::Key;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -41,7 +41,8 @@ const DELIVERY_ATTEMPTS: u32 = 20;
 /// Every this many rounds of sending again, the producer is replaced (`new_producer`).
 const NEW_PRODUCER_EVERY: u32 = 3;
 
-/// The sink's settings, from the spec.
+/// A `kafka` sink's configuration; `lineage` is the run's, set when the sink opens.
+#[derive(Clone, Debug)]
 pub struct KafkaSinkConfig {
     pub id: String,
     pub pipeline: String,

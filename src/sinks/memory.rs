@@ -4,7 +4,7 @@ use super::{Sink, SinkError};
 use crate::record::Record;
 use std::sync::{Arc, Mutex};
 
-#[derive(Clone, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct MemorySink {
     pub records: Arc<Mutex<Vec<Record>>>,
 }

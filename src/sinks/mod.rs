@@ -9,9 +9,14 @@ mod socket;
 pub mod sql;
 mod stdout;
 
+pub use file::FileConfig;
+pub use kafka::KafkaSinkConfig;
+pub use socket::SocketConfig;
+pub use sql::SqlConfig;
+pub use stdout::StdoutFormat;
+
 use crate::error::{Error, Result};
 use crate::record::Record;
-use crate::spec::{PipelineSpec, SinkKind, SinkSpec};
 
 /// Records a sink may hold for the next checkpoint before it asks for one early
 /// (sinks that write on checkpoint completion: databases, Kafka transactions), so
@@ -67,8 +72,6 @@ pub trait Sink: Send {
     fn abort(&mut self) {}
 }
 
-/// Opens a sink. With checkpoints, `resume` is its state in the checkpoint being
-/// resumed (None: a checkpointed run from scratch).
 /// What a sink knows of the run it belongs to.
 pub struct RunContext<'a> {
     /// The pipeline has a `checkpoint:` block.
@@ -85,81 +88,72 @@ pub struct RunContext<'a> {
 /// Takes a rejected row: the sink's id, the row (as a map) and the target's reason.
 pub type RejectHandler = std::sync::Arc<dyn Fn(&str, crate::record::Value, &str) + Send + Sync>;
 
-/// Whether the sink writes lines of text (or nothing) that the thread making its
-/// records can encode for it (`Sink::line_encoder` gives the encoder).
-pub fn writes_lines(kind: &SinkKind) -> bool {
-    match kind {
-        SinkKind::File { .. } | SinkKind::Socket { .. } | SinkKind::Blackhole => true,
-        SinkKind::Stdout { format } => *format != crate::spec::StdoutFormat::Table,
-        SinkKind::Kafka { .. } | SinkKind::Sql { .. } => false,
-    }
+/// A sink as validation built it: what the planner and the runtime read of it.
+#[derive(Clone, Debug)]
+pub struct BuiltSink {
+    pub id: String,
+    pub config: SinkConfig,
 }
 
-pub fn build(
-    spec: &PipelineSpec,
-    sink: &SinkSpec,
-    run: &RunContext,
-    resume: Option<&serde_json::Value>,
-) -> Result<Box<dyn Sink>> {
-    let checkpointed = run.checkpointed;
-    match &sink.kind {
-        SinkKind::Stdout { format } => Ok(Box::new(stdout::StdoutSink::new(*format))),
-        SinkKind::File { path, format, header, delimiter } => {
-            let start = match (checkpointed, resume) {
-                (false, _) => file::Start::Plain,
-                (true, Some(state)) if !state.is_null() => file::Start::Resume(state),
-                (true, _) => file::Start::Fresh,
-            };
-            Ok(Box::new(file::FileSink::create(
-                &sink.id.value,
-                spec.resolve(&path.value),
-                format.value,
-                *header,
-                *delimiter,
-                start,
-            )?))
+/// A sink's configuration, one variant per kind; each kind's file owns its type and
+/// how it opens.
+#[derive(Clone, Debug)]
+pub enum SinkConfig {
+    Stdout(StdoutFormat),
+    File(FileConfig),
+    Sql(SqlConfig),
+    Kafka(KafkaSinkConfig),
+    Socket(SocketConfig),
+    /// Discards records.
+    Blackhole,
+    /// Keeps records in memory (`flowctl test`'s outputs and taps).
+    Memory(memory::MemorySink),
+}
+
+impl SinkConfig {
+    /// Whether the sink writes lines of text (or nothing) that the thread making its
+    /// records can encode for it (`Sink::line_encoder` gives the encoder).
+    pub fn writes_lines(&self) -> bool {
+        match self {
+            SinkConfig::File(_) | SinkConfig::Socket(_) | SinkConfig::Blackhole => true,
+            SinkConfig::Stdout(format) => *format != StdoutFormat::Table,
+            SinkConfig::Kafka(_) | SinkConfig::Sql(_) | SinkConfig::Memory(_) => false,
         }
-        SinkKind::Sql { dialect, url, table, key, columns, create_table, batch_size } => {
-            let config = sql::SqlConfig {
-                dialect: *dialect,
-                url: url.value.clone(),
-                table: table.value.clone(),
-                key: key.iter().map(|k| k.value.clone()).collect(),
-                columns: columns.iter().map(|c| c.value.clone()).collect(),
-                create_table: *create_table,
-                batch_size: *batch_size as usize,
-                pipeline: spec.name.clone(),
-                sink: sink.id.value.clone(),
-                lineage: run.lineage.to_string(),
-            };
-            Ok(Box::new(sql::SqlSink::open(
-                config,
+    }
+
+    /// The sink's own checks of its configuration.
+    pub fn check(&self) -> Result<(), crate::diag::Problem> {
+        match self {
+            SinkConfig::Socket(c) => c.check(),
+            SinkConfig::Sql(c) => c.check(),
+            _ => Ok(()),
+        }
+    }
+
+    /// Opens the sink. With checkpoints, `resume` is its state in the checkpoint being
+    /// resumed (None: a checkpointed run from scratch).
+    pub fn build(&self, id: &str, run: &RunContext, resume: Option<&serde_json::Value>) -> Result<Box<dyn Sink>> {
+        let checkpointed = run.checkpointed;
+        Ok(match self {
+            SinkConfig::Stdout(format) => Box::new(stdout::StdoutSink::new(*format)),
+            SinkConfig::File(c) => Box::new(c.build(id, checkpointed, resume)?),
+            SinkConfig::Sql(c) => Box::new(sql::SqlSink::open(
+                SqlConfig { lineage: run.lineage.to_string(), ..c.clone() },
                 checkpointed,
                 resume,
                 run.request_checkpoint.clone(),
                 run.on_reject.clone(),
-            )?))
-        }
-        SinkKind::Blackhole => Ok(Box::new(Blackhole)),
-        SinkKind::Socket { address, format } => {
-            Ok(Box::new(socket::SocketSink::connect(&sink.id.value, &address.value, *format)?))
-        }
-        SinkKind::Kafka { brokers, topic, key, partition_by, format, exactly_once, create_topic, options } => {
-            let config = kafka::KafkaSinkConfig {
-                id: sink.id.value.clone(),
-                pipeline: spec.name.clone(),
-                brokers: brokers.value.clone(),
-                topic: topic.value.clone(),
-                key: key.as_ref().map(|k| k.text.clone()),
-                partition_by: partition_by.as_ref().map(|k| k.text.clone()),
-                format: *format,
-                exactly_once: *exactly_once,
-                create_topic: *create_topic,
-                options: options.clone(),
-                lineage: run.lineage.to_string(),
-            };
-            Ok(Box::new(kafka::KafkaSink::open(config, checkpointed, resume, run.request_checkpoint.clone())?))
-        }
+            )?),
+            SinkConfig::Kafka(c) => Box::new(kafka::KafkaSink::open(
+                KafkaSinkConfig { lineage: run.lineage.to_string(), ..c.clone() },
+                checkpointed,
+                resume,
+                run.request_checkpoint.clone(),
+            )?),
+            SinkConfig::Socket(c) => Box::new(c.build(id)?),
+            SinkConfig::Blackhole => Box::new(Blackhole),
+            SinkConfig::Memory(m) => Box::new(m.clone()),
+        })
     }
 }
 

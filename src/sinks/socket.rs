@@ -4,8 +4,8 @@
 use super::encode::Encoder;
 use super::{Sink, SinkError};
 use crate::error::Error;
+use crate::format::DataFormat;
 use crate::record::Record;
-use crate::spec::DataFormat;
 use std::io::BufWriter;
 use std::net::TcpStream;
 
@@ -13,6 +13,25 @@ pub struct SocketSink {
     id: String,
     address: String,
     encoder: Encoder<BufWriter<TcpStream>>,
+}
+
+/// A `socket` sink's configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SocketConfig {
+    /// host:port to connect to.
+    pub address: String,
+    pub format: DataFormat,
+}
+
+impl SocketConfig {
+    /// The address must be host:port (else only `run` finds out, without a position).
+    pub fn check(&self) -> Result<(), crate::diag::Problem> {
+        crate::sources::check_address(&self.address)
+    }
+
+    pub fn build(&self, id: &str) -> Result<SocketSink, Error> {
+        SocketSink::connect(id, &self.address, self.format)
+    }
 }
 
 impl SocketSink {

@@ -16,10 +16,16 @@
 use super::{Sink, SinkError};
 use crate::error::Error;
 use crate::record::{Record, Value};
-use crate::spec::SqlDialect;
 use serde::{Deserialize, Serialize};
 use sqlx::{Connection, MySqlConnection, PgConnection};
 use std::time::Duration;
+
+/// Which database a SQL sink writes to (`type: mysql` or `postgres`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SqlDialect {
+    Mysql,
+    Postgres,
+}
 
 /// The SQL type family of a column, for binding values (and typed NULLs).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -64,6 +70,8 @@ struct Pending {
     rows: Vec<Vec<Value>>,
 }
 
+/// A `mysql` or `postgres` sink's configuration.
+#[derive(Clone, Debug)]
 pub struct SqlConfig {
     pub dialect: SqlDialect,
     pub url: String,
@@ -74,7 +82,8 @@ pub struct SqlConfig {
     pub batch_size: usize,
     pub pipeline: String,
     pub sink: String,
-    /// The checkpoint lineage epochs belong to (see `Checkpoint::lineage`).
+    /// The checkpoint lineage epochs belong to (see `Checkpoint::lineage`): the run's,
+    /// set when the sink opens.
     pub lineage: String,
 }
 
@@ -94,6 +103,21 @@ pub struct SqlSink {
     request_checkpoint: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// `on_error: skip` or a sink: rejected rows are handed here and left out.
     on_reject: Option<super::RejectHandler>,
+}
+
+impl SqlConfig {
+    /// The URL must be one the driver reads (else only `run` finds out, without a
+    /// position). The message does not show it: it may hold a password (`${VAR}`).
+    pub fn check(&self) -> Result<(), crate::diag::Problem> {
+        let example = match self.dialect {
+            SqlDialect::Mysql => "mysql://user:password@host:3306/database",
+            SqlDialect::Postgres => "postgres://user:password@host:5432/database",
+        };
+        check_url(self.dialect, &self.url).map_err(|why| crate::diag::Problem {
+            message: format!("`url` of sink `{}` is not a connection URL: {why}", self.sink),
+            hint: Some(format!("such as {example}")),
+        })
+    }
 }
 
 /// Whether `url` is a connection URL of `dialect` (as the driver reads it, without

@@ -9,8 +9,15 @@
 use super::encode::Encoder;
 use super::{io_error, Sink, SinkError};
 use crate::record::{Record, Value};
-use crate::spec::StdoutFormat;
 use std::io::{Stdout, Write};
+
+/// A `stdout` sink's configuration: how it writes records (`format:`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StdoutFormat {
+    Jsonl,
+    Csv,
+    Table,
+}
 
 /// Rows a table holds before printing them.
 pub const TABLE_PAGE: usize = 1000;

@@ -6,8 +6,34 @@
 use super::{BadRecord, Source};
 use crate::error::{Error, Result};
 use crate::record::{Batch, Origin, Record, Schema, SchemaMaker, Value};
-use crate::spec::Generator;
 use std::sync::Arc;
+
+/// A `datagen` source's configuration.
+#[derive(Clone, Debug)]
+pub struct DatagenConfig {
+    pub fields: Vec<FieldGenerator>,
+    /// Records per second (None: as fast as read).
+    pub rate: Option<u64>,
+    /// Records in all (None: unbounded).
+    pub count: Option<u64>,
+    pub seed: u64,
+}
+
+impl DatagenConfig {
+    /// Opens the source; its records' origins start from `origin`.
+    pub fn build(&self, id: &str, origin: Origin) -> Result<Box<dyn Source>> {
+        Ok(Box::new(DatagenSource::new(&self.fields, self.rate, self.count, self.seed, origin, id)?))
+    }
+}
+
+/// One field and its generator as configured: `type:` and the generator's settings.
+#[derive(Clone, Debug)]
+pub struct FieldGenerator {
+    pub field: String,
+    pub kind: String,
+    /// The generator's settings (`min:`, `values:`, ...) as a map.
+    pub settings: Value,
+}
 
 /// One field's generator.
 enum Gen {
@@ -28,25 +54,25 @@ fn mix(mut x: u64) -> u64 {
 }
 
 impl Gen {
-    fn parse(g: &Generator, id: &str) -> Result<Gen> {
-        let n = &g.node;
+    fn parse(g: &FieldGenerator, id: &str) -> Result<Gen> {
+        let n = &g.settings;
         let int = |key: &str, default: i64| {
-            n.get(key).map(|v| v.to_value()).map_or(Ok(default), |v| match v {
+            n.get_field(key).cloned().map_or(Ok(default), |v| match v {
                 Value::Int(i) => Ok(i),
                 other => Err(Error::Usage(format!(
                     "source `{id}`: `{key}` of field `{}` must be an integer, found {}",
-                    g.field.value,
+                    g.field,
                     other.type_name()
                 ))),
             })
         };
-        let float = |key: &str, default: f64| match n.get(key).map(|v| v.to_value()) {
+        let float = |key: &str, default: f64| match n.get_field(key).cloned() {
             None => Ok(default),
             Some(Value::Int(i)) => Ok(i as f64),
             Some(Value::Float(f)) => Ok(f),
             Some(other) => Err(Error::Usage(format!(
                 "source `{id}`: `{key}` of field `{}` must be a number, found {}",
-                g.field.value,
+                g.field,
                 other.type_name()
             ))),
         };
@@ -57,25 +83,25 @@ impl Gen {
                 if min > max {
                     return Err(Error::Usage(format!(
                         "source `{id}`: field `{}` (uniform_int) needs `min` at most `max`; found {min} and {max}",
-                        g.field.value
+                        g.field
                     )));
                 }
                 Gen::UniformInt { min, max }
             }
             "uniform_float" => Gen::UniformFloat { min: float("min", 0.0)?, max: float("max", 1.0)? },
-            "choice" => match n.get("values").map(|v| v.to_value()) {
+            "choice" => match n.get_field("values").cloned() {
                 Some(Value::List(items)) if !items.is_empty() => Gen::Choice(items.to_vec()),
                 _ => {
                     return Err(Error::Usage(format!(
                         "source `{id}`: field `{}` (choice) needs a non-empty `values:` list",
-                        g.field.value
+                        g.field
                     )))
                 }
             },
             "timestamp" => {
                 Gen::Timestamp { start: int("start", chrono::Utc::now().timestamp_millis())?, step: int("step", 1000)? }
             }
-            _ => Gen::Constant(n.get("value").map(|v| v.to_value()).unwrap_or_default()),
+            _ => Gen::Constant(n.get_field("value").cloned().unwrap_or_default()),
         })
     }
 
@@ -123,7 +149,7 @@ pub struct DatagenSource {
 
 impl DatagenSource {
     pub fn new(
-        fields: &[Generator],
+        fields: &[FieldGenerator],
         rate: Option<u64>,
         count: Option<u64>,
         seed: u64,
@@ -131,7 +157,7 @@ impl DatagenSource {
         id: &str,
     ) -> Result<Self> {
         let gens = fields.iter().map(|g| Gen::parse(g, id)).collect::<Result<Vec<_>>>()?;
-        let schema = SchemaMaker::new(&Schema::new(fields.iter().map(|g| Arc::from(g.field.value.as_str())).collect()));
+        let schema = SchemaMaker::new(&Schema::new(fields.iter().map(|g| Arc::from(g.field.as_str())).collect()));
         Ok(DatagenSource { gens, schema, seed, synthetic: super::synthetic::Synthetic::new(count, rate, origin) })
     }
 }

@@ -4,10 +4,63 @@
 
 use super::csv_rows::{CsvRows, Row};
 use super::BadRecord;
+use crate::format::DataFormat;
 use crate::record::{Batch, Origin, Record, Schema, SchemaMaker, Value};
-use crate::spec::{DataFormat, Decoding, ValueType};
 use std::io::{BufRead, BufReader, Read};
 use std::sync::Arc;
+
+/// Declared types of CSV columns (`schema:`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueType {
+    String,
+    Int,
+    Float,
+    Bool,
+    Timestamp,
+    Json,
+}
+
+impl ValueType {
+    pub(crate) fn parse(s: &str) -> ValueType {
+        match s {
+            "int" => ValueType::Int,
+            "float" => ValueType::Float,
+            "bool" => ValueType::Bool,
+            "timestamp" => ValueType::Timestamp,
+            "json" => ValueType::Json,
+            _ => ValueType::String,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct CsvOptions {
+    pub header: bool,
+    pub delimiter: u8,
+    pub quote: u8,
+}
+
+impl Default for CsvOptions {
+    fn default() -> Self {
+        CsvOptions { header: true, delimiter: b',', quote: b'"' }
+    }
+}
+
+/// How records are decoded, shared by every source that reads bytes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decoding {
+    pub format: DataFormat,
+    pub csv: CsvOptions,
+    /// `schema:`: declared column types.
+    pub schema: Vec<(String, ValueType)>,
+    /// The longest line (a CSV record: its bytes) read, in bytes: `max_line_length`,
+    /// default [`DEFAULT_MAX_LINE`]; a longer one stops the run naming file and line.
+    pub max_line: u64,
+}
+
+/// The longest line a file, stdin or socket source reads by default (docs/limits.md):
+/// a file without newlines or a peer that never sends one cannot fill memory.
+pub const DEFAULT_MAX_LINE: u64 = 16 << 20;
 
 /// What is known of a source's columns before reading.
 #[derive(Clone, Debug, Default)]
@@ -102,7 +155,7 @@ impl<R: Read> Decoder<R> {
         known: KnownColumns,
         header: Option<Vec<String>>,
     ) -> Decoder<R> {
-        match decoding.format.value {
+        match decoding.format {
             DataFormat::Csv => {
                 let rows = CsvRows::new(reader, buffer, decoding.csv.delimiter, decoding.csv.quote)
                     .with_max_line(decoding.max_line);
@@ -169,7 +222,7 @@ impl Decoder<std::io::Cursor<Vec<u8>>> {
         known: KnownColumns,
         header: Option<Vec<String>>,
     ) -> Self {
-        if decoding.format.value != DataFormat::Csv {
+        if decoding.format != DataFormat::Csv {
             let n = bytes.len().max(1);
             return Decoder::new(std::io::Cursor::new(bytes), n, decoding, start, known, header);
         }
@@ -380,7 +433,7 @@ impl<R: Read> CsvDecoder<R> {
             header: decoding.csv.header,
             start,
             origin: start,
-            declared: decoding.schema.iter().map(|(n, t)| (n.value.clone(), *t)).collect(),
+            declared: decoding.schema.clone(),
             layout: None,
             known,
             row: Row::default(),

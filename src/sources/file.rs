@@ -7,11 +7,12 @@
 //! reading only up to the last complete line and reopening when the file changed, so
 //! the CSV parser never sees half a row.
 
+use super::decode::Decoding;
 use super::decode::{read_csv_header, Decoder, KnownColumns};
 use super::{BadRecord, Source};
 use crate::error::{Error, Result};
+use crate::format::DataFormat;
 use crate::record::{Batch, Origin};
-use crate::spec::{DataFormat, Decoding, PipelineSpec};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Take};
 use std::path::{Path, PathBuf};
@@ -19,26 +20,72 @@ use std::sync::Arc;
 
 const READ_BUFFER: usize = 256 * 1024;
 
-/// The files a path or glob names, sorted; an error when there are none.
-pub fn expand(spec: &PipelineSpec, pattern: &str) -> std::result::Result<Vec<PathBuf>, String> {
-    let resolved = spec.resolve(pattern);
-    let text = resolved.to_string_lossy().to_string();
-    if !text.contains(['*', '?', '[']) {
-        if !resolved.exists() {
-            return Err(format!("file not found: {}", resolved.display()));
+/// A `file` source's configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FileConfig {
+    /// The path or glob as written (for messages).
+    pub pattern: String,
+    /// The same, resolved against the pipeline file's directory.
+    pub path: PathBuf,
+    pub decoding: Decoding,
+    /// `follow: true` (tail -F).
+    pub follow: bool,
+    /// `parallelism:`: the threads that decode its blocks (1: the source's own).
+    pub parallelism: usize,
+}
+
+impl FileConfig {
+    /// Opens the files; `decode_threads` (the physical plan's) above 1 decodes blocks
+    /// on that many threads.
+    pub fn build(
+        &self,
+        id: &str,
+        origin: Origin,
+        columns: KnownColumns,
+        decode_threads: usize,
+    ) -> Result<Box<dyn Source>> {
+        let files = self.expand().map_err(|e| Error::External(format!("source `{id}`: {e}")))?;
+        let mut s = FileSource::open(files, self.decoding.clone(), origin, columns, id)?;
+        if decode_threads > 1 {
+            s.decode_in_parallel(decode_threads)?;
         }
-        return Ok(vec![resolved]);
+        if self.follow {
+            let resolved = self.path.to_string_lossy().to_string();
+            s.follow(resolved.contains(['*', '?', '[']).then_some(resolved))?;
+        }
+        Ok(Box::new(s))
     }
-    let mut files: Vec<PathBuf> = glob::glob(&text)
-        .map_err(|e| format!("invalid glob `{pattern}`: {e}"))?
-        .filter_map(|p| p.ok())
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        return Err(format!("no file matches `{}`", resolved.display()));
+
+    /// The CSV header of the first file, if the source reads CSV with a header.
+    pub fn peek_csv_header(&self) -> Option<Vec<String>> {
+        if self.decoding.format != DataFormat::Csv || !self.decoding.csv.header {
+            return None;
+        }
+        let first = self.expand().ok()?.into_iter().next()?;
+        read_csv_header(File::open(first).ok()?, &self.decoding)
     }
-    Ok(files)
+
+    /// The files the path or glob names, sorted; an error when there are none.
+    fn expand(&self) -> std::result::Result<Vec<PathBuf>, String> {
+        let resolved = &self.path;
+        let text = resolved.to_string_lossy().to_string();
+        if !text.contains(['*', '?', '[']) {
+            if !resolved.exists() {
+                return Err(format!("file not found: {}", resolved.display()));
+            }
+            return Ok(vec![resolved.clone()]);
+        }
+        let mut files: Vec<PathBuf> = glob::glob(&text)
+            .map_err(|e| format!("invalid glob `{}`: {e}", self.pattern))?
+            .filter_map(|p| p.ok())
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(format!("no file matches `{}`", resolved.display()));
+        }
+        Ok(files)
+    }
 }
 
 pub struct FileSource {
@@ -142,14 +189,14 @@ impl FileSource {
             return Ok(());
         };
         let mut file = File::open(path).map_err(|e| self.path_error("open", index, e))?;
-        let csv_header = self.decoding.format.value == DataFormat::Csv && self.decoding.csv.header;
+        let csv_header = self.decoding.format == DataFormat::Csv && self.decoding.csv.header;
         let header = if at.offset > 0 && csv_header {
             let first = File::open(path).map_err(|e| self.path_error("open", index, e))?;
             read_csv_header(first, &self.decoding)
         } else {
             None
         };
-        let follow_csv = self.follow && self.decoding.format.value == DataFormat::Csv;
+        let follow_csv = self.follow && self.decoding.format == DataFormat::Csv;
         let limit = if follow_csv {
             self.seen_size = file.metadata().map(|m| m.len()).map_err(|e| self.path_error("read", index, e))?;
             complete_lines_end(&mut file, at.offset, self.seen_size).map_err(|e| self.path_error("read", index, e))?
@@ -228,7 +275,7 @@ impl FileSource {
         if self.pattern.clone().is_some_and(|p| self.pick_up_new_files(&p)) {
             return Ok(());
         }
-        let grown_csv = self.decoding.format.value == DataFormat::Csv && size.is_some_and(|s| s != self.seen_size);
+        let grown_csv = self.decoding.format == DataFormat::Csv && size.is_some_and(|s| s != self.seen_size);
         if grown_csv {
             return self.open_at(position);
         }

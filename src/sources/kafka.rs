@@ -9,12 +9,13 @@
 //! also fixes each partition's end offset then (cron mode). After a checkpoint is
 //! written the offsets are committed to the group as well, for lag tools.
 
+use super::decode::Decoding;
 use super::decode::{parse_json_object, Decoder, KnownColumns};
 use super::{BadRecord, Committer, Source};
 use crate::error::{Error, Result};
+use crate::format::DataFormat;
 use crate::kafka::{self, FlowContext};
 use crate::record::{Batch, Origin, Record, Schema, SchemaMaker, Value};
-use crate::spec::{DataFormat, Decoding, KafkaStart, PipelineSpec, SourceKind, SourceSpec};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{Headers, OwnedMessage};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -22,34 +23,45 @@ use rdkafka::Message;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Where a Kafka source starts reading (`start:`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum KafkaStart {
+    Earliest,
+    Latest,
+    Committed,
+}
+
 type KafkaConsumer = BaseConsumer<FlowContext>;
 
 /// How long one poll waits for a message before handing on what it has.
 const POLL: Duration = Duration::from_millis(100);
 
+/// A `kafka` source's configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KafkaConfig {
+    pub brokers: String,
+    pub topics: Vec<String>,
+    /// The consumer group (`group:`, else `flowctl-<pipeline>-<source>`).
+    pub group: String,
+    pub start: KafkaStart,
+    /// Read up to the end offsets at start-up, then end.
+    pub bounded: bool,
+    pub decoding: Decoding,
+    /// Fields for the message's key, timestamp and headers, when wanted.
+    pub key_field: Option<String>,
+    pub timestamp_field: Option<String>,
+    pub headers_field: Option<String>,
+    /// librdkafka settings passed as given.
+    pub options: Vec<(String, String)>,
+}
+
 /// Opens the source: checks the brokers and topics, fixes start (and, bounded, end)
 /// offsets, and returns one lane per partition, in topic then partition order.
-pub fn open(spec: &PipelineSpec, source: &SourceSpec, index: usize) -> Result<Vec<Box<dyn Source>>> {
-    let SourceKind::Kafka {
-        brokers,
-        topics,
-        group,
-        start,
-        bounded,
-        decoding,
-        key_field,
-        timestamp_field,
-        headers_field,
-        options,
-    } = &source.kind
-    else {
-        return Err(Error::Internal("not a kafka source".into()));
-    };
-    let id = &source.id.value;
+pub fn open(settings: &KafkaConfig, id: &str, index: usize) -> Result<Vec<Box<dyn Source>>> {
+    let (brokers, group, start) = (&settings.brokers, &settings.group, &settings.start);
     let owner = format!("source `{id}`");
-    let group = group.clone().unwrap_or_else(|| format!("flowctl-{}-{id}", spec.name));
     let config = kafka::config(
-        &brokers.value,
+        brokers,
         &[
             ("group.id", group.as_str()),
             ("enable.auto.commit", "false"),
@@ -58,7 +70,7 @@ pub fn open(spec: &PipelineSpec, source: &SourceSpec, index: usize) -> Result<Ve
             // Bounded memory: at most this much prefetched per partition.
             ("queued.max.messages.kbytes", "16384"),
         ],
-        options,
+        &settings.options,
     );
     let consumer: Arc<KafkaConsumer> = Arc::new(
         config
@@ -66,9 +78,9 @@ pub fn open(spec: &PipelineSpec, source: &SourceSpec, index: usize) -> Result<Ve
             .map_err(|e| Error::External(format!("{owner}: cannot create a Kafka consumer: {e}")))?,
     );
     let mut partitions = Vec::new();
-    for topic in topics {
-        for p in kafka::partitions(consumer.client(), &brokers.value, &topic.value)? {
-            partitions.push((topic.value.clone(), p));
+    for topic in &settings.topics {
+        for p in kafka::partitions(consumer.client(), brokers, topic)? {
+            partitions.push((topic.clone(), p));
         }
     }
     let committed = if *start == KafkaStart::Committed {
@@ -82,7 +94,8 @@ pub fn open(spec: &PipelineSpec, source: &SourceSpec, index: usize) -> Result<Ve
     } else {
         None
     };
-    let layout = Arc::new(Layout::new(decoding, [key_field, timestamp_field, headers_field]));
+    let extras = [&settings.key_field, &settings.timestamp_field, &settings.headers_field];
+    let layout = Arc::new(Layout::new(&settings.decoding, extras));
     let mut lanes: Vec<Box<dyn Source>> = Vec::new();
     for (k, (topic, partition)) in partitions.into_iter().enumerate() {
         let (low, high) = consumer
@@ -107,7 +120,7 @@ pub fn open(spec: &PipelineSpec, source: &SourceSpec, index: usize) -> Result<Ve
             partition,
             origin: Origin { source: index as u32, file: k as u32, ..Origin::default() },
             next: first,
-            end: bounded.then_some(high),
+            end: settings.bounded.then_some(high),
             text_schema: SchemaMaker::new(&layout.text_schema),
             layout: layout.clone(),
             json_schema: None,
@@ -139,7 +152,7 @@ impl Layout {
             key,
             timestamp,
             headers,
-            text_schema: Schema::from_names(&[value_field(decoding.format.value)]),
+            text_schema: Schema::from_names(&[value_field(decoding.format)]),
         }
     }
 }
@@ -220,7 +233,7 @@ impl KafkaLane {
 
     fn decode_value(&mut self, payload: &[u8], origin: Origin) -> std::result::Result<Record, String> {
         let layout = &self.layout;
-        match layout.decoding.format.value {
+        match layout.decoding.format {
             DataFormat::Raw => {
                 Ok(Record::new(self.text_schema.for_record(), vec![Value::str(&String::from_utf8_lossy(payload))]))
             }

@@ -14,12 +14,17 @@ mod stream;
 mod synthetic;
 
 use crate::error::{Error, Result};
-use crate::record::{Batch, Origin};
-use crate::spec::{PipelineSpec, SourceKind, SourceSpec};
+use crate::format::DataFormat;
+use crate::record::{Batch, Origin, Record};
 use std::sync::Arc;
+use std::time::Duration;
 
+pub use datagen::{DatagenConfig, FieldGenerator};
 pub use decode::KnownColumns;
-pub use kafka::value_field;
+pub use file::FileConfig;
+pub use kafka::{value_field, KafkaConfig, KafkaStart};
+pub use nexmark::NexmarkConfig;
+pub use stream::{check_address, SocketConfig, StdinConfig};
 
 /// Called once a checkpoint holding a lane's position is durable (Kafka commits the
 /// offset to its consumer group, for lag tools).
@@ -134,98 +139,128 @@ pub trait BlockShare: Send {
     fn read(&mut self, max: usize, out: &mut Batch, bad: &mut Vec<BadRecord>) -> Result<bool>;
 }
 
-/// How many lanes (ordered readers, each on a thread of its own) `build` opens the
-/// source as: a `nexmark` source's `parallelism`, one otherwise; None for Kafka (one
-/// per partition, known once connected).
-pub fn lanes(source: &SourceSpec) -> Option<usize> {
-    match &source.kind {
-        SourceKind::Kafka { .. } => None,
-        SourceKind::Nexmark { .. } => Some(source.parallelism.as_ref().map_or(1, |p| p.value as usize)),
-        _ => Some(1),
-    }
+/// A source as validation built it: what the planner and the runtime read of it.
+#[derive(Clone, Debug)]
+pub struct BuiltSource {
+    pub id: String,
+    pub config: SourceConfig,
+    /// `watermark.max_out_of_orderness`: how far the watermark stays behind the
+    /// largest event time read.
+    pub out_of_orderness: Duration,
+    /// `watermark.idle_timeout`: how long the source may stay silent before it stops
+    /// holding the watermark back.
+    pub idle_timeout: Option<Duration>,
 }
 
-/// Whether the source can be cut into blocks ahead of reading (`Source::block_shares`
-/// and `split_into_blocks` give them): a bounded file, or a `nexmark` source on one
-/// unpaced lane. The physical plan reads such a source in blocks on several threads.
-pub fn readable_in_blocks(source: &SourceSpec) -> bool {
-    match &source.kind {
-        SourceKind::File { follow, .. } => !follow.value,
-        SourceKind::Nexmark { rate, .. } => rate.is_none() && source.parallelism.as_ref().is_none_or(|p| p.value <= 1),
-        _ => false,
-    }
+/// A source's configuration, one variant per kind; each kind's file owns its type
+/// and how it opens.
+#[derive(Clone, Debug)]
+pub enum SourceConfig {
+    File(FileConfig),
+    Stdin(StdinConfig),
+    Socket(SocketConfig),
+    Kafka(KafkaConfig),
+    Datagen(DatagenConfig),
+    Nexmark(NexmarkConfig),
+    /// Records given in memory (`flowctl test`).
+    Memory(Vec<Record>),
 }
 
-/// Opens a source as its lanes: one for most sources, one per partition for Kafka,
-/// `parallelism` for Nexmark.
-/// `index` is the source's position in the pipeline (for origins); `columns` is what
-/// validation and planning know of its columns.
-pub fn build(
-    spec: &PipelineSpec,
-    source: &SourceSpec,
-    index: usize,
-    columns: KnownColumns,
-    decode_threads: usize,
-) -> Result<Vec<Box<dyn Source>>> {
-    if let SourceKind::Kafka { .. } = &source.kind {
-        return kafka::open(spec, source, index);
+impl SourceConfig {
+    /// How many lanes (ordered readers, each on a thread of its own) `build` opens
+    /// the source as: a `nexmark` source's `parallelism`, one otherwise; None for
+    /// Kafka (one per partition, known once connected).
+    pub fn lanes(&self) -> Option<usize> {
+        match self {
+            SourceConfig::Kafka(_) => None,
+            SourceConfig::Nexmark(n) => Some(n.lanes),
+            _ => Some(1),
+        }
     }
-    if let SourceKind::Nexmark { events, rate, seed } = &source.kind {
+
+    /// Whether the source can be cut into blocks ahead of reading
+    /// (`Source::block_shares` and `split_into_blocks` give them): a bounded file,
+    /// or a `nexmark` source on one unpaced lane. The physical plan reads such a
+    /// source in blocks on several threads.
+    pub fn readable_in_blocks(&self) -> bool {
+        match self {
+            SourceConfig::File(f) => !f.follow,
+            SourceConfig::Nexmark(n) => n.readable_in_blocks(),
+            _ => false,
+        }
+    }
+
+    /// How the source decodes bytes, for the sources that read bytes.
+    pub fn decoding(&self) -> Option<&decode::Decoding> {
+        match self {
+            SourceConfig::File(FileConfig { decoding, .. })
+            | SourceConfig::Stdin(StdinConfig { decoding })
+            | SourceConfig::Socket(SocketConfig { decoding, .. })
+            | SourceConfig::Kafka(KafkaConfig { decoding, .. }) => Some(decoding),
+            _ => None,
+        }
+    }
+
+    /// The fields the configuration itself declares: text lines, generator fields,
+    /// or the `schema:` of a CSV source without a header (with a header, the header
+    /// names the fields); a Kafka message's key, timestamp and headers follow its
+    /// value's fields.
+    pub fn declared_fields(&self) -> Option<Vec<Arc<str>>> {
+        if let SourceConfig::Datagen(d) = self {
+            return Some(d.fields.iter().map(|g| Arc::from(g.field.as_str())).collect());
+        }
+        let decoding = self.decoding()?;
+        let mut fields: Vec<Arc<str>> = match decoding.format {
+            DataFormat::Text | DataFormat::Raw => vec![Arc::from(value_field(decoding.format))],
+            DataFormat::Csv if !decoding.csv.header && !decoding.schema.is_empty() => {
+                decoding.schema.iter().map(|(n, _)| Arc::from(n.as_str())).collect()
+            }
+            _ => return None,
+        };
+        if let SourceConfig::Kafka(k) = self {
+            let extras = [&k.key_field, &k.timestamp_field, &k.headers_field];
+            fields.extend(extras.into_iter().flatten().map(|f| Arc::from(f.as_str())));
+        }
+        Some(fields)
+    }
+
+    /// The fields only the input can tell: the CSV header of a file source's first
+    /// file.
+    pub fn peek_fields(&self) -> Option<Vec<String>> {
+        match self {
+            SourceConfig::File(f) => f.peek_csv_header(),
+            _ => None,
+        }
+    }
+
+    /// The source's own checks of its configuration.
+    pub fn check(&self) -> Result<(), crate::diag::Problem> {
+        match self {
+            SourceConfig::Socket(c) => c.check(),
+            _ => Ok(()),
+        }
+    }
+
+    /// Opens the source as its lanes: one for most sources, one per partition for
+    /// Kafka, `parallelism` for Nexmark. `index` is the source's position in the
+    /// pipeline (for origins); `columns` is what validation and planning know of its
+    /// columns; `decode_threads` the physical plan's threads decoding a file.
+    pub fn build(
+        &self,
+        id: &str,
+        index: usize,
+        columns: KnownColumns,
+        decode_threads: usize,
+    ) -> Result<Vec<Box<dyn Source>>> {
         let origin = Origin { source: index as u32, ..Origin::default() };
-        let lanes = lanes(source).unwrap_or(1) as u64;
-        return Ok((0..lanes)
-            .map(|lane| -> Box<dyn Source> {
-                Box::new(nexmark::NexmarkSource::new(*events, *rate, *seed, origin, (lane, lanes)))
-            })
-            .collect());
-    }
-    build_one(spec, source, index, columns, decode_threads).map(|s| vec![s])
-}
-
-fn build_one(
-    spec: &PipelineSpec,
-    source: &SourceSpec,
-    index: usize,
-    columns: KnownColumns,
-    decode_threads: usize,
-) -> Result<Box<dyn Source>> {
-    let origin = Origin { source: index as u32, ..Origin::default() };
-    match &source.kind {
-        SourceKind::File { path, decoding, follow } => {
-            let files = file::expand(spec, &path.value)
-                .map_err(|e| Error::External(format!("source `{}`: {e}", source.id.value)))?;
-            let mut s = file::FileSource::open(files, decoding.clone(), origin, columns, &source.id.value)?;
-            if decode_threads > 1 {
-                s.decode_in_parallel(decode_threads)?;
-            }
-            if follow.value {
-                let resolved = spec.resolve(&path.value).to_string_lossy().to_string();
-                s.follow(resolved.contains(['*', '?', '[']).then_some(resolved))?;
-            }
-            Ok(Box::new(s))
-        }
-        SourceKind::Stdin { decoding } => Ok(Box::new(stream::StreamSource::stdin(decoding, origin, columns))),
-        SourceKind::Socket { address, decoding } => {
-            Ok(Box::new(stream::StreamSource::socket(&address.value, &source.id.value, decoding, origin, columns)?))
-        }
-        SourceKind::Datagen { fields, rate, count, seed } => {
-            Ok(Box::new(datagen::DatagenSource::new(fields, *rate, *count, *seed, origin, &source.id.value)?))
-        }
-        SourceKind::Kafka { .. } | SourceKind::Nexmark { .. } => {
-            Err(Error::Internal("kafka and nexmark sources open as lanes".into()))
-        }
-    }
-}
-
-/// The CSV header of a source's first input, if it is a CSV file with a header.
-pub fn peek_csv_header(spec: &PipelineSpec, source: &SourceSpec) -> Option<Vec<String>> {
-    match &source.kind {
-        SourceKind::File { path, decoding, .. }
-            if decoding.format.value == crate::spec::DataFormat::Csv && decoding.csv.header =>
-        {
-            let first = file::expand(spec, &path.value).ok()?.into_iter().next()?;
-            decode::read_csv_header(std::fs::File::open(first).ok()?, decoding)
-        }
-        _ => None,
+        Ok(match self {
+            SourceConfig::File(c) => vec![c.build(id, origin, columns, decode_threads)?],
+            SourceConfig::Stdin(c) => vec![c.build(origin, columns)],
+            SourceConfig::Socket(c) => vec![c.build(id, origin, columns)?],
+            SourceConfig::Kafka(c) => kafka::open(c, id, index)?,
+            SourceConfig::Datagen(c) => vec![c.build(id, origin)?],
+            SourceConfig::Nexmark(c) => c.build(origin),
+            SourceConfig::Memory(records) => vec![Box::new(memory::MemorySource::new(records.clone(), index))],
+        })
     }
 }

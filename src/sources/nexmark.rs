@@ -25,6 +25,35 @@ pub const BASE_TIME_MS: u64 = 1_704_067_200_000;
 /// The event rate Nexmark assumes when none is given.
 const DEFAULT_RATE: u64 = 10_000;
 
+/// A `nexmark` source's configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NexmarkConfig {
+    /// Events in all (None: unbounded).
+    pub events: Option<u64>,
+    /// Events per second (None: as fast as read).
+    pub rate: Option<u64>,
+    pub seed: u64,
+    /// `parallelism:`: the lanes that generate the stream.
+    pub lanes: usize,
+}
+
+impl NexmarkConfig {
+    /// The source as its lanes, each making its share of the stream.
+    pub fn build(&self, origin: Origin) -> Vec<Box<dyn Source>> {
+        let lanes = self.lanes as u64;
+        (0..lanes)
+            .map(|lane| -> Box<dyn Source> {
+                Box::new(NexmarkSource::new(self.events, self.rate, self.seed, origin, (lane, lanes)))
+            })
+            .collect()
+    }
+
+    /// One unpaced lane can be cut into blocks ahead of reading.
+    pub fn readable_in_blocks(&self) -> bool {
+        self.rate.is_none() && self.lanes <= 1
+    }
+}
+
 pub struct NexmarkSource {
     /// This lane's number and the number of lanes: lane k makes events k, k + n, k + 2n, ...
     lane: (u64, u64),

@@ -11,11 +11,12 @@
 //! ends a record only outside quotes. (Counting quote characters would be fooled by a
 //! stray quote inside an unquoted field, such as `5" screen`.)
 
+use super::decode::Decoding;
 use super::decode::{read_csv_header, Decoder, KnownColumns, LineTooLong};
 use super::{BadRecord, BlockShare};
 use crate::error::{Error, Result};
+use crate::format::DataFormat;
 use crate::record::{Batch, Origin};
-use crate::spec::{DataFormat, Decoding};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use std::collections::VecDeque;
 use std::io::{Read, Seek, SeekFrom};
@@ -211,7 +212,7 @@ impl BlockReader {
 
     /// Reads every file from `at` on, in blocks ending on record boundaries.
     fn cut(&mut self, paths: &[PathBuf], decoding: &Decoding, at: Origin, id: &str) -> Result<()> {
-        let csv = (decoding.format.value == DataFormat::Csv).then_some((decoding.csv.quote, decoding.csv.delimiter));
+        let csv = (decoding.format == DataFormat::Csv).then_some((decoding.csv.quote, decoding.csv.delimiter));
         for (index, path) in paths.iter().enumerate().skip(at.file as usize) {
             let cannot = |what: &str, e: std::io::Error| {
                 Error::io(format!("source `{id}`: cannot {what} {}", path.display()), e)

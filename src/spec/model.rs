@@ -64,100 +64,10 @@ fn token_len(text: &str) -> usize {
     text.chars().take_while(|c| "=<>!|".contains(*c)).count().max(1)
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DataFormat {
-    Csv,
-    Jsonl,
-    Text,
-    /// Kafka only: the message value as one string field.
-    Raw,
-}
-
-impl DataFormat {
-    pub fn name(self) -> &'static str {
-        match self {
-            DataFormat::Csv => "csv",
-            DataFormat::Jsonl => "jsonl",
-            DataFormat::Text => "text",
-            DataFormat::Raw => "raw",
-        }
-    }
-
-    fn parse(s: &str) -> Option<DataFormat> {
-        Some(match s {
-            "csv" => DataFormat::Csv,
-            "jsonl" => DataFormat::Jsonl,
-            "text" => DataFormat::Text,
-            "raw" => DataFormat::Raw,
-            _ => return None,
-        })
-    }
-
-    /// The format a path's extension implies.
-    pub fn from_extension(path: &str) -> Option<DataFormat> {
-        let ext = Path::new(path).extension()?.to_str()?.to_ascii_lowercase();
-        match ext.as_str() {
-            "csv" => Some(DataFormat::Csv),
-            "jsonl" | "ndjson" | "json" => Some(DataFormat::Jsonl),
-            "txt" | "log" => Some(DataFormat::Text),
-            _ => None,
-        }
-    }
-}
-
-/// Declared types of CSV columns (`schema:`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ValueType {
-    String,
-    Int,
-    Float,
-    Bool,
-    Timestamp,
-    Json,
-}
-
-impl ValueType {
-    fn parse(s: &str) -> ValueType {
-        match s {
-            "int" => ValueType::Int,
-            "float" => ValueType::Float,
-            "bool" => ValueType::Bool,
-            "timestamp" => ValueType::Timestamp,
-            "json" => ValueType::Json,
-            _ => ValueType::String,
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct CsvOptions {
-    pub header: bool,
-    pub delimiter: u8,
-    pub quote: u8,
-}
-
-impl Default for CsvOptions {
-    fn default() -> Self {
-        CsvOptions { header: true, delimiter: b',', quote: b'"' }
-    }
-}
-
-/// How records are decoded, shared by every source that reads bytes.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Decoding {
-    pub format: Spanned<DataFormat>,
-    pub csv: CsvOptions,
-    pub schema: Vec<(Spanned<String>, ValueType)>,
-    /// The longest line (a CSV record: its bytes) read, in bytes: `max_line_length`,
-    /// default [`DEFAULT_MAX_LINE`]; a longer one stops the run naming file and line.
-    pub max_line: u64,
-}
-
-/// The longest line a file, stdin or socket source reads by default (docs/limits.md):
-/// a file without newlines or a peer that never sends one cannot fill memory.
-pub const DEFAULT_MAX_LINE: u64 = 16 << 20;
-
-pub use crate::sources::TimeFormat;
+pub use crate::format::DataFormat;
+pub use crate::sinks::{sql::SqlDialect, StdoutFormat};
+pub use crate::sources::decode::{CsvOptions, Decoding, ValueType, DEFAULT_MAX_LINE};
+pub use crate::sources::{KafkaStart, TimeFormat};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum TimeSource {
@@ -178,13 +88,6 @@ pub struct WatermarkSpec {
     pub max_out_of_orderness: Duration,
     pub idle_timeout: Option<Duration>,
     pub span: Option<Span>,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum KafkaStart {
-    Earliest,
-    Latest,
-    Committed,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -244,16 +147,6 @@ impl SourceKind {
             SourceKind::Nexmark { .. } => "nexmark",
         }
     }
-
-    pub fn decoding(&self) -> Option<&Decoding> {
-        match self {
-            SourceKind::File { decoding, .. }
-            | SourceKind::Stdin { decoding }
-            | SourceKind::Socket { decoding, .. }
-            | SourceKind::Kafka { decoding, .. } => Some(decoding),
-            _ => None,
-        }
-    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -275,25 +168,7 @@ pub enum KeySpec {
     Named(Vec<(Spanned<String>, ExprSpec)>),
 }
 
-#[derive(Clone, Debug, PartialEq)]
-pub enum WindowKind {
-    Tumbling(Duration),
-    Sliding { size: Duration, slide: Duration },
-    Session { gap: Duration },
-    Count(u64),
-}
-
-impl WindowKind {
-    pub fn describe(&self) -> String {
-        use super::duration::format_duration as d;
-        match self {
-            WindowKind::Tumbling(size) => format!("tumbling {}", d(*size)),
-            WindowKind::Sliding { size, slide } => format!("sliding {} every {}", d(*size), d(*slide)),
-            WindowKind::Session { gap } => format!("session gap {}", d(*gap)),
-            WindowKind::Count(n) => format!("count {n}"),
-        }
-    }
-}
+pub use crate::steps::window::WindowKind;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum LatePolicy {
@@ -346,19 +221,6 @@ impl StepSpec {
             None => format!("{} #{}", self.kind.name(), index + 1),
         }
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StdoutFormat {
-    Jsonl,
-    Csv,
-    Table,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SqlDialect {
-    Mysql,
-    Postgres,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -760,13 +622,11 @@ impl ModelBuilder<'_> {
         diags: &mut Diagnostics,
     ) -> Decoding {
         let format = match node.get("format") {
-            Some(f) => {
-                Spanned::new(DataFormat::parse(f.scalar().unwrap_or_default()).unwrap_or(DataFormat::Jsonl), f.span)
-            }
+            Some(f) => DataFormat::parse(f.scalar().unwrap_or_default()).unwrap_or(DataFormat::Jsonl),
             None => {
                 let from_path = path.and_then(|p| DataFormat::from_extension(p.scalar().unwrap_or_default()));
                 match (from_path.or(default), path) {
-                    (Some(f), _) => Spanned::new(f, path.map(|p| p.span).unwrap_or(node.span)),
+                    (Some(f), _) => f,
                     (None, Some(p)) => {
                         diags.error(
                             p.span,
@@ -776,9 +636,9 @@ impl ModelBuilder<'_> {
                             ),
                             Some("add `format: csv`, `format: jsonl` or `format: text`".into()),
                         );
-                        Spanned::new(DataFormat::Text, p.span)
+                        DataFormat::Text
                     }
-                    (None, None) => Spanned::new(DataFormat::Jsonl, node.span),
+                    (None, None) => DataFormat::Jsonl,
                 }
             }
         };
@@ -795,7 +655,9 @@ impl ModelBuilder<'_> {
             .map(|n| n.entries())
             .unwrap_or_default()
             .iter()
-            .map(|(k, v)| (text(k), ValueType::parse(v.scalar().unwrap_or_default())))
+            .map(|(k, v)| {
+                (k.scalar().unwrap_or_default().to_string(), ValueType::parse(v.scalar().unwrap_or_default()))
+            })
             .collect();
         let max_line = match node.get("max_line_length") {
             Some(n) => match n.scalar().map(super::duration::parse_size) {

@@ -23,7 +23,6 @@ use crate::expr::EvalError;
 use crate::expr::Expr;
 use crate::record::{Batch, Record};
 use crate::sinks::encode::LineEncoder;
-use crate::spec::WindowSpec;
 use aggregate::Aggregate;
 use component::BuiltStep;
 use std::sync::Arc;
@@ -35,15 +34,17 @@ pub enum CompiledStep {
         names: Vec<Arc<str>>,
         exprs: Vec<Expr>,
     },
-    Window(WindowSpec),
+    Window(window::WindowConfig),
     /// `keys`/`key_exprs` come from the `key_by` before it (empty: one global key),
-    /// `window` from the `window` before it (with that step's index, for `late:`).
+    /// `window` from the `window` before it (with that step's index, for `late:`);
+    /// `fingerprint` is [`reduce::fingerprint`] of the aggregates as written.
     Reduce {
         aggregates: Vec<Aggregate>,
         keys: Vec<Arc<str>>,
         key_exprs: Vec<Expr>,
-        window: Option<WindowSpec>,
+        window: Option<window::WindowConfig>,
         window_step: Option<usize>,
+        fingerprint: String,
     },
     /// A step defined whole in its own file (`steps/component.rs`).
     Component(Arc<dyn BuiltStep>),
@@ -59,6 +60,19 @@ impl CompiledStep {
                 aggregates.iter().filter_map(|a| a.arg.as_ref()).chain(key_exprs).collect()
             }
             CompiledStep::Component(c) => c.exprs(),
+        }
+    }
+
+    /// What decides the meaning of the step's saved state: a checkpoint's state is
+    /// restored only into a step with the same fingerprint. Stable across versions
+    /// (checkpoints written by earlier ones compare against it; the committed v1
+    /// checkpoint's test holds it); not the text `flowctl plan` prints.
+    pub fn fingerprint(&self) -> String {
+        match self {
+            CompiledStep::KeyBy { exprs, .. } => exprs.iter().map(Expr::text).collect::<Vec<_>>().join(", "),
+            CompiledStep::Window(w) => w.fingerprint(),
+            CompiledStep::Reduce { fingerprint, .. } => fingerprint.clone(),
+            CompiledStep::Component(c) => c.fingerprint(),
         }
     }
 
@@ -174,15 +188,9 @@ pub fn build(step: &CompiledStep) -> Option<Box<dyn Operator>> {
         CompiledStep::Reduce { aggregates, keys, key_exprs, window: None, .. } => {
             Box::new(reduce::RollingReduce::new(keys.clone(), key_exprs.clone(), aggregates.clone()))
         }
-        CompiledStep::Reduce { aggregates, keys, key_exprs, window: Some(w), .. } => {
-            Box::new(window::WindowReduce::new(
-                keys.clone(),
-                key_exprs.clone(),
-                aggregates.clone(),
-                &w.kind.value,
-                w.allowed_lateness,
-            ))
-        }
+        CompiledStep::Reduce { aggregates, keys, key_exprs, window: Some(w), .. } => Box::new(
+            window::WindowReduce::new(keys.clone(), key_exprs.clone(), aggregates.clone(), &w.kind, w.allowed_lateness),
+        ),
         CompiledStep::Component(c) => c.operator(),
     })
 }

@@ -32,6 +32,23 @@ impl RollingReduce {
     }
 }
 
+/// The fingerprint of a `reduce` (see `CompiledStep::fingerprint`): its aggregates as
+/// written (`name = call`), the key expressions of the `key_by` before it and the
+/// windows it keeps. The text is the one checkpoints have held since version 1.
+pub fn fingerprint(
+    aggregates: &[(&str, &str)],
+    key_exprs: &[Expr],
+    window: Option<&super::window::WindowConfig>,
+) -> String {
+    let aggregates: Vec<String> = aggregates.iter().map(|(name, call)| format!("{name} = {call}")).collect();
+    let keys: Vec<&str> = key_exprs.iter().map(Expr::text).collect();
+    let mut s = format!("{} | key: {}", aggregates.join(", "), keys.join(", "));
+    if let Some(w) = window {
+        s.push_str(&format!(" | window: {}, lateness {}ms", w.kind.describe(), w.allowed_lateness.as_millis()));
+    }
+    s
+}
+
 /// Evaluates the key expressions of a record.
 pub fn eval_key(exprs: &[Expr], record: &Record) -> Result<Key, crate::expr::EvalError> {
     let values = exprs.iter().map(|e| e.eval(record)).collect::<Result<Vec<_>, _>>()?;

@@ -22,10 +22,55 @@ use super::{Operator, StepError};
 use crate::expr::Expr;
 use crate::record::{Batch, Record, Schema, Value};
 use crate::sinks::encode::LineEncoder;
-use crate::spec::WindowKind;
+use crate::spec::duration::format_duration;
 use crate::steps::aggregate::Aggregate;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// A window's kind as configured (`window:` in a pipeline).
+#[derive(Clone, Debug, PartialEq)]
+pub enum WindowKind {
+    Tumbling(Duration),
+    Sliding { size: Duration, slide: Duration },
+    Session { gap: Duration },
+    Count(u64),
+}
+
+impl WindowKind {
+    /// The kind in words (`tumbling 1m`). Checkpoint fingerprints contain it, so its
+    /// text stays as it is (`flowctl plan` shows it too).
+    pub fn describe(&self) -> String {
+        match self {
+            WindowKind::Tumbling(size) => format!("tumbling {}", format_duration(*size)),
+            WindowKind::Sliding { size, slide } => {
+                format!("sliding {} every {}", format_duration(*size), format_duration(*slide))
+            }
+            WindowKind::Session { gap } => format!("session gap {}", format_duration(*gap)),
+            WindowKind::Count(n) => format!("count {n}"),
+        }
+    }
+}
+
+/// A `window` step built: what the `reduce` after it runs by (which sink takes late
+/// records is the graph's `late_sinks`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct WindowConfig {
+    pub kind: WindowKind,
+    pub allowed_lateness: Duration,
+}
+
+impl WindowConfig {
+    /// The `window` step's own fingerprint (it keeps no state; the `reduce` after it
+    /// fingerprints the windows it keeps).
+    pub fn fingerprint(&self) -> String {
+        let mut s = self.kind.describe();
+        if !self.allowed_lateness.is_zero() {
+            s.push_str(&format!(", allowed lateness {}", format_duration(self.allowed_lateness)));
+        }
+        s
+    }
+}
 
 /// Puts the windows of a time-based kind that contain `ts` into `out`, in ascending
 /// start order.
@@ -160,7 +205,7 @@ impl WindowReduce {
         key_exprs: Vec<Expr>,
         aggregates: Vec<Aggregate>,
         kind: &WindowKind,
-        allowed_lateness: std::time::Duration,
+        allowed_lateness: Duration,
     ) -> WindowReduce {
         let mut names = key_names;
         names.push(Arc::from("window_start"));

@@ -2,6 +2,7 @@
 //! only way to build a [`ValidPipeline`] ("parse, don't validate"): the planner and
 //! runtime never re-check configuration.
 
+pub mod components;
 pub mod graph;
 pub mod order;
 pub mod steps;
@@ -9,7 +10,9 @@ pub mod steps;
 pub use graph::{Graph, NodeRef};
 
 use crate::diag::Diagnostics;
-use crate::spec::{self, PipelineSpec, SourceFile, SourceSpec};
+use crate::sinks::BuiltSink;
+use crate::sources::BuiltSource;
+use crate::spec::{self, PipelineSpec, SourceFile};
 use std::sync::Arc;
 
 /// A pipeline that passed every check, with its graph resolved and its expressions
@@ -20,6 +23,17 @@ pub struct ValidPipeline {
     pub graph: Graph,
     /// One per `spec.steps`.
     pub steps: Vec<crate::steps::CompiledStep>,
+    /// One per step: how messages, metrics and checkpoints name it.
+    pub step_names: Vec<StepName>,
+    /// The pipeline's `name:` (or its file's stem).
+    pub name: String,
+    /// One per `spec.sources`, built: what the planner and the runtime read.
+    pub sources: Vec<crate::sources::BuiltSource>,
+    /// One per `spec.sinks`, built.
+    pub sinks: Vec<crate::sinks::BuiltSink>,
+    pub checkpoint: Option<crate::checkpoint::Config>,
+    /// `memory_limit:` in bytes.
+    pub memory_limit: Option<u64>,
     /// One per `spec.sources`.
     pub event_times: Vec<Option<crate::sources::EventTime>>,
     /// The fields each source is known to produce (declared schema or CSV header).
@@ -29,39 +43,22 @@ pub struct ValidPipeline {
     pub source_schemas: Vec<Option<Arc<crate::record::Schema>>>,
 }
 
+/// A step's name (its `id:`, or `<kind> #<n>`) and kind.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepName {
+    pub label: String,
+    pub kind: &'static str,
+}
+
 /// What validation may look at besides the file itself.
 pub struct Options<'a> {
     /// Reads `${VAR}`.
     pub env: &'a dyn Fn(&str) -> Option<String>,
     /// Fields a source produces that only its input can tell (a CSV header); `flowctl
     /// validate` opens no inputs, `flowctl run` does.
-    pub peek_fields: &'a dyn Fn(&PipelineSpec, &SourceSpec) -> Option<Vec<String>>,
+    pub peek_fields: &'a dyn Fn(&crate::sources::SourceConfig) -> Option<Vec<String>>,
     /// `--set path=value` overrides.
     pub overrides: &'a [spec::overrides::Override],
-}
-
-/// Fields a source declares in the spec itself: text lines, generator fields, or the
-/// `schema:` of a CSV source without a header (with a header, the header names the
-/// fields).
-fn declared_fields(source: &SourceSpec) -> Option<Vec<Arc<str>>> {
-    if let spec::SourceKind::Datagen { fields, .. } = &source.kind {
-        return Some(fields.iter().map(|g| Arc::from(g.field.value.as_str())).collect());
-    }
-    let decoding = source.kind.decoding()?;
-    let mut fields: Vec<Arc<str>> = match decoding.format.value {
-        spec::DataFormat::Text | spec::DataFormat::Raw => {
-            vec![Arc::from(crate::sources::value_field(decoding.format.value))]
-        }
-        spec::DataFormat::Csv if !decoding.csv.header && !decoding.schema.is_empty() => {
-            decoding.schema.iter().map(|(n, _)| Arc::from(n.value.as_str())).collect()
-        }
-        _ => return None,
-    };
-    // A Kafka message's key, timestamp and headers follow its value's fields.
-    if let spec::SourceKind::Kafka { key_field, timestamp_field, headers_field, .. } = &source.kind {
-        fields.extend([key_field, timestamp_field, headers_field].into_iter().flatten().map(|f| Arc::from(f.as_str())));
-    }
-    Some(fields)
 }
 
 /// Validates a parsed spec.
@@ -69,18 +66,20 @@ pub fn validate(spec: PipelineSpec, options: &Options) -> Result<ValidPipeline, 
     let mut diags = Diagnostics::default();
     let graph = graph::resolve(&spec, &mut diags);
     order::check_order(&spec, &graph, &mut diags);
-    let source_fields: Vec<Option<Vec<Arc<str>>>> = spec
-        .sources
+    let sources: Vec<_> = spec.sources.iter().map(|s| components::source(&spec, s)).collect();
+    let source_fields: Vec<Option<Vec<Arc<str>>>> = sources
         .iter()
         .map(|s| {
-            declared_fields(s)
-                .or_else(|| (options.peek_fields)(&spec, s).map(|f| f.iter().map(|n| Arc::from(n.as_str())).collect()))
+            let declared = s.config.declared_fields();
+            declared
+                .or_else(|| (options.peek_fields)(&s.config).map(|f| f.iter().map(|n| Arc::from(n.as_str())).collect()))
         })
         .collect();
     let source_schemas: Vec<_> = source_fields.iter().map(|f| f.clone().map(crate::record::Schema::new)).collect();
     let compiled = steps::compile(&spec, &graph, &source_schemas, &mut diags);
     check_sink_expressions(&spec, &mut diags);
-    check_connections(&spec, &mut diags);
+    let sinks: Vec<_> = spec.sinks.iter().map(|s| components::sink(&spec, s)).collect();
+    check_components(&spec, &sources, &sinks, &mut diags);
     if !diags.is_empty() {
         return Err(diags.sorted());
     }
@@ -91,7 +90,22 @@ pub fn validate(spec: PipelineSpec, options: &Options) -> Result<ValidPipeline, 
         d.error(spec.steps_span, "internal error: a step failed to compile without a diagnostic", None);
         return Err(d);
     }
-    Ok(ValidPipeline { spec, graph, steps, event_times: compiled.event_times, source_fields, source_schemas })
+    let step_names =
+        spec.steps.iter().enumerate().map(|(i, s)| StepName { label: s.label(i), kind: s.kind.name() }).collect();
+    Ok(ValidPipeline {
+        name: spec.name.clone(),
+        sinks,
+        checkpoint: components::checkpoint(&spec),
+        memory_limit: spec.memory_limit,
+        sources,
+        spec,
+        graph,
+        steps,
+        step_names,
+        event_times: compiled.event_times,
+        source_fields,
+        source_schemas,
+    })
 }
 
 /// Sink expressions (a Kafka sink's `key` and `partition_by`) must compile; their
@@ -110,54 +124,28 @@ fn check_sink_expressions(spec: &PipelineSpec, diags: &mut Diagnostics) {
     }
 }
 
-/// Where sockets and databases are: a socket's `address` is host:port, a SQL sink's
-/// `url` one its driver reads (both were found only by `run`, without a position).
-fn check_connections(spec: &PipelineSpec, diags: &mut Diagnostics) {
-    let addresses = spec
-        .sources
-        .iter()
-        .filter_map(|s| match &s.kind {
-            spec::SourceKind::Socket { address, .. } => Some(address),
-            _ => None,
-        })
-        .chain(spec.sinks.iter().filter_map(|s| match &s.kind {
-            spec::SinkKind::Socket { address, .. } => Some(address),
-            _ => None,
-        }));
-    for address in addresses {
-        if let Err(why) = check_address(&address.value) {
-            diags.error(
-                address.span,
-                format!("`address` must be host:port, found `{}`: {why}", address.value),
-                Some("such as localhost:9000 or [::1]:9000".into()),
-            );
+/// Each source's and sink's own checks (`SourceConfig::check`, `SinkConfig::check`:
+/// a socket's `address`, a SQL sink's `url`), reported at the setting they are about.
+fn check_components(spec: &PipelineSpec, sources: &[BuiltSource], sinks: &[BuiltSink], diags: &mut Diagnostics) {
+    for (source, built) in spec.sources.iter().zip(sources) {
+        if let Err(problem) = built.config.check() {
+            let at = match &source.kind {
+                spec::SourceKind::Socket { address, .. } => address.span,
+                _ => source.type_span,
+            };
+            diags.error(at, problem.message, problem.hint);
         }
     }
-    for sink in &spec.sinks {
-        if let spec::SinkKind::Sql { dialect, url, .. } = &sink.kind {
-            if let Err(why) = crate::sinks::sql::check_url(*dialect, &url.value) {
-                let example = match dialect {
-                    spec::SqlDialect::Mysql => "mysql://user:password@host:3306/database",
-                    spec::SqlDialect::Postgres => "postgres://user:password@host:5432/database",
-                };
-                // The value is not shown: it may hold a password (from `${VAR}`).
-                diags.error(
-                    url.span,
-                    format!("`url` of sink `{}` is not a connection URL: {why}", sink.id.value),
-                    Some(format!("such as {example}")),
-                );
-            }
+    for (sink, built) in spec.sinks.iter().zip(sinks) {
+        if let Err(problem) = built.config.check() {
+            let at = match &sink.kind {
+                spec::SinkKind::Socket { address, .. } => address.span,
+                spec::SinkKind::Sql { url, .. } => url.span,
+                _ => sink.type_span,
+            };
+            diags.error(at, problem.message, problem.hint);
         }
     }
-}
-
-/// Whether `address` is host:port with a port number.
-fn check_address(address: &str) -> Result<(), &'static str> {
-    let (host, port) = address.rsplit_once(':').ok_or("no `:port`")?;
-    if host.is_empty() {
-        return Err("no host");
-    }
-    port.parse::<u16>().map(drop).map_err(|_| "the port is not a number from 0 to 65535")
 }
 
 /// Loads, checks and validates one file: every diagnostic of every stage at once.

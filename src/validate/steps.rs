@@ -8,9 +8,10 @@ use crate::diag::{did_you_mean, Diagnostics};
 use crate::expr::{self, Expr, Scope};
 use crate::record::Schema;
 use crate::sources::EventTime as CompiledEventTime;
-use crate::spec::{ExprSpec, KeySpec, PipelineSpec, StepKind, StepSpec, TimeSource, WindowSpec};
+use crate::spec::{ExprSpec, KeySpec, PipelineSpec, StepKind, StepSpec, TimeSource};
 use crate::steps::aggregate::{AggFunc, Aggregate};
 use crate::steps::component::{Output, StepInput};
+use crate::steps::window::WindowConfig;
 use crate::steps::CompiledStep;
 use std::sync::Arc;
 
@@ -22,7 +23,7 @@ struct Stream {
     /// The shared schema records will usually have, for index resolution.
     schema: Option<Arc<Schema>>,
     keys: Option<(Vec<Arc<str>>, Vec<Expr>)>,
-    window: Option<(WindowSpec, usize)>,
+    window: Option<(WindowConfig, usize)>,
 }
 
 impl Stream {
@@ -185,9 +186,10 @@ fn compile_step(
             (Some(CompiledStep::KeyBy { names, exprs }), out)
         }
         StepKind::Window(w) => {
+            let window = WindowConfig { kind: w.kind.value.clone(), allowed_lateness: w.allowed_lateness };
             let mut out = passthrough;
-            out.window = Some((w.clone(), index));
-            (Some(CompiledStep::Window(w.clone())), out)
+            out.window = Some((window.clone(), index));
+            (Some(CompiledStep::Window(window)), out)
         }
         StepKind::Reduce(aggs) => {
             let (keys, key_exprs) = input.keys.clone().unwrap_or_default();
@@ -226,11 +228,14 @@ fn compile_step(
                     None => ok = false,
                 }
             }
+            let window = input.window.as_ref().map(|(w, _)| w.clone());
+            let written: Vec<(&str, &str)> = aggs.iter().map(|(n, e)| (n.value.as_str(), e.text.as_str())).collect();
             let step = ok.then(|| CompiledStep::Reduce {
+                fingerprint: crate::steps::reduce::fingerprint(&written, &key_exprs, window.as_ref()),
                 aggregates,
                 keys,
                 key_exprs,
-                window: input.window.as_ref().map(|(w, _)| w.clone()),
+                window,
                 window_step: input.window.as_ref().map(|(_, i)| *i),
             });
             (step, Stream::of_schema(Schema::new(fields)))

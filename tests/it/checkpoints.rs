@@ -331,3 +331,44 @@ fn a_checkpoint_written_by_format_version_1_still_resumes() {
     );
     assert_eq!(totals.lines().count(), 4);
 }
+
+/// Step state fingerprints through the library: the text checkpoints compare.
+mod fingerprints {
+    use flowctl::runtime::checkpointing::step_keys;
+    use flowctl::spec::SourceFile;
+    use flowctl::validate::{validate_file, Options};
+
+    fn keys(path: &str, text: &str) -> Vec<(String, String)> {
+        let file = SourceFile { path: path.into(), text: text.to_string() };
+        let options = Options { env: &|_| None, peek_fields: &|_| None, overrides: &[] };
+        let valid = validate_file(&file, &options).unwrap_or_else(|d| panic!("{}", d.render(path, text)));
+        step_keys(&flowctl::plan::plan(valid))
+    }
+
+    /// Fingerprints are compared as text with those of checkpoints already written:
+    /// the committed version 1 checkpoint's must come out the same.
+    #[test]
+    fn fingerprints_are_those_the_version_1_checkpoint_holds() {
+        let fixture = super::super::common::root().join("tests/fixtures/checkpoint_v1");
+        let text = std::fs::read_to_string(fixture.join("pipeline.yaml")).expect("fixture pipeline");
+        let bytes = std::fs::read(fixture.join("state/epoch-0000000001.checkpoint")).expect("fixture checkpoint");
+        let saved = flowctl::checkpoint::format::decode(&bytes).expect("fixture decodes");
+        let saved: Vec<(String, String)> = saved.steps.into_iter().map(|s| (s.key, s.fingerprint)).collect();
+        assert_eq!(keys("pipeline.yaml", &text), saved);
+    }
+
+    #[test]
+    fn a_windowed_reduce_fingerprints_its_aggregates_key_and_windows() {
+        let yaml = "sources:\n  in: {type: stdin, format: jsonl, event_time: ts}\nsteps:\n  - key_by: {k: lower(user)}\n  - window: {sliding: {size: 1m, slide: 10s}, allowed_lateness: 5s}\n  - reduce: {n: count(), total: sum( amount )}\nsinks:\n  out: {type: stdout}\n";
+        let want = [
+            ("key_by #1", "key_by: lower(user)"),
+            ("window #2", "window: sliding 1m every 10s, allowed lateness 5s"),
+            (
+                "reduce #3",
+                "reduce: n = count(), total = sum( amount ) | key: lower(user) | window: sliding 1m every 10s, lateness 5000ms",
+            ),
+        ];
+        let want: Vec<(String, String)> = want.iter().map(|(k, f)| (k.to_string(), f.to_string())).collect();
+        assert_eq!(keys("p.yaml", yaml), want);
+    }
+}

@@ -113,7 +113,7 @@ fn mutate(text: &str, corpus: &[String], rng: &mut SmallRng) -> String {
 fn exercise(text: &str) -> bool {
     let file = SourceFile { path: "fuzz.yaml".into(), text: text.to_string() };
     let env = |name: &str| (name != "UNSET_VARIABLE").then(|| "1".to_string());
-    let options = Options { env: &env, peek_fields: &|_, _| None, overrides: &[] };
+    let options = Options { env: &env, peek_fields: &|_| None, overrides: &[] };
     let Ok(valid) = validate_file(&file, &options) else { return false };
     for options in [
         PlanOptions { parallelism: Some(1), cores: 2, io: plan::Io::Spec },
