@@ -1,6 +1,6 @@
 //! A spec fuzzer: pipeline files mutated from the corpus (pipelines/ and
-//! tests/fixtures/) go through loading, validation, planning and every plan rendering
-//! in-process, and none may panic, overflow the stack or hang: each gets diagnostics or
+//! tests/fixtures/) go through loading, validation, planning, every plan rendering and
+//! the Flink SQL export in-process, and none may panic, overflow the stack or hang: each gets diagnostics or
 //! a plan. It runs for `FLOWCTL_FUZZ_SECONDS` (default 20; `.ci/run` gives it 60; run it
 //! longer by hand) from the seed `FLOWCTL_FUZZ_SEED` (default: a fixed one, so a CI run
 //! is reproducible; the seed of a failure is printed).
@@ -108,13 +108,17 @@ fn mutate(text: &str, corpus: &[String], rng: &mut SmallRng) -> String {
     lines.join("\n") + "\n"
 }
 
-/// Loads, validates, plans and renders one file in every format; the plan at two
-/// parallelisms and for given I/O. Whether the file was valid.
+/// Loads, validates, plans and renders one file in every format (the plan at two
+/// parallelisms and for given I/O) and exports it to Flink SQL, strictly and
+/// approximately. Whether the file was valid.
 fn exercise(text: &str) -> bool {
     let file = SourceFile { path: "fuzz.yaml".into(), text: text.to_string() };
     let env = |name: &str| (name != "UNSET_VARIABLE").then(|| "1".to_string());
     let options = Options { env: &env, peek_fields: &|_| None, overrides: &[] };
     let Ok(valid) = validate_file(&file, &options) else { return false };
+    for approximate in [false, true] {
+        let _ = flowctl::export::flink_sql(&valid, approximate);
+    }
     for options in [
         PlanOptions { parallelism: Some(1), cores: 2, io: plan::Io::Spec },
         PlanOptions { parallelism: Some(3), cores: 2, io: plan::Io::Spec },
